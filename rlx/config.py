@@ -1,0 +1,234 @@
+"""Typed, validated configuration dataclasses.
+
+Every config in rlx is a frozen dataclass whose fields are declared with :func:`field`, which records
+the allowed values. :func:`from_dict` builds a config from plain data (YAML, CLI ``--set``) and raises
+:class:`ConfigError` with one line naming the field and what is allowed, before anything compiles.
+Fields marked ``traced=True`` are shape-free hyperparameters that live inside the train state as
+arrays, so they can be vmapped over; all others are static (they fix shapes or program structure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Callable, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message is one line that names the field."""
+
+
+def field(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str = "",
+    traced: bool = False,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Sequence[Any] | None = None,
+    default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+) -> Any:
+    """Declares a config field with its documentation and allowed range or choices."""
+    metadata = dict(doc=doc, traced=traced, gt=gt, ge=ge, le=le, lt=lt, choices=choices)
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def traced_fields(config_cls: type) -> tuple[str, ...]:
+    """Names of the traced (vmappable) fields of a config class."""
+    return tuple(f.name for f in dataclasses.fields(config_cls) if f.metadata.get("traced"))
+
+
+def _describe_range(meta: dict) -> str:
+    parts = []
+    for key, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if meta.get(key) is not None:
+            parts.append(f"{symbol} {meta[key]:g}")
+    return " and ".join(parts)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Checks ``value`` against the annotation ``tp``; returns the converted value."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{name}: expected null, got {value!r}")
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+        return tuple(_coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, prefix=f"{name}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    raise TypeError(f"unsupported config annotation {tp!r} for {name}")
+
+
+def _check_meta(value: Any, meta: dict, name: str) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        allowed = ", ".join(str(c) for c in choices)
+        raise ConfigError(f"{name}: must be one of {allowed}; got {value!r}")
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            continue
+        ok = all(
+            [
+                meta.get("gt") is None or item > meta["gt"],
+                meta.get("ge") is None or item >= meta["ge"],
+                meta.get("lt") is None or item < meta["lt"],
+                meta.get("le") is None or item <= meta["le"],
+            ]
+        )
+        if not ok:
+            raise ConfigError(f"{name}: must be {_describe_range(meta)}; got {value!r}")
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Builds the dataclass ``cls`` from ``data``, validating names, types and ranges."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        raise ConfigError(
+            f"{prefix}{key}: unknown field{hint}; allowed: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, f in fields.items():
+        full = f"{prefix}{name}"
+        if name in data:
+            value = _coerce(data[name], hints[name], full)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            raise ConfigError(f"{full}: required field is missing")
+        _check_meta(value, f.metadata, full)
+        values[name] = value
+    config = cls(**values)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+    return config
+
+
+def to_dict(config: Any) -> dict:
+    """Plain-data (YAML-ready) view of a config dataclass, tuples as lists."""
+
+    def convert(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(config)
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursively merges ``override`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_assignment(text: str) -> dict:
+    """Turns ``"agent.learning_rate=1e-3"`` into ``{"agent": {"learning_rate": 1e-3}}``."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. agent.learning_rate=3e-4")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: empty field name")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    nested: dict = {}
+    node = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def load_yaml(path: str) -> dict:
+    """Reads a YAML mapping; a missing or malformed file is a one-line ConfigError."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: file not found") from None
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "parse error"
+        raise ConfigError(f"--config {path}: invalid YAML ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a mapping at top level")
+    return data

@@ -1,0 +1,107 @@
+"""Env registry: ``make("suite/name")`` for ``brax``, ``gymnax`` and ``playground`` envs.
+
+Options can be given as fields of :class:`EnvConfig` or in the name's query string,
+``"brax/ant?backend=mjx&episode_length=500"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+
+from rlx.config import ConfigError, field, from_dict
+from rlx.envs.adapters import BraxEnv, EnvError, GymnaxEnv, PlaygroundEnv
+from rlx.envs.base import Box, Discrete, Env, EnvStep, Space, Wrapper
+from rlx.envs.wrappers import (
+    ActionRepeat,
+    AutoReset,
+    EpisodeStats,
+    TimeLimit,
+    Vmap,
+    training_env,
+)
+
+SUITES = ("brax", "gymnax", "playground")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Which env to make and how."""
+
+    name: str = field("gymnax/CartPole-v1", doc="'suite/name', suite one of brax, gymnax, playground")
+    backend: str | None = field(
+        None, doc="brax: generalized|mjx|positional|spring; playground: jax|warp (default jax on CPU)"
+    )
+    episode_length: int | None = field(None, gt=0, doc="env steps before truncation (suite default if null)")
+    action_repeat: int = field(1, gt=0, doc="repeat each action this many env steps")
+
+    def check(self) -> None:
+        suite, _, rest = self.name.partition("/")
+        if suite not in SUITES or not rest:
+            raise ConfigError(
+                f"env.name: expected 'suite/name' with suite one of {', '.join(SUITES)}; got {self.name!r}"
+            )
+        if "?" in rest:
+            raise ConfigError(f"env.name: options belong in env fields here, not in the name; got {self.name!r}")
+
+
+def parse_env_spec(spec: str) -> dict:
+    """``"brax/ant?backend=mjx"`` -> ``{"name": "brax/ant", "backend": "mjx"}`` (values YAML-typed)."""
+    import yaml
+
+    name, _, query = spec.partition("?")
+    out: dict = {"name": name}
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        out[key] = yaml.safe_load(value) if value else None
+    allowed = [f.name for f in dataclasses.fields(EnvConfig) if f.name != "name"]
+    for key in out:
+        if key != "name" and key not in allowed:
+            raise ConfigError(f"env option {key!r} in {spec!r}: unknown; allowed: {', '.join(allowed)}")
+    return out
+
+
+def make(spec: str | EnvConfig, **options) -> Env:
+    """Makes one (unbatched) env: adapter, time limit, action repeat.
+
+    ``spec`` is an :class:`EnvConfig` or a ``"suite/name?opt=value"`` string; keyword options are
+    :class:`EnvConfig` fields. Raises :class:`EnvError` (one line) for unknown envs or options.
+    """
+    if isinstance(spec, str):
+        spec = from_dict(EnvConfig, {**parse_env_spec(spec), **options})
+    elif options:
+        spec = dataclasses.replace(spec, **options)
+    suite, _, name = spec.name.partition("/")
+    if suite == "gymnax":
+        if spec.backend is not None:
+            raise EnvError(f"env {spec.name}: gymnax envs have no backend option; got {spec.backend!r}")
+        env: Env = GymnaxEnv(name, spec.episode_length)
+    elif suite == "brax":
+        env = TimeLimit(BraxEnv(name, spec.backend), spec.episode_length or 1000)
+    elif suite == "playground":
+        base = PlaygroundEnv(name, spec.backend)
+        env = TimeLimit(base, spec.episode_length or base.max_episode_steps)
+    else:
+        raise EnvError(f"env {spec.name}: unknown suite {suite!r}; available: {', '.join(SUITES)}")
+    if spec.action_repeat > 1:
+        env = ActionRepeat(env, spec.action_repeat)
+    return env
+
+
+__all__ = [
+    "ActionRepeat",
+    "AutoReset",
+    "Box",
+    "Discrete",
+    "Env",
+    "EnvConfig",
+    "EnvError",
+    "EnvStep",
+    "EpisodeStats",
+    "Space",
+    "TimeLimit",
+    "Vmap",
+    "Wrapper",
+    "make",
+    "parse_env_spec",
+    "training_env",
+]

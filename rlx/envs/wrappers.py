@@ -1,0 +1,148 @@
+"""Env wrappers: time limit, action repeat, episode statistics, auto-reset, vmap.
+
+Each wrapper keeps its own fields in a small state pytree whose ``inner`` is the wrapped env's state,
+and hands the wrapped env the same ``EnvStep`` with ``state`` swapped for ``inner``. Every wrapper's
+``reset`` and ``step`` return the same ``info`` keys so that ``EnvStep`` can be a ``lax.scan`` carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rlx.envs.base import Env, EnvStep, Wrapper
+
+
+def _inner(env_step: EnvStep) -> EnvStep:
+    return env_step.replace(state=env_step.state.inner)
+
+
+def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+@struct.dataclass
+class TimeLimitState:
+    inner: Any
+    steps: jax.Array  # int32, env steps taken in this episode
+
+
+class TimeLimit(Wrapper):
+    """Truncates episodes after ``max_steps`` env steps (``truncated`` only if not terminated)."""
+
+    def __init__(self, env: Env, max_steps: int):
+        super().__init__(env)
+        self.max_episode_steps = max_steps
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        first = self.env.reset(key)
+        return first.replace(state=TimeLimitState(first.state, jnp.zeros((), jnp.int32)))
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        nxt = self.env.step(_inner(env_step), action)
+        steps = env_step.state.steps + 1
+        out_of_time = steps >= self.max_episode_steps
+        truncated = jnp.logical_or(nxt.truncated, out_of_time) & ~nxt.terminated
+        return nxt.replace(state=TimeLimitState(nxt.state, steps), truncated=truncated)
+
+
+class ActionRepeat(Wrapper):
+    """Applies each action ``repeat`` times, summing rewards; stops early when the episode ends."""
+
+    def __init__(self, env: Env, repeat: int):
+        super().__init__(env)
+        self.repeat = repeat
+        self.max_episode_steps = -(-env.max_episode_steps // repeat)
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        return self.env.reset(key)
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        def one(carry, _):
+            current, total, ended = carry
+            nxt = self.env.step(current, action)
+            nxt = _select(ended, current, nxt)
+            total = total + jnp.where(ended, 0.0, nxt.reward)
+            return (nxt, total, ended | nxt.done), None
+
+        start = env_step.replace(terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool))
+        init = (start, jnp.zeros((), jnp.float32), jnp.zeros((), bool))
+        (last, total, _), _ = jax.lax.scan(one, init, None, length=self.repeat)
+        return last.replace(reward=total)
+
+
+@struct.dataclass
+class EpisodeStatsState:
+    inner: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+class EpisodeStats(Wrapper):
+    """Adds ``info['episode_return']``/``['episode_length']`` (agent steps): the running totals,
+    which are the completed episode's when ``done``. Totals restart after ``done``."""
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        first = self.env.reset(key)
+        zero_f, zero_i = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+        info = {**first.info, "episode_return": zero_f, "episode_length": zero_i}
+        return first.replace(state=EpisodeStatsState(first.state, zero_f, zero_i), info=info)
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        nxt = self.env.step(_inner(env_step), action)
+        ret = env_step.state.episode_return + nxt.reward
+        length = env_step.state.episode_length + 1
+        info = {**nxt.info, "episode_return": ret, "episode_length": length}
+        keep = ~nxt.done
+        state = EpisodeStatsState(nxt.state, ret * keep, length * keep)
+        return nxt.replace(state=state, info=info)
+
+
+@struct.dataclass
+class AutoResetState:
+    inner: Any
+    key: jax.Array
+
+
+class AutoReset(Wrapper):
+    """Resets finished episodes in place. The returned ``obs`` is the new episode's first
+    observation; ``info['final_obs']`` is the true observation the transition led to (equal to
+    ``obs`` when not done), which value targets must bootstrap from on truncation."""
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        key, reset_key = jax.random.split(key)
+        first = self.env.reset(reset_key)
+        info = {**first.info, "final_obs": first.obs}
+        return first.replace(state=AutoResetState(first.state, key), info=info)
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        nxt = self.env.step(_inner(env_step), action)
+        key, reset_key = jax.random.split(env_step.state.key)
+        fresh = self.env.reset(reset_key)
+        done = nxt.done
+        state = _select(done, fresh.state, nxt.state)
+        obs = jnp.where(done, fresh.obs, nxt.obs)
+        info = {**nxt.info, "final_obs": nxt.obs}
+        return nxt.replace(state=AutoResetState(state, key), obs=obs, info=info)
+
+
+class Vmap(Wrapper):
+    """Runs ``num_envs`` independent copies; every ``EnvStep`` field gains a leading axis."""
+
+    def __init__(self, env: Env, num_envs: int):
+        super().__init__(env)
+        self.num_envs = num_envs
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        return jax.vmap(self.env.reset)(jax.random.split(key, self.num_envs))
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        return jax.vmap(self.env.step)(env_step, action)
+
+
+def training_env(env: Env, num_envs: int) -> Vmap:
+    """The stack algorithms train on: episode statistics, auto-reset, ``num_envs`` vmapped copies."""
+    return Vmap(AutoReset(EpisodeStats(env)), num_envs)

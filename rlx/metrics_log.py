@@ -1,0 +1,83 @@
+"""Writes one metrics row per logged chunk to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from typing import Any
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalar: non-finite floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_metrics(run_dir: str) -> list[dict]:
+    """The rows of ``RUN_DIR/metrics.jsonl`` (an empty list if there are none)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class MetricsWriter:
+    """Appends rows; on resume, first drops rows of chunks after the restored checkpoint."""
+
+    def __init__(self, run_dir: str, tensorboard: bool = True, resume_after_chunk: int | None = None):
+        self.run_dir = run_dir
+        self._jsonl = os.path.join(run_dir, "metrics.jsonl")
+        self._csv = os.path.join(run_dir, "metrics.csv")
+        self.rows: list[dict] = []
+        purge_step = None
+        if resume_after_chunk is not None:
+            self.rows = [r for r in read_metrics(run_dir) if r["chunk"] <= resume_after_chunk]
+            self._rewrite_jsonl()
+            self._rewrite_csv()
+            purge_step = self.rows[-1]["env_steps"] + 1 if self.rows else 0
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(run_dir, "tensorboard"), purge_step=purge_step)
+
+    def _rewrite_jsonl(self) -> None:
+        tmp = self._jsonl + ".tmp"
+        with open(tmp, "w") as f:
+            for row in self.rows:
+                f.write(json.dumps(row) + "\n")
+        os.replace(tmp, self._jsonl)
+
+    def _rewrite_csv(self) -> None:
+        columns: list[str] = []
+        for row in self.rows:
+            columns += [k for k in row if k not in columns]
+        tmp = self._csv + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        os.replace(tmp, self._csv)
+
+    def write(self, row: dict) -> None:
+        row = {k: _clean(v) for k, v in row.items()}
+        self.rows.append(row)
+        with open(self._jsonl, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._rewrite_csv()
+        if self._tb is not None:
+            for key, value in row.items():
+                if key not in ("chunk", "env_steps") and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, global_step=row["env_steps"])
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,1 @@
+"""Pure numerical building blocks shared by algorithms (returns, normalization, distributions)."""

@@ -1,0 +1,28 @@
+"""Policy-gradient and value losses as pure functions of already-computed quantities."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def clipped_surrogate_loss(
+    log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array, clip_epsilon: float | jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """PPO's clipped objective, negated for minimisation: ``-mean(min(r A, clip(r, 1-e, 1+e) A))``.
+
+    Returns ``(loss, ratio)`` with ``ratio = exp(log_prob - old_log_prob)``.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    clipped = jnp.clip(ratio, 1.0 - clip_epsilon, 1.0 + clip_epsilon)
+    return -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages)), ratio
+
+
+def squared_value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
+    """``0.5 * mean((V - target)^2)``."""
+    return 0.5 * jnp.mean(jnp.square(values - targets))
+
+
+def normalize_advantages(advantages: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """Zero mean, unit standard deviation over all elements."""
+    return (advantages - advantages.mean()) / (advantages.std() + eps)

@@ -1,0 +1,51 @@
+"""Running mean/variance (Welford / Chan parallel update) for observation normalization.
+
+The statistics are a pytree held in the train state, updated with whole batches inside the jitted
+loop, and checkpointed with everything else.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class RunningStats:
+    """Count, mean and summed squared deviations (M2) of everything seen, per feature."""
+
+    count: jax.Array  # float32 scalar
+    mean: jax.Array  # [*shape]
+    m2: jax.Array  # [*shape]
+
+    @property
+    def variance(self) -> jax.Array:
+        return self.m2 / jnp.maximum(self.count, 1.0)
+
+
+def init_stats(shape: tuple[int, ...]) -> RunningStats:
+    zeros = jnp.zeros(shape, jnp.float32)
+    return RunningStats(count=jnp.zeros((), jnp.float32), mean=zeros, m2=zeros)
+
+
+def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
+    """Merges a batch ``[..., *shape]`` (all leading axes are samples) into ``stats``."""
+    shape = stats.mean.shape
+    batch = batch.reshape((-1, *shape)).astype(jnp.float32)
+    n = jnp.asarray(batch.shape[0], jnp.float32)
+    batch_mean = batch.mean(axis=0)
+    batch_m2 = jnp.square(batch - batch_mean).sum(axis=0)
+    total = stats.count + n
+    delta = batch_mean - stats.mean
+    mean = stats.mean + delta * (n / total)
+    m2 = stats.m2 + batch_m2 + jnp.square(delta) * stats.count * n / total
+    return RunningStats(count=total, mean=mean, m2=m2)
+
+
+def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0, eps: float = 1e-8) -> jax.Array:
+    """``(x - mean) / std``, clipped to ``[-clip, clip]``; identity before any data was seen."""
+    std = jnp.sqrt(stats.variance + eps)
+    seen = stats.count > 0
+    z = jnp.where(seen, (x - stats.mean) / std, x)
+    return jnp.clip(z, -clip, clip)
