@@ -55,8 +55,8 @@ class BraxEnv:
         return EnvStep(
             state=s,
             obs=s.obs.astype(jnp.float32),
-            reward=s.reward.astype(jnp.float32),
-            terminated=s.done > 0.5,
+            reward=jnp.asarray(s.reward, jnp.float32),
+            terminated=jnp.asarray(s.done) > 0.5,
             truncated=jnp.zeros((), bool),
             info={},
         )
@@ -172,7 +172,7 @@ class PlaygroundEnv:
             state=s,
             obs=s.obs.astype(jnp.float32),
             reward=jnp.asarray(s.reward, jnp.float32),
-            terminated=s.done > 0.5,
+            terminated=jnp.asarray(s.done) > 0.5,
             truncated=jnp.zeros((), bool),
             info={},
         )

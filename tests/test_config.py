@@ -1,0 +1,71 @@
+"""Config validation: every bad value is one line naming the field."""
+
+import pytest
+
+from rlx.config import ConfigError, parse_assignment
+from rlx.driver import build_config
+from rlx.envs import parse_env_spec
+
+
+def error_of(data):
+    with pytest.raises(ConfigError) as info:
+        build_config(data)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults_build():
+    config = build_config({})
+    assert config.algo == "ppo" and config.env.name == "gymnax/CartPole-v1"
+    assert config.agent.num_envs == 16
+
+
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        ({"agent": {"learning_rat": 1e-3}}, "agent.learning_rat: unknown field (did you mean agent.learning_rate?)"),
+        ({"agent": {"num_envs": "many"}}, "agent.num_envs: expected an integer, got 'many'"),
+        ({"agent": {"num_envs": 0}}, "agent.num_envs: must be > 0; got 0"),
+        ({"agent": {"gamma": 1.5}}, "agent.gamma: must be >= 0 and <= 1; got 1.5"),
+        ({"agent": {"learning_rate": -1}}, "agent.learning_rate: must be > 0; got -1.0"),
+        ({"agent": {"activation": "sigmoid"}}, "agent.activation: must be one of tanh, relu, swish, elu; got 'sigmoid'"),
+        ({"agent": {"policy_hidden": [64, 0]}}, "agent.policy_hidden: must be > 0; got (64, 0)"),
+        ({"agent": {"normalize_observations": "yes"}}, "agent.normalize_observations: expected true or false"),
+        ({"agent": {"num_envs": 3, "unroll_length": 5, "num_minibatches": 2}},
+         "agent.num_minibatches: must divide num_envs*unroll_length = 15; got 2"),
+        ({"algo": "dreamer"}, "algo: unknown algorithm 'dreamer'; available: ppo"),
+        ({"seeds": 3}, "seeds: unknown field (did you mean seed?)"),
+        ({"total_env_steps": -5}, "total_env_steps: must be > 0; got -5"),
+        ({"env": {"name": "CartPole-v1"}}, "env.name: expected 'suite/name' with suite one of brax, gymnax, playground"),
+        ({"env": {"name": "gymnax/CartPole-v1", "action_repeat": 0}}, "env.action_repeat: must be > 0; got 0"),
+    ],
+)
+def test_bad_values_name_the_field(data, expected):
+    assert expected in error_of(data)
+
+
+def test_numbers_from_yaml_strings_and_cli_assignments():
+    config = build_config({"agent": {"learning_rate": "3e-4"}})  # YAML 1.1 reads 3e-4 as a string
+    assert config.agent.learning_rate == pytest.approx(3e-4)
+    assert parse_assignment("agent.learning_rate=1e-3") == {"agent": {"learning_rate": "1e-3"}}
+    assert parse_assignment("agent.policy_hidden=[32, 32]") == {"agent": {"policy_hidden": [32, 32]}}
+    assert parse_assignment("seed=3") == {"seed": 3}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_assignment("seed")
+
+
+def test_env_spec_query_string():
+    assert parse_env_spec("brax/ant?backend=mjx&episode_length=500") == {
+        "name": "brax/ant", "backend": "mjx", "episode_length": 500}
+    with pytest.raises(ConfigError, match="env option 'bakend'"):
+        parse_env_spec("brax/ant?bakend=mjx")
+
+
+def test_traced_fields_are_exactly_the_hyperparams_in_the_state():
+    import dataclasses
+
+    from rlx.algos import ppo
+    from rlx.config import traced_fields
+
+    assert traced_fields(ppo.Config) == tuple(f.name for f in dataclasses.fields(ppo.Hyperparams))

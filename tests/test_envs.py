@@ -1,0 +1,155 @@
+"""Env layer: adapters, registry errors, wrappers (auto-reset, time limit, statistics, repeat)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import envs
+from rlx.envs import AutoReset, Discrete, EnvError, EpisodeStats, TimeLimit, Vmap, training_env
+from rlx.envs.base import EnvStep, first_step
+from rlx.ops.returns import gae
+
+
+class CounterEnv:
+    """obs = [t]; reward 1 per step; action 1 terminates the episode, action 0 continues."""
+
+    name = "test/counter"
+    observation_shape = (1,)
+    action_space = Discrete(2)
+    max_episode_steps = 10**6
+
+    def reset(self, key):
+        return first_step(jnp.zeros((), jnp.int32), jnp.zeros((1,), jnp.float32))
+
+    def step(self, env_step, action):
+        t = env_step.state + 1
+        return EnvStep(state=t, obs=jnp.full((1,), t, jnp.float32), reward=jnp.ones((), jnp.float32),
+                       terminated=action == 1, truncated=jnp.zeros((), bool), info={})
+
+
+def rollout(env, actions):
+    env_step = env.reset(jax.random.PRNGKey(0))
+    outs = []
+    for a in actions:
+        env_step = env.step(env_step, jnp.asarray(a))
+        outs.append(env_step)
+    return outs
+
+
+def test_time_limit_truncates_and_auto_reset_keeps_final_obs():
+    env = AutoReset(EpisodeStats(TimeLimit(CounterEnv(), 3)))
+    # episode 1: three steps -> truncated at t=3; episode 2: terminated by action 1 at t=2
+    outs = rollout(env, [0, 0, 0, 0, 1, 0])
+    trunc = [bool(o.truncated) for o in outs]
+    term = [bool(o.terminated) for o in outs]
+    assert trunc == [False, False, True, False, False, False]
+    assert term == [False, False, False, False, True, False]
+    assert float(outs[2].info["final_obs"][0]) == 3.0  # true last observation kept
+    assert float(outs[2].obs[0]) == 0.0  # obs is already the new episode's first
+    assert float(outs[4].info["final_obs"][0]) == 2.0
+    assert float(outs[1].info["final_obs"][0]) == float(outs[1].obs[0]) == 2.0
+    assert float(outs[2].info["episode_return"]) == 3.0 and int(outs[2].info["episode_length"]) == 3
+    assert float(outs[4].info["episode_return"]) == 2.0
+    assert float(outs[5].info["episode_return"]) == 1.0  # statistics restart after the end
+
+
+def test_targets_bootstrap_on_truncation_not_on_termination():
+    """One-step TD targets (lambda=0) through the real wrapper stack with V(s) = 10 * obs."""
+    env = AutoReset(TimeLimit(CounterEnv(), 3))
+    outs = rollout(env, [0, 0, 0, 0, 1])
+    stack = lambda f: jnp.stack([f(o) for o in outs])
+    next_values = 10.0 * stack(lambda o: o.info["final_obs"][0])
+    values = jnp.zeros(len(outs))
+    _, targets = gae(stack(lambda o: o.reward), values, next_values, stack(lambda o: o.terminated),
+                     stack(lambda o: o.truncated), 0.5, 0.0)
+    # step 2 is truncated: target = 1 + 0.5 * V(final obs = 3) = 16, not 1 + 0.5 * V(reset obs = 0)
+    # step 4 is terminated: target = 1, no bootstrap
+    np.testing.assert_allclose(targets, [1 + 5.0, 1 + 10.0, 1 + 15.0, 1 + 5.0, 1.0])
+
+
+def test_vmap_and_training_env_shapes():
+    env = training_env(CounterEnv(), 4)
+    s = env.reset(jax.random.PRNGKey(0))
+    s = env.step(s, jnp.array([0, 1, 0, 1]))
+    assert s.obs.shape == (4, 1) and s.reward.shape == (4,)
+    np.testing.assert_array_equal(s.terminated, [False, True, False, True])
+    np.testing.assert_array_equal(s.obs[:, 0], [1, 0, 1, 0])
+    np.testing.assert_array_equal(s.info["final_obs"][:, 0], [1, 1, 1, 1])
+
+
+def test_action_repeat_sums_rewards_and_stops_at_episode_end():
+    env = envs.ActionRepeat(TimeLimit(CounterEnv(), 5), 2)
+    assert env.max_episode_steps == 3
+    outs = rollout(env, [0, 0, 0])
+    np.testing.assert_allclose([float(o.reward) for o in outs], [2.0, 2.0, 1.0])  # 5 steps, cut mid-repeat
+    assert bool(outs[2].truncated) and float(outs[2].obs[0]) == 5.0
+
+
+def test_gymnax_cartpole_adapter():
+    env = envs.make("gymnax/CartPole-v1")
+    assert env.observation_shape == (4,) and env.action_space == Discrete(2) and env.max_episode_steps == 500
+    vec = training_env(env, 8)
+    step = jax.jit(vec.step)
+    s = vec.reset(jax.random.PRNGKey(0))
+    terminated = 0
+    for _ in range(60):
+        s = step(s, jnp.zeros(8, jnp.int32))  # always push left: every episode terminates
+        terminated += int(s.terminated.sum())
+        assert not s.truncated.any()
+    assert terminated >= 8
+
+
+def test_gymnax_episode_length_override_truncates():
+    env = training_env(envs.make("gymnax/Pendulum-v1?episode_length=7"), 2)
+    assert env.max_episode_steps == 7 and env.action_space.kind == "box"
+    assert env.action_space.low == (-2.0,) and env.action_space.high == (2.0,)
+    s = env.reset(jax.random.PRNGKey(0))
+    for t in range(7):
+        s = env.step(s, jnp.ones((2, 1)))
+    assert s.truncated.all() and not s.terminated.any()
+
+
+def test_brax_inverted_pendulum_terminates_and_truncates():
+    env = envs.make("brax/inverted_pendulum?backend=positional&episode_length=5")
+    assert env.observation_shape == (4,) and env.action_space.shape == (1,)
+    vec = Vmap(env, 2)
+    s = vec.reset(jax.random.PRNGKey(0))
+    step = jax.jit(vec.step)
+    for _ in range(5):
+        s = step(s, jnp.zeros((2, 1)))
+    assert s.truncated.all() and not s.terminated.any()
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("mujoco/ant", "suite one of brax, gymnax, playground"),
+        ("brax/antt", "env brax/antt: unknown brax env; available: ant,"),
+        ("brax/ant?backend=physx", "env brax/ant: backend must be one of generalized, mjx, positional, spring"),
+        ("gymnax/CartPole-v0", "env gymnax/CartPole-v0: unknown gymnax env; available: CartPole-v1"),
+        ("gymnax/CartPole-v1?backend=mjx", "gymnax envs have no backend option"),
+    ],
+)
+def test_registry_errors_are_one_line(spec, message):
+    from rlx.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        envs.make(spec)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+playground = pytest.importorskip("mujoco_playground", reason="playground extra not installed")
+
+
+def test_playground_dm_control_env_steps():
+    env = envs.make("playground/CartpoleBalance?episode_length=4")
+    assert env.observation_shape == (5,) and env.action_space.shape == (1,)
+    vec = Vmap(env, 2)
+    s = jax.jit(vec.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(vec.step)
+    for _ in range(4):
+        s = step(s, jnp.zeros((2, 1)))
+    assert s.truncated.all() and s.reward.shape == (2,)
+    with pytest.raises(EnvError, match="unknown Playground env"):
+        envs.make("playground/NoSuchEnv")
