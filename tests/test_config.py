@@ -1,6 +1,9 @@
 """Config validation: every bad value is one line naming the field."""
 
+import os
+
 import pytest
+import yaml
 
 from rlx.config import ConfigError, parse_assignment
 from rlx.driver import build_config
@@ -69,3 +72,10 @@ def test_traced_fields_are_exactly_the_hyperparams_in_the_state():
     from rlx.config import traced_fields
 
     assert traced_fields(ppo.Config) == tuple(f.name for f in dataclasses.fields(ppo.Hyperparams))
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))))
+def test_every_preset_is_valid(name):
+    with open(os.path.join(os.path.dirname(__file__), "..", "configs", name)) as f:
+        config = build_config(yaml.safe_load(f))
+    assert config.algo == "ppo"

@@ -1,0 +1,137 @@
+"""Driver and CLI: run directory contract, resume from disk in a new process, fail-fast errors, divergence."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from rlx import cli, driver
+from rlx.checkpoint import Checkpointer
+
+SMALL = ["--steps", "4096", "--set", "num_chunks=2", "--set", "eval_episodes=4",
+         "--set", "agent.num_envs=8", "--set", "agent.unroll_length=64", "--set", "agent.policy_hidden=[16]",
+         "--set", "agent.value_hidden=[16]", "--quiet"]
+
+
+def rlx(*args, cache_dir):
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", "rlx.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted CLI run and one stopped after chunk 1 and resumed in a new process."""
+    root = tmp_path_factory.mktemp("runs")
+    cache = root / "jax_cache"
+    full, split = root / "full", root / "split"
+    first = rlx("train", "ppo", *SMALL, "--out", str(full), cache_dir=cache)
+    assert first.returncode == 0, first.stderr
+    stopped = rlx("train", "ppo", *SMALL, "--out", str(split), "--stop-after-chunks", "1", cache_dir=cache)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "status=stopped" in stopped.stdout
+    resumed = rlx("train", "--resume", str(split), "--quiet", cache_dir=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    return {"full": str(full), "split": str(split), "stdout": first.stdout}
+
+
+def restore_final(run_dir):
+    experiment = driver.Experiment(driver.load_run_config(run_dir))
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+    state, meta = checkpointer.restore(checkpointer.latest(), experiment.abstract_state())
+    checkpointer.close()
+    return state, meta
+
+
+def test_cli_run_writes_the_run_directory_contract(runs):
+    run = runs["full"]
+    assert "status=completed" in runs["stdout"] and "eval/episode_return=" in runs["stdout"]
+    for name in ("config.yaml", "metrics.jsonl", "metrics.csv", "summary.json", "tensorboard", "checkpoints"):
+        assert os.path.exists(os.path.join(run, name)), name
+    rows = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    assert [r["env_steps"] for r in rows] == [2048, 4096]
+    for row in rows:
+        assert {"chunk", "env_steps", "steps_per_second", "train/episode_return", "eval/episode_return"} <= set(row)
+    assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == ["1", "2"]
+    assert any(f.startswith("events") for f in os.listdir(os.path.join(run, "tensorboard")))
+    summary = json.load(open(os.path.join(run, "summary.json")))
+    assert summary["status"] == "completed" and summary["eval/episode_return"] == rows[-1]["eval/episode_return"]
+    assert open(os.path.join(run, "metrics.csv")).readline().startswith("chunk,env_steps,steps_per_second")
+
+
+def test_resume_in_new_process_is_bitwise_equal_to_uninterrupted_run(runs):
+    full_state, full_meta = restore_final(runs["full"])
+    split_state, split_meta = restore_final(runs["split"])
+    assert full_meta["chunks_done"] == split_meta["chunks_done"] == 2
+    # the whole train state: params, optimizer, env state, normalizer, RNG key, counters
+    for a, b in zip(jax.tree.leaves(full_state), jax.tree.leaves(split_state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    full_rows = [json.loads(line) for line in open(os.path.join(runs["full"], "metrics.jsonl"))]
+    split_rows = [json.loads(line) for line in open(os.path.join(runs["split"], "metrics.jsonl"))]
+    assert [r["chunk"] for r in split_rows] == [1, 2]  # no duplicated or lost rows
+    for a, b in zip(full_rows, split_rows):
+        assert a["train/episode_return"] == b["train/episode_return"]
+        assert a["eval/episode_return"] == b["eval/episode_return"]
+
+
+def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
+    config = driver.load_run_config(runs["full"])
+    result = driver.train(config, str(tmp_path / "again"), progress=False)
+    state, _ = restore_final(str(tmp_path / "again"))
+    for a, b in zip(jax.tree.leaves(result.state), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["train", "ppo", "--set", "agent.lr=1"], "agent.lr: unknown field"),
+        (["train", "ppo", "--set", "agent.num_envs=two"], "agent.num_envs: expected an integer, got 'two'"),
+        (["train", "ppo", "--set", "agent.clip_epsilon=-0.1"], "agent.clip_epsilon: must be > 0"),
+        (["train", "ppo", "--set", "agent.num_minibatches=3"], "agent.num_minibatches: must divide"),
+        (["train", "ppo", "--env", "gymnax/NoSuchEnv"], "env gymnax/NoSuchEnv: unknown gymnax env"),
+        (["train", "ppo", "--env", "brax/ant?backend=warp"], "backend must be one of"),
+        (["train", "sac"], "algo: unknown algorithm 'sac'"),
+        (["train", "ppo", "--config", "no/such.yaml"], "--config no/such.yaml: file not found"),
+        (["train", "--resume", "/nonexistent/run"], "no config.yaml there"),
+        (["train", "--resume", "/x", "--set", "seed=1"], "--resume: cannot be combined with --set"),
+    ],
+)
+def test_bad_input_fails_before_compiling_with_one_line(argv, expected, capsys, monkeypatch, tmp_path):
+    def no_compile(*args, **kwargs):
+        raise AssertionError("compiled before validating")
+
+    monkeypatch.setattr(driver.Experiment, "run_chunk", no_compile)
+    monkeypatch.setattr(driver.Experiment, "init", no_compile)
+    code = cli.main([*argv, "--quiet"] + ([] if "--resume" in argv else ["--out", str(tmp_path / "r")]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == cli.EXIT_CONFIG_ERROR
+    assert len(err) == 1 or (len(err) == 2 and err[0].startswith("rlx: run directory")), err
+    assert err[-1].startswith("rlx: config error: ") and expected in err[-1], err
+
+
+def test_existing_run_is_not_overwritten(runs, capsys):
+    before = open(os.path.join(runs["full"], "metrics.jsonl")).read()
+    code = cli.main(["train", "ppo", "--out", runs["full"], "--quiet"])
+    assert code == cli.EXIT_CONFIG_ERROR
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert open(os.path.join(runs["full"], "metrics.jsonl")).read() == before
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path):
+    config = driver.build_config({
+        "total_env_steps": 3 * 256, "num_chunks": 3, "checkpoint_every": 1,
+        "agent": {"num_envs": 4, "unroll_length": 64, "policy_hidden": [8], "value_hidden": [8],
+                  "learning_rate": 1e38, "max_grad_norm": 1e38, "reward_scaling": 1e30},
+    })
+    with pytest.raises(driver.DivergenceError) as info:
+        driver.train(config, str(tmp_path / "div"), progress=False)
+    message = str(info.value)
+    assert message.startswith("training diverged: non-finite") and "between env steps" in message
+    summary = json.load(open(tmp_path / "div" / "summary.json"))
+    assert summary["status"] == "diverged"
