@@ -23,7 +23,29 @@ def _box(size: int, low: Any = -1.0, high: Any = 1.0) -> Box:
     return Box((size,), tuple(float(x) for x in low), tuple(float(x) for x in high))
 
 
-class BraxEnv:
+class _DoneFlagEnv:
+    """Shared by brax and Playground: ``self._env`` has ``reset(key)``/``step(state, action)`` returning a
+    state with ``obs``, ``reward`` and ``done``; without a time limit, ``done`` means termination."""
+
+    _env: Any
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        s = self._env.reset(key)
+        return first_step(s, s.obs.astype(jnp.float32))
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        s = self._env.step(env_step.state, action)
+        return EnvStep(
+            state=s,
+            obs=s.obs.astype(jnp.float32),
+            reward=jnp.asarray(s.reward, jnp.float32),
+            terminated=jnp.asarray(s.done) > 0.5,
+            truncated=jnp.zeros((), bool),
+            info={},
+        )
+
+
+class BraxEnv(_DoneFlagEnv):
     """A ``brax.envs`` env. Brax reports only termination; rlx's ``TimeLimit`` adds truncation."""
 
     def __init__(self, name: str, backend: str | None):
@@ -45,21 +67,6 @@ class BraxEnv:
         self.observation_shape = (self._env.observation_size,)
         self.action_space = _box(self._env.action_size)
         self.max_episode_steps = 1000
-
-    def reset(self, key: jax.Array) -> EnvStep:
-        s = self._env.reset(key)
-        return first_step(s, s.obs.astype(jnp.float32))
-
-    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
-        s = self._env.step(env_step.state, action)
-        return EnvStep(
-            state=s,
-            obs=s.obs.astype(jnp.float32),
-            reward=jnp.asarray(s.reward, jnp.float32),
-            terminated=jnp.asarray(s.done) > 0.5,
-            truncated=jnp.zeros((), bool),
-            info={},
-        )
 
 
 @struct.dataclass
@@ -124,7 +131,7 @@ class GymnaxEnv:
         )
 
 
-class PlaygroundEnv:
+class PlaygroundEnv(_DoneFlagEnv):
     """A MuJoCo Playground env (``mujoco_playground.registry``); rlx's ``TimeLimit`` truncates."""
 
     def __init__(self, name: str, backend: str | None):
@@ -161,18 +168,3 @@ class PlaygroundEnv:
         self.observation_shape = tuple(np.atleast_1d(obs_size).tolist())
         self.action_space = _box(self._env.action_size)
         self.max_episode_steps = int(config.episode_length)
-
-    def reset(self, key: jax.Array) -> EnvStep:
-        s = self._env.reset(key)
-        return first_step(s, s.obs.astype(jnp.float32))
-
-    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
-        s = self._env.step(env_step.state, action)
-        return EnvStep(
-            state=s,
-            obs=s.obs.astype(jnp.float32),
-            reward=jnp.asarray(s.reward, jnp.float32),
-            terminated=jnp.asarray(s.done) > 0.5,
-            truncated=jnp.zeros((), bool),
-            info={},
-        )
