@@ -31,3 +31,26 @@ class MLP(nn.Module):
         for width in self.hidden:
             x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x))
         return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.output_scale))(x)
+
+
+class QEnsemble(nn.Module):
+    """``num_critics`` independent Q-networks ``Q_k(s, a)`` evaluated at once; output ``[num_critics, ...batch]``."""
+
+    hidden: Sequence[int]
+    num_critics: int = 2
+    activation: str = "relu"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
+        x = jnp.concatenate([obs.reshape((*batch_shape, -1)), action], axis=-1)
+        ensemble = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden, 1, self.activation, 1, 1.0)(x)[..., 0]

@@ -1,12 +1,14 @@
-"""Raw env throughput vs rlx PPO training throughput, side by side, as a ratio.
+"""Raw env throughput vs rlx training throughput (PPO, SAC, TD3), side by side, as a ratio.
 
 For each batch size (number of vmapped envs) it measures, in one process on one machine:
-  raw   vmapped ``env.step`` with uniformly random actions in a 100-step ``lax.scan`` (the physical limit);
-  ppo   rlx PPO training env steps/s (collect + GAE + update), using a preset with ``num_envs`` replaced.
+  raw    vmapped ``env.step`` with uniformly random actions in a 100-step ``lax.scan`` (the physical limit);
+  train  rlx training env steps/s of the preset's algorithm (collect + update), ``num_envs`` replaced.
 Compile time is excluded from both rates and reported separately (seconds).
 
     python scripts/bench_throughput.py --env 'brax/inverted_pendulum?backend=positional' \
         --config configs/ppo_inverted_pendulum.yaml --num-envs 64 256 1024
+    python scripts/bench_throughput.py --env 'brax/inverted_pendulum?backend=positional' \
+        --config configs/sac_inverted_pendulum.yaml --num-envs 16 64
 """
 
 from __future__ import annotations
@@ -59,16 +61,20 @@ def bench_raw(env_spec: str, num_envs: int, scan_length: int = 100, repeats: int
     return {"steps_per_second": num_envs * scan_length * repeats / seconds, "compile_seconds": compile_s}
 
 
-def bench_ppo(config_data: dict, env_spec: str, num_envs: int, min_seconds: float = 3.0) -> dict:
+def bench_train(config_data: dict, env_spec: str, num_envs: int, min_seconds: float = 3.0) -> dict:
+    """Training env steps/s of the preset's algorithm with ``num_envs`` envs, after compilation.
+
+    Off-policy algorithms are measured with ``learning_starts: 0`` so every iteration does its
+    gradient steps (no warm-up iterations that only collect)."""
     data = json.loads(json.dumps(config_data))
     data["env"] = parse_env_spec(env_spec)
     data.setdefault("agent", {})["num_envs"] = num_envs
-    agent = data["agent"]
-    iteration_steps = num_envs * agent.get("unroll_length", 128)
-    data["total_env_steps"] = iteration_steps * 4
+    if data.get("algo", "ppo") != "ppo":
+        data["agent"]["learning_starts"] = 0
+    probe = driver.Experiment(driver.build_config({**data, "total_env_steps": 1, "num_chunks": 1}))
+    data["total_env_steps"] = probe.plan.env_steps_per_iteration * 4
     data["num_chunks"] = 4  # chunks of one iteration: the first compiles, the rest are timed
-    config = driver.build_config(data)
-    experiment = driver.Experiment(config)
+    experiment = driver.Experiment(driver.build_config(data))
     state = experiment.init()
     state, _ = experiment.run_chunk(state, 0)  # compiles
     jax.block_until_ready(state)
@@ -80,14 +86,13 @@ def bench_ppo(config_data: dict, env_spec: str, num_envs: int, min_seconds: floa
         seconds += time.perf_counter() - tic
         steps += experiment.plan.env_steps_per_iteration * experiment.plan.iterations_per_chunk
         chunk += 1
-    return {"steps_per_second": steps / seconds, "compile_seconds": experiment.compile_seconds,
-            "unroll_length": config.agent.unroll_length}
+    return {"steps_per_second": steps / seconds, "compile_seconds": experiment.compile_seconds}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="gymnax/CartPole-v1")
-    parser.add_argument("--config", default=None, help="PPO preset YAML for the training measurement")
+    parser.add_argument("--config", default=None, help="preset YAML (any algorithm) for the training measurement")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -95,18 +100,19 @@ def main() -> None:
     if args.config:
         with open(args.config) as f:
             config_data = yaml.safe_load(f)
+    algo = config_data.get("algo", "ppo").upper()
     print(f"# {args.env} | jax {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind}), "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
-    print("| num_envs | raw env steps/s | rlx PPO env steps/s | PPO / raw | raw compile s | PPO compile s |")
+    print(f"| num_envs | raw env steps/s | rlx {algo} env steps/s | {algo} / raw | raw compile s | {algo} compile s |")
     print("|---:|---:|---:|---:|---:|---:|")
     results = []
     for num_envs in args.num_envs:
         raw = bench_raw(args.env, num_envs)
-        ppo = bench_ppo(config_data, args.env, num_envs)
-        ratio = ppo["steps_per_second"] / raw["steps_per_second"]
-        results.append({"env": args.env, "num_envs": num_envs, "raw": raw, "ppo": ppo, "ratio": ratio})
-        print(f"| {num_envs} | {raw['steps_per_second']:,.0f} | {ppo['steps_per_second']:,.0f} | {ratio:.2f} | "
-              f"{raw['compile_seconds']:.1f} | {ppo['compile_seconds']:.1f} |", flush=True)
+        trained = bench_train(config_data, args.env, num_envs)
+        ratio = trained["steps_per_second"] / raw["steps_per_second"]
+        results.append({"env": args.env, "algo": algo, "num_envs": num_envs, "raw": raw, "train": trained, "ratio": ratio})
+        print(f"| {num_envs} | {raw['steps_per_second']:,.0f} | {trained['steps_per_second']:,.0f} | {ratio:.2f} | "
+              f"{raw['compile_seconds']:.1f} | {trained['compile_seconds']:.1f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import types
 
-from rlx.algos import ppo
+from rlx.algos import ppo, sac, td3
 
-ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo}
+ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac, "td3": td3}
 
 
 def get(name: str) -> types.ModuleType:
