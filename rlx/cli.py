@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlx", description="JAX-native vectorized reinforcement learning")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train an agent (or continue one with --resume)")
-    train.add_argument("algo", nargs="?", help="algorithm: ppo, sac or td3 (A2C is a ppo preset, DDPG a td3 preset: configs/)")
+    train.add_argument("algo", nargs="?", help="algorithm: ppo, sac, td3 or dqn (A2C: ppo preset, DDPG: td3 preset, C51: dqn option; see configs/)")
     train.add_argument("--env", help="env as suite/name[?option=value&...], e.g. brax/ant?backend=mjx")
     train.add_argument("--config", help="YAML preset, e.g. configs/ppo_cartpole.yaml")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         result = driver.resume(args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks)
     else:
         if not args.algo and not args.config:
-            raise ConfigError("train: name an algorithm (ppo, sac, td3) or give --config")
+            raise ConfigError("train: name an algorithm (ppo, sac, td3, dqn) or give --config")
         config = driver.build_config(resolve_train_config(args))
         out = args.out or os.path.join(
             "runs", f"{config.algo}-{config.env.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"

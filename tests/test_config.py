@@ -37,7 +37,7 @@ def test_defaults_build():
         ({"agent": {"normalize_observations": "yes"}}, "agent.normalize_observations: expected true or false"),
         ({"agent": {"num_envs": 3, "unroll_length": 5, "num_minibatches": 2}},
          "agent.num_minibatches: must divide num_envs*unroll_length = 15; got 2"),
-        ({"algo": "dreamer"}, "algo: unknown algorithm 'dreamer'; available: ppo, sac, td3"),
+        ({"algo": "dreamer"}, "algo: unknown algorithm 'dreamer'; available: ppo, sac, td3, dqn"),
         ({"seeds": 3}, "seeds: unknown field (did you mean seed?)"),
         ({"total_env_steps": -5}, "total_env_steps: must be > 0; got -5"),
         ({"env": {"name": "CartPole-v1"}}, "env.name: expected 'suite/name' with suite one of brax, gymnax, playground"),
@@ -78,4 +78,4 @@ def test_traced_fields_are_exactly_the_hyperparams_in_the_state():
 def test_every_preset_is_valid(name):
     with open(os.path.join(os.path.dirname(__file__), "..", "configs", name)) as f:
         config = build_config(yaml.safe_load(f))
-    assert config.algo in ("ppo", "sac", "td3")
+    assert config.algo in ("ppo", "sac", "td3", "dqn")

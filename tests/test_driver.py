@@ -96,7 +96,7 @@ def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
         (["train", "ppo", "--set", "agent.num_minibatches=3"], "agent.num_minibatches: must divide"),
         (["train", "ppo", "--env", "gymnax/NoSuchEnv"], "env gymnax/NoSuchEnv: unknown gymnax env"),
         (["train", "ppo", "--env", "brax/ant?backend=warp"], "backend must be one of"),
-        (["train", "sac"], "algo: unknown algorithm 'sac'"),
+        (["train", "dreamer"], "algo: unknown algorithm 'dreamer'"),
         (["train", "ppo", "--config", "no/such.yaml"], "--config no/such.yaml: file not found"),
         (["train", "--resume", "/nonexistent/run"], "no config.yaml there"),
         (["train", "--resume", "/x", "--set", "seed=1"], "--resume: cannot be combined with --set"),

@@ -84,8 +84,8 @@ def test_sac_fixed_temperature_stays_fixed_and_autotuned_moves():
         ({"algo": "td3"}, "TD3/DDPG need continuous (box) actions, got discrete"),
         ({"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"num_envs": 3, "utd_ratio": 0.5}},
          "agent.utd_ratio: num_envs*rollout_length*utd_ratio = 1.5 must be a whole number"),
-        ({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"buffer_size": 100}},
-         "agent.buffer_size: must be >= batch_size = 256; got 100"),
+        ({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"num_envs": 8, "buffer_size": 4}},
+         "agent.buffer_size: must hold at least one iteration's num_envs*rollout_length = 8 transitions; got 4"),
         ({"algo": "sac", "agent": {"tau": 0}}, "agent.tau: must be > 0 and <= 1; got 0"),
     ],
 )

@@ -60,18 +60,18 @@ def test_critic_loss_and_polyak():
 
 
 def test_replay_buffer_wraps_around_and_samples_uniformly():
-    buffer = ReplayBuffer(capacity=10, sample_batch_size=8)
+    buffer = ReplayBuffer(capacity=10, sample_batch_size=8, num_envs=2)  # 5 per env
     state = buffer.init({"x": jnp.zeros((), jnp.int32), "done": jnp.zeros((), bool)})
     add = jax.jit(buffer.add)
-    for start in range(0, 4 * 4, 4):  # items 0..15 in batches of 4: 16 > 10 wraps around
-        state = add(state, {"x": jnp.arange(start, start + 4), "done": jnp.arange(start, start + 4) % 2 == 0})
+    for start in range(0, 16, 2):  # items 0..15, two per step (one per env): 16 > 10 wraps around
+        state = add(state, {"x": jnp.arange(start, start + 2), "done": jnp.arange(start, start + 2) % 3 == 0})
     assert int(ReplayBuffer.size(state)) == 10
     stored = sorted(np.asarray(state.experience["x"]).ravel().tolist())
     assert stored == list(range(6, 16))  # the 10 newest; 0..5 were overwritten
     keys = jax.random.split(jax.random.PRNGKey(0), 512)
     sample = jax.jit(jax.vmap(buffer.sample, in_axes=(None, 0)))(state, keys)  # 512 x 8 draws
     xs = np.asarray(sample["x"]).ravel()
-    np.testing.assert_array_equal(np.asarray(sample["done"]).ravel(), xs % 2 == 0)  # fields stay aligned
+    np.testing.assert_array_equal(np.asarray(sample["done"]).ravel(), xs % 3 == 0)  # fields stay aligned
     counts = np.bincount(xs - 6, minlength=10)
     assert counts.sum() == 4096 and set(np.unique(xs)) == set(range(6, 16))
     # uniform: chi-square against 409.6 per item, 9 dof; 27.9 is the 0.999 quantile
@@ -80,8 +80,22 @@ def test_replay_buffer_wraps_around_and_samples_uniformly():
 
 
 def test_replay_buffer_partially_filled_samples_only_stored_items():
-    buffer = ReplayBuffer(capacity=100, sample_batch_size=64)
+    buffer = ReplayBuffer(capacity=100, sample_batch_size=64, num_envs=1)
     state = buffer.init({"x": jnp.zeros((), jnp.int32)})
-    state = buffer.add(state, {"x": jnp.arange(1, 4)})
+    for x in (1, 2, 3):
+        state = buffer.add(state, {"x": jnp.array([x])})
     xs = np.asarray(buffer.sample(state, jax.random.PRNGKey(1))["x"])
     assert set(np.unique(xs)) == {1, 2, 3}
+
+
+def test_replay_buffer_sequences_are_consecutive_steps_of_one_env_after_wrap_around():
+    buffer = ReplayBuffer(capacity=12, sample_batch_size=256, num_envs=2, sequence_length=3)  # 6 per env
+    state = buffer.init({"t": jnp.zeros((), jnp.int32), "env": jnp.zeros((), jnp.int32)})
+    for t in range(9):  # wraps: each env keeps t = 3..8
+        state = buffer.add(state, {"t": jnp.array([t, t]), "env": jnp.array([0, 1])})
+    runs = buffer.sample(state, jax.random.PRNGKey(2))
+    t, env = np.asarray(runs["t"]), np.asarray(runs["env"])
+    assert t.shape == (256, 3)
+    np.testing.assert_array_equal(t[:, 1:] - t[:, :-1], 1)  # consecutive, never across the write head
+    assert (env == env[:, :1]).all()  # one env per run
+    assert set(np.unique(t[:, 0])) == {3, 4, 5, 6}  # every valid start, none older than stored

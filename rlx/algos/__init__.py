@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import types
 
-from rlx.algos import ppo, sac, td3
+from rlx.algos import dqn, ppo, sac, td3
 
-ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac, "td3": td3}
+ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac, "td3": td3, "dqn": dqn}
 
 
 def get(name: str) -> types.ModuleType:

@@ -1,4 +1,4 @@
-"""The loop shared by off-policy algorithms (SAC, TD3/DDPG, and DQN later): collect into a replay buffer
+"""The loop shared by off-policy algorithms (SAC, TD3/DDPG, DQN/C51): collect into a replay buffer
 living in the train state, then take a fixed number of gradient steps on uniform samples.
 
 One iteration collects ``rollout_length`` steps from each of ``num_envs`` envs, i.e.
@@ -26,25 +26,19 @@ from rlx.ops.normalization import RunningStats, init_stats, normalize, update_st
 
 @dataclasses.dataclass(frozen=True)
 class OffPolicyConfig:
-    """Fields every off-policy algorithm has; algorithms subclass and add their own."""
+    """Fields of the collect-and-replay loop every off-policy algorithm has."""
 
     # Static
     num_envs: int = field(1, gt=0, doc="parallel envs")
     rollout_length: int = field(1, gt=0, doc="env steps per env per iteration")
     utd_ratio: float = field(1.0, gt=0, doc="gradient steps per collected transition")
     batch_size: int = field(256, gt=0, doc="transitions per gradient step")
-    buffer_size: int = field(1_000_000, gt=0, doc="replay capacity in transitions")
+    buffer_size: int = field(1_000_000, gt=0, doc="replay capacity in transitions (split evenly over envs)")
     learning_starts: int = field(5_000, ge=0, doc="transitions collected before the first gradient step")
     random_warmup: bool = field(True, doc="uniformly random actions until learning_starts")
-    actor_hidden: tuple[int, ...] = field((256, 256), gt=0)
-    critic_hidden: tuple[int, ...] = field((256, 256), gt=0)
-    activation: str = field("relu", choices=("tanh", "relu", "swish", "elu"))
     normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
     # Traced
     gamma: float = field(0.99, traced=True, ge=0, le=1, doc="discount")
-    tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate of the target networks")
-    actor_learning_rate: float = field(3e-4, traced=True, gt=0)
-    critic_learning_rate: float = field(3e-4, traced=True, gt=0)
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
 
     @property
@@ -55,6 +49,11 @@ class OffPolicyConfig:
     def updates_per_iteration(self) -> int:
         return round(self.transitions_per_iteration * self.utd_ratio)
 
+    @property
+    def sequence_length(self) -> int:
+        """Consecutive transitions per sample (n-step methods override this)."""
+        return 1
+
     def check(self) -> None:
         exact = self.transitions_per_iteration * self.utd_ratio
         if self.updates_per_iteration < 1 or abs(exact - self.updates_per_iteration) > 1e-6:
@@ -62,13 +61,28 @@ class OffPolicyConfig:
                 f"agent.utd_ratio: num_envs*rollout_length*utd_ratio = {exact:g} must be a whole number >= 1 "
                 f"(gradient steps per iteration); got utd_ratio={self.utd_ratio:g}"
             )
-        if self.buffer_size < self.batch_size:
-            raise ConfigError(f"agent.buffer_size: must be >= batch_size = {self.batch_size}; got {self.buffer_size}")
         if self.buffer_size < self.transitions_per_iteration:
             raise ConfigError(
                 f"agent.buffer_size: must hold at least one iteration's num_envs*rollout_length = "
                 f"{self.transitions_per_iteration} transitions; got {self.buffer_size}"
             )
+        if self.buffer_size // self.num_envs < self.sequence_length:
+            raise ConfigError(
+                f"agent.buffer_size: must hold {self.sequence_length} transitions per env "
+                f"({self.num_envs} envs); got {self.buffer_size}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticConfig(OffPolicyConfig):
+    """The loop's fields plus those of an actor and Polyak-averaged critics (SAC, TD3)."""
+
+    actor_hidden: tuple[int, ...] = field((256, 256), gt=0)
+    critic_hidden: tuple[int, ...] = field((256, 256), gt=0)
+    activation: str = field("relu", choices=("tanh", "relu", "swish", "elu"))
+    tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate of the target networks")
+    actor_learning_rate: float = field(3e-4, traced=True, gt=0)
+    critic_learning_rate: float = field(3e-4, traced=True, gt=0)
 
 
 def steps_per_iteration(config: OffPolicyConfig) -> int:
@@ -76,7 +90,7 @@ def steps_per_iteration(config: OffPolicyConfig) -> int:
 
 
 def replay_buffer(config: OffPolicyConfig) -> ReplayBuffer:
-    return ReplayBuffer(config.buffer_size, config.batch_size)
+    return ReplayBuffer(config.buffer_size, config.batch_size, config.num_envs, config.sequence_length)
 
 
 def init_loop(config: OffPolicyConfig, env: Env, key: jax.Array) -> dict:

@@ -31,7 +31,7 @@ LOG_STD_RANGE = (-5.0, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(off_policy.OffPolicyConfig):
+class Config(off_policy.ActorCriticConfig):
     """SAC hyperparameters (the shared off-policy fields plus the temperature's)."""
 
     num_critics: int = field(2, gt=0, doc="Q-networks; the target takes their minimum")

@@ -27,7 +27,7 @@ from rlx.ops.td import clipped_double_q_target, critic_loss, polyak_update, smoo
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(off_policy.OffPolicyConfig):
+class Config(off_policy.ActorCriticConfig):
     """TD3 hyperparameters (the shared off-policy fields plus TD3's)."""
 
     num_critics: int = field(2, gt=0, doc="2: clipped double Q (TD3); 1: DDPG")

@@ -37,3 +37,26 @@ def gae(
         backward, jnp.zeros_like(values[0]), (deltas, episode_continues), reverse=True
     )
     return advantages, advantages + values
+
+
+def n_step_return(
+    rewards: jax.Array, terminated: jax.Array, truncated: jax.Array, gamma: float | jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """n-step returns from runs of ``n`` consecutive transitions of one env, ``[batch, n]`` inputs.
+
+    The run is cut at its first episode end (terminated or truncated), inclusive: with ``m`` the index
+    of the last transition used, returns ``(G, discount, m)`` where ``G = sum_{k<=m} gamma^k r_k`` and the
+    target is ``G + discount * V(next_obs[m])`` with ``discount = gamma^(m+1)`` unless transition ``m``
+    terminated (then 0). A truncated run bootstraps from its own final observation.
+    """
+    done = jnp.logical_or(terminated, truncated).astype(rewards.dtype)
+    n = rewards.shape[-1]
+    # included[k] = 1 while no earlier transition of the run ended an episode
+    included = jnp.cumprod(jnp.concatenate([jnp.ones_like(done[..., :1]), 1.0 - done[..., :-1]], axis=-1), axis=-1)
+    powers = gamma ** jnp.arange(n, dtype=rewards.dtype)
+    returns = jnp.sum(powers * included * rewards, axis=-1)
+    count = jnp.sum(included, axis=-1)
+    last = count.astype(jnp.int32) - 1
+    last_terminated = jnp.take_along_axis(terminated, last[..., None], axis=-1)[..., 0]
+    discount = gamma**count * (1.0 - last_terminated.astype(rewards.dtype))
+    return returns, discount, last

@@ -1,0 +1,55 @@
+"""Distributional and classification value representations: C51's categorical projection and the
+HL-Gauss histogram transform ("Stop Regressing", Farebrother et al. 2024). Shared by DQN and, later,
+actor-critic critics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def support(v_min: float, v_max: float, num_atoms: int) -> jax.Array:
+    """The ``num_atoms`` evenly spaced atoms (bin centres) of ``[v_min, v_max]``."""
+    return jnp.linspace(v_min, v_max, num_atoms)
+
+
+def categorical_projection(
+    next_probs: jax.Array, atoms: jax.Array, returns: jax.Array, discount: jax.Array
+) -> jax.Array:
+    """Projects the distribution of ``returns + discount * Z`` (``Z`` on ``atoms`` with ``next_probs``)
+    back onto ``atoms`` (C51, Bellemare et al. 2017). Targets beyond the support land on its edge atoms;
+    ``discount = 0`` (terminal) puts all mass at ``returns``.
+
+    ``next_probs`` ``[batch, K]``, ``atoms`` ``[K]``, ``returns``/``discount`` ``[batch]``; returns ``[batch, K]``.
+    Each target atom's mass is split between its two neighbouring atoms in proportion to closeness,
+    i.e. ``out_i = sum_j p_j max(0, 1 - |b_j - i|)`` with ``b_j`` the target's fractional atom index.
+    """
+    v_min, v_max = atoms[0], atoms[-1]
+    delta = (v_max - v_min) / (atoms.shape[0] - 1)
+    target = jnp.clip(returns[:, None] + discount[:, None] * atoms[None, :], v_min, v_max)
+    position = (target - v_min) / delta  # [batch, K_source], fractional index
+    index = jnp.arange(atoms.shape[0], dtype=position.dtype)
+    weight = jnp.clip(1.0 - jnp.abs(position[:, :, None] - index[None, None, :]), 0.0, 1.0)
+    return jnp.einsum("bj,bji->bi", next_probs, weight)
+
+
+def hl_gauss_histogram(target: jax.Array, v_min: float, v_max: float, num_bins: int, sigma: float) -> jax.Array:
+    """HL-Gauss: the probability a Gaussian ``N(target, sigma^2)``, truncated to ``[v_min, v_max]``, puts in
+    each of ``num_bins`` equal bins. Targets outside the support are first clipped to its edge.
+    ``target`` ``[...]`` -> ``[..., num_bins]``, summing to 1."""
+    edges = jnp.linspace(v_min, v_max, num_bins + 1)
+    target = jnp.clip(target, v_min, v_max)[..., None]
+    cdf = jax.scipy.special.ndtr((edges - target) / sigma)
+    mass = cdf[..., 1:] - cdf[..., :-1]
+    return mass / (cdf[..., -1:] - cdf[..., :1])
+
+
+def bin_centres(v_min: float, v_max: float, num_bins: int) -> jax.Array:
+    """Centres of the ``num_bins`` equal bins of ``[v_min, v_max]`` (HL-Gauss's value decoding)."""
+    width = (v_max - v_min) / num_bins
+    return v_min + width * (jnp.arange(num_bins) + 0.5)
+
+
+def cross_entropy(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
+    """``-sum p log softmax(logits)`` over the last axis (targets treated as constants)."""
+    return -jnp.sum(jax.lax.stop_gradient(target_probs) * jax.nn.log_softmax(logits), axis=-1)

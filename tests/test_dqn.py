@@ -1,0 +1,143 @@
+"""DQN, C51 and HL-Gauss: exact maths against hand-computed and NumPy references, learning on CartPole,
+and fail-fast errors."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+
+from rlx import driver
+from rlx.algos import dqn
+from rlx.config import ConfigError
+from rlx.ops.distributional import bin_centres, categorical_projection, hl_gauss_histogram, support
+from rlx.ops.returns import n_step_return
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+
+
+def preset(name, **overrides):
+    with open(os.path.join(CONFIGS, name)) as f:
+        data = yaml.safe_load(f)
+    data.update(overrides)
+    return driver.build_config(data)
+
+
+def n_step_reference(rewards, terminated, truncated, gamma):
+    G, discount, last = [], [], []
+    for r, te, tr in zip(rewards, terminated, truncated):
+        total, k = 0.0, 0
+        while True:
+            total += gamma**k * r[k]
+            if te[k] or tr[k] or k == len(r) - 1:
+                break
+            k += 1
+        G.append(total)
+        last.append(k)
+        discount.append(0.0 if te[k] else gamma ** (k + 1))
+    return np.array(G), np.array(discount), np.array(last)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_n_step_return_matches_numpy_with_terminations_and_truncations(n):
+    rng = np.random.default_rng(n)
+    B = 200
+    rewards = rng.normal(size=(B, n)).astype(np.float32)
+    terminated = rng.random((B, n)) < 0.15
+    truncated = (rng.random((B, n)) < 0.15) & ~terminated
+    G, discount, last = n_step_return(jnp.asarray(rewards), jnp.asarray(terminated), jnp.asarray(truncated), 0.9)
+    ref_G, ref_discount, ref_last = n_step_reference(rewards, terminated, truncated, 0.9)
+    np.testing.assert_allclose(G, ref_G, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(discount, ref_discount, rtol=1e-6)
+    np.testing.assert_array_equal(last, ref_last)
+
+
+def test_n_step_hand_computed():
+    r = jnp.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    te = jnp.array([[False, False, False], [False, True, False], [False, False, False]])
+    tr = jnp.array([[False, False, False], [False, False, False], [True, False, False]])
+    G, discount, last = n_step_return(r, te, tr, 0.5)
+    np.testing.assert_allclose(G, [1 + 1 + 1, 1 + 1, 1])  # 1 + .5*2 + .25*4; stop at termination; at truncation
+    np.testing.assert_allclose(discount, [0.125, 0.0, 0.5])  # bootstrap gamma^3; none; gamma^1 from final obs
+    np.testing.assert_array_equal(last, [2, 1, 0])
+
+
+def test_c51_projection_hand_computed():
+    atoms = support(0.0, 4.0, 5)  # [0, 1, 2, 3, 4]
+    p = jnp.array([[0.0, 0.5, 0.5, 0.0, 0.0]] * 4)
+    returns = jnp.array([1.0, 3.0, 2.5, -3.0])
+    discount = jnp.array([0.5, 1.0, 0.0, 0.5])
+    out = categorical_projection(p, atoms, returns, discount)
+    # row 0: atoms 1 -> 1.5 (split .25/.25 onto atoms 1 and 2), 2 -> 2 (all onto atom 2)
+    # row 1: 1 -> 4, 2 -> 5 (beyond v_max: clipped to the last atom)
+    # row 2: terminal (discount 0): all mass at 2.5, split between atoms 2 and 3
+    # row 3: 1 -> -2.5, 2 -> -2 (below v_min: first atom)
+    expected = [[0, 0.25, 0.75, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0.5, 0.5, 0], [1, 0, 0, 0, 0]]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("target", [-10.0, -7.3, 0.0, 0.04, 3.3, 9.99, 10.0, 13.0, 1e4])
+def test_hl_gauss_histogram_sums_to_one_and_recovers_target(target):
+    v_min, v_max, bins = -10.0, 10.0, 51
+    width = (v_max - v_min) / bins
+    h = hl_gauss_histogram(jnp.array([target]), v_min, v_max, bins, 0.75 * width)[0]
+    assert h.shape == (bins,) and bool(jnp.all(h >= 0))
+    np.testing.assert_allclose(h.sum(), 1.0, rtol=1e-5)
+    decoded = float(jnp.sum(h * bin_centres(v_min, v_max, bins)))
+    assert abs(decoded - np.clip(target, v_min, v_max)) <= width, decoded  # within one bin (edges included)
+    if v_min + 3 * width < target < v_max - 3 * width:
+        assert abs(decoded - target) < 1e-3  # exact in the interior
+
+
+def test_dueling_head_centres_advantages():
+    env_obs = jnp.ones((3, 4))
+    net = dqn.QNetwork((8,), num_actions=3, bins=1, activation="relu", dueling=True, obs_ndim=1)
+    params = net.init(jax.random.PRNGKey(0), env_obs)
+    out = net.apply(params, env_obs)[..., 0]
+    value = params["params"]["Dense_2"]  # the state-value stream
+    hidden = jax.nn.relu(env_obs @ params["params"]["Dense_0"]["kernel"] + params["params"]["Dense_0"]["bias"])
+    np.testing.assert_allclose(out.mean(-1), (hidden @ value["kernel"] + value["bias"])[:, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dqn_cartpole.yaml", "c51_cartpole.yaml", "dqn_hl_gauss_cartpole.yaml"])
+def test_learns_cartpole(name):
+    final = driver.train(preset(name), None, progress=False).rows[-1]
+    assert final["eval/episode_return"] >= 475, final
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        {"dueling": True, "n_step": 3, "target_update": "polyak"},
+        {"value_loss": "c51", "n_step": 3, "v_min": 0.0, "v_max": 50.0, "double_q": False},
+        {"value_loss": "hl_gauss", "dueling": True, "v_min": 0.0, "v_max": 50.0},
+    ],
+)
+def test_option_combinations_run(agent):
+    config = driver.build_config({
+        "algo": "dqn", "total_env_steps": 640, "num_chunks": 1, "eval_episodes": 2,
+        "agent": {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64, "hidden": [16], **agent},
+    })
+    result = driver.train(config, None, progress=False)
+    assert np.isfinite(result.rows[-1]["train/loss"]) and result.rows[-1]["train/loss"] > 0
+
+
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        ({"algo": "dqn", "env": {"name": "gymnax/Pendulum-v1"}},
+         "algo dqn cannot train on env gymnax/Pendulum-v1: DQN needs discrete actions, got box"),
+        ({"algo": "dqn", "agent": {"value_loss": "quantile"}}, "agent.value_loss: must be one of mse, huber, hl_gauss, c51"),
+        ({"algo": "dqn", "agent": {"value_loss": "c51", "v_min": 5.0, "v_max": 5.0}}, "agent.v_max: must be > v_min = 5"),
+        ({"algo": "dqn", "agent": {"num_envs": 4, "buffer_size": 8, "n_step": 3}},
+         "agent.buffer_size: must hold 3 transitions per env (4 envs); got 8"),
+    ],
+)
+def test_bad_dqn_configs_fail_before_compiling(data, expected, monkeypatch):
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("compiled"))
+    with pytest.raises(ConfigError) as info:
+        driver.train(driver.build_config(data), None, progress=False)
+    assert expected in str(info.value) and "\n" not in str(info.value)
