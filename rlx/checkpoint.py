@@ -1,12 +1,37 @@
-"""Orbax checkpoints of the whole train state, one per saved chunk, under ``RUN_DIR/checkpoints/<chunks_done>``."""
+"""Orbax checkpoints of the whole train state, one per saved chunk, under ``RUN_DIR/checkpoints/<chunks_done>``.
+
+Each checkpoint stores the state and a JSON ``meta`` that includes a SHA-256 of every leaf's bytes, shape
+and dtype. Restoring recomputes it, so a truncated, garbled or half-written checkpoint is detected
+instead of being loaded silently; :meth:`Checkpointer.restore_latest_valid` then falls back to the newest
+checkpoint that restores and verifies.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from rlx.config import ConfigError
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint could not be restored or does not match its checksum."""
+
+
+def state_digest(state: Any) -> str:
+    """SHA-256 over the bytes, shapes and dtypes of all leaves of a (host or device) pytree."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(jax.device_get(state)):
+        array = np.ascontiguousarray(leaf)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 class Checkpointer:
@@ -18,7 +43,9 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def save(self, chunks_done: int, state: Any, meta: dict) -> None:
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        host_state = jax.device_get(state)  # one copy serves the checksum and the asynchronous write
+        meta = {**meta, "state_sha256": state_digest(host_state)}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta))
         self._manager.save(chunks_done, args=args)
 
     def all_steps(self) -> list[int]:
@@ -28,11 +55,34 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def restore(self, chunks_done: int, abstract_state: Any) -> tuple[Any, dict]:
-        """Restores into the shapes/dtypes of ``abstract_state`` (e.g. from ``jax.eval_shape``)."""
+        """Restores into the shapes/dtypes of ``abstract_state`` (e.g. from ``jax.eval_shape``) and verifies
+        the checksum; raises :class:`CorruptCheckpointError` naming the directory if anything is wrong."""
+        path = self.path(chunks_done)
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
-        restored = self._manager.restore(chunks_done, args=args)
-        return restored["state"], restored["meta"]
+        try:
+            restored = self._manager.restore(chunks_done, args=args)
+            state, meta = restored["state"], restored["meta"]
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds for damaged files
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise CorruptCheckpointError(f"checkpoint {path} cannot be restored ({type(e).__name__}: {first})") from None
+        expected = meta.get("state_sha256") if isinstance(meta, dict) else None
+        if expected is None or state_digest(state) != expected:
+            raise CorruptCheckpointError(f"checkpoint {path} does not match the checksum saved with it")
+        return state, meta
+
+    def restore_latest_valid(self, abstract_state: Any) -> tuple[Any, dict] | None:
+        """The newest checkpoint that restores and verifies, warning on stderr about each one skipped.
+        None if there are no checkpoints; a ConfigError if there are some but none is valid."""
+        steps = self.all_steps()
+        for step in reversed(steps):
+            try:
+                return self.restore(step, abstract_state)
+            except CorruptCheckpointError as e:
+                print(f"rlx: warning: {e}; trying an older checkpoint", file=sys.stderr)
+        if steps:
+            raise ConfigError(f"--resume: no valid checkpoint in {self.directory} (all {len(steps)} are damaged)")
+        return None
 
     def path(self, chunks_done: int) -> str:
         return os.path.join(self.directory, str(chunks_done))

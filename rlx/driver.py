@@ -157,7 +157,8 @@ class Experiment:
         length = self.plan.iterations_per_chunk
         state, metrics = jax.lax.scan(body, state, jnp.arange(length))
         active = (jnp.arange(length) < num_active).astype(jnp.float32)
-        reduced = {}
+        finite = jnp.stack([jnp.isfinite(v) for k, v in metrics.items() if k not in SUMMED_METRICS]).all(axis=0)
+        reduced = {"first_nonfinite_iteration": jnp.argmax(~finite & (active > 0)).astype(jnp.float32)}
         for name, values in metrics.items():
             total = jnp.sum(values.astype(jnp.float32) * active)
             reduced[name] = total if name in SUMMED_METRICS else total / num_active
@@ -235,15 +236,18 @@ def chunk_row(experiment: Experiment, chunk_index: int, metrics: dict, seconds: 
         "train/episode_length": lengths / count if count else None,
         "train/episodes": int(count),
     }
-    row.update({f"train/{k}": v for k, v in metrics.items() if k != "params_finite"})
+    row.update({f"train/{k}": v for k, v in metrics.items() if k not in NOT_LOGGED})
     return row
 
 
+NOT_LOGGED = ("params_finite", "first_nonfinite_iteration")
+
+
 def _divergence(metrics: dict) -> str | None:
-    bad = [k for k, v in metrics.items() if k not in SUMMED_METRICS and not math.isfinite(v)]
+    bad = [k for k, v in metrics.items() if k not in SUMMED_METRICS + NOT_LOGGED and not math.isfinite(v)]
     if metrics.get("params_finite", 1.0) < 0.5:
         bad.insert(0, "params")
-    return ", ".join(k for k in bad if k != "params_finite") or None
+    return ", ".join(bad) or None
 
 
 @dataclasses.dataclass
@@ -309,14 +313,29 @@ def resume(run_dir: str, *, progress: bool = True, stop_after_chunks: int | None
     config = load_run_config(run_dir)
     experiment = Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
-    latest = checkpointer.latest()
-    if latest is None:
-        state, start = experiment.init(), 0
-    else:
-        state, meta = checkpointer.restore(latest, experiment.abstract_state())
-        start = int(meta["chunks_done"])
-    checkpointer.close()
+    try:
+        restored = checkpointer.restore_latest_valid(experiment.abstract_state())
+        if restored is None:
+            state, start = experiment.init(), 0
+        else:
+            state, meta = restored
+            start = int(meta["chunks_done"])
+        newer = [step for step in checkpointer.all_steps() if step > start]
+    finally:
+        checkpointer.close()
+    _set_aside(run_dir, newer)
     return _loop(experiment, state, start, run_dir, progress, stop_after_chunks)
+
+
+def _set_aside(run_dir: str, steps: list[int]) -> None:
+    """Moves damaged checkpoints newer than the restored one out of the way (kept, never deleted), so
+    the resumed run can save those chunks again."""
+    for step in steps:
+        source = os.path.join(run_dir, "checkpoints", str(step))
+        target = os.path.join(run_dir, "damaged_checkpoints", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.move(source, target)
+        print(f"rlx: warning: moved damaged checkpoint {source} to {target}", file=sys.stderr)
 
 
 def _write_summary(run_dir: str, experiment: Experiment, rows: list[dict], status: str, seconds: float) -> None:
@@ -375,7 +394,11 @@ def _loop(
                     checkpointer.wait()
                     if checkpointer.latest() is not None:
                         kept = f"; last finite checkpoint: {checkpointer.path(checkpointer.latest())}"
-                where = f"between env steps {plan.env_steps(chunk)} and {plan.env_steps(chunk + 1)} (chunk {chunk + 1})"
+                iteration = plan.iterations_done(chunk) + int(metrics["first_nonfinite_iteration"])
+                where = (f"in iteration {iteration + 1} (env steps {iteration * plan.env_steps_per_iteration} to "
+                         f"{(iteration + 1) * plan.env_steps_per_iteration}, chunk {chunk + 1})")
+                if bad == "params":
+                    where = f"by the end of chunk {chunk + 1} (env step {plan.env_steps(chunk + 1)})"
                 raise DivergenceError(f"training diverged: non-finite {bad} {where}; run stopped{kept}")
             row = chunk_row(experiment, chunk, metrics, seconds)
             last = chunk + 1 == plan.num_chunks

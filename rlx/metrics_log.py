@@ -17,12 +17,19 @@ def _clean(value: Any) -> Any:
 
 
 def read_metrics(run_dir: str) -> list[dict]:
-    """The rows of ``RUN_DIR/metrics.jsonl`` (an empty list if there are none)."""
+    """The rows of ``RUN_DIR/metrics.jsonl`` (an empty list if there are none). A last line cut short
+    by a killed process is ignored."""
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.exists(path):
         return []
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # only the final write can be partial: rows are appended and fsynced one by one
+    return rows
 
 
 class MetricsWriter:

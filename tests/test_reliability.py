@@ -1,0 +1,292 @@
+"""Reliability: SIGKILL at random moments and resume, damaged checkpoints, malformed configs (property
+based), divergence, output-directory safety."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rlx import cli, driver
+from rlx.algos import ALGORITHMS
+from rlx.checkpoint import Checkpointer, CorruptCheckpointError
+from rlx.config import ConfigError
+
+# 8 chunks of 4 PPO iterations on CartPole: each chunk is long enough that kills land inside it too.
+RUN_ARGS = ["train", "ppo", "--steps", "8192", "--set", "num_chunks=8", "--set", "eval_episodes=2",
+            "--set", "keep_checkpoints=2", "--set", "agent.num_envs=4", "--set", "agent.unroll_length=64",
+            "--set", "agent.policy_hidden=[32,32]", "--set", "agent.value_hidden=[32,32]", "--quiet"]
+
+
+def environment(cache_dir):
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PLATFORMS": "cpu"}
+
+
+def start(args, cache_dir):
+    return subprocess.Popen([sys.executable, "-m", "rlx.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment(cache_dir))
+
+
+def rows_written(run_dir):
+    path = os.path.join(run_dir, "metrics.jsonl")
+    return open(path).read().count("\n") if os.path.exists(path) else 0
+
+
+def checkpoint_in_flight(run_dir):
+    path = os.path.join(run_dir, "checkpoints")
+    return os.path.isdir(path) and any("tmp" in name for name in os.listdir(path))
+
+
+def kill_when(process, condition, timeout=300):
+    """SIGKILLs ``process`` as soon as ``condition()`` holds (polled every 2 ms); False if it ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            return False
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.002)
+    process.kill()
+    raise AssertionError("timed out waiting to kill the run")
+
+
+def final_state(run_dir):
+    experiment = driver.Experiment(driver.load_run_config(run_dir))
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+    state, meta = checkpointer.restore(checkpointer.latest(), experiment.abstract_state())
+    checkpointer.close()
+    return state, meta
+
+
+def comparable_rows(run_dir):
+    """Metric rows without the wall-clock field, which no two runs share."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(line).items() if k != "steps_per_second"} for line in f]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reliability")
+    run_dir = root / "reference"
+    done = subprocess.run([sys.executable, "-m", "rlx.cli", *RUN_ARGS, "--out", str(run_dir)], capture_output=True,
+                          text=True, env=environment(root / "cache"), timeout=600)
+    assert done.returncode == 0, done.stderr
+    return {"root": root, "dir": str(run_dir), "cache": root / "cache"}
+
+
+def assert_same_as_reference(run_dir, reference):
+    state, meta = final_state(run_dir)
+    ref_state, ref_meta = final_state(reference["dir"])
+    assert meta["chunks_done"] == ref_meta["chunks_done"] == 8
+    for a, b in zip(jax.tree.leaves(ref_state), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows = comparable_rows(run_dir)
+    assert [r["chunk"] for r in rows] == list(range(1, 9))  # none duplicated, none lost
+    assert rows == comparable_rows(reference["dir"])
+
+
+@pytest.mark.parametrize("trial", [0, 1, 2])
+def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(trial, reference):
+    """Each trial kills the run twice: once at a random point after a random number of logged chunks
+    (landing in training, evaluation, logging or checkpointing), once while a checkpoint is being
+    written; then ``--resume`` finishes it."""
+    rng = random.Random(trial)
+    run_dir = str(reference["root"] / f"killed{trial}")
+    process = start([*RUN_ARGS, "--out", run_dir], reference["cache"])
+    target = rng.randint(1, 4)
+    delay = rng.uniform(0.0, 0.3)
+    killed = kill_when(process, lambda: rows_written(run_dir) >= target and (time.sleep(delay) or True))
+    assert killed, "the run finished before it could be killed"
+    process = start(["train", "--resume", run_dir, "--quiet"], reference["cache"])
+    killed_in_write = kill_when(process, lambda: checkpoint_in_flight(run_dir))
+    assert killed_in_write, "the resumed run finished before a checkpoint write could be interrupted"
+    finished = subprocess.run([sys.executable, "-m", "rlx.cli", "train", "--resume", run_dir, "--quiet"],
+                              capture_output=True, text=True, env=environment(reference["cache"]), timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "completed"
+    assert_same_as_reference(run_dir, reference)
+
+
+def damage(path, how, rng):
+    with open(path, "r+b") as f:
+        data = f.read()
+        if how == "truncate":
+            f.seek(0)
+            f.truncate(len(data) // 2)
+        else:
+            start = len(data) // 3
+            f.seek(start)
+            f.write(bytes(rng.randrange(256) for _ in range(min(64, len(data) - start))))
+
+
+@pytest.mark.parametrize("how", ["truncate", "garble"])
+def test_damaged_newest_checkpoint_is_detected_and_resume_falls_back(how, reference, capfd):
+    run_dir = str(reference["root"] / f"damaged-{how}")
+    shutil.copytree(reference["dir"], run_dir)
+    newest = os.path.join(run_dir, "checkpoints", "8", "state")
+    files = [os.path.join(dirpath, name) for dirpath, _, names in os.walk(newest) for name in names]
+    largest = max(files, key=os.path.getsize)  # the biggest array data file
+    damage(largest, how, random.Random(how))
+
+    experiment = driver.Experiment(driver.load_run_config(run_dir))
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+    with pytest.raises(CorruptCheckpointError, match=f"checkpoint {run_dir}/checkpoints/8 "):
+        checkpointer.restore(8, experiment.abstract_state())
+    checkpointer.close()
+
+    result = driver.resume(run_dir, progress=False)
+    err = capfd.readouterr().err
+    assert f"rlx: warning: checkpoint {run_dir}/checkpoints/8" in err and "trying an older checkpoint" in err
+    assert os.listdir(os.path.join(run_dir, "damaged_checkpoints"))  # kept, not deleted
+    assert result.status == "completed"
+    assert_same_as_reference(run_dir, reference)
+
+
+def test_all_checkpoints_damaged_is_an_error_not_a_silent_restart(reference):
+    run_dir = str(reference["root"] / "all-damaged")
+    shutil.copytree(reference["dir"], run_dir)
+    for step in os.listdir(os.path.join(run_dir, "checkpoints")):
+        os.remove(os.path.join(run_dir, "checkpoints", step, "meta", "metadata"))
+    with pytest.raises(ConfigError, match="no valid checkpoint in .* \\(all 2 are damaged\\)"):
+        driver.resume(run_dir, progress=False)
+    assert len(comparable_rows(run_dir)) == 8  # the metrics log is untouched
+
+
+# ------------------------------------------------------------------ malformed configs
+
+FIELDS = {
+    "": ["algo", "env", "seed", "total_env_steps", "num_chunks", "eval_every", "eval_episodes",
+         "checkpoint_every", "keep_checkpoints", "tensorboard", "agent"],
+}
+POSITIVE_INT_FIELDS = ["total_env_steps", "num_chunks", "eval_episodes", "keep_checkpoints", "agent.num_envs",
+                       "agent.unroll_length", "agent.num_minibatches", "agent.num_epochs", "env.action_repeat"]
+
+
+def nested(dotted, value):
+    out = {}
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def assert_config_error_names(data, field_name):
+    with pytest.raises(ConfigError) as info:
+        driver.Experiment(driver.build_config(data))  # builds the env too, compiles nothing
+    message = str(info.value)
+    assert "\n" not in message and field_name in message, message
+
+
+fuzz = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@fuzz
+@given(algo=st.sampled_from(sorted(ALGORITHMS)),
+       key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12),
+       where=st.sampled_from(["", "agent.", "env."]))
+def test_unknown_keys_are_rejected(algo, key, where):
+    known = {"": FIELDS[""], "agent.": [f for f in ALGORITHMS[algo].Config.__dataclass_fields__],
+             "env.": ["name", "backend", "episode_length", "action_repeat"]}[where]
+    if key in known:
+        return
+    assert_config_error_names({"algo": algo, **nested(where + key, 1)}, f"{where}{key}: unknown field")
+
+
+@fuzz
+@given(field_name=st.sampled_from(POSITIVE_INT_FIELDS), value=st.integers(max_value=0))
+def test_zero_or_negative_sizes_are_rejected(field_name, value):
+    assert_config_error_names(nested(field_name, value), f"{field_name}: must be > 0")
+
+
+@fuzz
+@given(field_name=st.sampled_from(POSITIVE_INT_FIELDS + ["agent.learning_rate", "agent.gamma", "seed"]),
+       value=st.one_of(st.text(min_size=1).filter(lambda s: not _is_number(s)), st.lists(st.integers(), min_size=1),
+                       st.dictionaries(st.text(max_size=3), st.integers(), min_size=1), st.booleans()))
+def test_wrong_types_are_rejected(field_name, value):
+    assert_config_error_names(nested(field_name, value), f"{field_name}: expected")
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+@fuzz
+@given(num_envs=st.integers(1, 64), unroll=st.integers(1, 64), minibatches=st.integers(2, 64))
+def test_minibatches_that_do_not_divide_the_batch_are_rejected(num_envs, unroll, minibatches):
+    data = {"agent": {"num_envs": num_envs, "unroll_length": unroll, "num_minibatches": minibatches}}
+    if (num_envs * unroll) % minibatches == 0:
+        driver.build_config(data)
+    else:
+        assert_config_error_names(data, "agent.num_minibatches: must divide num_envs*unroll_length")
+
+
+@pytest.mark.parametrize("algo,env", [("sac", "gymnax/CartPole-v1"), ("td3", "gymnax/Acrobot-v1"),
+                                      ("dqn", "gymnax/Pendulum-v1"), ("dqn", "brax/inverted_pendulum")])
+def test_impossible_algorithm_env_pairs_are_rejected(algo, env):
+    assert_config_error_names({"algo": algo, "env": {"name": env}}, f"algo {algo} cannot train on env {env}")
+
+
+# ------------------------------------------------------------------ divergence and output safety
+
+
+def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_checkpoint(tmp_path):
+    # DQN collects without updating until learning_starts (chunks 1-2 stay finite), then the first
+    # update with learning rate 1e38 overflows.
+    config = driver.build_config({
+        "algo": "dqn", "total_env_steps": 3000, "num_chunks": 6, "eval_every": 0, "eval_episodes": 2,
+        "agent": {"num_envs": 10, "utd_ratio": 0.1, "batch_size": 32, "buffer_size": 2000, "learning_starts": 1000,
+                  "hidden": [16], "learning_rate": 1e38, "max_grad_norm": 1e38},
+    })
+    run_dir = str(tmp_path / "diverged")
+    with pytest.raises(driver.DivergenceError) as info:
+        driver.train(config, run_dir, progress=False)
+    message = str(info.value)
+    assert message.startswith("training diverged: non-finite params, grad_norm, loss")
+    assert "in iteration 101 (env steps 1000 to 1010, chunk 3)" in message
+    assert message.endswith(f"last finite checkpoint: {run_dir}/checkpoints/2")
+    state, meta = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(2, driver.Experiment(config).abstract_state())
+    assert meta["chunks_done"] == 2
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+    assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "diverged"
+    assert [r["chunk"] for r in comparable_rows(run_dir)] == [1, 2]
+
+
+def test_overwrite_replaces_a_run_only_when_asked(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    args = ["train", "ppo", "--steps", "256", "--set", "num_chunks=1", "--set", "agent.num_envs=4",
+            "--set", "agent.unroll_length=64", "--quiet", "--out", run_dir]
+    assert cli.main(args) == 0
+    marker = os.path.join(run_dir, "metrics.jsonl")
+    before = open(marker).read()
+    assert cli.main(args) == cli.EXIT_CONFIG_ERROR
+    assert open(marker).read() == before
+    assert cli.main([*args, "--overwrite"]) == 0
+    assert len(comparable_rows(run_dir)) == 1
+
+
+def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("trained"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    code = cli.main(["train", "ppo", "--quiet", "--out", str(blocker / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == cli.EXIT_CONFIG_ERROR
+    assert err[-1].startswith(f"rlx: config error: --out {blocker / 'run'}: not writable")
