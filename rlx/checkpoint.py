@@ -66,8 +66,13 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds for damaged files
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise CorruptCheckpointError(f"checkpoint {path} cannot be restored ({type(e).__name__}: {first})") from None
-        expected = meta.get("state_sha256") if isinstance(meta, dict) else None
-        if expected is None or state_digest(state) != expected:
+        if not isinstance(meta, dict) or "chunks_done" not in meta:
+            raise CorruptCheckpointError(f"checkpoint {path} has unreadable metadata")
+        expected = meta.get("state_sha256")
+        if expected is None:
+            print(f"rlx: warning: checkpoint {path} has no checksum (written before checksums were added); not verified",
+                  file=sys.stderr)
+        elif state_digest(state) != expected:
             raise CorruptCheckpointError(f"checkpoint {path} does not match the checksum saved with it")
         return state, meta
 
@@ -81,7 +86,7 @@ class Checkpointer:
             except CorruptCheckpointError as e:
                 print(f"rlx: warning: {e}; trying an older checkpoint", file=sys.stderr)
         if steps:
-            raise ConfigError(f"--resume: no valid checkpoint in {self.directory} (all {len(steps)} are damaged)")
+            raise ConfigError(f"no valid checkpoint in {self.directory} (all {len(steps)} are damaged)")
         return None
 
     def path(self, chunks_done: int) -> str:

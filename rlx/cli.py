@@ -1,4 +1,5 @@
-"""Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...``.
+"""Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...`` and
+``rlx eval RUN_DIR [--episodes N] [--render OUT.html]``.
 
 Config precedence (later wins): the algorithm's defaults, ``--config`` YAML, ``--env/--seed/--steps``,
 ``--set``. Everything is validated before anything compiles; errors are one line on stderr and
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after-chunks", type=int, metavar="N",
                        help="checkpoint and stop after N chunks (for preemptible jobs); continue with --resume")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate = sub.add_parser("eval", help="evaluate a saved run's policy (newest valid checkpoint)")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
+    evaluate.add_argument("--render", metavar="OUT.html", help="also write one rollout as an HTML page")
+    evaluate.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -94,11 +100,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from rlx import evaluate
+
+    if args.render and not os.path.isdir(os.path.dirname(os.path.abspath(args.render))):
+        raise ConfigError(f"--render {args.render}: its directory does not exist")
+    experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
+    result = experiment.evaluate(state, args.seed)
+    print(f"rlx: {args.run_dir} checkpoint {meta['chunks_done']} (env step {meta['env_steps']}): "
+          f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
+          f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}")
+    if args.render:
+        path = evaluate.render_html(experiment, evaluate.rollout(experiment, state, args.seed), args.render)
+        print(f"rlx: rollout written to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "eval":
+            return _eval(args)
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

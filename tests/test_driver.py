@@ -132,6 +132,17 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
     with pytest.raises(driver.DivergenceError) as info:
         driver.train(config, str(tmp_path / "div"), progress=False)
     message = str(info.value)
-    assert message.startswith("training diverged: non-finite") and "between env steps" in message
+    assert message.startswith("training diverged: non-finite")
+    assert "in iteration 1 (env steps 0 to 256, chunk 1); run stopped" in message
     summary = json.load(open(tmp_path / "div" / "summary.json"))
     assert summary["status"] == "diverged"
+
+
+def test_eval_cli_reports_return_and_renders_a_rollout(runs, tmp_path, capsys):
+    out = tmp_path / "rollout.html"
+    assert cli.main(["eval", runs["full"], "--episodes", "3", "--render", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "checkpoint 2 (env step 4096): eval/episode_return=" in printed and "over 3 episodes" in printed
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    assert cli.main(["eval", runs["full"], "--episodes", "0"]) == cli.EXIT_CONFIG_ERROR

@@ -1,0 +1,127 @@
+"""Load a saved run, evaluate its policy, and render a rollout to a self-contained HTML file.
+
+Brax envs render with brax's 3D viewer (the page loads its JavaScript from a CDN when opened); every
+other env renders as plots of the episode's observations, actions and rewards, embedded as a PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from rlx import driver
+from rlx.checkpoint import Checkpointer
+from rlx.config import ConfigError
+from rlx.envs import EnvStep
+
+
+def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experiment, Any, dict]:
+    """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``."""
+    config = driver.load_run_config(run_dir)
+    if eval_episodes is not None:
+        if eval_episodes <= 0:
+            raise ConfigError(f"--episodes: must be > 0; got {eval_episodes}")
+        config = dataclasses.replace(config, eval_episodes=eval_episodes)
+    experiment = driver.Experiment(config)
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+    try:
+        restored = checkpointer.restore_latest_valid(experiment.abstract_state())
+    finally:
+        checkpointer.close()
+    if restored is None:
+        raise ConfigError(f"{run_dir}: no checkpoint to evaluate yet")
+    state, meta = restored
+    return experiment, state, meta
+
+
+@struct.dataclass
+class Trajectory:
+    """One deterministic episode, time-major; ``alive[t]`` is False after the episode ended."""
+
+    env_steps: EnvStep  # states and outputs after each step, [T, ...]
+    actions: jax.Array
+    alive: jax.Array
+
+
+def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Trajectory:
+    """Runs the deterministic policy for one episode (``max_episode_steps`` steps, masked after the end)."""
+    env, algo, config = experiment.env, experiment.algo, experiment.config.agent
+
+    def run(key):
+        reset_key, act_key = jax.random.split(key)
+
+        def body(carry, step_key):
+            env_step, alive = carry
+            action = algo.act(config, env, state, env_step.obs[None], step_key, deterministic=True)[0]
+            nxt = env.step(env_step, action)
+            return (nxt, alive & ~nxt.done), (nxt, action, alive)
+
+        keys = jax.random.split(act_key, env.max_episode_steps)
+        _, (steps, actions, alive) = jax.lax.scan(body, (env.reset(reset_key), jnp.ones((), bool)), keys)
+        return Trajectory(steps, actions, alive)
+
+    return jax.jit(run)(jax.random.PRNGKey(seed))
+
+
+def _innermost(state: Any) -> Any:
+    while hasattr(state, "inner"):
+        state = state.inner
+    return state
+
+
+def render_html(experiment: driver.Experiment, trajectory: Trajectory, path: str) -> str:
+    """Writes the rollout as an HTML page at ``path`` and returns ``path``."""
+    length = int(np.sum(np.asarray(trajectory.alive)))
+    env = experiment.env
+    title = f"rlx rollout: {experiment.config.algo} on {env.name}, return {float(np.sum(np.asarray(trajectory.env_steps.reward)[:length])):.2f} over {length} steps"
+    base = getattr(env, "unwrapped", env)
+    if env.name.startswith("brax/") and hasattr(base, "_env"):
+        from brax.io import html
+
+        pipeline_states = _innermost(trajectory.env_steps.state).pipeline_state
+        frames = [jax.tree.map(lambda x, i=i: x[i], pipeline_states) for i in range(length)]
+        brax_env = base._env
+        page = html.render(brax_env.sys.tree_replace({"opt.timestep": brax_env.dt}), frames)
+        page = page.replace("<title>Brax visualizer</title>", f"<title>{title}</title>", 1)
+    else:
+        page = _trace_page(title, trajectory, length)
+    with open(path, "w") as f:
+        f.write(page)
+    return path
+
+
+def _trace_page(title: str, trajectory: Trajectory, length: int) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    obs = np.asarray(trajectory.env_steps.obs)[:length].reshape(length, -1)
+    actions = np.asarray(trajectory.actions)[:length].reshape(length, -1)
+    rewards = np.asarray(trajectory.env_steps.reward)[:length]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    for i in range(min(obs.shape[1], 12)):
+        axes[0].plot(obs[:, i], label=f"obs[{i}]")
+    axes[0].set_ylabel("observation")
+    axes[0].legend(fontsize=7, ncol=4)
+    axes[1].step(np.arange(length), actions, where="post")
+    axes[1].set_ylabel("action")
+    axes[2].plot(np.cumsum(rewards))
+    axes[2].set_ylabel("cumulative reward")
+    axes[2].set_xlabel("step")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    image = base64.b64encode(buffer.getvalue()).decode()
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
+            f"<h3>{title}</h3><img alt='rollout' src='data:image/png;base64,{image}'></body></html>")
