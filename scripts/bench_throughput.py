@@ -21,7 +21,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))

@@ -65,13 +65,15 @@ def test_env_spec_query_string():
         parse_env_spec("brax/ant?bakend=mjx")
 
 
-def test_traced_fields_are_exactly_the_hyperparams_in_the_state():
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "dqn"])
+def test_traced_fields_are_exactly_the_hyperparams_in_the_state(algo):
     import dataclasses
 
-    from rlx.algos import ppo
+    from rlx.algos import ALGORITHMS
     from rlx.config import traced_fields
 
-    assert traced_fields(ppo.Config) == tuple(f.name for f in dataclasses.fields(ppo.Hyperparams))
+    module = ALGORITHMS[algo]
+    assert traced_fields(module.Config) == tuple(f.name for f in dataclasses.fields(module.Hyperparams))
 
 
 @pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))))

@@ -1,13 +1,10 @@
 """DQN, C51 and HL-Gauss: exact maths against hand-computed and NumPy references, learning on CartPole,
 and fail-fast errors."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import yaml
 
 from rlx import driver
 from rlx.algos import dqn
@@ -15,14 +12,8 @@ from rlx.config import ConfigError
 from rlx.ops.distributional import bin_centres, categorical_projection, hl_gauss_histogram, support
 from rlx.ops.returns import n_step_return
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+from helpers import preset
 
-
-def preset(name, **overrides):
-    with open(os.path.join(CONFIGS, name)) as f:
-        data = yaml.safe_load(f)
-    data.update(overrides)
-    return driver.build_config(data)
 
 
 def n_step_reference(rewards, terminated, truncated, gamma):

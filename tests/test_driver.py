@@ -12,16 +12,16 @@ import pytest
 from rlx import cli, driver
 from rlx.checkpoint import Checkpointer
 
+from helpers import subprocess_env
+
 SMALL = ["--steps", "4096", "--set", "num_chunks=2", "--set", "eval_episodes=4",
          "--set", "agent.num_envs=8", "--set", "agent.unroll_length=64", "--set", "agent.policy_hidden=[16]",
          "--set", "agent.value_hidden=[16]", "--quiet"]
 
 
 def rlx(*args, cache_dir):
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-m", "rlx.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-m", "rlx.cli", *args], capture_output=True, text=True,
+                          env=subprocess_env(cache_dir), timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,8 @@ from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
 from rlx.envs import make
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+from helpers import CONFIGS, preset
 
-
-def preset(name, **overrides):
-    with open(os.path.join(CONFIGS, name)) as f:
-        data = yaml.safe_load(f)
-    data.update(overrides)
-    return driver.build_config(data)
 
 
 @pytest.mark.parametrize("name", ["sac_pendulum.yaml", "td3_pendulum.yaml", "ddpg_pendulum.yaml"])

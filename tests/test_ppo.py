@@ -1,30 +1,18 @@
 """PPO/A2C: learning with fixed seeds, the A2C preset's gradient step, determinism."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import yaml
 
 from rlx import driver
 from rlx.algos import ppo
 from rlx.envs import make
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+from helpers import preset, tree_equal
 
 
-def preset(name, **overrides):
-    with open(os.path.join(CONFIGS, name)) as f:
-        data = yaml.safe_load(f)
-    data.update(overrides)
-    return driver.build_config(data)
-
-
-def tree_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 def test_ppo_learns_cartpole():

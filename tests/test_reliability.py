@@ -21,20 +21,17 @@ from rlx.algos import ALGORITHMS
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError
 
+from helpers import subprocess_env
+
 # 8 chunks of 4 PPO iterations on CartPole: each chunk is long enough that kills land inside it too.
 RUN_ARGS = ["train", "ppo", "--steps", "8192", "--set", "num_chunks=8", "--set", "eval_episodes=2",
             "--set", "keep_checkpoints=2", "--set", "agent.num_envs=4", "--set", "agent.unroll_length=64",
             "--set", "agent.policy_hidden=[32,32]", "--set", "agent.value_hidden=[32,32]", "--quiet"]
 
 
-def environment(cache_dir):
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PLATFORMS": "cpu"}
-
-
 def start(args, cache_dir):
     return subprocess.Popen([sys.executable, "-m", "rlx.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environment(cache_dir))
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env(cache_dir))
 
 
 def rows_written(run_dir):
@@ -81,7 +78,7 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
     run_dir = root / "reference"
     done = subprocess.run([sys.executable, "-m", "rlx.cli", *RUN_ARGS, "--out", str(run_dir)], capture_output=True,
-                          text=True, env=environment(root / "cache"), timeout=600)
+                          text=True, env=subprocess_env(root / "cache"), timeout=600)
     assert done.returncode == 0, done.stderr
     return {"root": root, "dir": str(run_dir), "cache": root / "cache"}
 
@@ -113,7 +110,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(trial, reference
     killed_in_write = kill_when(process, lambda: checkpoint_in_flight(run_dir))
     assert killed_in_write, "the resumed run finished before a checkpoint write could be interrupted"
     finished = subprocess.run([sys.executable, "-m", "rlx.cli", "train", "--resume", run_dir, "--quiet"],
-                              capture_output=True, text=True, env=environment(reference["cache"]), timeout=600)
+                              capture_output=True, text=True, env=subprocess_env(reference["cache"]), timeout=600)
     assert finished.returncode == 0, finished.stderr
     assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "completed"
     assert_same_as_reference(run_dir, reference)

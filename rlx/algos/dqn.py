@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rlx.algos import off_policy
+from rlx.algos import common, off_policy
 from rlx.buffers import Transition
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep
@@ -74,8 +74,7 @@ class Config(off_policy.OffPolicyConfig):
         return self.num_bins if self.value_loss in ("c51", "hl_gauss") else 1
 
 
-@struct.dataclass
-class Hyperparams:
+class Hyperparams(common.Hyperparams):
     """The traced fields of :class:`Config`, as float32 arrays."""
 
     gamma: jax.Array
@@ -86,10 +85,6 @@ class Hyperparams:
     epsilon_start: jax.Array
     epsilon_end: jax.Array
     exploration_fraction: jax.Array
-
-    @classmethod
-    def from_config(cls, config: Config) -> "Hyperparams":
-        return cls(**{f.name: jnp.asarray(getattr(config, f.name), jnp.float32) for f in dataclasses.fields(cls)})
 
 
 @struct.dataclass

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from rlx.algos import common
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
 from rlx.nets import MLP
@@ -62,8 +63,7 @@ class Config:
             )
 
 
-@struct.dataclass
-class Hyperparams:
+class Hyperparams(common.Hyperparams):
     """The traced fields of :class:`Config`, as float32 arrays."""
 
     learning_rate: jax.Array
@@ -74,11 +74,6 @@ class Hyperparams:
     entropy_coef: jax.Array
     max_grad_norm: jax.Array
     reward_scaling: jax.Array
-
-    @classmethod
-    def from_config(cls, config: Config) -> "Hyperparams":
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{n: jnp.asarray(getattr(config, n), jnp.float32) for n in names})
 
 
 @struct.dataclass

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rlx.algos import off_policy
+from rlx.algos import common, off_policy
 from rlx.buffers import Transition
 from rlx.config import field
 from rlx.envs import Env, EnvStep
@@ -41,21 +41,16 @@ class Config(off_policy.ActorCriticConfig):
     alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
 
 
-@struct.dataclass
-class Hyperparams:
+class Hyperparams(common.Hyperparams):
     """The traced fields of :class:`Config`, as float32 arrays."""
 
     gamma: jax.Array
+    reward_scaling: jax.Array
     tau: jax.Array
     actor_learning_rate: jax.Array
     critic_learning_rate: jax.Array
-    reward_scaling: jax.Array
     initial_alpha: jax.Array
     alpha_learning_rate: jax.Array
-
-    @classmethod
-    def from_config(cls, config: Config) -> "Hyperparams":
-        return cls(**{f.name: jnp.asarray(getattr(config, f.name), jnp.float32) for f in dataclasses.fields(cls)})
 
 
 @struct.dataclass
@@ -129,12 +124,6 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
                  **off_policy.init_loop(config, env, env_key))
 
 
-def _adam_step(grads: Any, opt_state: Any, params: Any, learning_rate: jax.Array) -> tuple[Any, Any]:
-    # Adam with a traced learning rate: the state does not depend on it, so it is a plain scale.
-    updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
 def gradient_step(config: Config, env: Env, state: State, batch: Transition, key: jax.Array) -> tuple[State, dict]:
     """One critic, actor and temperature update on ``batch``, then the Polyak target update."""
     hp, params = state.hparams, state.params
@@ -153,7 +142,7 @@ def gradient_step(config: Config, env: Env, state: State, batch: Transition, key
         return critic_loss(q, target), q
 
     (q_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
-    critic, critic_opt = _adam_step(critic_grads, state.opt_state.critic, params.critic, hp.critic_learning_rate)
+    critic, critic_opt = common.adam_step(critic_grads, state.opt_state.critic, params.critic, hp.critic_learning_rate)
 
     def actor_objective(actor_params):
         dist = policy(config, env, actor_params, batch.obs)
@@ -163,13 +152,13 @@ def gradient_step(config: Config, env: Env, state: State, batch: Transition, key
         return jnp.mean(alpha * log_prob - q_pi), log_prob
 
     (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(params.actor)
-    actor, actor_opt = _adam_step(actor_grads, state.opt_state.actor, params.actor, hp.actor_learning_rate)
+    actor, actor_opt = common.adam_step(actor_grads, state.opt_state.actor, params.actor, hp.actor_learning_rate)
 
     target_entropy = _target_entropy(config, env)
     alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob, target_entropy)
     log_alpha, alpha_opt = params.log_alpha, state.opt_state.alpha
     if config.autotune_alpha:
-        log_alpha, alpha_opt = _adam_step(alpha_grad, alpha_opt, log_alpha, hp.alpha_learning_rate)
+        log_alpha, alpha_opt = common.adam_step(alpha_grad, alpha_opt, log_alpha, hp.alpha_learning_rate)
 
     new_params = Params(actor, critic, polyak_update(params.target_critic, critic, hp.tau), log_alpha)
     metrics = {"critic_loss": q_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss, "alpha": alpha,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rlx.algos import off_policy
+from rlx.algos import common, off_policy
 from rlx.buffers import Transition
 from rlx.config import field
 from rlx.envs import Env, EnvStep
@@ -37,22 +37,17 @@ class Config(off_policy.ActorCriticConfig):
     noise_clip: float = field(0.5, traced=True, ge=0, doc="target-policy noise is clipped to +-noise_clip")
 
 
-@struct.dataclass
-class Hyperparams:
+class Hyperparams(common.Hyperparams):
     """The traced fields of :class:`Config`, as float32 arrays."""
 
     gamma: jax.Array
+    reward_scaling: jax.Array
     tau: jax.Array
     actor_learning_rate: jax.Array
     critic_learning_rate: jax.Array
-    reward_scaling: jax.Array
     exploration_noise: jax.Array
     policy_noise: jax.Array
     noise_clip: jax.Array
-
-    @classmethod
-    def from_config(cls, config: Config) -> "Hyperparams":
-        return cls(**{f.name: jnp.asarray(getattr(config, f.name), jnp.float32) for f in dataclasses.fields(cls)})
 
 
 @struct.dataclass
@@ -118,11 +113,6 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
                  hparams=Hyperparams.from_config(config), **off_policy.init_loop(config, env, env_key))
 
 
-def _adam_step(grads: Any, opt_state: Any, params: Any, learning_rate: jax.Array) -> tuple[Any, Any]:
-    updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
 def gradient_step(config: Config, env: Env, state: State, batch: Transition, key: jax.Array) -> tuple[State, dict]:
     """A critic update; every ``policy_delay``-th call also the actor and Polyak target updates."""
     hp, params = state.hparams, state.params
@@ -139,14 +129,14 @@ def gradient_step(config: Config, env: Env, state: State, batch: Transition, key
         return critic_loss(q, target), q
 
     (q_loss, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
-    critic, critic_opt = _adam_step(grads, state.opt_state.critic, params.critic, hp.critic_learning_rate)
+    critic, critic_opt = common.adam_step(grads, state.opt_state.critic, params.critic, hp.critic_learning_rate)
 
     def actor_objective(actor_params):
         return -jnp.mean(critic_net.apply(critic, batch.obs, policy(config, env, actor_params, batch.obs))[0])
 
     def update_actor_and_targets(_):
         actor_loss, grads = jax.value_and_grad(actor_objective)(params.actor)
-        actor, actor_opt = _adam_step(grads, state.opt_state.actor, params.actor, hp.actor_learning_rate)
+        actor, actor_opt = common.adam_step(grads, state.opt_state.actor, params.actor, hp.actor_learning_rate)
         targets = (polyak_update(params.target_actor, actor, hp.tau), polyak_update(params.target_critic, critic, hp.tau))
         return actor, actor_opt, targets, actor_loss
 
