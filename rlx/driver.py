@@ -257,7 +257,7 @@ class RunResult:
     state: Any
     rows: list[dict]
     run_dir: str | None
-    status: str  # "completed" | "stopped"
+    status: str  # "completed" | "stopped" (summary.json may also say "diverged" or "interrupted")
     experiment: Experiment
 
 
@@ -368,8 +368,7 @@ def _loop(
     config, plan = experiment.config, experiment.plan
     writer = checkpointer = None
     if run_dir is not None:
-        resume_after = start_chunk if start_chunk > 0 or os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else None
-        writer = MetricsWriter(run_dir, config.tensorboard, resume_after_chunk=resume_after)
+        writer = MetricsWriter(run_dir, config.tensorboard, resume_after_chunk=start_chunk)
         checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     rows = list(writer.rows) if writer else []
     bar = None
@@ -378,7 +377,7 @@ def _loop(
 
         bar = tqdm(total=plan.total_env_steps, initial=plan.env_steps(start_chunk), unit="step",
                    unit_scale=True, dynamic_ncols=True, desc=f"{config.algo} {config.env.name}")
-    status, saved = "completed", None
+    status = "completed"
     start_time = time.perf_counter()
     try:
         for chunk in range(start_chunk, plan.num_chunks):
@@ -407,10 +406,11 @@ def _loop(
             rows.append(row)
             if writer is not None:
                 writer.write(row)
-            if checkpointer is not None and (last or (config.checkpoint_every and (chunk + 1) % config.checkpoint_every == 0)):
+            stopping = stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks and not last
+            due = last or stopping or (config.checkpoint_every and (chunk + 1) % config.checkpoint_every == 0)
+            if checkpointer is not None and due:
                 meta = {"chunks_done": chunk + 1, "env_steps": row["env_steps"], "rlx_config": to_dict(config)}
                 checkpointer.save(chunk + 1, state, meta)
-                saved = chunk + 1
             if bar is not None:
                 bar.update(row["env_steps"] - bar.n)
                 postfix = {"steps/s": f"{row['steps_per_second']:.3g}"}
@@ -419,12 +419,13 @@ def _loop(
                 if "eval/episode_return" in row:
                     postfix["eval"] = f"{row['eval/episode_return']:.4g}"
                 bar.set_postfix(postfix)
-            if stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks and not last:
-                if checkpointer is not None and saved != chunk + 1:
-                    meta = {"chunks_done": chunk + 1, "env_steps": row["env_steps"], "rlx_config": to_dict(config)}
-                    checkpointer.save(chunk + 1, state, meta)
+            if stopping:
                 status = "stopped"
                 break
+    except BaseException:
+        if status != "diverged":
+            status = "interrupted"  # an error or Ctrl-C; checkpoints already written are intact
+        raise
     finally:
         if bar is not None:
             bar.close()

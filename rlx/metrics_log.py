@@ -41,7 +41,7 @@ class MetricsWriter:
         self._csv = os.path.join(run_dir, "metrics.csv")
         self.rows: list[dict] = []
         purge_step = None
-        if resume_after_chunk is not None:
+        if resume_after_chunk is not None and os.path.exists(self._jsonl):
             self.rows = [r for r in read_metrics(run_dir) if r["chunk"] <= resume_after_chunk]
             self._rewrite_jsonl()
             self._rewrite_csv()

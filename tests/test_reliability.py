@@ -287,3 +287,23 @@ def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert code == cli.EXIT_CONFIG_ERROR
     assert err[-1].startswith(f"rlx: config error: --out {blocker / 'run'}: not writable")
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch):
+    config = driver.build_config({"total_env_steps": 3 * 256, "num_chunks": 3, "eval_episodes": 2,
+                                  "agent": {"num_envs": 4, "unroll_length": 64, "policy_hidden": [8], "value_hidden": [8]}})
+    run_dir = str(tmp_path / "run")
+    evaluate = driver.Experiment.evaluate
+
+    def interrupt_at_chunk_2(self, state, chunk_index):
+        if chunk_index == 1:
+            raise KeyboardInterrupt
+        return evaluate(self, state, chunk_index)
+
+    monkeypatch.setattr(driver.Experiment, "evaluate", interrupt_at_chunk_2)
+    with pytest.raises(KeyboardInterrupt):
+        driver.train(config, run_dir, progress=False)
+    assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "interrupted"
+    monkeypatch.setattr(driver.Experiment, "evaluate", evaluate)
+    result = driver.resume(run_dir, progress=False)
+    assert result.status == "completed" and [r["chunk"] for r in result.rows] == [1, 2, 3]
