@@ -9,8 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from rlx import cli, driver
-from rlx.checkpoint import Checkpointer
+from rlx import cli, driver, evaluate
 
 from helpers import subprocess_env
 
@@ -41,10 +40,7 @@ def runs(tmp_path_factory):
 
 
 def restore_final(run_dir):
-    experiment = driver.Experiment(driver.load_run_config(run_dir))
-    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
-    state, meta = checkpointer.restore(checkpointer.latest(), experiment.abstract_state())
-    checkpointer.close()
+    _, state, meta = evaluate.load(run_dir)  # newest valid checkpoint, checksum-verified
     return state, meta
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlx import cli, driver
+from rlx import cli, driver, evaluate
 from rlx.algos import ALGORITHMS
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError
@@ -60,10 +60,7 @@ def kill_when(process, condition, timeout=300):
 
 
 def final_state(run_dir):
-    experiment = driver.Experiment(driver.load_run_config(run_dir))
-    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
-    state, meta = checkpointer.restore(checkpointer.latest(), experiment.abstract_state())
-    checkpointer.close()
+    _, state, meta = evaluate.load(run_dir)  # newest valid checkpoint, checksum-verified
     return state, meta
 
 
