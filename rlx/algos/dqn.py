@@ -235,10 +235,10 @@ def _epsilon_greedy(config: Config, env: Env, online: Any, obs: jax.Array, eps: 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: epsilon-greedy collection into the buffer, then the gradient steps."""
     eps = epsilon(state)
-    state, episode_stats = off_policy.collect(
-        config, env, state, lambda obs, key: _epsilon_greedy(config, env, state.params.online, obs, eps, key))
-    state, metrics = off_policy.train_updates(config, state, lambda s, b, k: gradient_step(config, env, s, b, k))
-    return state.replace(iteration=state.iteration + 1), {**metrics, **episode_stats, "epsilon": eps}
+    state, metrics = off_policy.train_iteration(
+        config, env, state, lambda obs, key: _epsilon_greedy(config, env, state.params.online, obs, eps, key),
+        gradient_step)
+    return state, {**metrics, "epsilon": eps}
 
 
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:

@@ -184,3 +184,17 @@ def train_updates(
 
     ready = transitions_collected(config, state) + config.transitions_per_iteration >= config.learning_starts
     return jax.lax.cond(ready, run, skip, state)
+
+
+def train_iteration(
+    config: OffPolicyConfig,
+    env: Env,
+    state: Any,
+    explore: Callable[[jax.Array, jax.Array], jax.Array],
+    gradient_step: Callable[[Any, Env, Any, Transition, jax.Array], tuple[Any, dict]],
+) -> tuple[Any, dict]:
+    """One iteration of an off-policy algorithm: :func:`collect` with ``explore``, then
+    :func:`train_updates` with ``gradient_step(config, env, state, batch, key)``, then count it."""
+    state, episode_stats = collect(config, env, state, explore)
+    state, metrics = train_updates(config, state, lambda s, b, k: gradient_step(config, env, s, b, k))
+    return state.replace(iteration=state.iteration + 1), {**metrics, **episode_stats}

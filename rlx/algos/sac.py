@@ -173,9 +173,7 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
         dist = policy(config, env, state.params.actor, obs)
         return dist.env_action(dist.sample(key))
 
-    state, episode_stats = off_policy.collect(config, env, state, explore)
-    state, metrics = off_policy.train_updates(config, state, lambda s, b, k: gradient_step(config, env, s, b, k))
-    return state.replace(iteration=state.iteration + 1), {**metrics, **episode_stats}
+    return off_policy.train_iteration(config, env, state, explore, gradient_step)
 
 
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:

@@ -162,9 +162,7 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
         noise = state.hparams.exploration_noise * jax.random.normal(key, action.shape)
         return jnp.clip(action + noise, -1.0, 1.0)
 
-    state, episode_stats = off_policy.collect(config, env, state, explore)
-    state, metrics = off_policy.train_updates(config, state, lambda s, b, k: gradient_step(config, env, s, b, k))
-    return state.replace(iteration=state.iteration + 1), {**metrics, **episode_stats}
+    return off_policy.train_iteration(config, env, state, explore, gradient_step)
 
 
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
