@@ -84,9 +84,11 @@ quickstart = [
 sweep = [
     new_markdown_cell(
         "# Seeds x learning rates in one compiled call\n\n"
-        "The chunk function is pure in the train state, so `jax.vmap` over a batch of states runs many seeds\n"
-        "and hyperparameter settings at once: the traced hyperparameters (`state.hparams`) are just arrays.\n"
-        "We then compare settings with the interquartile mean (IQM) and stratified-bootstrap 95% CIs."
+        "`rlx.sweep` trains every (seed, setting) pair together: one `jax.vmap` over train states whose traced\n"
+        "hyperparameters (`state.hparams`) differ, sharded over all devices. Each run still gets its own run\n"
+        "directory (metrics, checkpoints, summary). We compare settings with the interquartile mean (IQM) and\n"
+        "stratified-bootstrap 95% CIs. The same sweep from a shell: `rlx sweep ppo --config\n"
+        "configs/ppo_cartpole.yaml --seeds 8 --grid agent.learning_rate=1e-4,3e-4,1e-3` then `rlx plot DIR`."
     ),
     parameters(
         "# Parameters (the tests run this notebook with a smaller budget)\n"
@@ -97,53 +99,34 @@ sweep = [
         "OUTPUT_DIR = 'runs/sweep'"
     ),
     new_code_cell(
-        "import os\n"
-        "import jax, jax.numpy as jnp, numpy as np, yaml\n"
-        "import matplotlib.pyplot as plt\n"
-        "from rlx import driver\n"
-        "from rlx.stats import bootstrap_ci\n\n"
-        "os.makedirs(OUTPUT_DIR, exist_ok=True)\n"
-        "with open('../configs/ppo_cartpole.yaml') as f:\n"
-        "    data = yaml.safe_load(f)\n"
-        "data.update(total_env_steps=TOTAL_ENV_STEPS, num_chunks=NUM_CHUNKS)\n"
-        "experiment = driver.Experiment(driver.build_config(data))\n"
-        "runs = [(seed, lr) for lr in LEARNING_RATES for seed in range(SEEDS)]\n"
-        "keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 0) for seed, _ in runs])\n"
-        "states = jax.vmap(experiment.init_fn)(keys)\n"
-        "lrs = jnp.array([lr for _, lr in runs], jnp.float32)\n"
-        "states = states.replace(hparams=states.hparams.replace(learning_rate=lrs))\n"
-        "print(len(runs), 'runs in one batch; traced fields:', list(states.hparams.__dataclass_fields__))"
+        "from IPython.display import Image, Markdown, display\n"
+        "from rlx import evaluate, plot, sweep\n\n"
+        "spec = sweep.spec_from_dict({\n"
+        "    'base': '../configs/ppo_cartpole.yaml',\n"
+        "    'config': {'total_env_steps': TOTAL_ENV_STEPS, 'num_chunks': NUM_CHUNKS, 'tensorboard': False},\n"
+        "    'seeds': SEEDS,\n"
+        "    'grid': {'agent.learning_rate': LEARNING_RATES},\n"
+        "})\n"
+        "groups = sweep.expand(spec)  # validated before anything compiles\n"
+        "print(len(groups), 'compiled group(s),', len(groups[0].members), 'runs in one batch')"
     ),
     new_code_cell(
-        "chunk = jax.jit(jax.vmap(experiment.chunk_fn, in_axes=(0, None)))\n"
-        "evaluate = jax.jit(jax.vmap(experiment.evaluate_fn, in_axes=(0, None)))\n"
-        "plan = experiment.plan\n"
-        "curves, steps = [], []\n"
-        "for i in range(plan.num_chunks):\n"
-        "    active = plan.iterations_done(i + 1) - plan.iterations_done(i)\n"
-        "    states, metrics = chunk(states, jnp.int32(active))\n"
-        "    returns = evaluate(states, jax.random.PRNGKey(i))['eval/episode_return']\n"
-        "    curves.append(np.asarray(returns)); steps.append(plan.env_steps(i + 1))\n"
-        "curves = np.stack(curves, axis=1).reshape(len(LEARNING_RATES), SEEDS, plan.num_chunks)\n"
-        "curves.shape  # [learning rate, seed, chunk]"
+        "result = sweep.run(spec, OUTPUT_DIR, overwrite=True)\n"
+        "display(Markdown(sweep.markdown_table(sweep.setting_table(result.runs))))"
     ),
     new_code_cell(
-        "fig, (ax, bar) = plt.subplots(1, 2, figsize=(10, 3.8))\n"
-        "finals = []\n"
-        "for h, lr in enumerate(LEARNING_RATES):\n"
-        "    stats = np.array([bootstrap_ci(curves[h, :, c], num_resamples=500) for c in range(plan.num_chunks)])\n"
-        "    ax.plot(steps, stats[:, 0], label=f'lr {lr:g}')\n"
-        "    ax.fill_between(steps, stats[:, 1], stats[:, 2], alpha=0.25)\n"
-        "    finals.append(stats[-1])\n"
-        "ax.set_xlabel('env steps'); ax.set_ylabel('eval return (IQM, 95% CI)'); ax.legend()\n"
-        "finals = np.array(finals)\n"
-        "labels = [f'{lr:g}' for lr in LEARNING_RATES]\n"
-        "bar.bar(labels, finals[:, 0], yerr=[finals[:, 0] - finals[:, 1], finals[:, 2] - finals[:, 0]], capsize=4)\n"
-        "bar.set_xlabel('learning rate'); bar.set_ylabel('final eval return (IQM)')\n"
-        "fig.suptitle(f'PPO on CartPole-v1, {SEEDS} seeds per setting, one compiled call')\n"
-        "fig.tight_layout(); fig.savefig(os.path.join(OUTPUT_DIR, 'sweep_iqm.png'), dpi=100)\n"
-        "plt.show()\n"
-        "{lr: (round(f[0], 1), round(f[1], 1), round(f[2], 1)) for lr, f in zip(LEARNING_RATES, finals)}"
+        "for path in plot.plot_sweep(OUTPUT_DIR):\n"
+        "    display(Image(path))"
+    ),
+    new_markdown_cell(
+        "Every run is an ordinary run directory: load the best setting's first seed and evaluate it again."
+    ),
+    new_code_cell(
+        "best = max(sweep.setting_table(result.runs), key=lambda row: row['eval/episode_return IQM'])\n"
+        "member = next(r for r in result.runs if r['setting'] == best['setting'])\n"
+        "experiment, state, meta = evaluate.load(f\"{OUTPUT_DIR}/runs/{member['run']}\")\n"
+        "print(member['run'], 'learning rate', experiment.config.agent.learning_rate,\n"
+        "      'eval return', round(experiment.evaluate(state, 0)['eval/episode_return'], 1))"
     ),
 ]
 

@@ -39,8 +39,19 @@ class Checkpointer:
 
     def __init__(self, directory: str, keep: int = 3):
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        os.makedirs(self.directory, exist_ok=True)
+        # Host-side (NumPy) states are written by the process that holds them. In a multi-process job
+        # (jax.distributed) orbax would otherwise synchronise every save with all processes and let only
+        # process 0 write, so each manager is made private to the calling process.
+        process = ocp.options.MultiprocessingOptions(
+            primary_host=jax.process_index(), active_processes={jax.process_index()},
+            barrier_sync_key_prefix=f"rlx{jax.process_index()}",
+        ) if jax.process_count() > 1 else ocp.options.MultiprocessingOptions()
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False, enable_async_checkpointing=True,
+                                               multiprocessing_options=process)
+        handlers = {"state": ocp.StandardCheckpointHandler(multiprocessing_options=process),
+                    "meta": ocp.JsonCheckpointHandler(multiprocessing_options=process)}
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def save(self, chunks_done: int, state: Any, meta: dict) -> None:
         host_state = jax.device_get(state)  # one copy serves the checksum and the asynchronous write

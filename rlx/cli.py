@@ -1,5 +1,6 @@
-"""Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...`` and
-``rlx eval RUN_DIR [--episodes N] [--render OUT.html]``.
+"""Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...``,
+``rlx eval RUN_DIR [--episodes N] [--render OUT.html]``, ``rlx sweep <algo> --seeds N --grid ...`` and
+``rlx plot SWEEP_DIR``.
 
 Config precedence (later wins): the algorithm's defaults, ``--config`` YAML, ``--env/--seed/--steps``,
 ``--set``. Everything is validated before anything compiles; errors are one line on stderr and
@@ -36,6 +37,37 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after-chunks", type=int, metavar="N",
                        help="checkpoint and stop after N chunks (for preemptible jobs); continue with --resume")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep = sub.add_parser("sweep", help="train seeds x traced-hyperparameter settings together (vmapped, sharded)")
+    sweep.add_argument("algo", nargs="?", help="algorithm (or give it in --config / --spec)")
+    sweep.add_argument("--spec", help="sweep YAML: base, config, seeds, grid, random, num_random, random_seed, groups")
+    sweep.add_argument("--config", help="YAML preset for the base run config")
+    sweep.add_argument("--env", help="env as suite/name[?option=value&...]")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base field")
+    sweep.add_argument("--steps", type=int, help="total env steps per run")
+    sweep.add_argument("--seeds", help="a count N (seeds 0..N-1) or a list 0,3,7")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                       help="vmapped grid over a traced field, e.g. agent.learning_rate=3e-4,1e-3 (repeatable)")
+    sweep.add_argument("--random", action="append", default=[], metavar="FIELD=LOW:HIGH[:log]",
+                       help="vmapped random values of a traced field (with --num-random)")
+    sweep.add_argument("--num-random", type=int, help="random settings to draw")
+    sweep.add_argument("--group", action="append", default=[], metavar="FIELD=V1,V2",
+                       help="static field: one compiled group per value, e.g. agent.num_envs=16,64")
+    sweep.add_argument("--devices", type=int, help="shard runs over the first N devices (default: all)")
+    sweep.add_argument("--out", help="sweep directory (default sweeps/<algo>-<env>-<time>)")
+    sweep.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its checkpoints")
+    sweep.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
+    sweep.add_argument("--stop-after-chunks", type=int, metavar="N", help="checkpoint and stop after N chunks")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--coordinator", default=os.environ.get("JAX_COORDINATOR_ADDRESS"), metavar="HOST:PORT",
+                       help="multi-process: address of process 0 (env JAX_COORDINATOR_ADDRESS)")
+    sweep.add_argument("--num-processes", type=int, default=_env_int("RLX_NUM_PROCESSES"),
+                       help="multi-process: number of processes (env RLX_NUM_PROCESSES)")
+    sweep.add_argument("--process-id", type=int, default=_env_int("RLX_PROCESS_ID"),
+                       help="multi-process: this process's index (env RLX_PROCESS_ID)")
+    plot = sub.add_parser("plot", help="learning curves and final-score bars of a sweep, as PNG")
+    plot.add_argument("sweep_dir")
+    plot.add_argument("--metric", default="eval/episode_return", help="metrics.jsonl column to plot")
+    plot.add_argument("--out", help="directory for the PNGs (default: SWEEP_DIR)")
     evaluate = sub.add_parser("eval", help="evaluate a saved run's policy (newest valid checkpoint)")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
@@ -100,6 +132,81 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
+    """Merges ``--spec``, ``--config`` and the sweep flags into sweep-file data (validated by rlx.sweep)."""
+    data: dict = {}
+    base_dir = "."
+    if args.spec:
+        data = load_yaml(args.spec)
+        base_dir = os.path.dirname(os.path.abspath(args.spec))
+    if args.config:
+        data = {**data, "base": os.path.abspath(args.config)}
+    config: dict = {}
+    if args.algo:
+        config["algo"] = args.algo
+    if args.env:
+        from rlx.envs import parse_env_spec
+
+        config["env"] = parse_env_spec(args.env)
+    if args.steps is not None:
+        config["total_env_steps"] = args.steps
+    for assignment in args.set:
+        config = merge(config, parse_assignment(assignment))
+    data["config"] = merge(data.get("config") or {}, config)
+    if args.seeds is not None:
+        data["seeds"] = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else int(args.seeds)
+    for flag, key in ((args.grid, "grid"), (args.random, "random"), (args.group, "groups")):
+        for text in flag:
+            if "=" not in text:
+                raise ConfigError(f"--{key.rstrip('s')} {text!r}: expected FIELD=VALUES, e.g. agent.learning_rate=3e-4,1e-3")
+            path, values = text.split("=", 1)
+            data[key] = {**(data.get(key) or {}), path.strip(): values}
+    if args.num_random is not None:
+        data["num_random"] = args.num_random
+    return data, base_dir
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from rlx import sweep
+
+    sweep.init_distributed(args.coordinator, args.num_processes, args.process_id)
+    options = dict(progress=not args.quiet, stop_after_chunks=args.stop_after_chunks, num_devices=args.devices)
+    if args.resume:
+        given = [f for f, v in (("algo", args.algo), ("--spec", args.spec), ("--config", args.config), ("--env", args.env),
+                 ("--steps", args.steps), ("--seeds", args.seeds), ("--num-random", args.num_random), ("--out", args.out))
+                 if v is not None] + [f"--{k}" for k in ("set", "grid", "random", "group") if getattr(args, k)]
+        if given:
+            raise ConfigError(f"--resume: cannot be combined with {', '.join(given)}; a resumed sweep keeps its sweep.yaml")
+        result = sweep.resume(args.resume, **options)
+    else:
+        data, base_dir = sweep_spec_data(args)
+        spec = sweep.spec_from_dict(data, base_dir)
+        algo = spec.config.get("algo", "ppo")
+        env = str((spec.config.get("env") or {}).get("name", "env")).replace("/", "_")
+        out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
+        print(f"rlx: sweep directory {out}", file=sys.stderr)
+        result = sweep.run(spec, out, overwrite=args.overwrite, **options)
+    import jax
+
+    if jax.process_index() == 0:
+        print(sweep.markdown_table(sweep.setting_table(result.runs)))
+        print(f"rlx: status={result.status} runs={len(result.runs)} sweep_dir={result.sweep_dir}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rlx import plot
+
+    for path in plot.plot_sweep(args.sweep_dir, args.out, args.metric):
+        print(f"rlx: wrote {path}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from rlx import evaluate
 
@@ -123,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "plot":
+            return _plot(args)
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

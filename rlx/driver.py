@@ -31,7 +31,7 @@ import yaml
 
 from rlx import algos
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError, field, from_dict, to_dict
+from rlx.config import ConfigError, field, from_dict, to_dict, traced_fields
 from rlx.envs import EnvConfig, Vmap, make
 from rlx.metrics_log import MetricsWriter
 
@@ -122,6 +122,10 @@ class Experiment:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
         steps = self.algo.steps_per_iteration(config.agent) * config.env.action_repeat
         self.plan = Plan.make(config.total_env_steps, steps, config.num_chunks)
+        # The compiled functions see the agent config with its traced fields blanked out, so every traced
+        # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).
+        self.static_agent = dataclasses.replace(config.agent, **{f: None for f in traced_fields(type(config.agent))})
+        self._jitted_init = None
         self._compiled_chunk = None
         self._compiled_eval = None
         self.compile_seconds = 0.0
@@ -139,13 +143,16 @@ class Experiment:
 
     # -- pure functions ------------------------------------------------------------------------------
 
-    def init_fn(self, key: jax.Array) -> Any:
-        return self.algo.init(self.config.agent, self.env, key, self.plan.num_iterations)
+    def init_fn(self, key: jax.Array, traced: dict[str, jax.Array] | None = None) -> Any:
+        """Fresh train state; ``traced`` (field name -> scalar) replaces the config's traced values, so
+        this can be vmapped over keys and hyperparameters."""
+        agent = self.config.agent if traced is None else dataclasses.replace(self.static_agent, **traced)
+        return self.algo.init(agent, self.env, key, self.plan.num_iterations)
 
     def chunk_fn(self, state: Any, num_active: jax.Array) -> tuple[Any, dict]:
         """Runs ``iterations_per_chunk`` iterations, of which the first ``num_active`` are real (the
         last chunk of a run may be shorter); returns the state and chunk-reduced metrics."""
-        config, env, algo = self.config.agent, self.env, self.algo
+        config, env, algo = self.static_agent, self.env, self.algo
         metrics_shape = jax.eval_shape(lambda s: algo.train_step(config, env, s)[1], state)
 
         def body(state, i):
@@ -173,7 +180,7 @@ class Experiment:
 
         def body(carry, step_key):
             env_step, returns, lengths, alive = carry
-            action = self.algo.act(self.config.agent, self.env, state, env_step.obs, step_key, deterministic=True)
+            action = self.algo.act(self.static_agent, self.env, state, env_step.obs, step_key, deterministic=True)
             nxt = eval_env.step(env_step, action)
             returns = returns + nxt.reward * alive
             lengths = lengths + alive
@@ -194,7 +201,9 @@ class Experiment:
     def init(self, seed: int | None = None) -> Any:
         """Fresh train state for ``seed`` (default: the config's)."""
         seed = self.config.seed if seed is None else seed
-        return jax.jit(self.init_fn)(jax.random.fold_in(jax.random.PRNGKey(seed), 0))
+        if self._jitted_init is None:
+            self._jitted_init = jax.jit(self.init_fn)
+        return self._jitted_init(jax.random.fold_in(jax.random.PRNGKey(seed), 0))
 
     def abstract_state(self) -> Any:
         """Shapes and dtypes of the train state, without running anything."""

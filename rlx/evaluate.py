@@ -53,7 +53,7 @@ class Trajectory:
 
 def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Trajectory:
     """Runs the deterministic policy for one episode (``max_episode_steps`` steps, masked after the end)."""
-    env, algo, config = experiment.env, experiment.algo, experiment.config.agent
+    env, algo, config = experiment.env, experiment.algo, experiment.static_agent
 
     def run(key):
         reset_key, act_key = jax.random.split(key)

@@ -38,6 +38,8 @@ def test_quickstart_runs_and_writes_curve_checkpoint_and_rollout(tmp_path):
 def test_sweep_runs_and_plots_iqm_with_confidence_intervals(tmp_path):
     notebook = execute("sweep", {"SEEDS": 4, "LEARNING_RATES": [3e-4, 1e-3], "TOTAL_ENV_STEPS": 16_384,
                                  "NUM_CHUNKS": 2, "OUTPUT_DIR": str(tmp_path)})
-    assert (tmp_path / "sweep_iqm.png").stat().st_size > 10_000
+    for name in ("curves.png", "final.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert len(os.listdir(tmp_path / "runs")) == 8
     assert not outputs_of(notebook, "error")
     assert any("image/png" in o.get("data", {}) for o in outputs_of(notebook, "display_data"))

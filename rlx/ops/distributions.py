@@ -6,11 +6,13 @@ takes; ``env_action`` maps a raw action to what the env receives (int index, or 
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: importing rlx must not start a JAX backend
 
 
 @struct.dataclass

@@ -1,0 +1,94 @@
+"""PNG figures of a sweep: learning curves (IQM over seeds with a 95% bootstrap band) and final scores
+(IQM with 95% bootstrap interval) for every setting. ``rlx plot SWEEP_DIR`` writes
+``curves.png`` and ``final.png``."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from rlx import stats, sweep
+from rlx.config import ConfigError
+from rlx.metrics_log import read_metrics
+
+
+def setting_label(values: dict) -> str:
+    """``{"agent.learning_rate": 0.001}`` -> ``"learning_rate=0.001"``; ``"base"`` when nothing is swept."""
+    parts = [f"{path.split('.')[-1]}={value:.3g}" if isinstance(value, float) else f"{path.split('.')[-1]}={value}"
+             for path, value in values.items()]
+    return ", ".join(parts) or "base"
+
+
+def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dict]:
+    """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
+    ``metric`` at each step (a step is kept only when every seed has a finite value there), and
+    ``final`` (per-seed last values)."""
+    spec = sweep.load_spec(sweep_dir)
+    out: dict[str, dict] = {}
+    for group in sweep.expand(spec):
+        by_setting: dict[int, list] = {}
+        for member in group.members:
+            by_setting.setdefault(member.setting, []).append(member)
+        for members in by_setting.values():
+            series = []
+            for member in members:
+                rows = read_metrics(os.path.join(sweep_dir, "runs", member.name))
+                series.append({r["env_steps"]: r[metric] for r in rows
+                               if r.get(metric) is not None and math.isfinite(r[metric])})
+            steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+            table = np.array([[s[x] for s in series] for x in steps]).reshape(len(steps), len(series))
+            bands = [stats.bootstrap_ci(row, num_resamples=1000) for row in table]
+            finals = [s[max(s)] for s in series if s]
+            out[setting_label(members[0].values)] = {
+                "env_steps": np.array(steps), "iqm": np.array([b[0] for b in bands]),
+                "low": np.array([b[1] for b in bands]), "high": np.array([b[2] for b in bands]),
+                "final": np.array(finals), "seeds": len(members),
+            }
+    return out
+
+
+def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/episode_return") -> list[str]:
+    """Writes ``curves.png`` and ``final.png`` for the sweep in ``sweep_dir``; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = curves(sweep_dir, metric)
+    if not any(len(d["env_steps"]) for d in data.values()):
+        raise ConfigError(f"{sweep_dir}: no run has logged {metric!r} yet (is it a metrics.jsonl column?)")
+    out_dir = out_dir or sweep_dir
+    os.makedirs(out_dir, exist_ok=True)
+    config = sweep.load_spec(sweep_dir).config
+    title = f"{config.get('algo', 'ppo')} on {(config.get('env') or {}).get('name', '')}"
+    colours = plt.get_cmap("tab10")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, (label, d) in enumerate(data.items()):
+        colour = colours(i % 10)
+        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({d['seeds']} seeds)")
+        ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
+    ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    curves_path = os.path.join(out_dir, "curves.png")
+    fig.savefig(curves_path)
+    plt.close(fig)
+
+    labels = [label for label, d in data.items() if d["final"].size]
+    estimates = [stats.bootstrap_ci(data[label]["final"]) for label in labels]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 4.5), dpi=120)
+    iqms = np.array([e[0] for e in estimates])
+    errors = np.array([[e[0] - e[1] for e in estimates], [e[2] - e[0] for e in estimates]])
+    ax.bar(range(len(labels)), iqms, yerr=errors, capsize=4, color=[colours(i % 10) for i in range(len(labels))])
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize="small")
+    ax.set(ylabel=f"final {metric} (IQM, 95% CI)", title=title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    final_path = os.path.join(out_dir, "final.png")
+    fig.savefig(final_path)
+    plt.close(fig)
+    return [curves_path, final_path]

@@ -1,0 +1,256 @@
+"""Sweeps: spec validation, seed-in-sweep vs seed alone, per-run results, resume, plots, sharding over 4
+simulated devices and a real 2-process (jax.distributed, CPU collectives) sweep."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import yaml
+
+from rlx import cli, driver, evaluate, sweep
+from rlx.config import ConfigError, load_yaml, traced_fields
+
+from helpers import CONFIGS, subprocess_env, tree_equal
+
+# PPO on CartPole, small enough that 16 runs train in seconds: 2 chunks of 4 iterations of 16 envs x 32 steps.
+SMALL = ["--set", "agent.num_envs=16", "--set", "agent.unroll_length=32", "--set", "agent.policy_hidden=[32]",
+         "--set", "agent.value_hidden=[32]", "--set", "num_chunks=2", "--set", "eval_episodes=4",
+         "--set", "tensorboard=false", "--steps", "4096"]
+SWEEP_ARGS = ["sweep", "ppo", "--config", os.path.join(CONFIGS, "ppo_cartpole.yaml"), *SMALL,
+              "--seeds", "8", "--grid", "agent.learning_rate=3e-4,1e-3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cli_sweep(tmp_path_factory):
+    """``rlx sweep`` of PPO on gymnax/CartPole-v1, 8 seeds x 2 learning rates, then ``rlx plot``."""
+    out = str(tmp_path_factory.mktemp("sweep") / "lr")
+    assert cli.main([*SWEEP_ARGS, "--out", out]) == 0
+    assert cli.main(["plot", out]) == 0
+    return out
+
+
+def final_params(run_dir):
+    return evaluate.load(run_dir)[1].params
+
+
+def test_cli_sweep_writes_a_run_directory_per_run_and_summary_tables(cli_sweep, capsys):
+    runs = sorted(os.listdir(os.path.join(cli_sweep, "runs")))
+    assert runs == [f"h{h:02d}-seed{s}" for h in range(2) for s in range(8)]
+    for name in runs:
+        run_dir = os.path.join(cli_sweep, "runs", name)
+        rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        assert [r["env_steps"] for r in rows] == [2048, 4096] and all("eval/episode_return" in r for r in rows)
+        assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["1", "2"]
+        assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "completed"
+        config = yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))
+        assert config["seed"] == int(name.split("seed")[1])
+        assert config["agent"]["learning_rate"] == (3e-4, 1e-3)[int(name[1:3])]
+    table = list(csv.DictReader(open(os.path.join(cli_sweep, "summary.csv"))))
+    assert len(table) == 16 and {r["status"] for r in table} == {"completed"}
+    assert {float(r["agent.learning_rate"]) for r in table} == {3e-4, 1e-3}
+    settings = list(csv.DictReader(open(os.path.join(cli_sweep, "settings.csv"))))
+    assert [int(r["seeds"]) for r in settings] == [8, 8]
+    for row in settings:
+        scores = [float(r["eval/episode_return"]) for r in table if r["setting"] == row["setting"]]
+        assert float(row["ci_low"]) <= float(row["eval/episode_return IQM"]) <= float(row["ci_high"])
+        assert min(scores) <= float(row["eval/episode_return IQM"]) <= max(scores)
+
+
+def test_rlx_plot_writes_curves_and_final_score_pngs(cli_sweep):
+    for name in ("curves.png", "final.png"):
+        with open(os.path.join(cli_sweep, name), "rb") as f:
+            data = f.read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    curves = __import__("rlx.plot").plot.curves(cli_sweep)
+    assert set(curves) == {"learning_rate=0.0003", "learning_rate=0.001"}
+    for d in curves.values():
+        assert list(d["env_steps"]) == [2048, 4096] and np.all(d["low"] <= d["iqm"]) and np.all(d["iqm"] <= d["high"])
+
+
+def test_a_sweep_run_is_an_ordinary_run_directory(cli_sweep, capsys):
+    assert cli.main(["eval", os.path.join(cli_sweep, "runs", "h01-seed3"), "--episodes", "2"]) == 0
+    assert "eval/episode_return=" in capsys.readouterr().out
+
+
+def test_seed_in_sweep_matches_the_same_seed_trained_alone(cli_sweep):
+    """Init, keys and hyperparameters are routed exactly: the initial states are bitwise equal. After
+    training, parameters agree to float32 round-off, not bitwise: XLA:CPU runs the gradient matmuls of a
+    vmapped batch with batch-size-dependent kernels, so their sums associate differently (rollouts, GAE and
+    observation statistics of one iteration are bitwise equal; the first difference is in the update)."""
+    spec = sweep.load_spec(cli_sweep)
+    group = sweep.expand(spec)[0]
+    experiment = driver.Experiment(group.config)
+    keys = np.stack([np.asarray(jax.random.fold_in(jax.random.PRNGKey(m.seed), 0)) for m in group.members])
+    traced = {f: np.array([getattr(m.config.agent, f) for m in group.members], np.float32)
+              for f in traced_fields(type(group.config.agent))}
+    stacked = jax.jit(jax.vmap(experiment.init_fn))(keys, traced)
+    for index in (3, 13):
+        member = group.members[index]
+        alone_init = driver.Experiment(member.config).init()
+        assert tree_equal(alone_init, jax.tree.map(lambda x: x[index], stacked))
+        alone = driver.train(member.config, None, progress=False).state
+        in_sweep = final_params(os.path.join(cli_sweep, "runs", member.name))
+        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(in_sweep), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
+    spec = sweep.load_spec(cli_sweep)
+    out = str(tmp_path / "split")
+    first = sweep.run(spec, out, progress=False, stop_after_chunks=1)
+    assert first.status == "stopped" and {r["status"] for r in first.runs} == {"stopped"}
+    assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0
+    for name in ("h00-seed0", "h01-seed7"):
+        assert tree_equal(final_params(os.path.join(out, "runs", name)), final_params(os.path.join(cli_sweep, "runs", name)))
+    assert json.load(open(os.path.join(out, "summary.json")))["status"] == "completed"
+
+
+@pytest.fixture(scope="module")
+def spec_file(cli_sweep, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "sweep.yaml"
+    data = yaml.safe_load(open(os.path.join(cli_sweep, "sweep.yaml")))
+    path.write_text(yaml.safe_dump({**data, "seeds": 8}))
+    return str(path)
+
+
+def test_sharded_sweep_equals_unsharded_and_puts_a_quarter_of_the_runs_on_each_device(spec_file, tmp_path):
+    out = tmp_path / "sharded.npz"
+    env = {**subprocess_env(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "sweep_worker.py"), spec_file, str(out)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = np.load(out)
+    assert int(result["devices"]) == 4
+    assert result["sharded_layout"].tolist() == [[0, 4, 0], [4, 8, 1], [8, 12, 2], [12, 16, 3]]
+    assert result["single_layout"].tolist() == [[0, 16, 0]]
+    assert result["padded_layout"].tolist() == [[0, 2, 0], [2, 4, 1], [4, 6, 2], [6, 8, 3]]  # 6 runs + 2 padding
+    keys = sorted(k[len("single_"):] for k in result.files if k.startswith("single_p"))
+    for key in keys:
+        # Per-device batches of 4 runs vs one batch of 16: same float32 round-off caveat as above.
+        np.testing.assert_allclose(result[f"sharded_{key}"], result[f"single_{key}"], rtol=1e-4, atol=1e-5)
+        assert result[f"padded_{key}"].shape[0] == 6
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_sweep_with_jax_distributed_matches_the_single_process_sweep(cli_sweep, tmp_path):
+    out = str(tmp_path / "multi")
+    port = free_port()
+    env = {**subprocess_env(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "RLX_NUM_PROCESSES": "2"}
+    args = [sys.executable, "-m", "rlx.cli", *SWEEP_ARGS, "--out", out]
+    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**env, "RLX_PROCESS_ID": str(i)}) for i in range(2)]
+    outputs = [p.communicate(timeout=900) for p in processes]
+    for p, (stdout, stderr) in zip(processes, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "status=completed runs=16" in outputs[0][0] and "status=" not in outputs[1][0]  # process 0 reports
+    table = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
+    assert len(table) == 16
+    for name in ("h00-seed1", "h01-seed6"):  # one run from each process's half of the run axis
+        for a, b in zip(jax.tree.leaves(final_params(os.path.join(out, "runs", name))),
+                        jax.tree.leaves(final_params(os.path.join(cli_sweep, "runs", name))), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# -- spec validation and expansion (no compilation) ---------------------------------------------------
+
+
+def spec(**axes):
+    return sweep.spec_from_dict({"config": {"algo": "ppo", "env": {"name": "gymnax/CartPole-v1"}}, **axes})
+
+
+def test_a_static_field_as_a_vmapped_axis_is_an_error_naming_the_traced_fields():
+    with pytest.raises(ConfigError) as error:
+        spec(grid={"agent.num_envs": [8, 16]})
+    message = str(error.value)
+    assert "grid.agent.num_envs: is static" in message and "agent.learning_rate" in message
+    assert "agent.entropy_coef" in message and "groups" in message and "\n" not in message
+    with pytest.raises(ConfigError, match="random.total_env_steps: is static"):
+        spec(random={"total_env_steps": {"low": 1, "high": 2}}, num_random=2)
+    with pytest.raises(ConfigError, match="grid.agent.learning_rat: is not a traced field"):
+        spec(grid={"agent.learning_rat": [1e-3]})
+
+
+@pytest.mark.parametrize("axes, message", [
+    ({"seeds": 0}, "seeds: must be > 0"),
+    ({"seeds": [1, 1]}, "seeds: repeated seed"),
+    ({"grid": {"agent.learning_rate": []}}, "grid.agent.learning_rate: expected a non-empty list"),
+    ({"grid": {"agent.learning_rate": [-1.0]}}, "agent.learning_rate: must be > 0"),
+    ({"random": {"agent.gamma": {"low": 0.9, "high": 0.99}}}, "num_random: must be > 0"),
+    ({"random": {"agent.gamma": {"low": 0.0, "high": 0.99, "log": True}}, "num_random": 2}, "low > 0 for log"),
+    ({"groups": {"seed": [1, 2]}}, "groups.seed: cannot be swept"),
+    ({"groups": {"agent.num_envs": [0]}}, "agent.num_envs: must be > 0"),
+    ({"grid": {"agent.gamma": [0.9]}, "groups": {"agent.gamma": [0.9]}}, "appears on two sweep axes"),
+    ({"colour": 1}, "sweep.colour: unknown key"),
+])
+def test_bad_sweep_specs_fail_with_one_line_naming_the_field(axes, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        sweep.expand(spec(**axes))
+
+
+def test_grid_random_and_groups_expand_into_compiled_groups_of_vmapped_runs():
+    s = spec(seeds=[3, 5], grid={"agent.learning_rate": [1e-4, 1e-3]}, num_random=3, random_seed=7,
+             random={"agent.entropy_coef": {"low": 1e-4, "high": 1e-1, "log": True}, "agent.gamma": "0.9:0.99"},
+             groups={"agent.num_envs": [8, 16]})
+    groups = sweep.expand(s)
+    assert [g.config.agent.num_envs for g in groups] == [8, 16]
+    assert all(len(g.members) == 2 * 3 * 2 for g in groups)  # grid x random draws x seeds
+    first = groups[0].members
+    assert [m.seed for m in first[:4]] == [3, 5, 3, 5]
+    entropy = [m.config.agent.entropy_coef for m in first[::2]]
+    assert all(1e-4 <= e <= 1e-1 for e in entropy) and len(set(entropy)) == 3  # 3 draws, reused per grid point
+    assert entropy[:3] == entropy[3:]
+    assert all(0.9 <= m.config.agent.gamma <= 0.99 for m in first)
+    assert [m.config.agent.entropy_coef for m in groups[1].members] == [m.config.agent.entropy_coef for m in first]
+    assert sweep.traced_settings(s) == sweep.traced_settings(s)  # same random_seed, same draws
+    names = [m.name for g in groups for m in g.members]
+    assert len(set(names)) == len(names) and names[0] == "h00-seed3" and names[-1] == "h11-seed5"
+
+
+def test_cli_flags_become_a_sweep_spec():
+    args = cli._parser().parse_args(["sweep", "ppo", "--env", "gymnax/CartPole-v1", "--seeds", "0,4", "--grid",
+                                     "agent.learning_rate=3e-4,1e-3", "--random", "agent.entropy_coef=1e-4:1e-1:log",
+                                     "--num-random", "2", "--group", "agent.policy_hidden=[8],[16,16]", "--set", "agent.gamma=0.98"])
+    data, _ = cli.sweep_spec_data(args)
+    s = sweep.spec_from_dict(data)
+    assert s.seeds == (0, 4) and s.grid == {"agent.learning_rate": (3e-4, 1e-3)}
+    assert s.random["agent.entropy_coef"] == sweep.RandomAxis(1e-4, 1e-1, True) and s.num_random == 2
+    assert s.groups == {"agent.policy_hidden": ([8], [16, 16])} and s.config["agent"]["gamma"] == 0.98
+    assert [g.config.agent.policy_hidden for g in sweep.expand(s)] == [(8,), (16, 16)]
+
+
+def test_example_sweep_spec_expands():
+    path = os.path.join(CONFIGS, "sweeps", "ppo_cartpole_lr_entropy.yaml")
+    groups = sweep.expand(sweep.spec_from_dict(load_yaml(path), os.path.dirname(path)))
+    assert [len(g.members) for g in groups] == [96, 96]
+    assert [g.config.agent.policy_hidden for g in groups] == [(64, 64), (128, 128)]
+
+
+def test_cli_sweep_reports_a_static_axis_as_a_config_error(capsys):
+    assert cli.main(["sweep", "ppo", "--grid", "agent.num_envs=8,16"]) == cli.EXIT_CONFIG_ERROR
+    assert "grid.agent.num_envs: is static" in capsys.readouterr().err
+
+
+def test_a_diverging_run_is_marked_and_the_others_finish(cli_sweep, tmp_path, capsys):
+    data = yaml.safe_load(open(os.path.join(cli_sweep, "sweep.yaml")))
+    spec = sweep.spec_from_dict({**data, "seeds": 1, "grid": {"agent.learning_rate": [1e-3, 1e18]}})
+    out = str(tmp_path / "diverge")
+    result = sweep.run(spec, out, progress=False)
+    assert [r["status"] for r in result.runs] == ["completed", "diverged"]
+    assert "run h01-seed0 diverged (non-finite" in capsys.readouterr().err
+    diverged = os.path.join(out, "runs", "h01-seed0")
+    assert json.load(open(os.path.join(diverged, "summary.json")))["status"] == "diverged"
+    assert not os.path.exists(os.path.join(diverged, "checkpoints", "2"))  # files stop before the non-finite chunk
+    settings = list(csv.DictReader(open(os.path.join(out, "settings.csv"))))
+    assert [int(r["missing"]) for r in settings] == [0, 1]
