@@ -78,6 +78,29 @@ def test_vmap_and_training_env_shapes():
     np.testing.assert_array_equal(s.info["final_obs"][:, 0], [1, 1, 1, 1])
 
 
+@pytest.mark.parametrize("spec", ["gymnax/CartPole-v1", "brax/inverted_pendulum?backend=positional"])
+def test_training_env_resets_only_when_needed_and_equals_vmapped_auto_reset(spec):
+    """VmapAutoReset skips the reset on steps where no episode ended; results are bitwise those of
+    Vmap(AutoReset(...)), which resets every env at every step."""
+    base = envs.make(spec)
+    fast, reference = training_env(base, 8), Vmap(AutoReset(EpisodeStats(base)), 8)
+
+    def rollout_of(env, key):
+        def body(s, k):
+            action = jax.random.randint(k, (8,), 0, 2) if spec.startswith("gymnax") else \
+                jax.random.uniform(k, (8, 1), minval=-1.0, maxval=1.0)
+            s = env.step(s, action)
+            return s, (s.obs, s.reward, s.done, s.info["final_obs"])
+
+        return jax.lax.scan(body, env.reset(key), jax.random.split(key, 64))
+
+    a = jax.jit(rollout_of, static_argnums=0)(fast, jax.random.PRNGKey(3))
+    b = jax.jit(rollout_of, static_argnums=0)(reference, jax.random.PRNGKey(3))
+    assert int(a[1][2].sum()) > 0  # episodes did end (and restart) during the rollout
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_action_repeat_sums_rewards_and_stops_at_episode_end():
     env = envs.ActionRepeat(TimeLimit(CounterEnv(), 5), 2)
     assert env.max_episode_steps == 3

@@ -18,6 +18,7 @@ from rlx.envs.wrappers import (
     EpisodeStats,
     TimeLimit,
     Vmap,
+    VmapAutoReset,
     training_env,
 )
 
@@ -100,6 +101,7 @@ __all__ = [
     "Space",
     "TimeLimit",
     "Vmap",
+    "VmapAutoReset",
     "Wrapper",
     "make",
     "parse_env_spec",

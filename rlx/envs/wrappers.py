@@ -121,12 +121,20 @@ class AutoReset(Wrapper):
     def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
         nxt = self.env.step(_inner(env_step), action)
         key, reset_key = jax.random.split(env_step.state.key)
-        fresh = self.env.reset(reset_key)
-        done = nxt.done
-        state = _select(done, fresh.state, nxt.state)
-        obs = jnp.where(done, fresh.obs, nxt.obs)
-        info = {**nxt.info, "final_obs": nxt.obs}
-        return nxt.replace(state=AutoResetState(state, key), obs=obs, info=info)
+        return _continue_or_restart(nxt, self.env.reset(reset_key), key)
+
+
+def _continue_or_restart(nxt: EnvStep, fresh: EnvStep, key: jax.Array) -> EnvStep:
+    """``nxt`` where the episode goes on, ``fresh`` (a new episode) where it ended; per env when batched."""
+    done = nxt.done
+
+    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
+        return jnp.where(done.reshape(done.shape + (1,) * (jnp.ndim(a) - done.ndim)), a, b)
+
+    state = jax.tree.map(pick, fresh.state, nxt.state)
+    obs = pick(fresh.obs, nxt.obs)
+    info = {**nxt.info, "final_obs": nxt.obs}
+    return nxt.replace(state=AutoResetState(state, key), obs=obs, info=info)
 
 
 class Vmap(Wrapper):
@@ -143,6 +151,26 @@ class Vmap(Wrapper):
         return jax.vmap(self.env.step)(env_step, action)
 
 
-def training_env(env: Env, num_envs: int) -> Vmap:
+class VmapAutoReset(Wrapper):
+    """``Vmap(AutoReset(env), num_envs)`` with the same results, bit for bit, but the vmapped ``reset`` runs
+    only on steps where some episode ended (a ``lax.cond`` on the whole batch) instead of for every env at
+    every step; for envs with an expensive reset (MJX ant) that was a fifth of the rollout time."""
+
+    def __init__(self, env: Env, num_envs: int):
+        super().__init__(env)
+        self.num_envs = num_envs
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        return jax.vmap(AutoReset(self.env).reset)(jax.random.split(key, self.num_envs))
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        nxt = jax.vmap(self.env.step)(_inner(env_step), action)
+        keys = jax.vmap(jax.random.split)(env_step.state.key)  # [num_envs, 2, key]: as AutoReset splits
+        key, reset_key = keys[:, 0], keys[:, 1]
+        fresh = jax.lax.cond(jnp.any(nxt.done), lambda: jax.vmap(self.env.reset)(reset_key), lambda: nxt)
+        return _continue_or_restart(nxt, fresh, key)
+
+
+def training_env(env: Env, num_envs: int) -> VmapAutoReset:
     """The stack algorithms train on: episode statistics, auto-reset, ``num_envs`` vmapped copies."""
-    return Vmap(AutoReset(EpisodeStats(env)), num_envs)
+    return VmapAutoReset(EpisodeStats(env), num_envs)
