@@ -1,0 +1,170 @@
+"""rlx run config -> brax.training job (``brax_side.py``), plus what was matched and what could not be.
+
+PPO. One rlx iteration steps ``num_envs`` envs ``unroll_length`` times, then takes ``num_epochs`` x
+``num_minibatches`` gradient steps on minibatches of ``num_envs * unroll_length / num_minibatches``
+transitions. One brax training step collects ``batch_size * num_minibatches / num_envs`` unrolls of
+``unroll_length`` per env, then takes ``num_updates_per_batch`` x ``num_minibatches`` gradient steps on
+minibatches of ``batch_size`` unrolls. With ``batch_size = num_envs / num_minibatches`` and
+``num_updates_per_batch = num_epochs`` both take the same env steps and the same number and size of
+gradient steps per iteration.
+
+SAC. One rlx iteration steps ``num_envs`` envs ``rollout_length`` times and takes
+``num_envs * rollout_length * utd_ratio`` gradient steps of ``batch_size``; one brax training step steps
+``num_envs`` envs once and takes ``grad_updates_per_step`` gradient steps of ``batch_size``. With
+``rollout_length = 1`` and ``grad_updates_per_step = num_envs * utd_ratio`` they are the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlx.config import ConfigError
+from rlx.driver import RunConfig
+
+BRAX_ALPHA_LEARNING_RATE = 3e-4  # brax sac.train: optax.adam(3e-4) for log alpha, not configurable
+BRAX_MIN_STD = 1e-3  # brax NormalTanhDistribution: softplus(.) + 1e-3
+
+COMMON_UNMATCHED = [
+    "initialization: rlx orthogonal (PPO's policy output layer x0.01), brax lecun_uniform",
+    "auto-reset: rlx's training_env computes fresh vmapped env.reset results and selects them where an episode "
+    "ended; brax's AutoResetWrapper restores each env's stored first state (no reset computation; every episode "
+    "of an env starts from the same state)",
+    "random streams and seeds (both seed 0, different key splitting)",
+]
+
+
+@dataclasses.dataclass
+class BraxJob:
+    """A ``brax_side.py`` job and the notes on how it maps the rlx config."""
+
+    job: dict
+    matched: list[str]
+    unmatched: list[str]
+
+
+def brax_env(config: RunConfig) -> dict:
+    """The job's env spec: brax env name, backend, episode length and action repeat of ``config.env``."""
+    suite, _, name = config.env.name.partition("/")
+    if suite != "brax":
+        raise ConfigError(f"env {config.env.name}: brax.training can only be compared on brax/* envs")
+    return {"name": name, "backend": config.env.backend, "episode_length": config.env.episode_length or 1000,
+            "action_repeat": config.env.action_repeat}
+
+
+def _shared(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: int) -> dict:
+    env = brax_env(config)
+    return {"num_timesteps": num_timesteps, "num_evals": epochs + 1, "num_envs": config.agent.num_envs,
+            "episode_length": env["episode_length"], "action_repeat": env["action_repeat"],
+            "num_eval_envs": num_eval_envs, "deterministic_eval": True}
+
+
+def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: int, run_evals: bool) -> BraxJob:
+    """brax ``ppo.train`` with ``config.agent``'s hyperparameters; ``epochs`` timed training epochs of
+    ``num_timesteps / epochs`` env steps each, evaluated after each only if ``run_evals``."""
+    a = config.agent
+    if a.num_envs % a.num_minibatches:
+        raise ConfigError(f"PPO num_envs={a.num_envs} must be a multiple of num_minibatches={a.num_minibatches} "
+                          "for brax (batch_size = num_envs / num_minibatches)")
+    batch_size = a.num_envs // a.num_minibatches
+    train = {
+        **_shared(config, num_timesteps, epochs, num_eval_envs),
+        "run_evals": run_evals,
+        "unroll_length": a.unroll_length,
+        "batch_size": batch_size,
+        "num_minibatches": a.num_minibatches,
+        "num_updates_per_batch": a.num_epochs,
+        "normalize_observations": a.normalize_observations,
+        "normalize_advantage": a.normalize_advantages,
+        "learning_rate": a.learning_rate,
+        "entropy_cost": a.entropy_coef,
+        "discounting": a.gamma,
+        "gae_lambda": a.gae_lambda,
+        "clipping_epsilon": a.clip_epsilon,
+        "vf_loss_coefficient": a.value_coef,
+        "reward_scaling": a.reward_scaling,
+        "max_grad_norm": a.max_grad_norm,
+    }
+    network = {"policy_hidden": list(a.policy_hidden), "value_hidden": list(a.value_hidden), "activation": a.activation}
+    samples = a.num_envs * a.unroll_length // a.num_minibatches
+    matched = [
+        f"num_envs={a.num_envs}, unroll_length={a.unroll_length}, episode_length, action_repeat",
+        f"env steps per iteration {a.num_envs * a.unroll_length * config.env.action_repeat} (brax batch_size="
+        f"{batch_size} x num_minibatches={a.num_minibatches} = num_envs: one unroll per env per iteration)",
+        f"{a.num_epochs * a.num_minibatches} gradient steps per iteration of {samples} transitions "
+        f"(num_updates_per_batch = num_epochs = {a.num_epochs}, num_minibatches = {a.num_minibatches})",
+        f"networks: policy {list(a.policy_hidden)}, value {list(a.value_hidden)}, {a.activation}",
+        f"learning_rate={a.learning_rate:g} (constant), entropy_cost={a.entropy_coef:g}, discounting={a.gamma:g}, "
+        f"gae_lambda={a.gae_lambda:g}, clipping_epsilon={a.clip_epsilon:g}, vf_loss_coefficient={a.value_coef:g}, "
+        f"reward_scaling={a.reward_scaling:g}, max_grad_norm={a.max_grad_norm:g}",
+        f"normalize_observations={a.normalize_observations}, normalize_advantage={a.normalize_advantages}",
+    ]
+    unmatched = [
+        f"Adam eps: rlx {a.adam_eps:g}, brax 1e-8 (optax default; not configurable)",
+        "minibatches: rlx shuffles single transitions, brax whole unroll_length trajectories (same count and size)",
+        "advantages: rlx computes values and GAE once per iteration; brax recomputes values and GAE of each "
+        "minibatch inside the loss at every gradient step (more value-network work per step in brax)",
+        "time limits: rlx bootstraps from V(final obs) on truncation; brax (bootstrap_on_timeout=False) "
+        "cuts the GAE recursion there without bootstrapping",
+        "observation statistics: brax updates them before the SGD epochs, rlx after",
+    ]
+    if a.lr_schedule != "constant":
+        unmatched.append(f"learning-rate schedule: rlx {a.lr_schedule}, brax constant")
+    if a.action_squash != "tanh" or a.min_std != BRAX_MIN_STD:
+        unmatched.append(f"policy: rlx squash={a.action_squash} min_std={a.min_std:g}; brax tanh, min_std 1e-3")
+    else:
+        matched.append("policy: tanh-squashed Gaussian, mean and softplus(std)+1e-3 from one MLP")
+    job = {"kind": "ppo", "env": brax_env(config), "network": network, "train": train}
+    return BraxJob(job, matched, unmatched + COMMON_UNMATCHED)
+
+
+def sac_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: int) -> BraxJob:
+    """brax ``sac.train`` with ``config.agent``'s hyperparameters (brax SAC evaluates after every epoch)."""
+    a = config.agent
+    if a.rollout_length != 1:
+        raise ConfigError(f"SAC rollout_length={a.rollout_length}: brax steps each env once per training step; "
+                          "only rollout_length 1 can be matched")
+    train = {
+        **_shared(config, num_timesteps, epochs, num_eval_envs),
+        "batch_size": a.batch_size,
+        "grad_updates_per_step": a.updates_per_iteration,
+        "min_replay_size": a.learning_starts,
+        "max_replay_size": a.buffer_size,
+        "learning_rate": a.actor_learning_rate,
+        "discounting": a.gamma,
+        "tau": a.tau,
+        "reward_scaling": a.reward_scaling,
+        "normalize_observations": a.normalize_observations,
+    }
+    network = {"actor_hidden": list(a.actor_hidden), "critic_hidden": list(a.critic_hidden),
+               "activation": a.activation}
+    matched = [
+        f"num_envs={a.num_envs}, one env step each per iteration, episode_length, action_repeat",
+        f"{a.updates_per_iteration} gradient steps per iteration (grad_updates_per_step = num_envs x utd_ratio "
+        f"{a.utd_ratio:g}) of batch_size={a.batch_size}",
+        f"replay: max_replay_size = buffer_size = {a.buffer_size}, min_replay_size = learning_starts = "
+        f"{a.learning_starts}",
+        f"networks: actor {list(a.actor_hidden)}, critics {list(a.critic_hidden)}, {a.activation}",
+        f"discounting={a.gamma:g}, tau={a.tau:g}, reward_scaling={a.reward_scaling:g}, "
+        f"normalize_observations={a.normalize_observations}",
+    ]
+    unmatched = [
+        "target entropy: rlx " + ("-|A|" if a.target_entropy is None else f"{a.target_entropy:g}") + ", brax -|A|/2",
+        "actor std: rlx log-std tanh-squashed into [-5, 2], brax softplus + 1e-3",
+        "warm-up: rlx acts uniformly at random until learning_starts, brax prefills with the initial policy",
+        "sampling: rlx samples one batch per gradient step, brax all grad_updates_per_step batches at once",
+        "update order: rlx updates critic, actor (on the new critic), alpha; brax alpha, critic, actor (old critic)",
+        "observation statistics: brax SAC updates them every step even when normalize_observations is off",
+    ]
+    if a.num_critics != 2:
+        unmatched.append(f"critics: rlx {a.num_critics}, brax 2")
+    if a.actor_learning_rate == a.critic_learning_rate:
+        matched.append(f"learning_rate={a.actor_learning_rate:g} (actor and critic)")
+    else:
+        unmatched.append(f"learning rates: rlx actor {a.actor_learning_rate:g} / critic {a.critic_learning_rate:g}, "
+                         f"brax one rate ({a.actor_learning_rate:g})")
+    temperature = a.autotune_alpha and a.initial_alpha == 1.0 and a.alpha_learning_rate == BRAX_ALPHA_LEARNING_RATE
+    (matched if temperature else unmatched).append(
+        f"temperature: rlx autotune={a.autotune_alpha}, initial alpha {a.initial_alpha:g}, "
+        f"lr {a.alpha_learning_rate:g}; brax autotuned from alpha 1 with lr 3e-4")
+    job = {"kind": "sac", "env": brax_env(config), "network": network, "train": train}
+    return BraxJob(job, matched, unmatched + COMMON_UNMATCHED)
