@@ -27,7 +27,6 @@ import functools
 import json
 import sys
 import time
-from importlib.metadata import version
 
 import jax
 from brax import envs
@@ -145,19 +144,11 @@ def bench_train(job: dict) -> dict:
     }
 
 
-def versions() -> dict:
-    """Versions and device of this (brax) side."""
-    return {"jax": jax.__version__, "jaxlib": version("jaxlib"), "brax": version("brax"),
-            "mujoco-mjx": version("mujoco-mjx"), "flax": version("flax"), "optax": version("optax"),
-            "python": sys.version.split()[0], "backend": jax.default_backend(),
-            "device": jax.devices()[0].device_kind, "device_count": jax.device_count()}
-
-
 def main() -> None:
     with open(sys.argv[1]) as f:
         job = json.load(f)
     result = bench_raw(job) if job["kind"] == "raw" else bench_train(job)
-    print("BENCH_RESULT " + json.dumps({**result, "versions": versions()}), flush=True)
+    print("BENCH_RESULT " + json.dumps({**result, "versions": timing.versions()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ BRAX_MIN_STD = 1e-3  # brax NormalTanhDistribution: softplus(.) + 1e-3
 
 COMMON_UNMATCHED = [
     "initialization: rlx orthogonal (PPO's policy output layer x0.01), brax lecun_uniform",
-    "auto-reset: rlx's training_env computes fresh vmapped env.reset results and selects them where an episode "
-    "ended; brax's AutoResetWrapper restores each env's stored first state (no reset computation; every episode "
-    "of an env starts from the same state)",
+    "auto-reset: rlx's training_env runs a fresh vmapped env.reset on steps where some episode ended (new random "
+    "initial states); brax's AutoResetWrapper restores each env's stored first state (no reset computation; "
+    "every episode of an env starts from the same state)",
     "random streams and seeds (both seed 0, different key splitting)",
 ]
 

@@ -150,16 +150,6 @@ def git_state() -> str:
     return done.stdout.strip() or "unknown (not a git checkout)"
 
 
-def versions() -> dict:
-    """Versions and device of this (rlx) side."""
-    from importlib.metadata import version
-
-    return {"jax": jax.__version__, "jaxlib": version("jaxlib"), "brax": version("brax"),
-            "mujoco-mjx": version("mujoco-mjx"), "flax": version("flax"), "optax": version("optax"),
-            "python": sys.version.split()[0], "backend": jax.default_backend(),
-            "device": jax.devices()[0].device_kind, "device_count": jax.device_count()}
-
-
 def main() -> None:
     with open(sys.argv[1]) as f:
         job = json.load(f)
@@ -168,7 +158,7 @@ def main() -> None:
     else:
         result = bench_train(driver.build_config(job["config"]), job["iterations_per_chunk"], job["timed_chunks"],
                              before_chunk=lambda _: timing.gate(job["lockstep"]))
-    print("BENCH_RESULT " + json.dumps({**result, "versions": versions()}), flush=True)
+    print("BENCH_RESULT " + json.dumps({**result, "versions": timing.versions()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ def report(rows: list[dict], mode: str, argv: list[str], started: datetime.datet
         f"- rlx checkout: {checkout} (at the start)",
         f"- machine: {platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{platform.system()} {platform.release()}",
-        f"- rlx side: {describe_versions(rlx_side.versions())}",
+        f"- rlx side: {describe_versions(timing.versions())}",
         f"- brax side (brax venv): {describe_versions(brax_versions)}",
         "",
         *table(rows, mode),
@@ -319,7 +319,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"mode": suite["mode"], "command": sys.argv, "date": started.isoformat(), "checkout": checkout,
-                       "rlx_versions": rlx_side.versions(), "rows": rows}, f, indent=2)
+                       "rlx_versions": timing.versions(), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -41,3 +41,15 @@ def gate(lockstep: bool) -> None:
     if lockstep:
         print("BENCH_READY", flush=True)
         sys.stdin.readline()
+
+
+def versions() -> dict:
+    """Versions and device of the side that calls it (the rlx or the brax venv)."""
+    from importlib.metadata import version
+
+    import jax
+
+    return {"jax": jax.__version__, "jaxlib": version("jaxlib"), "brax": version("brax"),
+            "mujoco-mjx": version("mujoco-mjx"), "flax": version("flax"), "optax": version("optax"),
+            "python": sys.version.split()[0], "backend": jax.default_backend(),
+            "device": jax.devices()[0].device_kind, "device_count": jax.device_count()}
