@@ -193,6 +193,8 @@ def test_a_static_field_as_a_vmapped_axis_is_an_error_naming_the_traced_fields()
     ({"groups": {"agent.num_envs": [0]}}, "agent.num_envs: must be > 0"),
     ({"grid": {"agent.gamma": [0.9]}, "groups": {"agent.gamma": [0.9]}}, "appears on two sweep axes"),
     ({"colour": 1}, "sweep.colour: unknown key"),
+    ({"random_seed": "abc"}, "random_seed: expected an integer >= 0"),
+    ({"num_random": -1}, "num_random: expected an integer >= 0"),
 ])
 def test_bad_sweep_specs_fail_with_one_line_naming_the_field(axes, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

@@ -18,7 +18,8 @@ class Placement:
         devices = jax.devices()
         if num_devices is not None:
             if not 1 <= num_devices <= len(devices):
-                raise ConfigError(f"num_devices: must be between 1 and {len(devices)} (devices here), got {num_devices}")
+                raise ConfigError(f"--devices (num_devices): must be between 1 and {len(devices)} (devices here), "
+                                  f"got {num_devices}")
             devices = devices[:num_devices]
         self.devices = devices
         self.num_runs = num_runs

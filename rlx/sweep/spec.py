@@ -131,13 +131,16 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
     num_random = data.get("num_random", 0)
     if not isinstance(num_random, int) or num_random < 0:
         raise ConfigError(f"num_random: expected an integer >= 0, got {num_random!r}")
+    random_seed = data.get("random_seed", 0)
+    if not isinstance(random_seed, int) or isinstance(random_seed, bool) or random_seed < 0:
+        raise ConfigError(f"random_seed: expected an integer >= 0, got {random_seed!r}")
     spec = SweepSpec(
         config=config,
         seeds=seeds,
         grid={p: _values(p, v, "grid") for p, v in (data.get("grid") or {}).items()},
         random={p: _random_axis(p, v) for p, v in (data.get("random") or {}).items()},
         num_random=num_random,
-        random_seed=int(data.get("random_seed", 0)),
+        random_seed=random_seed,
         groups={p: _values(p, v, "groups") for p, v in (data.get("groups") or {}).items()},
     )
     check_spec(spec)
