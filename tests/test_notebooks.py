@@ -13,6 +13,8 @@ def execute(name, overrides):
     notebook = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
     index = next(i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
     source = "\n".join(f"{key} = {value!r}" for key, value in overrides.items())
+    # A hung kernel prints every thread's stack (captured by pytest) and exits, instead of a silent timeout.
+    source += "\nimport faulthandler, sys\nfaulthandler.dump_traceback_later(600, exit=True, file=sys.__stderr__)"
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
     client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": NOTEBOOKS}})
