@@ -13,8 +13,8 @@ of a shared machine's speed hits all alike); seconds per iteration of each piece
   update                ``ppo.make_batch`` (values, GAE) + ``ppo.update`` (num_epochs x num_minibatches SGD)
                         on a fixed rollout
   train_step            ``ppo.train_step`` (collect, update, observation statistics) bare, in a lax.scan
-  run_chunk             ``Experiment.run_chunk`` (``chunk_fn``: lax.cond per iteration, metric reductions,
-                        finiteness checks; host: dispatch, ``device_get`` of the metrics)
+  run_chunk             ``Experiment.run_chunk`` (``chunk_fn``: metric reductions, finiteness checks, no
+                        per-iteration branch as every chunk here is full; host: dispatch, ``device_get``)
 
 The table reports the differences between nested pieces; a negative "rest" means XLA fused across them.
 
