@@ -218,7 +218,7 @@ class Experiment:
         if self._compiled_chunk is None:
             start = time.perf_counter()
             donate = () if jax.default_backend() == "cpu" else (0,)  # CPU cannot donate buffers
-            state = jax.block_until_ready(state)  # never compile while init still runs: see rlx.sweep.runner
+            state = jax.block_until_ready(state)  # compile_seconds counts compiling only, not init still running
             lowered = jax.jit(self.chunk_fn, donate_argnums=donate).lower(state, jnp.int32(0))
             self._compiled_chunk = lowered.compile()
             self.compile_seconds += time.perf_counter() - start

@@ -65,7 +65,7 @@ def bench_raw(job: dict) -> dict:
 
     tic = time.perf_counter()
     reset = jax.jit(env.reset).lower(jax.random.split(jax.random.PRNGKey(0), num_envs)).compile()
-    state = jax.block_until_ready(reset(jax.random.split(jax.random.PRNGKey(0), num_envs)))  # see rlx_side
+    state = jax.block_until_ready(reset(jax.random.split(jax.random.PRNGKey(0), num_envs)))  # compile_s: compiling only
     step = jax.jit(run).lower(state, jax.random.PRNGKey(1)).compile()
     compile_s = time.perf_counter() - tic
     state = jax.block_until_ready(step(state, jax.random.PRNGKey(1)))  # warm-up

@@ -45,7 +45,7 @@ from rlx.envs import Env, Vmap, training_env
 def compile_program(fn: Callable, args: tuple) -> tuple[Callable[[], Any], float]:
     """``jax.jit(fn)`` compiled for ``args``: a no-argument call that runs it to completion, and the
     compile seconds."""
-    args = jax.block_until_ready(args)  # never compile while a program runs (rlx.sweep.runner)
+    args = jax.block_until_ready(args)  # compile seconds: compiling only
     tic = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     return (lambda: jax.block_until_ready(compiled(*args))), time.perf_counter() - tic

@@ -69,7 +69,7 @@ def bench_raw(env_spec: str, num_envs: int, scan_length: int = 100, repeats: int
 
     tic = time.perf_counter()
     reset = jax.jit(env.reset).lower(jax.random.PRNGKey(0)).compile()
-    env_step = jax.block_until_ready(reset(jax.random.PRNGKey(0)))  # never compile while a program runs
+    env_step = jax.block_until_ready(reset(jax.random.PRNGKey(0)))  # compile_s: compiling only
     step = jax.jit(run).lower(env_step, jax.random.PRNGKey(1)).compile()
     compile_s = time.perf_counter() - tic
     env_step = jax.block_until_ready(step(env_step, jax.random.PRNGKey(1)))  # warm-up
