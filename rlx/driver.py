@@ -154,15 +154,16 @@ class Experiment:
         last chunk of a run may be shorter); returns the state and chunk-reduced metrics. When the plan's
         chunks are all full, ``num_active`` must be the chunk length and no per-iteration branch is built."""
         config, env, algo = self.static_agent, self.env, self.algo
-        metrics_shape = jax.eval_shape(lambda s: algo.train_step(config, env, s)[1], state)
         every_chunk_full = self.plan.num_iterations % self.plan.iterations_per_chunk == 0
 
         def body(state, i):
+            if every_chunk_full:  # num_active is always the chunk length: no per-iteration branch
+                return algo.train_step(config, env, state)
+            metrics_shape = jax.eval_shape(lambda s: algo.train_step(config, env, s)[1], state)
+
             def idle(s):
                 return s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)
 
-            if every_chunk_full:  # num_active is always the chunk length: no per-iteration branch
-                return algo.train_step(config, env, state)
             return jax.lax.cond(i < num_active, lambda s: algo.train_step(config, env, s), idle, state)
 
         length = self.plan.iterations_per_chunk
