@@ -13,19 +13,10 @@ from typing import Any
 import flashbax as fbx
 import jax
 import jax.numpy as jnp
-from flax import struct
 
+from rlx.rollout import Transition
 
-@struct.dataclass
-class Transition:
-    """One env transition; ``next_obs`` is the true next observation (the final one at episode end)."""
-
-    obs: jax.Array
-    action: jax.Array  # as the env received it ([-1, 1] for continuous, int for discrete)
-    reward: jax.Array
-    terminated: jax.Array  # bool: the MDP ended, do not bootstrap
-    truncated: jax.Array  # bool: a time limit ended the episode, bootstrap from next_obs
-    next_obs: jax.Array
+__all__ = ["ReplayBuffer", "Transition"]
 
 
 class ReplayBuffer:
@@ -60,6 +51,11 @@ class ReplayBuffer:
     def add(self, state: Any, batch: Any) -> Any:
         """Appends ``batch`` (leading axis ``num_envs``: one new item per env)."""
         return self._buffer.add(state, jax.tree.map(lambda x: x[:, None], batch))
+
+    def add_steps(self, state: Any, steps: Any) -> Any:
+        """Appends time-major ``steps`` ``[T, num_envs, ...]`` (T new items per env, in order); the same state
+        as T calls of :meth:`add`."""
+        return self._buffer.add(state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps))
 
     def sample(self, state: Any, key: jax.Array) -> Any:
         """Items ``[batch, ...]`` if ``sequence_length`` is 1, else runs ``[batch, sequence_length, ...]``."""

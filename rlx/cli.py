@@ -1,6 +1,6 @@
 """Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...``,
-``rlx eval RUN_DIR [--episodes N] [--render OUT.html]``, ``rlx sweep <algo> --seeds N --grid ...`` and
-``rlx plot SWEEP_DIR``.
+``rlx eval RUN_DIR [--episodes N] [--render OUT.html]``, ``rlx sweep <algo> --seeds N --grid ...``,
+``rlx plot SWEEP_DIR`` and ``rlx algos``. The algorithm list comes from the registry (``rlx.algos``).
 
 Config precedence (later wins): the algorithm's defaults, ``--config`` YAML, ``--env/--seed/--steps``,
 ``--set``. Everything is validated before anything compiles; errors are one line on stderr and
@@ -20,11 +20,35 @@ EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
 
 
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def _algorithm_names() -> str:
+    from rlx.algos import ALGORITHMS
+
+    return ", ".join(ALGORITHMS)
+
+
+def presets(algo: str) -> list[str]:
+    """Names of the presets in ``configs/`` (next to the package) for ``algo``."""
+    import yaml
+
+    if not os.path.isdir(CONFIGS_DIR):
+        return []
+    names = []
+    for name in sorted(os.listdir(CONFIGS_DIR)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(CONFIGS_DIR, name)) as f:
+                if (yaml.safe_load(f) or {}).get("algo") == algo:
+                    names.append(name[: -len(".yaml")])
+    return names
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlx", description="JAX-native vectorized reinforcement learning")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train an agent (or continue one with --resume)")
-    train.add_argument("algo", nargs="?", help="algorithm: ppo, sac, td3 or dqn (A2C: ppo preset, DDPG: td3 preset, C51: dqn option; see configs/)")
+    train.add_argument("algo", nargs="?", help=f"algorithm: {_algorithm_names()} (rlx algos lists them with presets)")
     train.add_argument("--env", help="env as suite/name[?option=value&...], e.g. brax/ant?backend=mjx")
     train.add_argument("--config", help="YAML preset, e.g. configs/ppo_cartpole.yaml")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -68,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("sweep_dir")
     plot.add_argument("--metric", default="eval/episode_return", help="metrics.jsonl column to plot")
     plot.add_argument("--out", help="directory for the PNGs (default: SWEEP_DIR)")
+    sub.add_parser("algos", help="list the algorithms: action spaces, presets, description")
     evaluate = sub.add_parser("eval", help="evaluate a saved run's policy (newest valid checkpoint)")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
@@ -114,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
         result = driver.resume(args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks)
     else:
         if not args.algo and not args.config:
-            raise ConfigError("train: name an algorithm (ppo, sac, td3, dqn) or give --config")
+            raise ConfigError(f"train: name an algorithm ({_algorithm_names()}) or give --config")
         config = driver.build_config(resolve_train_config(args))
         out = args.out or os.path.join(
             "runs", f"{config.algo}-{config.env.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -223,6 +248,16 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _algos(args: argparse.Namespace) -> int:
+    from rlx.algos import ALGORITHMS
+
+    width = max(len(name) for name in ALGORITHMS)
+    for name, module in ALGORITHMS.items():
+        print(f"{name.ljust(width)}  [{', '.join(module.ACTION_SPACES)}]  {module.DESCRIPTION}")
+        print(f"{' ' * width}  presets: {', '.join(presets(name)) or '-'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -234,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "algos":
+            return _algos(args)
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

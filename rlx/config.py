@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import types
 import typing
 from typing import Any, Callable, Sequence
@@ -147,6 +148,9 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
+        moved = getattr(cls, "MOVED", {}).get(key)
+        if moved is not None:
+            raise ConfigError(f"{prefix}{key}: moved to {prefix}{moved}")
         close = difflib.get_close_matches(str(key), fields, n=1)
         hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
         raise ConfigError(
@@ -155,21 +159,33 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     values = {}
     for name, f in fields.items():
         full = f"{prefix}{name}"
+        default = _default(f)
         if name in data:
-            value = _coerce(data[name], hints[name], full)
-        elif f.default is not dataclasses.MISSING:
-            value = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            value = f.default_factory()
+            raw = data[name]
+            if dataclasses.is_dataclass(default) and isinstance(raw, dict):
+                raw = merge(to_dict(default), raw)  # a nested section's unset fields keep this field's default
+            value = _coerce(raw, hints[name], full)
+        elif default is not dataclasses.MISSING:
+            value = default
         else:
             raise ConfigError(f"{full}: required field is missing")
         _check_meta(value, f.metadata, full)
         values[name] = value
     config = cls(**values)
     check = getattr(config, "check", None)
-    if check is not None:
+    if check is not None and inspect.signature(check).parameters:
+        check(prefix)
+    elif check is not None:
         check()
     return config
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
 
 
 def to_dict(config: Any) -> dict:

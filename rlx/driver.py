@@ -34,6 +34,7 @@ from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, field, from_dict, to_dict, traced_fields
 from rlx.envs import EnvConfig, Vmap, make
 from rlx.metrics_log import MetricsWriter
+from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
 SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count")
 
@@ -46,7 +47,7 @@ class DivergenceError(RuntimeError):
 class RunConfig:
     """One training run: algorithm, env, budget and driver settings; ``agent`` is the algorithm's Config."""
 
-    algo: str = field("ppo", choices=tuple(algos.ALGORITHMS), doc="algorithm")
+    algo: str = field("ppo", doc="algorithm, a name in the registry (rlx.algos.ALGORITHMS; rlx algos lists them)")
     env: EnvConfig = field(default_factory=EnvConfig)
     seed: int = field(0, ge=0)
     total_env_steps: int = field(524_288, gt=0, doc="env steps to train (incl. action repeat)")
@@ -117,7 +118,7 @@ class Experiment:
         self.config = config
         self.algo = algos.get(config.algo)
         self.env = make(config.env)
-        reason = self.algo.supports(self.env)
+        reason = algos.supports(config.algo, self.env)
         if reason is not None:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
         steps = self.algo.steps_per_iteration(config.agent) * config.env.action_repeat
@@ -182,24 +183,23 @@ class Experiment:
         n = self.config.eval_episodes
         eval_env = Vmap(self.env, n)
         reset_key, act_key = jax.random.split(key)
-
-        def body(carry, step_key):
-            env_step, returns, lengths, alive = carry
-            action = self.algo.act(self.static_agent, self.env, state, env_step.obs, step_key, deterministic=True)
-            nxt = eval_env.step(env_step, action)
-            returns = returns + nxt.reward * alive
-            lengths = lengths + alive
-            return (nxt, returns, lengths, alive & ~nxt.done), None
-
-        zeros = jnp.zeros((n,), jnp.float32)
-        carry = (eval_env.reset(reset_key), zeros, zeros, jnp.ones((n,), bool))
-        step_keys = jax.random.split(act_key, self.env.max_episode_steps)
-        (_, returns, lengths, _), _ = jax.lax.scan(body, carry, step_keys)
+        out = unroll(eval_env, self.eval_policy(state), eval_env.reset(reset_key), (), act_key, self.env.max_episode_steps)
+        alive = first_episode_mask(out.transitions)
+        returns = jnp.sum(out.transitions.reward * alive, axis=0)
+        lengths = jnp.sum(alive, axis=0)
         return {
             "eval/episode_return": returns.mean(),
             "eval/episode_return_std": returns.std(),
             "eval/episode_length": lengths.mean(),
         }
+
+    def eval_policy(self, state: Any) -> Policy:
+        """The deterministic policy of ``state`` as a rollout policy."""
+
+        def policy(obs, starts, carry, key):
+            return PolicyStep(self.algo.act(self.static_agent, self.env, state, obs, key, deterministic=True), {}, carry)
+
+        return policy
 
     # -- compiled entry points -----------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from flax import struct
 from rlx import driver
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
-from rlx.envs import EnvStep
+from rlx.envs import EnvStep, Vmap
+from rlx.rollout import first_episode_mask, unroll
 
 
 def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experiment, Any, dict]:
@@ -53,20 +54,15 @@ class Trajectory:
 
 def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Trajectory:
     """Runs the deterministic policy for one episode (``max_episode_steps`` steps, masked after the end)."""
-    env, algo, config = experiment.env, experiment.algo, experiment.static_agent
+    env = Vmap(experiment.env, 1)
 
     def run(key):
         reset_key, act_key = jax.random.split(key)
-
-        def body(carry, step_key):
-            env_step, alive = carry
-            action = algo.act(config, env, state, env_step.obs[None], step_key, deterministic=True)[0]
-            nxt = env.step(env_step, action)
-            return (nxt, alive & ~nxt.done), (nxt, action, alive)
-
-        keys = jax.random.split(act_key, env.max_episode_steps)
-        _, (steps, actions, alive) = jax.lax.scan(body, (env.reset(reset_key), jnp.ones((), bool)), keys)
-        return Trajectory(steps, actions, alive)
+        out = unroll(env, experiment.eval_policy(state), env.reset(reset_key), (), act_key,
+                     experiment.env.max_episode_steps, record_env_steps=True)
+        alive = first_episode_mask(out.transitions) > 0
+        one = lambda x: x[:, 0]  # noqa: E731 - drop the batch of one env
+        return Trajectory(jax.tree.map(one, out.env_steps), one(out.transitions.action), one(alive))
 
     return jax.jit(run)(jax.random.PRNGKey(seed))
 

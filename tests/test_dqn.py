@@ -8,6 +8,7 @@ import pytest
 
 from rlx import driver
 from rlx.algos import dqn
+from rlx.nets import MLP, QNet
 from rlx.config import ConfigError
 from rlx.ops.distributional import bin_centres, categorical_projection, hl_gauss_histogram, support
 from rlx.ops.returns import n_step_return
@@ -85,7 +86,7 @@ def test_hl_gauss_histogram_sums_to_one_and_recovers_target(target):
 
 def test_dueling_head_centres_advantages():
     env_obs = jnp.ones((3, 4))
-    net = dqn.QNetwork((8,), num_actions=3, bins=1, activation="relu", dueling=True, obs_ndim=1)
+    net = MLP(QNet(hidden=(8,), activation="relu", kernel_init="lecun_normal"), (3, 1), dueling=True)
     params = net.init(jax.random.PRNGKey(0), env_obs)
     out = net.apply(params, env_obs)[..., 0]
     value = params["params"]["Dense_2"]  # the state-value stream
@@ -102,15 +103,15 @@ def test_learns_cartpole(name):
 @pytest.mark.parametrize(
     "agent",
     [
-        {"dueling": True, "n_step": 3, "target_update": "polyak"},
-        {"value_loss": "c51", "n_step": 3, "v_min": 0.0, "v_max": 50.0, "double_q": False},
-        {"value_loss": "hl_gauss", "dueling": True, "v_min": 0.0, "v_max": 50.0},
+        {"q": {"dueling": True, "hidden": [16]}, "n_step": 3, "target_update": "polyak"},
+        {"q": {"value": "c51", "v_min": 0.0, "v_max": 50.0, "hidden": [16]}, "n_step": 3, "double_q": False},
+        {"q": {"value": "hl_gauss", "dueling": True, "v_min": 0.0, "v_max": 50.0, "hidden": [16]}},
     ],
 )
 def test_option_combinations_run(agent):
     config = driver.build_config({
         "algo": "dqn", "total_env_steps": 640, "num_chunks": 1, "eval_episodes": 2,
-        "agent": {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64, "hidden": [16], **agent},
+        "agent": {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64, **agent},
     })
     result = driver.train(config, None, progress=False)
     assert np.isfinite(result.rows[-1]["train/loss"]) and result.rows[-1]["train/loss"] > 0
@@ -120,9 +121,9 @@ def test_option_combinations_run(agent):
     "data,expected",
     [
         ({"algo": "dqn", "env": {"name": "gymnax/Pendulum-v1"}},
-         "algo dqn cannot train on env gymnax/Pendulum-v1: DQN needs discrete actions, got box"),
-        ({"algo": "dqn", "agent": {"value_loss": "quantile"}}, "agent.value_loss: must be one of mse, huber, hl_gauss, c51"),
-        ({"algo": "dqn", "agent": {"value_loss": "c51", "v_min": 5.0, "v_max": 5.0}}, "agent.v_max: must be > v_min = 5"),
+         "algo dqn cannot train on env gymnax/Pendulum-v1: dqn needs discrete actions, got box"),
+        ({"algo": "dqn", "agent": {"q": {"value": "expectile"}}}, "agent.q.value: must be one of mse, huber, hl_gauss, c51, quantile"),
+        ({"algo": "dqn", "agent": {"q": {"value": "c51", "v_min": 5.0, "v_max": 5.0}}}, "agent.q.v_max: must be > v_min = 5"),
         ({"algo": "dqn", "agent": {"num_envs": 4, "buffer_size": 8, "n_step": 3}},
          "agent.buffer_size: must hold 3 transitions per env (4 envs); got 8"),
     ],

@@ -9,9 +9,9 @@ import textwrap
 # intra-op thread pool, jaxlib 0.10.2). It runs in a subprocess so that a regression fails, not hangs.
 PROGRAM = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
-    from rlx.nets import MLP, QEnsemble
+    from rlx.nets import MLP, Ensemble, Net
 
-    actor, critic = MLP((64, 64), 1, "relu"), QEnsemble((64, 64), 2, "relu")
+    actor, critic = MLP(Net(hidden=(64, 64)), (1,)), Ensemble(Net(hidden=(64, 64)), (1,), 2)
     obs, act = jnp.zeros((1, 4)), jnp.zeros((1, 1))
 
     def init(key):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from rlx import driver
-from rlx.algos import sac, td3
-from rlx.buffers import ReplayBuffer, Transition
+from rlx import cli, driver
+from rlx.algos import off_policy, sac, td3
+from rlx.buffers import ReplayBuffer
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
 from rlx.envs import make
@@ -28,6 +28,18 @@ def test_learns_pendulum(name):
     assert final["eval/episode_return"] >= -250, final
 
 
+@pytest.mark.parametrize("argv", [
+    "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.critic.value=hl_gauss",
+    "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.critic.value=c51",
+    "td3 --env gymnax/Pendulum-v1 --config configs/td3_pendulum.yaml --set agent.n_step=3",
+])
+def test_value_representations_and_n_step_are_a_config_line(argv):
+    """The README's commands: SAC with an HL-Gauss or C51 critic, TD3 with 3-step returns."""
+    args = cli._parser().parse_args(["train", *argv.replace("configs/", CONFIGS + "/").split()])
+    final = driver.train(driver.build_config(cli.resolve_train_config(args)), None, progress=False).rows[-1]
+    assert final["eval/episode_return"] >= -250, final
+
+
 def test_sac_learns_brax_inverted_pendulum():
     final = driver.train(preset("sac_inverted_pendulum.yaml"), None, progress=False).rows[-1]
     assert final["eval/episode_return"] >= 900, final
@@ -37,7 +49,7 @@ def fake_batch(env, n=8, seed=0):
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
     obs = jax.random.normal(k1, (n, *env.observation_shape))
     action = jax.random.uniform(k2, (n, *env.action_space.shape), minval=-1, maxval=1)
-    return Transition(obs, action, jax.random.normal(k3, (n,)), jnp.zeros(n, bool), jnp.zeros(n, bool), obs + 0.1)
+    return off_policy.Batch(obs, action, jax.random.normal(k3, (n,)), jnp.full((n,), 0.99), obs + 0.1, {})
 
 
 def changed(a, b):
@@ -74,8 +86,8 @@ def test_sac_fixed_temperature_stays_fixed_and_autotuned_moves():
 @pytest.mark.parametrize(
     "data,expected",
     [
-        ({"algo": "sac"}, "algo sac cannot train on env gymnax/CartPole-v1: SAC needs continuous (box) actions"),
-        ({"algo": "td3"}, "TD3/DDPG need continuous (box) actions, got discrete"),
+        ({"algo": "sac"}, "algo sac cannot train on env gymnax/CartPole-v1: sac needs box actions, got discrete"),
+        ({"algo": "td3"}, "td3 needs box actions, got discrete"),
         ({"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"num_envs": 3, "utd_ratio": 0.5}},
          "agent.utd_ratio: num_envs*rollout_length*utd_ratio = 1.5 must be a whole number"),
         ({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"num_envs": 8, "buffer_size": 4}},
@@ -93,7 +105,7 @@ def test_bad_off_policy_configs_fail_before_compiling(data, expected, monkeypatc
 def test_sac_resume_from_disk_in_new_process_is_bitwise_equal_buffer_included(tmp_path):
     config = preset("sac_pendulum.yaml", total_env_steps=600, num_chunks=3, eval_episodes=2,
                     agent={"num_envs": 4, "learning_starts": 200, "batch_size": 32, "buffer_size": 1000,
-                           "actor_hidden": [16], "critic_hidden": [16]})
+                           "actor": {"hidden": [16]}, "critic": {"hidden": [16]}})
     full = driver.train(config, str(tmp_path / "full"), progress=False)
     assert driver.train(config, str(tmp_path / "split"), progress=False, stop_after_chunks=1).status == "stopped"
     resumed = subprocess.run([sys.executable, "-m", "rlx.cli", "train", "--resume", str(tmp_path / "split"), "--quiet"],

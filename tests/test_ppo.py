@@ -31,7 +31,7 @@ def test_ppo_learns_brax_inverted_pendulum():
 @pytest.fixture(scope="module")
 def small_cartpole():
     """A short CartPole run config: 4 chunks of 2 iterations of 4 envs x 32 steps."""
-    agent = dict(num_envs=4, unroll_length=32, num_minibatches=2, num_epochs=2, policy_hidden=[16], value_hidden=[16])
+    agent = dict(num_envs=4, unroll_length=32, num_minibatches=2, num_epochs=2, policy={"hidden": [16]}, value={"hidden": [16]})
     return driver.build_config({"total_env_steps": 4 * 32 * 8, "num_chunks": 4, "agent": agent})
 
 
@@ -79,9 +79,9 @@ def test_a2c_preset_update_equals_plain_a2c_gradient_step():
 
     def a2c_loss(params):
         obs = batch.obs
-        dist = ppo.policy_distribution(config, env, params.policy, obs)
+        dist = ppo.policy_distribution(config, env, params, obs)
         policy_loss = -jnp.mean(batch.advantages * dist.log_prob(batch.raw_action))
-        values = ppo.value_estimate(config, env, params.value, obs)
+        values = ppo.value_estimate(config, env, params, obs)
         value_loss = 0.5 * jnp.mean(jnp.square(values - batch.targets))
         return policy_loss + hp.value_coef * value_loss - hp.entropy_coef * jnp.mean(dist.entropy())
 
@@ -97,14 +97,14 @@ def test_a2c_preset_update_equals_plain_a2c_gradient_step():
 @pytest.mark.parametrize(
     "env_name,agent",
     [
-        ("gymnax/Pendulum-v1", {"action_squash": "clip"}),  # clipped Gaussian on a Box env
+        ("gymnax/Pendulum-v1", {"policy": {"squash": "clip"}}),  # clipped Gaussian on a Box env
         ("gymnax/Breakout-MinAtar", {}),  # 10x10x4 image observations, flattened by the MLP
     ],
 )
 def test_tiny_runs_on_other_action_and_observation_spaces(env_name, agent):
     config = driver.build_config({
         "env": {"name": env_name}, "total_env_steps": 2 * 8 * 16, "num_chunks": 1, "eval_episodes": 2,
-        "agent": {"num_envs": 8, "unroll_length": 16, "policy_hidden": [16], "value_hidden": [16], **agent},
+        "agent": {"num_envs": 8, "unroll_length": 16, "value": {"hidden": [16]}, "policy": {"hidden": [16], **agent.get("policy", {})}, **{k: v for k, v in agent.items() if k != "policy"}},
     })
     result = driver.train(config, None, progress=False)
     assert np.isfinite(result.rows[-1]["train/loss"]) and result.rows[-1]["eval/episode_length"] > 0

@@ -26,7 +26,7 @@ from helpers import subprocess_env
 # 8 chunks of 4 PPO iterations on CartPole: each chunk is long enough that kills land inside it too.
 RUN_ARGS = ["train", "ppo", "--steps", "8192", "--set", "num_chunks=8", "--set", "eval_episodes=2",
             "--set", "keep_checkpoints=2", "--set", "agent.num_envs=4", "--set", "agent.unroll_length=64",
-            "--set", "agent.policy_hidden=[32,32]", "--set", "agent.value_hidden=[32,32]", "--quiet"]
+            "--set", "agent.policy.hidden=[32,32]", "--set", "agent.value.hidden=[32,32]", "--quiet"]
 
 
 def start(args, cache_dir):
@@ -247,7 +247,7 @@ def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_check
     config = driver.build_config({
         "algo": "dqn", "total_env_steps": 3000, "num_chunks": 6, "eval_every": 0, "eval_episodes": 2,
         "agent": {"num_envs": 10, "utd_ratio": 0.1, "batch_size": 32, "buffer_size": 2000, "learning_starts": 1000,
-                  "hidden": [16], "learning_rate": 1e38, "max_grad_norm": 1e38},
+                  "q": {"hidden": [16]}, "learning_rate": 1e38, "max_grad_norm": 1e38},
     })
     run_dir = str(tmp_path / "diverged")
     with pytest.raises(driver.DivergenceError) as info:
@@ -288,7 +288,7 @@ def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, mon
 
 def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch):
     config = driver.build_config({"total_env_steps": 3 * 256, "num_chunks": 3, "eval_episodes": 2,
-                                  "agent": {"num_envs": 4, "unroll_length": 64, "policy_hidden": [8], "value_hidden": [8]}})
+                                  "agent": {"num_envs": 4, "unroll_length": 64, "policy": {"hidden": [8]}, "value": {"hidden": [8]}}})
     run_dir = str(tmp_path / "run")
     evaluate = driver.Experiment.evaluate
 

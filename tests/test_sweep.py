@@ -19,8 +19,8 @@ from rlx.config import ConfigError, load_yaml, traced_fields
 from helpers import CONFIGS, subprocess_env, tree_equal
 
 # PPO on CartPole, small enough that 16 runs train in seconds: 2 chunks of 4 iterations of 16 envs x 32 steps.
-SMALL = ["--set", "agent.num_envs=16", "--set", "agent.unroll_length=32", "--set", "agent.policy_hidden=[32]",
-         "--set", "agent.value_hidden=[32]", "--set", "num_chunks=2", "--set", "eval_episodes=4",
+SMALL = ["--set", "agent.num_envs=16", "--set", "agent.unroll_length=32", "--set", "agent.policy.hidden=[32]",
+         "--set", "agent.value.hidden=[32]", "--set", "num_chunks=2", "--set", "eval_episodes=4",
          "--set", "tensorboard=false", "--steps", "4096"]
 SWEEP_ARGS = ["sweep", "ppo", "--config", os.path.join(CONFIGS, "ppo_cartpole.yaml"), *SMALL,
               "--seeds", "8", "--grid", "agent.learning_rate=3e-4,1e-3", "--quiet"]
@@ -223,20 +223,20 @@ def test_grid_random_and_groups_expand_into_compiled_groups_of_vmapped_runs():
 def test_cli_flags_become_a_sweep_spec():
     args = cli._parser().parse_args(["sweep", "ppo", "--env", "gymnax/CartPole-v1", "--seeds", "0,4", "--grid",
                                      "agent.learning_rate=3e-4,1e-3", "--random", "agent.entropy_coef=1e-4:1e-1:log",
-                                     "--num-random", "2", "--group", "agent.policy_hidden=[8],[16,16]", "--set", "agent.gamma=0.98"])
+                                     "--num-random", "2", "--group", "agent.policy.hidden=[8],[16,16]", "--set", "agent.gamma=0.98"])
     data, _ = cli.sweep_spec_data(args)
     s = sweep.spec_from_dict(data)
     assert s.seeds == (0, 4) and s.grid == {"agent.learning_rate": (3e-4, 1e-3)}
     assert s.random["agent.entropy_coef"] == sweep.RandomAxis(1e-4, 1e-1, True) and s.num_random == 2
-    assert s.groups == {"agent.policy_hidden": ([8], [16, 16])} and s.config["agent"]["gamma"] == 0.98
-    assert [g.config.agent.policy_hidden for g in sweep.expand(s)] == [(8,), (16, 16)]
+    assert s.groups == {"agent.policy.hidden": ([8], [16, 16])} and s.config["agent"]["gamma"] == 0.98
+    assert [g.config.agent.policy.hidden for g in sweep.expand(s)] == [(8,), (16, 16)]
 
 
 def test_example_sweep_spec_expands():
     path = os.path.join(CONFIGS, "sweeps", "ppo_cartpole_lr_entropy.yaml")
     groups = sweep.expand(sweep.spec_from_dict(load_yaml(path), os.path.dirname(path)))
     assert [len(g.members) for g in groups] == [96, 96]
-    assert [g.config.agent.policy_hidden for g in groups] == [(64, 64), (128, 128)]
+    assert [g.config.agent.policy.hidden for g in groups] == [(64, 64), (128, 128)]
 
 
 def test_cli_sweep_reports_a_static_axis_as_a_config_error(capsys):

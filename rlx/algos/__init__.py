@@ -1,24 +1,76 @@
-"""Algorithm registry.
+"""The algorithm contract and registry.
 
-An algorithm is a module with: ``Config`` (validated dataclass), ``State`` (pytree with ``params``),
-``init(config, env, key, total_iterations)``, ``train_step(config, env, state) -> (state, metrics)``,
-``act(config, env, state, obs, key, deterministic)``, ``steps_per_iteration(config)`` and
-``supports(env) -> reason | None``. ``train_step`` metrics are scalars; ``episode_return_sum``,
-``episode_length_sum`` and ``episode_count`` are summed over a chunk, all others averaged.
+An algorithm is a module that satisfies :class:`Algorithm`: a validated ``Config`` dataclass (fields marked
+``traced=True`` become ``state.hparams``), a ``State`` pytree, and pure functions ``init``, ``train_step``,
+``act``, ``value`` and ``steps_per_iteration``. The registry drives the CLI (``rlx train <name>``, ``rlx
+algos``), the driver and sweeps, and the conformance tests (``tests/test_conformance.py``), which every
+registered algorithm must pass.
 """
 
 from __future__ import annotations
 
 import types
+from typing import Any, Protocol, runtime_checkable
+
+import jax
 
 from rlx.algos import dqn, ppo, sac, td3
+from rlx.config import ConfigError
+from rlx.envs import Env
 
-ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac, "td3": td3, "dqn": dqn}
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """What an algorithm module provides. ``train_step`` metrics are scalars; ``episode_return_sum``,
+    ``episode_length_sum`` and ``episode_count`` are summed over a chunk, all others averaged."""
+
+    DESCRIPTION: str  # one line, shown by ``rlx algos``
+    ACTION_SPACES: tuple[str, ...]  # "discrete" and/or "box"
+    Config: type  # frozen dataclass of rlx.config fields
+    State: type  # pytree with at least params, key, iteration, hparams
+
+    def init(self, config: Any, env: Env, key: jax.Array, total_iterations: int) -> Any:
+        """A fresh train state; ``total_iterations`` is the run's length (for schedules)."""
+
+    def train_step(self, config: Any, env: Env, state: Any) -> tuple[Any, dict]:
+        """One iteration (collect and update); pure, jittable, vmappable over states."""
+
+    def act(self, config: Any, env: Env, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+        """Env actions for a batch of raw observations."""
+
+    def value(self, config: Any, env: Env, state: Any, obs: jax.Array) -> jax.Array:
+        """The algorithm's estimate of the state value under its evaluation policy, for raw observations."""
+
+    def steps_per_iteration(self, config: Any) -> int:
+        """Agent steps one ``train_step`` collects."""
+
+
+ALGORITHMS: dict[str, types.ModuleType] = {}
+
+
+def register(name: str, module: types.ModuleType) -> None:
+    """Adds ``module`` under ``name``; it must satisfy :class:`Algorithm`."""
+    if not isinstance(module, Algorithm):
+        missing = [m for m in ("DESCRIPTION", "ACTION_SPACES", "Config", "State", "init", "train_step", "act", "value",
+                               "steps_per_iteration") if not hasattr(module, m)]
+        raise TypeError(f"algorithm {name!r} ({module.__name__}) lacks {', '.join(missing)}")
+    ALGORITHMS[name] = module
+
+
+for _name, _module in (("ppo", ppo), ("sac", sac), ("td3", td3), ("dqn", dqn)):
+    register(_name, _module)
 
 
 def get(name: str) -> types.ModuleType:
-    from rlx.config import ConfigError
-
     if name not in ALGORITHMS:
         raise ConfigError(f"algo: unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[name]
+
+
+def supports(name: str, env: Env) -> str | None:
+    """None if algorithm ``name`` can train on ``env``, else why not (its action space)."""
+    algo = get(name)
+    kind = env.action_space.kind
+    if kind not in algo.ACTION_SPACES:
+        return f"{name} needs {' or '.join(algo.ACTION_SPACES)} actions, got {kind}"
+    return None

@@ -1,27 +1,33 @@
-"""The loop shared by off-policy algorithms (SAC, TD3/DDPG, DQN/C51): collect into a replay buffer
-living in the train state, then take a fixed number of gradient steps on uniform samples.
+"""The loop shared by off-policy algorithms (SAC, TD3/DDPG, DQN/C51): collect into a replay buffer that
+lives in the train state, then take gradient steps on uniform samples turned into n-step TD batches.
 
-One iteration collects ``rollout_length`` steps from each of ``num_envs`` envs, i.e.
-``num_envs * rollout_length`` transitions, then takes ``utd_ratio`` gradient steps per collected
+One iteration collects ``rollout_length`` steps from each of ``num_envs`` envs (``rlx.rollout.unroll``),
+i.e. ``num_envs * rollout_length`` transitions, then takes ``utd_ratio`` gradient steps per collected
 transition, so ``utd_ratio`` means the same for 1 env or 4,096. Until ``learning_starts`` transitions
 have been collected, actions are uniformly random (if ``random_warmup``) and no gradient step is taken.
 
-Algorithm states using these helpers have the fields ``env_step``, ``buffer``, ``obs_stats``, ``key``
-and ``iteration``.
+An algorithm provides ``explore(obs, starts, carry, key) -> PolicyStep`` (normalized observations; its
+``extras`` are stored with each transition and its ``carry`` lives in ``state.explore_carry``) and
+``gradient_step(config, env, state, batch, key)`` on a :class:`Batch`. States using this loop have the
+fields ``env_step``, ``buffer``, ``obs_stats``, ``explore_carry``, ``key``, ``iteration`` and ``hparams``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
-from rlx.buffers import ReplayBuffer, Transition
+from rlx.buffers import ReplayBuffer
 from rlx.config import ConfigError, field
 from rlx.envs import Env, training_env
+from rlx.nets import CriticNet
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
+from rlx.ops.returns import n_step_return
+from rlx.rollout import Policy, PolicyStep, Transition, unroll
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +43,12 @@ class OffPolicyConfig:
     learning_starts: int = field(5_000, ge=0, doc="transitions collected before the first gradient step")
     random_warmup: bool = field(True, doc="uniformly random actions until learning_starts")
     normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
+    n_step: int = field(1, gt=0, doc="steps of real reward before bootstrapping (stops at an episode end)")
+    adam_eps: float = field(1e-8, gt=0)
     # Traced
     gamma: float = field(0.99, traced=True, ge=0, le=1, doc="discount")
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
+    max_grad_norm: float | None = field(None, traced=True, gt=0, doc="global gradient-norm clip per network (null: none)")
 
     @property
     def transitions_per_iteration(self) -> int:
@@ -48,11 +57,6 @@ class OffPolicyConfig:
     @property
     def updates_per_iteration(self) -> int:
         return round(self.transitions_per_iteration * self.utd_ratio)
-
-    @property
-    def sequence_length(self) -> int:
-        """Consecutive transitions per sample (n-step methods override this)."""
-        return 1
 
     def check(self) -> None:
         exact = self.transitions_per_iteration * self.utd_ratio
@@ -66,23 +70,42 @@ class OffPolicyConfig:
                 f"agent.buffer_size: must hold at least one iteration's num_envs*rollout_length = "
                 f"{self.transitions_per_iteration} transitions; got {self.buffer_size}"
             )
-        if self.buffer_size // self.num_envs < self.sequence_length:
+        if self.buffer_size // self.num_envs < self.n_step:
             raise ConfigError(
-                f"agent.buffer_size: must hold {self.sequence_length} transitions per env "
-                f"({self.num_envs} envs); got {self.buffer_size}"
+                f"agent.buffer_size: must hold {self.n_step} transitions per env ({self.num_envs} envs); got {self.buffer_size}"
             )
 
 
 @dataclasses.dataclass(frozen=True)
 class ActorCriticConfig(OffPolicyConfig):
-    """The loop's fields plus those of an actor and Polyak-averaged critics (SAC, TD3)."""
+    """The loop's fields plus those of an actor and an ensemble of Polyak-averaged critics (SAC, TD3).
+    Subclasses add ``actor`` (their network section)."""
 
-    actor_hidden: tuple[int, ...] = field((256, 256), gt=0)
-    critic_hidden: tuple[int, ...] = field((256, 256), gt=0)
-    activation: str = field("relu", choices=("tanh", "relu", "swish", "elu"))
+    critic: CriticNet = field(default_factory=lambda: CriticNet(hidden=(256, 256), activation="relu"),
+                              doc="Q-network and its value representation")
+    num_critics: int = field(2, gt=0, doc="Q-networks; the target takes the lowest")
     tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate of the target networks")
     actor_learning_rate: float = field(3e-4, traced=True, gt=0)
     critic_learning_rate: float = field(3e-4, traced=True, gt=0)
+
+    MOVED: ClassVar[dict[str, str]] = {"actor_hidden": "actor.hidden", "critic_hidden": "critic.hidden",
+                                       "activation": "actor.activation (and critic.activation)"}
+
+
+@struct.dataclass
+class Batch:
+    """A TD batch ``[batch, ...]``: the target is ``returns + discount * V(next_obs)``. With ``n_step`` > 1,
+    ``returns`` sums the discounted rewards of up to n transitions, stopping at the first episode end;
+    ``discount`` is ``gamma^m`` (m transitions used), or 0 if the last one terminated; ``next_obs`` is the
+    observation to bootstrap from (the final one of a truncated episode). Observations are normalized;
+    ``extras`` are those stored with the first transition."""
+
+    obs: jax.Array
+    action: jax.Array
+    returns: jax.Array  # reward_scaling applied
+    discount: jax.Array
+    next_obs: jax.Array
+    extras: dict
 
 
 def steps_per_iteration(config: OffPolicyConfig) -> int:
@@ -90,20 +113,24 @@ def steps_per_iteration(config: OffPolicyConfig) -> int:
 
 
 def replay_buffer(config: OffPolicyConfig) -> ReplayBuffer:
-    return ReplayBuffer(config.buffer_size, config.batch_size, config.num_envs, config.sequence_length)
+    return ReplayBuffer(config.buffer_size, config.batch_size, config.num_envs, config.n_step)
 
 
-def init_loop(config: OffPolicyConfig, env: Env, key: jax.Array) -> dict:
-    """Initial ``env_step``, empty ``buffer`` and ``obs_stats`` for an algorithm state."""
+def init_loop(config: OffPolicyConfig, env: Env, key: jax.Array, explore_carry: Any = (),
+              extras_example: dict | None = None) -> dict:
+    """Initial ``env_step``, empty ``buffer``, ``obs_stats`` and ``explore_carry`` for an algorithm state;
+    ``extras_example`` holds one env's explore extras (shapes and dtypes), if the algorithm stores any."""
     env_step = training_env(env, config.num_envs).reset(key)
     obs = jnp.zeros(env.observation_shape, jnp.float32)
     space = env.action_space
     action = jnp.zeros((), jnp.int32) if space.kind == "discrete" else jnp.zeros(space.shape, jnp.float32)
-    example = Transition(obs, action, jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), obs)
+    example = Transition(obs, action, jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), obs,
+                         extras_example or {})
     stats = init_stats(env.observation_shape)
     if config.normalize_observations:
         stats = update_stats(stats, env_step.obs)
-    return {"env_step": env_step, "buffer": replay_buffer(config).init(example), "obs_stats": stats}
+    return {"env_step": env_step, "buffer": replay_buffer(config).init(example), "obs_stats": stats,
+            "explore_carry": explore_carry}
 
 
 def prepare_obs(config: OffPolicyConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -121,56 +148,56 @@ def transitions_collected(config: OffPolicyConfig, state: Any) -> jax.Array:
     return state.iteration * config.transitions_per_iteration
 
 
-def collect(
-    config: OffPolicyConfig, env: Env, state: Any, explore: Callable[[jax.Array, jax.Array], jax.Array]
-) -> tuple[Any, dict]:
-    """Steps every env ``rollout_length`` times with ``explore(normalized_obs, key) -> env actions`` (or
-    random actions during warm-up) and adds the transitions to the buffer."""
-    vec_env = training_env(env, config.num_envs)
-    buffer = replay_buffer(config)
+def collect(config: OffPolicyConfig, env: Env, state: Any, explore: Policy) -> tuple[Any, dict]:
+    """Steps every env ``rollout_length`` times with ``explore`` (or random actions during warm-up) and adds
+    the transitions to the buffer."""
     warmup = config.random_warmup & (transitions_collected(config, state) < config.learning_starts)
 
-    def one_step(carry, _):
-        env_step, buffer_state, key, returns_sum, lengths_sum, episodes = carry
-        key, policy_key, random_key = jax.random.split(key, 3)
-        policy_action = explore(prepare_obs(config, state.obs_stats, env_step.obs), policy_key)
-        action = jnp.where(warmup, random_actions(env, random_key, config.num_envs), policy_action)
-        nxt = vec_env.step(env_step, action)
-        transition = Transition(env_step.obs, action, nxt.reward, nxt.terminated, nxt.truncated, nxt.info["final_obs"])
-        buffer_state = buffer.add(buffer_state, transition)
-        done = nxt.done
-        returns_sum += jnp.sum(jnp.where(done, nxt.info["episode_return"], 0.0))
-        lengths_sum += jnp.sum(jnp.where(done, nxt.info["episode_length"], 0)).astype(jnp.float32)
-        episodes += jnp.sum(done).astype(jnp.float32)
-        return (nxt, buffer_state, key, returns_sum, lengths_sum, episodes), env_step.obs
+    def policy(obs, starts, carry, keys):
+        explore_key, random_key = keys
+        step = explore(prepare_obs(config, state.obs_stats, obs), starts, carry, explore_key)
+        action = jnp.where(warmup, random_actions(env, random_key, config.num_envs), step.action)
+        return PolicyStep(action, step.extras, step.carry)
 
-    zero = jnp.zeros((), jnp.float32)
-    carry = (state.env_step, state.buffer, state.key, zero, zero, zero)
-    (env_step, buffer_state, key, returns_sum, lengths_sum, episodes), observations = jax.lax.scan(
-        one_step, carry, None, length=config.rollout_length
-    )
+    out = unroll(training_env(env, config.num_envs), policy, state.env_step, state.explore_carry, state.key,
+                 config.rollout_length, keys_per_step=2)
+    buffer_state = replay_buffer(config).add_steps(state.buffer, out.transitions)
     obs_stats = state.obs_stats
     if config.normalize_observations:
-        obs_stats = update_stats(obs_stats, observations)
-    state = state.replace(env_step=env_step, buffer=buffer_state, key=key, obs_stats=obs_stats)
-    stats = {"episode_return_sum": returns_sum, "episode_length_sum": lengths_sum, "episode_count": episodes}
-    return state, stats
+        obs_stats = update_stats(obs_stats, out.transitions.obs)
+    state = state.replace(env_step=out.env_step, buffer=buffer_state, key=out.key, obs_stats=obs_stats,
+                          explore_carry=out.carry)
+    return state, out.totals.metrics()
+
+
+def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
+    """The :class:`Batch` of a buffer sample (single transitions, or runs of ``n_step``)."""
+    hp = state.hparams
+    if config.n_step == 1:
+        returns = sample.reward * hp.reward_scaling
+        discount = hp.gamma * (1.0 - sample.terminated.astype(returns.dtype))
+        obs, action, next_obs, extras = sample.obs, sample.action, sample.next_obs, sample.extras
+    else:
+        returns, discount, last = n_step_return(sample.reward * hp.reward_scaling, sample.terminated,
+                                                sample.truncated, hp.gamma)
+        index = last.reshape((-1, 1) + (1,) * (sample.next_obs.ndim - 2))
+        next_obs = jnp.take_along_axis(sample.next_obs, index, axis=1)[:, 0]
+        first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))
+        obs, action, extras = first
+    return Batch(prepare_obs(config, state.obs_stats, obs), action, returns, discount,
+                 prepare_obs(config, state.obs_stats, next_obs), extras)
 
 
 def train_updates(
-    config: OffPolicyConfig, state: Any, gradient_step: Callable[[Any, Transition, jax.Array], tuple[Any, dict]]
+    config: OffPolicyConfig, state: Any, gradient_step: Callable[[Any, Batch, jax.Array], tuple[Any, dict]]
 ) -> tuple[Any, dict]:
-    """``updates_per_iteration`` calls of ``gradient_step(state, batch, key)`` on fresh uniform samples
-    (observations normalized), once ``learning_starts`` transitions were collected; metrics averaged."""
+    """``updates_per_iteration`` calls of ``gradient_step(state, batch, key)`` on fresh uniform samples,
+    once ``learning_starts`` transitions were collected; metrics averaged."""
     buffer = replay_buffer(config)
 
     def one_update(state, _):
         key, sample_key, step_key = jax.random.split(state.key, 3)
-        batch = buffer.sample(state.buffer, sample_key)
-        batch = batch.replace(
-            obs=prepare_obs(config, state.obs_stats, batch.obs),
-            next_obs=prepare_obs(config, state.obs_stats, batch.next_obs),
-        )
+        batch = td_batch(config, state, buffer.sample(state.buffer, sample_key))
         return gradient_step(state.replace(key=key), batch, step_key)
 
     def run(state):
@@ -190,8 +217,8 @@ def train_iteration(
     config: OffPolicyConfig,
     env: Env,
     state: Any,
-    explore: Callable[[jax.Array, jax.Array], jax.Array],
-    gradient_step: Callable[[Any, Env, Any, Transition, jax.Array], tuple[Any, dict]],
+    explore: Policy,
+    gradient_step: Callable[[Any, Env, Any, Batch, jax.Array], tuple[Any, dict]],
 ) -> tuple[Any, dict]:
     """One iteration of an off-policy algorithm: :func:`collect` with ``explore``, then
     :func:`train_updates` with ``gradient_step(config, env, state, batch, key)``, then count it."""

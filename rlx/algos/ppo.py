@@ -9,9 +9,8 @@ continuous ones a Gaussian squashed by tanh (or clipped) into [-1, 1].
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -20,11 +19,15 @@ from flax import struct
 from rlx.algos import common
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
-from rlx.nets import MLP
-from rlx.ops.distributions import Categorical, Gaussian
+from rlx import nets
+from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import gae
+from rlx.rollout import PolicyStep, unroll
+
+DESCRIPTION = "PPO: clipped surrogate, GAE(lambda), minibatch epochs (A2C is a preset)"
+ACTION_SPACES = ("discrete", "box")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +39,10 @@ class Config:
     unroll_length: int = field(128, gt=0, doc="env steps per env per iteration")
     num_minibatches: int = field(4, gt=0, doc="minibatches per epoch; must divide num_envs*unroll_length")
     num_epochs: int = field(4, gt=0, doc="passes over each rollout")
-    policy_hidden: tuple[int, ...] = field((64, 64), gt=0, doc="policy MLP widths")
-    value_hidden: tuple[int, ...] = field((64, 64), gt=0, doc="value MLP widths")
-    activation: str = field("tanh", choices=("tanh", "relu", "swish", "elu"))
-    action_squash: str = field("tanh", choices=("tanh", "clip"), doc="continuous actions into [-1, 1]")
-    min_std: float = field(1e-3, gt=0, doc="floor of the Gaussian policy's std")
+    policy: PolicyNet = field(
+        default_factory=lambda: PolicyNet(hidden=(64, 64), activation="tanh", output_scale=0.01),
+        doc="policy network and action distribution")
+    value: Net = field(default_factory=lambda: Net(hidden=(64, 64), activation="tanh"), doc="value network")
     normalize_observations: bool = field(True, doc="Welford running mean/std of observations")
     normalize_advantages: bool = field(True, doc="per minibatch")
     lr_schedule: str = field("constant", choices=("constant", "linear"), doc="linear: anneal to 0")
@@ -52,28 +54,21 @@ class Config:
     clip_epsilon: float = field(0.2, traced=True, gt=0, doc="ratio clip range")
     value_coef: float = field(0.5, traced=True, ge=0)
     entropy_coef: float = field(0.01, traced=True, ge=0)
-    max_grad_norm: float = field(0.5, traced=True, gt=0, doc="global gradient-norm clip")
+    max_grad_norm: float | None = field(0.5, traced=True, gt=0, doc="global gradient-norm clip (null: none)")
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
 
+    MOVED: ClassVar[dict[str, str]] = {"policy_hidden": "policy.hidden", "value_hidden": "value.hidden",
+                                       "activation": "policy.activation (and value.activation)",
+                                       "action_squash": "policy.squash", "min_std": "policy.min_std"}
+
     def check(self) -> None:
+        for name in ("policy", "value"):  # the importance ratio needs the same network at collection and update
+            common.check_network(getattr(self, name), f"agent.{name}.", dropout=False, batch_renorm=False)
         batch = self.num_envs * self.unroll_length
         if batch % self.num_minibatches:
             raise ConfigError(
                 f"agent.num_minibatches: must divide num_envs*unroll_length = {batch}; got {self.num_minibatches}"
             )
-
-
-class Hyperparams(common.Hyperparams):
-    """The traced fields of :class:`Config`, as float32 arrays."""
-
-    learning_rate: jax.Array
-    gamma: jax.Array
-    gae_lambda: jax.Array
-    clip_epsilon: jax.Array
-    value_coef: jax.Array
-    entropy_coef: jax.Array
-    max_grad_norm: jax.Array
-    reward_scaling: jax.Array
 
 
 @struct.dataclass
@@ -93,7 +88,7 @@ class State:
     key: jax.Array
     iteration: jax.Array  # int32, completed iterations
     total_iterations: jax.Array  # int32, length of the run (for the lr schedule)
-    hparams: Hyperparams
+    hparams: common.Hyperparams
 
 
 @struct.dataclass
@@ -109,13 +104,6 @@ class Rollout:
     next_obs: jax.Array  # true next observation (final one when the episode ended)
 
 
-def supports(env: Env) -> str | None:
-    """None if PPO can train on ``env``, else why not."""
-    if env.action_space.kind not in ("discrete", "box"):
-        return f"PPO needs a discrete or box action space, got {env.action_space.kind}"
-    return None
-
-
 def steps_per_iteration(config: Config) -> int:
     """Agent steps collected per ``train_step``."""
     return config.num_envs * config.unroll_length
@@ -124,39 +112,29 @@ def steps_per_iteration(config: Config) -> int:
 # ---------------------------------------------------------------- networks
 
 
-def _networks(config: Config, env: Env) -> tuple[nn.Module, nn.Module]:
-    space = env.action_space
-    policy_out = space.n if space.kind == "discrete" else 2 * space.shape[0]
+def _networks(config: Config, env: Env) -> tuple[Model, Model]:
     obs_ndim = len(env.observation_shape)
-    policy = MLP(config.policy_hidden, policy_out, config.activation, obs_ndim, output_scale=0.01)
-    value = MLP(config.value_hidden, 1, config.activation, obs_ndim, output_scale=1.0)
-    return policy, value
+    policy = MLP(config.policy, (nets.policy_outputs(env.action_space),), obs_ndim)
+    return Model(policy), Model(MLP(config.value, (1,), obs_ndim))
 
 
 def _prepare_obs(config: Config, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
     return normalize(obs_stats, obs) if config.normalize_observations else obs
 
 
-def policy_distribution(config: Config, env: Env, policy_params: Any, obs: jax.Array):
+def policy_distribution(config: Config, env: Env, params: Params, obs: jax.Array):
     """The policy's action distribution for (already normalized) ``obs``."""
-    out = _networks(config, env)[0].apply(policy_params, obs)
-    if env.action_space.kind == "discrete":
-        return Categorical(out)
-    mean, std_logit = jnp.split(out, 2, axis=-1)
-    return Gaussian(mean, jax.nn.softplus(std_logit) + config.min_std, squash=config.action_squash)
+    outputs = _networks(config, env)[0].apply(params.policy, obs)
+    return nets.policy_distribution(config.policy, env.action_space, outputs)
 
 
-def value_estimate(config: Config, env: Env, value_params: Any, obs: jax.Array) -> jax.Array:
-    return _networks(config, env)[1].apply(value_params, obs)[..., 0]
+def value_estimate(config: Config, env: Env, params: Params, obs: jax.Array) -> jax.Array:
+    """``V(obs)`` for (already normalized) ``obs``."""
+    return _networks(config, env)[1].apply(params.value, obs)[..., 0]
 
 
-def _optimizer(config: Config, hparams: Hyperparams, learning_rate: jax.Array) -> optax.GradientTransformation:
-    # Built inside the traced update so that max_grad_norm and the learning rate are traced.
-    return optax.chain(
-        optax.clip_by_global_norm(hparams.max_grad_norm),
-        optax.scale_by_adam(eps=config.adam_eps),
-        optax.scale(-learning_rate),
-    )
+def _optimizer(config: Config, hparams: common.Hyperparams, learning_rate: jax.Array) -> optax.GradientTransformation:
+    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), eps=config.adam_eps)
 
 
 # ---------------------------------------------------------------- init
@@ -166,9 +144,8 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     """Fresh train state; ``total_iterations`` sets the learning-rate schedule's length."""
     policy_net, value_net = _networks(config, env)
     key, policy_key, value_key, env_key = jax.random.split(key, 4)
-    dummy_obs = jnp.zeros((1, *env.observation_shape), jnp.float32)
-    params = Params(policy_net.init(policy_key, dummy_obs), value_net.init(value_key, dummy_obs))
-    hparams = Hyperparams.from_config(config)
+    params = Params(policy_net.init(policy_key, common.dummy_obs(env))[0], value_net.init(value_key, common.dummy_obs(env))[0])
+    hparams = common.Hyperparams.from_config(config)
     opt_state = _optimizer(config, hparams, hparams.learning_rate).init(params)
     env_step = training_env(env, config.num_envs).reset(env_key)
     return State(
@@ -188,37 +165,16 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
 
 def collect(config: Config, env: Env, state: State) -> tuple[State, Rollout, dict]:
     """Runs the current policy for ``unroll_length`` steps in every env."""
-    vec_env = training_env(env, config.num_envs)
 
-    def one_step(carry, _):
-        env_step, key, returns_sum, lengths_sum, episodes = carry
-        key, action_key = jax.random.split(key)
-        obs = _prepare_obs(config, state.obs_stats, env_step.obs)
-        dist = policy_distribution(config, env, state.params.policy, obs)
-        raw_action = dist.sample(action_key)
-        nxt = vec_env.step(env_step, dist.env_action(raw_action))
-        done = nxt.done
-        transition = Rollout(
-            obs=env_step.obs,
-            raw_action=raw_action,
-            log_prob=dist.log_prob(raw_action),
-            reward=nxt.reward,
-            terminated=nxt.terminated,
-            truncated=nxt.truncated,
-            next_obs=nxt.info["final_obs"],
-        )
-        returns_sum += jnp.sum(jnp.where(done, nxt.info["episode_return"], 0.0))
-        lengths_sum += jnp.sum(jnp.where(done, nxt.info["episode_length"], 0)).astype(jnp.float32)
-        episodes += jnp.sum(done).astype(jnp.float32)
-        return (nxt, key, returns_sum, lengths_sum, episodes), transition
+    def policy(obs, starts, carry, key):
+        dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
+        raw_action = dist.sample(key)
+        return PolicyStep(dist.env_action(raw_action), {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action)}, carry)
 
-    zero = jnp.zeros((), jnp.float32)
-    init_carry = (state.env_step, state.key, zero, zero, zero)
-    (env_step, key, returns_sum, lengths_sum, episodes), rollout = jax.lax.scan(
-        one_step, init_carry, None, length=config.unroll_length
-    )
-    stats = {"episode_return_sum": returns_sum, "episode_length_sum": lengths_sum, "episode_count": episodes}
-    return state.replace(env_step=env_step, key=key), rollout, stats
+    out = unroll(training_env(env, config.num_envs), policy, state.env_step, (), state.key, config.unroll_length)
+    t = out.transitions
+    rollout = Rollout(t.obs, t.extras["raw_action"], t.extras["log_prob"], t.reward, t.terminated, t.truncated, t.next_obs)
+    return state.replace(env_step=out.env_step, key=out.key), rollout, out.totals.metrics()
 
 
 # ---------------------------------------------------------------- update
@@ -236,16 +192,17 @@ class Batch:
 
 
 def loss_fn(
-    params: Params, config: Config, env: Env, hparams: Hyperparams, batch: Batch, key: jax.Array
+    params: Params, config: Config, env: Env, hparams: common.Hyperparams, batch: Batch,
+    key: jax.Array,
 ) -> tuple[jax.Array, dict]:
     """Clipped surrogate + ``value_coef`` * value loss - ``entropy_coef`` * entropy."""
-    dist = policy_distribution(config, env, params.policy, batch.obs)
+    dist = policy_distribution(config, env, params, batch.obs)
     advantages = batch.advantages
     if config.normalize_advantages:
         advantages = normalize_advantages(advantages)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, ratio = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, hparams.clip_epsilon)
-    value_loss = squared_value_loss(value_estimate(config, env, params.value, batch.obs), batch.targets)
+    value_loss = squared_value_loss(value_estimate(config, env, params, batch.obs), batch.targets)
     entropy = jnp.mean(dist.entropy(key))
     loss = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
     metrics = {
@@ -264,8 +221,8 @@ def make_batch(config: Config, env: Env, state: State, rollout: Rollout) -> Batc
     hp = state.hparams
     obs = _prepare_obs(config, state.obs_stats, rollout.obs)
     next_obs = _prepare_obs(config, state.obs_stats, rollout.next_obs)
-    values = value_estimate(config, env, state.params.value, obs)
-    next_values = value_estimate(config, env, state.params.value, next_obs)
+    values = value_estimate(config, env, state.params, obs)
+    next_values = value_estimate(config, env, state.params, next_obs)
     advantages, targets = gae(
         rollout.reward * hp.reward_scaling,
         values,
@@ -282,8 +239,7 @@ def make_batch(config: Config, env: Env, state: State, rollout: Rollout) -> Batc
 def update(config: Config, env: Env, state: State, batch: Batch) -> tuple[State, dict]:
     """``num_epochs`` x ``num_minibatches`` gradient steps on ``batch``."""
     hp = state.hparams
-    progress = state.iteration.astype(jnp.float32) / jnp.maximum(state.total_iterations, 1)
-    learning_rate = hp.learning_rate * (1.0 - progress if config.lr_schedule == "linear" else 1.0)
+    learning_rate = hp.learning_rate * (1.0 - common.progress(state) if config.lr_schedule == "linear" else 1.0)
     optimizer = _optimizer(config, hp, learning_rate)
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
@@ -331,6 +287,11 @@ def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
     """Env actions for a batch of raw observations (mode of the policy when ``deterministic``)."""
-    dist = policy_distribution(config, env, state.params.policy, _prepare_obs(config, state.obs_stats, obs))
+    dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
     raw_action = dist.mode() if deterministic else dist.sample(key)
     return dist.env_action(raw_action)
+
+
+def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
+    """The value estimate ``V(obs)`` for a batch of raw observations."""
+    return value_estimate(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))

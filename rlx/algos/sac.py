@@ -1,10 +1,12 @@
-"""Soft Actor-Critic (Haarnoja et al., 2018) with twin Q-networks and automatic temperature.
+"""Soft Actor-Critic (Haarnoja et al., 2018) with an ensemble of Q-networks and automatic temperature.
 
 Each iteration collects ``num_envs * rollout_length`` transitions into the replay buffer, then takes
 ``utd_ratio`` gradient steps per transition (see ``rlx.algos.off_policy``). A gradient step updates the
-twin critics toward the soft TD target from Polyak-averaged target critics, the tanh-squashed
-Gaussian actor by the reparameterized ``alpha log pi - min Q``, and ``log alpha`` toward the target
-entropy ``-|A|`` (or keeps ``alpha`` fixed).
+critics toward the soft TD target ``returns + discount * (Q'(s', a') - alpha log pi(a'|s'))`` of the lowest
+Polyak-averaged target critic (``agent.critic.value`` picks the representation: scalar, HL-Gauss, C51,
+quantile), the tanh-squashed Gaussian actor by the reparameterized ``alpha log pi - min_k Q_k``, and
+``log alpha`` toward the target entropy ``-|A|`` (or keeps ``alpha`` fixed). Critic dropout (DroQ) is on
+in every critic pass of a gradient step.
 """
 
 from __future__ import annotations
@@ -12,45 +14,42 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
+from rlx import nets
 from rlx.algos import common, off_policy
-from rlx.buffers import Transition
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep
-from rlx.nets import MLP, QEnsemble
+from rlx.nets import MLP, Ensemble, Model, PolicyNet
+from rlx.ops import values
 from rlx.ops.distributions import Gaussian
 from rlx.ops.normalization import RunningStats
-from rlx.ops.td import critic_loss, polyak_update, soft_td_target, temperature_loss
+from rlx.ops.td import polyak_update, temperature_loss
+from rlx.rollout import PolicyStep
 
-LOG_STD_RANGE = (-5.0, 2.0)
+DESCRIPTION = "SAC: tanh-Gaussian actor, clipped ensemble of Q critics (any value representation), auto temperature"
+ACTION_SPACES = ("box",)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(off_policy.ActorCriticConfig):
     """SAC hyperparameters (the shared off-policy fields plus the temperature's)."""
 
-    num_critics: int = field(2, gt=0, doc="Q-networks; the target takes their minimum")
+    actor: PolicyNet = field(default_factory=lambda: PolicyNet(hidden=(256, 256), activation="relu", std="log_range"),
+                             doc="tanh-Gaussian policy network")
     autotune_alpha: bool = field(True, doc="learn alpha toward target_entropy; else keep initial_alpha")
     target_entropy: float | None = field(None, doc="default -|A|")
     initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
     alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
 
-
-class Hyperparams(common.Hyperparams):
-    """The traced fields of :class:`Config`, as float32 arrays."""
-
-    gamma: jax.Array
-    reward_scaling: jax.Array
-    tau: jax.Array
-    actor_learning_rate: jax.Array
-    critic_learning_rate: jax.Array
-    initial_alpha: jax.Array
-    alpha_learning_rate: jax.Array
+    def check(self) -> None:
+        super().check()
+        common.check_network(self.actor, "agent.actor.", dropout=False)
+        common.check_network(self.critic, "agent.critic.")
+        if self.actor.squash != "tanh":
+            raise ConfigError(f"agent.actor.squash: SAC needs tanh (its log-prob correction); got {self.actor.squash}")
 
 
 @struct.dataclass
@@ -77,88 +76,91 @@ class State:
     env_step: EnvStep
     buffer: Any
     obs_stats: RunningStats
+    explore_carry: Any
     key: jax.Array
     iteration: jax.Array
-    hparams: Hyperparams
+    hparams: common.Hyperparams
 
 
-def supports(env: Env) -> str | None:
-    if env.action_space.kind != "box":
-        return f"SAC needs continuous (box) actions, got {env.action_space.kind}"
-    return None
+def steps_per_iteration(config: Config) -> int:
+    return off_policy.steps_per_iteration(config)
 
 
-steps_per_iteration = off_policy.steps_per_iteration
-
-
-def _networks(config: Config, env: Env) -> tuple[nn.Module, nn.Module]:
+def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
     obs_ndim = len(env.observation_shape)
-    actor = MLP(config.actor_hidden, 2 * env.action_space.shape[0], config.activation, obs_ndim)
-    critic = QEnsemble(config.critic_hidden, config.num_critics, config.activation, obs_ndim)
-    return actor, critic
+    rep = values.from_section(config.critic)
+    actor = Model(MLP(config.actor, (nets.policy_outputs(env.action_space),), obs_ndim))
+    return actor, Model(Ensemble(config.critic, (rep.num_outputs,), config.num_critics, obs_ndim)), rep
 
 
 def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gaussian:
-    """Tanh-squashed Gaussian with log-std squashed into ``LOG_STD_RANGE``."""
-    mean, raw_log_std = jnp.split(_networks(config, env)[0].apply(actor_params, obs), 2, axis=-1)
-    low, high = LOG_STD_RANGE
-    log_std = low + 0.5 * (high - low) * (jnp.tanh(raw_log_std) + 1.0)
-    return Gaussian(mean, jnp.exp(log_std), squash="tanh")
+    """The tanh-squashed Gaussian policy at (normalized) ``obs``."""
+    return nets.policy_distribution(config.actor, env.action_space, _networks(config, env)[0].apply(actor_params, obs))
 
 
 def _target_entropy(config: Config, env: Env) -> float:
     return -float(env.action_space.shape[0]) if config.target_entropy is None else config.target_entropy
 
 
+def _network_optimizer(config: Config, hparams: common.Hyperparams, learning_rate: jax.Array):
+    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
+
+
+def _alpha_optimizer(config: Config, learning_rate: jax.Array):
+    return common.optimizer(learning_rate, eps=config.adam_eps)
+
+
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
     del total_iterations  # constant learning rates
-    actor_net, critic_net = _networks(config, env)
+    actor_net, critic_net, _ = _networks(config, env)
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
-    obs = jnp.zeros((1, *env.observation_shape), jnp.float32)
-    action = jnp.zeros((1, *env.action_space.shape), jnp.float32)
-    critic = critic_net.init(critic_key, obs, action)
-    hparams = Hyperparams.from_config(config)
-    params = Params(actor_net.init(actor_key, obs), critic, critic, jnp.log(hparams.initial_alpha))
-    opt_state = OptStates(optax.adam(1.0).init(params.actor), optax.adam(1.0).init(critic), optax.adam(1.0).init(params.log_alpha))
+    obs, action = common.dummy_obs(env), common.dummy_action(env)
+    critic, _ = critic_net.init(critic_key, obs, action)
+    hparams = common.Hyperparams.from_config(config)
+    params = Params(actor_net.init(actor_key, obs)[0], critic, critic, jnp.log(hparams.initial_alpha))
+    tx = _network_optimizer(config, hparams, 1.0)
+    opt_state = OptStates(tx.init(params.actor), tx.init(critic), _alpha_optimizer(config, 1.0).init(params.log_alpha))
     return State(params=params, opt_state=opt_state, key=key, iteration=jnp.zeros((), jnp.int32), hparams=hparams,
                  **off_policy.init_loop(config, env, env_key))
 
 
-def gradient_step(config: Config, env: Env, state: State, batch: Transition, key: jax.Array) -> tuple[State, dict]:
+def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
     """One critic, actor and temperature update on ``batch``, then the Polyak target update."""
     hp, params = state.hparams, state.params
-    critic_net = _networks(config, env)[1]
+    _, critic_net, rep = _networks(config, env)
     alpha = jnp.exp(params.log_alpha)
     next_key, actor_key = jax.random.split(key)
+    target_dropout, critic_dropout, actor_dropout = jax.random.split(jax.random.fold_in(key, 1), 3)
 
     next_dist = policy(config, env, params.actor, batch.next_obs)
     next_raw = next_dist.sample(next_key)
-    next_q = critic_net.apply(params.target_critic, batch.next_obs, next_dist.env_action(next_raw))
-    target = soft_td_target(batch.reward * hp.reward_scaling, batch.terminated, next_q,
-                            next_dist.log_prob(next_raw), alpha, hp.gamma)
+    next_out, _ = critic_net.apply_train(params.target_critic, target_dropout, batch.next_obs, next_dist.env_action(next_raw))
+    target = values.clipped_target(rep, next_out, batch.returns, batch.discount, shift=-alpha * next_dist.log_prob(next_raw))
 
     def critic_objective(critic_params):
-        q = critic_net.apply(critic_params, batch.obs, batch.action)
-        return critic_loss(q, target), q
+        out, _ = critic_net.apply_train(critic_params, critic_dropout, batch.obs, batch.action)
+        return values.ensemble_loss(rep, out, target), rep.decode(out)
 
     (q_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
-    critic, critic_opt = common.adam_step(critic_grads, state.opt_state.critic, params.critic, hp.critic_learning_rate)
+    critic_tx = _network_optimizer(config, hp, hp.critic_learning_rate)
+    critic, critic_opt = common.optimizer_step(critic_tx, critic_grads, state.opt_state.critic, params.critic)
 
     def actor_objective(actor_params):
         dist = policy(config, env, actor_params, batch.obs)
         raw = dist.sample(actor_key)
         log_prob = dist.log_prob(raw)
-        q_pi = jnp.min(critic_net.apply(critic, batch.obs, dist.env_action(raw)), axis=0)
-        return jnp.mean(alpha * log_prob - q_pi), log_prob
+        out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, dist.env_action(raw))
+        return jnp.mean(alpha * log_prob - jnp.min(rep.decode(out), axis=0)), log_prob
 
     (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(params.actor)
-    actor, actor_opt = common.adam_step(actor_grads, state.opt_state.actor, params.actor, hp.actor_learning_rate)
+    actor_tx = _network_optimizer(config, hp, hp.actor_learning_rate)
+    actor, actor_opt = common.optimizer_step(actor_tx, actor_grads, state.opt_state.actor, params.actor)
 
-    target_entropy = _target_entropy(config, env)
-    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob, target_entropy)
+    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob, _target_entropy(config, env))
     log_alpha, alpha_opt = params.log_alpha, state.opt_state.alpha
     if config.autotune_alpha:
-        log_alpha, alpha_opt = common.adam_step(alpha_grad, alpha_opt, log_alpha, hp.alpha_learning_rate)
+        alpha_tx = _alpha_optimizer(config, hp.alpha_learning_rate)
+        log_alpha, alpha_opt = common.optimizer_step(alpha_tx, alpha_grad, alpha_opt, log_alpha)
 
     new_params = Params(actor, critic, polyak_update(params.target_critic, critic, hp.tau), log_alpha)
     metrics = {"critic_loss": q_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss, "alpha": alpha,
@@ -166,16 +168,30 @@ def gradient_step(config: Config, env: Env, state: State, batch: Transition, key
     return state.replace(params=new_params, opt_state=OptStates(actor_opt, critic_opt, alpha_opt)), metrics
 
 
+def explore(config: Config, env: Env, state: State):
+    """The behaviour policy: a sample of the current policy."""
+
+    def sample(obs, starts, carry, key):
+        dist = policy(config, env, state.params.actor, obs)
+        return PolicyStep(dist.env_action(dist.sample(key)), {}, carry)
+
+    return sample
+
+
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: collect into the buffer, then ``updates_per_iteration`` gradient steps."""
-
-    def explore(obs, key):
-        dist = policy(config, env, state.params.actor, obs)
-        return dist.env_action(dist.sample(key))
-
-    return off_policy.train_iteration(config, env, state, explore, gradient_step)
+    return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step)
 
 
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+    """Env actions for raw observations: the squashed mean when ``deterministic``, else a sample."""
     dist = policy(config, env, state.params.actor, off_policy.prepare_obs(config, state.obs_stats, obs))
     return dist.env_action(dist.mode() if deterministic else dist.sample(key))
+
+
+def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
+    """``min_k Q_k(obs, deterministic action)`` for raw observations."""
+    norm_obs = off_policy.prepare_obs(config, state.obs_stats, obs)
+    _, critic_net, rep = _networks(config, env)
+    action = act(config, env, state, obs, jax.random.PRNGKey(0), deterministic=True)
+    return jnp.min(rep.decode(critic_net.apply(state.params.critic, norm_obs, action)), axis=0)

@@ -2,8 +2,10 @@
 smoothing, no delay).
 
 A deterministic tanh actor explores with clipped Gaussian noise. Each gradient step updates the
-critics toward the clipped double-Q target at a smoothed target action; every ``policy_delay``-th
-step also updates the actor (maximizing the first critic) and Polyak-averages both targets.
+critics toward the clipped double-Q target at a smoothed target action (``agent.critic.value`` picks the
+representation: a C51 critic with many envs and n-step returns is FastTD3's recipe); every
+``policy_delay``-th step also updates the actor (maximizing the first critic) and Polyak-averages both
+targets.
 """
 
 from __future__ import annotations
@@ -11,43 +13,38 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
+from rlx import nets
 from rlx.algos import common, off_policy
-from rlx.buffers import Transition
 from rlx.config import field
 from rlx.envs import Env, EnvStep
-from rlx.nets import MLP, QEnsemble
+from rlx.nets import MLP, Ensemble, Model, Net
+from rlx.ops import values
 from rlx.ops.normalization import RunningStats
-from rlx.ops.td import clipped_double_q_target, critic_loss, polyak_update, smoothed_target_action
+from rlx.ops.td import polyak_update, smoothed_target_action
+from rlx.rollout import PolicyStep
+
+DESCRIPTION = "TD3: deterministic actor, clipped double Q with target smoothing, delayed updates (DDPG is a preset)"
+ACTION_SPACES = ("box",)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(off_policy.ActorCriticConfig):
     """TD3 hyperparameters (the shared off-policy fields plus TD3's)."""
 
-    num_critics: int = field(2, gt=0, doc="2: clipped double Q (TD3); 1: DDPG")
+    actor: Net = field(default_factory=lambda: Net(hidden=(256, 256), activation="relu"), doc="deterministic policy network")
     policy_delay: int = field(2, gt=0, doc="critic steps per actor and target update")
     exploration_noise: float = field(0.1, traced=True, ge=0, doc="std of the Gaussian action noise")
     policy_noise: float = field(0.2, traced=True, ge=0, doc="std of target-policy smoothing noise (0: none)")
     noise_clip: float = field(0.5, traced=True, ge=0, doc="target-policy noise is clipped to +-noise_clip")
 
-
-class Hyperparams(common.Hyperparams):
-    """The traced fields of :class:`Config`, as float32 arrays."""
-
-    gamma: jax.Array
-    reward_scaling: jax.Array
-    tau: jax.Array
-    actor_learning_rate: jax.Array
-    critic_learning_rate: jax.Array
-    exploration_noise: jax.Array
-    policy_noise: jax.Array
-    noise_clip: jax.Array
+    def check(self) -> None:
+        super().check()
+        common.check_network(self.actor, "agent.actor.", dropout=False)
+        common.check_network(self.critic, "agent.critic.")
 
 
 @struct.dataclass
@@ -73,70 +70,74 @@ class State:
     env_step: EnvStep
     buffer: Any
     obs_stats: RunningStats
+    explore_carry: Any
     key: jax.Array
     iteration: jax.Array
     num_updates: jax.Array  # int32, critic steps taken (for the policy delay)
-    hparams: Hyperparams
+    hparams: common.Hyperparams
 
 
-def supports(env: Env) -> str | None:
-    if env.action_space.kind != "box":
-        return f"TD3/DDPG need continuous (box) actions, got {env.action_space.kind}"
-    return None
+def steps_per_iteration(config: Config) -> int:
+    return off_policy.steps_per_iteration(config)
 
 
-steps_per_iteration = off_policy.steps_per_iteration
-
-
-def _networks(config: Config, env: Env) -> tuple[nn.Module, nn.Module]:
+def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
     obs_ndim = len(env.observation_shape)
-    actor = MLP(config.actor_hidden, env.action_space.shape[0], config.activation, obs_ndim)
-    critic = QEnsemble(config.critic_hidden, config.num_critics, config.activation, obs_ndim)
-    return actor, critic
+    rep = values.from_section(config.critic)
+    actor = Model(MLP(config.actor, env.action_space.shape, obs_ndim))
+    return actor, Model(Ensemble(config.critic, (rep.num_outputs,), config.num_critics, obs_ndim)), rep
 
 
 def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> jax.Array:
-    """Deterministic action in [-1, 1]."""
-    return jnp.tanh(_networks(config, env)[0].apply(actor_params, obs))
+    """Deterministic action in [-1, 1] at (normalized) ``obs``."""
+    return nets.deterministic_action(_networks(config, env)[0].apply(actor_params, obs))
+
+
+def _optimizer(config: Config, hparams: common.Hyperparams, learning_rate: jax.Array):
+    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
     del total_iterations  # constant learning rates
-    actor_net, critic_net = _networks(config, env)
+    actor_net, critic_net, _ = _networks(config, env)
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
-    obs = jnp.zeros((1, *env.observation_shape), jnp.float32)
-    actor = actor_net.init(actor_key, obs)
-    critic = critic_net.init(critic_key, obs, jnp.zeros((1, *env.action_space.shape), jnp.float32))
-    opt_state = OptStates(optax.adam(1.0).init(actor), optax.adam(1.0).init(critic))
-    return State(params=Params(actor, critic, actor, critic), opt_state=opt_state, key=key,
-                 iteration=jnp.zeros((), jnp.int32), num_updates=jnp.zeros((), jnp.int32),
-                 hparams=Hyperparams.from_config(config), **off_policy.init_loop(config, env, env_key))
+    actor, _ = actor_net.init(actor_key, common.dummy_obs(env))
+    critic, _ = critic_net.init(critic_key, common.dummy_obs(env), common.dummy_action(env))
+    hparams = common.Hyperparams.from_config(config)
+    tx = _optimizer(config, hparams, 1.0)
+    return State(params=Params(actor, critic, actor, critic), opt_state=OptStates(tx.init(actor), tx.init(critic)),
+                 key=key, iteration=jnp.zeros((), jnp.int32), num_updates=jnp.zeros((), jnp.int32), hparams=hparams,
+                 **off_policy.init_loop(config, env, env_key))
 
 
-def gradient_step(config: Config, env: Env, state: State, batch: Transition, key: jax.Array) -> tuple[State, dict]:
+def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
     """A critic update; every ``policy_delay``-th call also the actor and Polyak target updates."""
     hp, params = state.hparams, state.params
-    critic_net = _networks(config, env)[1]
+    _, critic_net, rep = _networks(config, env)
+    target_dropout, critic_dropout, actor_dropout = jax.random.split(jax.random.fold_in(key, 1), 3)
 
     next_action = smoothed_target_action(
         policy(config, env, params.target_actor, batch.next_obs), key, hp.policy_noise, hp.noise_clip
     )
-    next_q = critic_net.apply(params.target_critic, batch.next_obs, next_action)
-    target = clipped_double_q_target(batch.reward * hp.reward_scaling, batch.terminated, next_q, hp.gamma)
+    next_out, _ = critic_net.apply_train(params.target_critic, target_dropout, batch.next_obs, next_action)
+    target = values.clipped_target(rep, next_out, batch.returns, batch.discount)
 
     def critic_objective(critic_params):
-        q = critic_net.apply(critic_params, batch.obs, batch.action)
-        return critic_loss(q, target), q
+        out, _ = critic_net.apply_train(critic_params, critic_dropout, batch.obs, batch.action)
+        return values.ensemble_loss(rep, out, target), rep.decode(out)
 
     (q_loss, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
-    critic, critic_opt = common.adam_step(grads, state.opt_state.critic, params.critic, hp.critic_learning_rate)
+    tx = _optimizer(config, hp, hp.critic_learning_rate)
+    critic, critic_opt = common.optimizer_step(tx, grads, state.opt_state.critic, params.critic)
 
     def actor_objective(actor_params):
-        return -jnp.mean(critic_net.apply(critic, batch.obs, policy(config, env, actor_params, batch.obs))[0])
+        out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, policy(config, env, actor_params, batch.obs))
+        return -jnp.mean(rep.decode(out)[0])
 
     def update_actor_and_targets(_):
         actor_loss, grads = jax.value_and_grad(actor_objective)(params.actor)
-        actor, actor_opt = common.adam_step(grads, state.opt_state.actor, params.actor, hp.actor_learning_rate)
+        tx = _optimizer(config, hp, hp.actor_learning_rate)
+        actor, actor_opt = common.optimizer_step(tx, grads, state.opt_state.actor, params.actor)
         targets = (polyak_update(params.target_actor, actor, hp.tau), polyak_update(params.target_critic, critic, hp.tau))
         return actor, actor_opt, targets, actor_loss
 
@@ -154,18 +155,31 @@ def gradient_step(config: Config, env: Env, state: State, batch: Transition, key
     ), metrics
 
 
-def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
-    """One iteration: collect with exploration noise into the buffer, then the gradient steps."""
+def explore(config: Config, env: Env, state: State):
+    """The behaviour policy: the deterministic action plus clipped Gaussian noise."""
 
-    def explore(obs, key):
+    def noisy(obs, starts, carry, key):
         action = policy(config, env, state.params.actor, obs)
         noise = state.hparams.exploration_noise * jax.random.normal(key, action.shape)
-        return jnp.clip(action + noise, -1.0, 1.0)
+        return PolicyStep(jnp.clip(action + noise, -1.0, 1.0), {}, carry)
 
-    return off_policy.train_iteration(config, env, state, explore, gradient_step)
+    return noisy
+
+
+def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
+    """One iteration: collect with exploration noise into the buffer, then the gradient steps."""
+    return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step)
 
 
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
     """The deterministic policy (TD3 evaluates and acts greedily; exploration noise is added in training)."""
     del key, deterministic
     return policy(config, env, state.params.actor, off_policy.prepare_obs(config, state.obs_stats, obs))
+
+
+def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
+    """``Q_1(obs, policy(obs))`` (the critic the actor maximizes) for raw observations."""
+    norm_obs = off_policy.prepare_obs(config, state.obs_stats, obs)
+    _, critic_net, rep = _networks(config, env)
+    action = policy(config, env, state.params.actor, norm_obs)
+    return rep.decode(critic_net.apply(state.params.critic, norm_obs, action))[0]

@@ -1,4 +1,5 @@
-"""Env registry: ``make("suite/name")`` for ``brax``, ``gymnax`` and ``playground`` envs.
+"""Env registry: ``make("suite/name")`` for ``brax``, ``gymnax`` and ``playground`` envs, and ``probe`` envs
+with known values (``rlx.envs.probes``).
 
 Options can be given as fields of :class:`EnvConfig` or in the name's query string,
 ``"brax/ant?backend=mjx&episode_length=500"``.
@@ -12,6 +13,7 @@ import urllib.parse
 from rlx.config import ConfigError, field, from_dict
 from rlx.envs.adapters import BraxEnv, EnvError, GymnaxEnv, PlaygroundEnv
 from rlx.envs.base import Box, Discrete, Env, EnvStep, Space, Wrapper
+from rlx.envs.probes import PROBES, ProbeEnv
 from rlx.envs.wrappers import (
     ActionRepeat,
     AutoReset,
@@ -22,14 +24,14 @@ from rlx.envs.wrappers import (
     training_env,
 )
 
-SUITES = ("brax", "gymnax", "playground")
+SUITES = ("brax", "gymnax", "playground", "probe")
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """Which env to make and how."""
 
-    name: str = field("gymnax/CartPole-v1", doc="'suite/name', suite one of brax, gymnax, playground")
+    name: str = field("gymnax/CartPole-v1", doc="'suite/name', suite one of brax, gymnax, playground, probe")
     backend: str | None = field(
         None, doc="brax: generalized|mjx|positional|spring; playground: jax|warp (default jax on CPU)"
     )
@@ -78,6 +80,13 @@ def make(spec: str | EnvConfig, **options) -> Env:
         env: Env = GymnaxEnv(name, spec.episode_length)
     elif suite == "brax":
         env = TimeLimit(BraxEnv(name, spec.backend), spec.episode_length or 1000)
+    elif suite == "probe":
+        if spec.backend is not None or spec.episode_length is not None:
+            raise EnvError(f"env {spec.name}: probe envs have no backend or episode_length option")
+        kind, _, variant = name.partition("-")
+        if variant not in ("", "box"):
+            raise EnvError(f"env {spec.name}: expected probe/<kind> or probe/<kind>-box; kinds: {', '.join(PROBES)}")
+        env = ProbeEnv(kind, box=variant == "box")
     elif suite == "playground":
         base = PlaygroundEnv(name, spec.backend)
         env = TimeLimit(base, spec.episode_length or base.max_episode_steps)
@@ -98,6 +107,8 @@ __all__ = [
     "EnvError",
     "EnvStep",
     "EpisodeStats",
+    "PROBES",
+    "ProbeEnv",
     "Space",
     "TimeLimit",
     "Vmap",

@@ -1,6 +1,6 @@
-"""Distributional and classification value representations: C51's categorical projection and the
-HL-Gauss histogram transform ("Stop Regressing", Farebrother et al. 2024). Shared by DQN and, later,
-actor-critic critics."""
+"""The maths behind the distributional and classification value representations (``rlx.ops.values``):
+C51's categorical projection, the HL-Gauss histogram transform ("Stop Regressing", Farebrother et al.
+2024) and the quantile Huber loss (QR-DQN, Dabney et al. 2018)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,19 @@ def bin_centres(v_min: float, v_max: float, num_bins: int) -> jax.Array:
 def cross_entropy(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
     """``-sum p log softmax(logits)`` over the last axis (targets treated as constants)."""
     return -jnp.sum(jax.lax.stop_gradient(target_probs) * jax.nn.log_softmax(logits), axis=-1)
+
+
+def quantile_midpoints(num_quantiles: int) -> jax.Array:
+    """The fractions ``(2i + 1) / (2N)``, ``i = 0..N-1``, that QR-DQN's fixed quantiles estimate."""
+    return (jnp.arange(num_quantiles, dtype=jnp.float32) + 0.5) / num_quantiles
+
+
+def quantile_huber_loss(quantiles: jax.Array, targets: jax.Array, fractions: jax.Array, kappa: float = 1.0) -> jax.Array:
+    """Quantile Huber loss (Dabney et al. 2018): ``sum_i mean_j |tau_i - 1{u_ij < 0}| L_kappa(u_ij) / kappa`` with
+    ``u_ij = target_j - quantile_i``. ``quantiles [..., N]`` at ``fractions [..., N]`` (or ``[N]``), ``targets
+    [..., M]`` (constants); returns ``[...]``."""
+    u = jax.lax.stop_gradient(targets)[..., None, :] - quantiles[..., :, None]  # [..., N, M]
+    abs_u = jnp.abs(u)
+    huber = jnp.where(abs_u <= kappa, 0.5 * jnp.square(u), kappa * (abs_u - 0.5 * kappa))
+    weight = jnp.abs(fractions[..., :, None] - (u < 0).astype(u.dtype))
+    return jnp.sum(jnp.mean(weight * huber / kappa, axis=-1), axis=-1)

@@ -123,8 +123,7 @@ def run_group(
     writer_process = jax.process_index() == 0  # process 0 writes every run's files
     placement = Placement(len(members), num_devices)
     dirs = _run_dirs(sweep_dir, group)
-    traced = traced_fields(type(group.config.agent))
-    values = {f: np.array([getattr(m.config.agent, f) for m in members], np.float32) for f in traced}
+    values = traced_values(group)
     seeds = np.array([m.seed for m in members])
 
     start, host_state = 0, None
@@ -225,6 +224,21 @@ def run_group(
     layout = sorted((s.index[0].start or 0, s.index[0].stop or placement.padded, s.device.id)
                     for s in leaf.addressable_shards)
     return finals, placement.get(state), sweep_status, layout
+
+
+def traced_values(group: Group) -> dict[str, np.ndarray]:
+    """Per-run values ``[runs]`` of the group's traced fields; an optional field that is off (``None``) in
+    every run is left out (it is off in the compiled program), and mixing it with numbers is an error."""
+    values = {}
+    for name in traced_fields(type(group.config.agent)):
+        column = [getattr(m.config.agent, name) for m in group.members]
+        if all(v is None for v in column):
+            continue
+        if any(v is None for v in column):
+            raise ConfigError(f"agent.{name}: is null (off) in some runs of the sweep and set in others; "
+                              "put null under groups instead")
+        values[name] = np.array(column, np.float32)
+    return values
 
 
 def _group_done(sweep_dir: str, group: Group) -> bool:

@@ -173,7 +173,7 @@ def check_spec(spec: SweepSpec) -> None:
                 continue
             if path in FIXED_FIELDS:
                 raise ConfigError(f"{kind}.{path}: cannot be swept here; use seeds for seeds and one sweep per algo")
-            known = section == "agent" and name in {f.name for f in dataclasses.fields(algo.Config)}
+            known = section == "agent" and name.split(".")[0] in {f.name for f in dataclasses.fields(algo.Config)}
             what = "is static (it fixes shapes or the program)" if known or "." not in path else "is not a traced field"
             raise ConfigError(f"{kind}.{path}: {what} and cannot be a vmapped axis; traced fields of {algo_name}: "
                               f"{traced_paths}; put other fields under groups (one compiled group per value)")

@@ -84,7 +84,11 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         "reward_scaling": a.reward_scaling,
         "max_grad_norm": a.max_grad_norm,
     }
-    network = {"policy_hidden": list(a.policy_hidden), "value_hidden": list(a.value_hidden), "activation": a.activation}
+    if a.policy.activation != a.value.activation:
+        raise ConfigError(f"PPO activations: policy {a.policy.activation}, value {a.value.activation}; brax's network "
+                          "factory takes one activation for both")
+    network = {"policy_hidden": list(a.policy.hidden), "value_hidden": list(a.value.hidden),
+               "activation": a.policy.activation}
     samples = a.num_envs * a.unroll_length // a.num_minibatches
     matched = [
         f"num_envs={a.num_envs}, unroll_length={a.unroll_length}, episode_length, action_repeat",
@@ -92,10 +96,10 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         f"{batch_size} x num_minibatches={a.num_minibatches} = num_envs: one unroll per env per iteration)",
         f"{a.num_epochs * a.num_minibatches} gradient steps per iteration of {samples} transitions "
         f"(num_updates_per_batch = num_epochs = {a.num_epochs}, num_minibatches = {a.num_minibatches})",
-        f"networks: policy {list(a.policy_hidden)}, value {list(a.value_hidden)}, {a.activation}",
+        f"networks: policy {list(a.policy.hidden)}, value {list(a.value.hidden)}, {a.policy.activation}",
         f"learning_rate={a.learning_rate:g} (constant), entropy_cost={a.entropy_coef:g}, discounting={a.gamma:g}, "
         f"gae_lambda={a.gae_lambda:g}, clipping_epsilon={a.clip_epsilon:g}, vf_loss_coefficient={a.value_coef:g}, "
-        f"reward_scaling={a.reward_scaling:g}, max_grad_norm={a.max_grad_norm:g}",
+        f"reward_scaling={a.reward_scaling:g}, max_grad_norm={a.max_grad_norm}",
         f"normalize_observations={a.normalize_observations}, normalize_advantage={a.normalize_advantages}",
     ]
     unmatched = [
@@ -109,8 +113,9 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     ]
     if a.lr_schedule != "constant":
         unmatched.append(f"learning-rate schedule: rlx {a.lr_schedule}, brax constant")
-    if a.action_squash != "tanh" or a.min_std != BRAX_MIN_STD:
-        unmatched.append(f"policy: rlx squash={a.action_squash} min_std={a.min_std:g}; brax tanh, min_std 1e-3")
+    if a.policy.squash != "tanh" or a.policy.std != "softplus" or a.policy.min_std != BRAX_MIN_STD:
+        unmatched.append(f"policy: rlx squash={a.policy.squash} std={a.policy.std} min_std={a.policy.min_std:g}; "
+                         "brax tanh, softplus std, min_std 1e-3")
     else:
         matched.append("policy: tanh-squashed Gaussian, mean and softplus(std)+1e-3 from one MLP")
     job = {"kind": "ppo", "env": brax_env(config), "network": network, "train": train}
@@ -135,15 +140,18 @@ def sac_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         "reward_scaling": a.reward_scaling,
         "normalize_observations": a.normalize_observations,
     }
-    network = {"actor_hidden": list(a.actor_hidden), "critic_hidden": list(a.critic_hidden),
-               "activation": a.activation}
+    if a.actor.activation != a.critic.activation:
+        raise ConfigError(f"SAC activations: actor {a.actor.activation}, critic {a.critic.activation}; brax's network "
+                          "factory takes one activation for both")
+    network = {"actor_hidden": list(a.actor.hidden), "critic_hidden": list(a.critic.hidden),
+               "activation": a.actor.activation}
     matched = [
         f"num_envs={a.num_envs}, one env step each per iteration, episode_length, action_repeat",
         f"{a.updates_per_iteration} gradient steps per iteration (grad_updates_per_step = num_envs x utd_ratio "
         f"{a.utd_ratio:g}) of batch_size={a.batch_size}",
         f"replay: max_replay_size = buffer_size = {a.buffer_size}, min_replay_size = learning_starts = "
         f"{a.learning_starts}",
-        f"networks: actor {list(a.actor_hidden)}, critics {list(a.critic_hidden)}, {a.activation}",
+        f"networks: actor {list(a.actor.hidden)}, critics {list(a.critic.hidden)}, {a.actor.activation}",
         f"discounting={a.gamma:g}, tau={a.tau:g}, reward_scaling={a.reward_scaling:g}, "
         f"normalize_observations={a.normalize_observations}",
     ]

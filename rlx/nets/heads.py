@@ -1,0 +1,34 @@
+"""Policy heads: how a policy network's outputs become an action distribution."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rlx.envs.base import Space
+from rlx.nets.spec import PolicyNet
+from rlx.ops.distributions import Categorical, Gaussian
+
+
+def policy_outputs(space: Space) -> int:
+    """Outputs a stochastic policy needs: one logit per discrete action, or a mean and a std parameter
+    per box dimension."""
+    return space.n if space.kind == "discrete" else 2 * space.shape[0]
+
+
+def policy_distribution(spec: PolicyNet, space: Space, outputs: jax.Array) -> Categorical | Gaussian:
+    """Categorical over discrete actions; a diagonal Gaussian (std per ``spec.std``) squashed by ``spec.squash``."""
+    if space.kind == "discrete":
+        return Categorical(outputs)
+    mean, raw_std = jnp.split(outputs, 2, axis=-1)
+    if spec.std == "softplus":
+        std = jax.nn.softplus(raw_std) + spec.min_std
+    else:
+        low, high = spec.log_std_min, spec.log_std_max
+        std = jnp.exp(low + 0.5 * (high - low) * (jnp.tanh(raw_std) + 1.0))
+    return Gaussian(mean, std, squash=spec.squash)
+
+
+def deterministic_action(outputs: jax.Array) -> jax.Array:
+    """A deterministic policy's action in [-1, 1] (tanh of the outputs)."""
+    return jnp.tanh(outputs)

@@ -1,0 +1,122 @@
+"""The network every algorithm uses: :class:`MLP` (inputs -> torso -> linear output, optionally dueling),
+:class:`Ensemble` (N independent copies along one leading axis), and :class:`Model`, the functional
+wrapper that keeps trainable ``params`` apart from mutable collections (``batch_stats``) so both can
+live in the train state."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rlx.nets.layers import ACTIVATIONS, BatchRenorm, hidden_init, output_init
+from rlx.nets.spec import Net
+
+
+def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
+    """The hidden layers of ``net`` on ``x [..., features]``. Called inside the compact ``__call__`` of the
+    module that owns the layers, so their names (``Dense_0``, ...) sit at that module's top level."""
+    act = ACTIVATIONS[net.activation]
+
+    def renorm(h: jax.Array) -> jax.Array:
+        return BatchRenorm(net.renorm_momentum, warmup_steps=net.renorm_warmup)(h, train)
+
+    def dense(h: jax.Array, width: int) -> jax.Array:
+        h = nn.Dense(width, kernel_init=hidden_init(net.kernel_init))(h)
+        return nn.Dropout(net.dropout, deterministic=not train)(h) if net.dropout > 0 else h
+
+    def layer(h: jax.Array, width: int) -> jax.Array:
+        h = dense(h, width)
+        if net.norm == "batch_renorm":
+            return renorm(act(h))
+        return act(nn.LayerNorm()(h) if net.norm == "layer" else h)
+
+    if net.norm == "batch_renorm":
+        x = renorm(x)
+    for i, width in enumerate(net.hidden):
+        if net.residual and i > 0:
+            h = dense(layer(x, width), width)
+            x = x + (nn.LayerNorm()(h) if net.norm == "layer" else h)
+        else:
+            x = layer(x, width)
+    return x
+
+
+class MLP(nn.Module):
+    """Inputs (the first has ``obs_ndim`` trailing sample axes; all are flattened past the batch axes and
+    concatenated) -> torso of ``net`` -> linear output of shape ``out_shape``. With ``dueling`` (Q-values,
+    ``out_shape = (num_actions, k)``) the output is ``V + A - mean_a A`` from separate linear streams.
+    ``train`` turns dropout on and makes batch renorm use and update batch statistics (an attribute, not
+    a call argument, because ``nn.vmap`` drops keyword arguments)."""
+
+    net: Net
+    out_shape: tuple[int, ...]
+    obs_ndim: int = 1
+    dueling: bool = False
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, *inputs: jax.Array) -> jax.Array:
+        batch_shape = inputs[0].shape[: inputs[0].ndim - self.obs_ndim]
+        x = jnp.concatenate([x.reshape((*batch_shape, -1)) for x in inputs], axis=-1)
+        x = _torso(self.net, x, self.train)
+        kernel_init = output_init(self.net.kernel_init, self.net.output_scale)
+        out = nn.Dense(math.prod(self.out_shape), kernel_init=kernel_init)(x).reshape((*batch_shape, *self.out_shape))
+        if not self.dueling:
+            return out
+        value = nn.Dense(self.out_shape[-1], kernel_init=kernel_init)(x)[..., None, :]
+        return value + out - out.mean(axis=-2, keepdims=True)
+
+
+class Ensemble(nn.Module):
+    """``size`` independent :class:`MLP` members (own init, own dropout masks); params and outputs gain a
+    leading ``[size]`` axis."""
+
+    net: Net
+    out_shape: tuple[int, ...]
+    size: int
+    obs_ndim: int = 1
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, *inputs: jax.Array) -> jax.Array:
+        members = nn.vmap(
+            MLP,
+            variable_axes={"params": 0, "batch_stats": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.size,
+        )
+        return members(self.net, self.out_shape, self.obs_ndim, train=self.train)(*inputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A flax module used functionally, its variables split in two: ``params`` (what the optimizer
+    updates) and ``collections`` (mutable state such as batch-renorm statistics; ``{}`` for most nets).
+
+    ``apply`` runs evaluation mode (no dropout, running statistics); ``apply_train`` runs training mode
+    (dropout masks from ``key``, batch statistics used and updated) and also returns the new collections.
+    """
+
+    module: nn.Module
+
+    def init(self, key: jax.Array, *inputs: jax.Array) -> tuple[Any, dict]:
+        variables = dict(self.module.init(key, *inputs))
+        params = variables.pop("params")
+        return params, variables
+
+    def apply(self, params: Any, *inputs: jax.Array, collections: dict | None = None) -> jax.Array:
+        return self.module.apply({"params": params, **(collections or {})}, *inputs)
+
+    def apply_train(self, params: Any, key: jax.Array, *inputs: jax.Array,
+                    collections: dict | None = None) -> tuple[jax.Array, dict]:
+        collections = collections or {}
+        out, updated = self.module.clone(train=True).apply(
+            {"params": params, **collections}, *inputs, rngs={"dropout": key}, mutable=list(collections))
+        return out, {**collections, **updated}

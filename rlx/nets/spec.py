@@ -1,0 +1,81 @@
+"""Network config sections, the same names in every algorithm: ``agent.policy``, ``agent.value`` (PPO),
+``agent.actor``, ``agent.critic`` (SAC, TD3), ``agent.q`` (DQN). All fields are static (they fix shapes or
+the program)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlx.config import ConfigError, field
+from rlx.nets.layers import ACTIVATIONS, KERNEL_INITS
+from rlx.ops.values import VALUE_KINDS
+
+
+@dataclasses.dataclass(frozen=True)
+class Net:
+    """An MLP torso (``hidden`` widths) and a linear output layer.
+
+    A hidden layer is ``Dense -> dropout -> LayerNorm -> activation`` (the parts that are on); with
+    ``norm: batch_renorm`` it is ``Dense -> dropout -> activation -> BatchRenorm`` and the input is
+    batch-renormalized too (CrossQ's placement). With ``residual``, every layer after the first is a
+    block ``x + norm(Dense(act(norm(Dense(x)))))`` (BRO's), so the widths must be equal.
+    """
+
+    hidden: tuple[int, ...] = field((256, 256), gt=0, doc="torso widths")
+    activation: str = field("relu", choices=tuple(ACTIVATIONS))
+    norm: str = field("none", choices=("none", "layer", "batch_renorm"), doc="normalization in the torso")
+    residual: bool = field(False, doc="residual blocks after the first layer (equal widths)")
+    dropout: float = field(0.0, ge=0, lt=1, doc="dropout rate after each hidden dense layer (0: none)")
+    kernel_init: str = field("orthogonal", choices=KERNEL_INITS, doc="orthogonal (gain sqrt 2) or lecun_normal")
+    output_scale: float = field(1.0, gt=0, doc="init gain of the output layer")
+    renorm_momentum: float = field(0.99, gt=0, lt=1, doc="norm batch_renorm: decay of the running statistics")
+    renorm_warmup: int = field(100_000, ge=0, doc="norm batch_renorm: training calls of plain batch norm first")
+
+    def check(self, prefix: str = "") -> None:
+        if self.residual and len(set(self.hidden)) > 1:
+            raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")
+        if self.residual and self.norm == "batch_renorm":
+            raise ConfigError(f"{prefix}residual: works with norm none or layer; got norm batch_renorm")
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyNet(Net):
+    """A stochastic policy's network: categorical over discrete actions; for box actions a diagonal
+    Gaussian whose sample is squashed into [-1, 1] (``tanh``, with the log-det correction, or ``clip``)."""
+
+    squash: str = field("tanh", choices=("tanh", "clip"), doc="box actions into [-1, 1]")
+    std: str = field("softplus", choices=("softplus", "log_range"),
+                     doc="softplus(x) + min_std, or exp of x squashed into [log_std_min, log_std_max]")
+    min_std: float = field(1e-3, gt=0, doc="std: softplus floor")
+    log_std_min: float = field(-5.0, doc="std: log_range lower end")
+    log_std_max: float = field(2.0, doc="std: log_range upper end")
+
+    def check(self, prefix: str = "") -> None:
+        super().check(prefix)
+        if self.std == "log_range" and not self.log_std_min < self.log_std_max:
+            raise ConfigError(f"{prefix}log_std_max: must be > log_std_min = {self.log_std_min:g}; got {self.log_std_max:g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticNet(Net):
+    """A value or Q network with its value representation (``rlx.ops.values``): ``mse`` / ``huber``
+    (one output), ``hl_gauss`` (histogram over ``num_bins`` bins of ``[v_min, v_max]``), ``c51``
+    (categorical over ``num_bins`` atoms) or ``quantile`` (``num_bins`` quantiles)."""
+
+    value: str = field("mse", choices=VALUE_KINDS, doc="value representation and TD loss")
+    num_bins: int = field(51, ge=2, doc="bins (hl_gauss), atoms (c51) or quantiles (quantile)")
+    v_min: float = field(-10.0, doc="support lower end (hl_gauss, c51)")
+    v_max: float = field(10.0, doc="support upper end (hl_gauss, c51)")
+    sigma_ratio: float = field(0.75, gt=0, doc="hl_gauss: Gaussian sigma / bin width")
+
+    def check(self, prefix: str = "") -> None:
+        super().check(prefix)
+        if self.value in ("hl_gauss", "c51") and not self.v_min < self.v_max:
+            raise ConfigError(f"{prefix}v_max: must be > v_min = {self.v_min:g}; got {self.v_max:g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class QNet(CriticNet):
+    """A Q-network over discrete actions: outputs ``[num_actions, value outputs]``, optionally dueling."""
+
+    dueling: bool = field(False, doc="separate state-value and advantage streams")

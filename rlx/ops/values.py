@@ -1,0 +1,178 @@
+"""Value representations: how a critic's outputs encode a value, decode to a scalar, and learn from a
+TD target. One small object per kind; every critic (DQN's Q-network, SAC/TD3's Q-ensembles) takes one.
+
+Each has ``num_outputs`` (per value), ``decode(outputs [..., O]) -> [...]``, ``target(next_outputs, returns,
+discount, shift) -> target`` (the TD target of ``returns + discount * (Z' + shift)``, where ``Z'`` is the
+value the next outputs represent and ``shift`` a per-sample offset of it such as SAC's ``-alpha log pi``),
+``target_value(target) -> [...]`` (its scalar value) and ``loss(outputs, target) -> [...]`` (per sample).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rlx.ops.distributional import (
+    bin_centres,
+    categorical_projection,
+    cross_entropy,
+    hl_gauss_histogram,
+    quantile_huber_loss,
+    quantile_midpoints,
+    support,
+)
+
+VALUE_KINDS = ("mse", "huber", "hl_gauss", "c51", "quantile")
+
+
+def _shifted(value: jax.Array, shift: jax.Array | None) -> jax.Array:
+    return value if shift is None else value + shift
+
+
+@dataclasses.dataclass(frozen=True)
+class Scalar:
+    """One output is the value; ``loss`` is ``0.5 (v - target)^2`` (mse) or Huber with delta 1 (huber)."""
+
+    kind: str = "mse"
+    num_outputs: int = 1
+
+    def decode(self, outputs: jax.Array) -> jax.Array:
+        return outputs[..., 0]
+
+    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
+               shift: jax.Array | None = None) -> jax.Array:
+        return returns + discount * _shifted(self.decode(next_outputs), shift)
+
+    def target_value(self, target: jax.Array) -> jax.Array:
+        return target
+
+    def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
+        error = self.decode(outputs) - jax.lax.stop_gradient(target)
+        return optax.losses.huber_loss(error) if self.kind == "huber" else 0.5 * jnp.square(error)
+
+
+@dataclasses.dataclass(frozen=True)
+class HLGauss:
+    """Classification over ``num_outputs`` equal bins of ``[v_min, v_max]`` ("Stop Regressing", Farebrother
+    et al. 2024): the scalar TD target becomes the histogram of a Gaussian with ``sigma = sigma_ratio`` bin
+    widths; cross-entropy loss; the value is the expectation over bin centres."""
+
+    num_outputs: int
+    v_min: float
+    v_max: float
+    sigma_ratio: float = 0.75
+
+    def decode(self, outputs: jax.Array) -> jax.Array:
+        return jnp.sum(jax.nn.softmax(outputs) * bin_centres(self.v_min, self.v_max, self.num_outputs), axis=-1)
+
+    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
+               shift: jax.Array | None = None) -> jax.Array:
+        return returns + discount * _shifted(self.decode(next_outputs), shift)
+
+    def target_value(self, target: jax.Array) -> jax.Array:
+        return target
+
+    def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
+        sigma = self.sigma_ratio * (self.v_max - self.v_min) / self.num_outputs
+        return cross_entropy(outputs, hl_gauss_histogram(target, self.v_min, self.v_max, self.num_outputs, sigma))
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+    """C51 (Bellemare et al. 2017): a categorical distribution over ``num_outputs`` atoms of ``[v_min, v_max]``;
+    the target is the distribution of ``returns + discount * (Z' + shift)`` projected back onto the atoms."""
+
+    num_outputs: int
+    v_min: float
+    v_max: float
+
+    @property
+    def atoms(self) -> jax.Array:
+        return support(self.v_min, self.v_max, self.num_outputs)
+
+    def decode(self, outputs: jax.Array) -> jax.Array:
+        return jnp.sum(jax.nn.softmax(outputs) * self.atoms, axis=-1)
+
+    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
+               shift: jax.Array | None = None) -> jax.Array:
+        returns = returns if shift is None else returns + discount * shift
+        batch = returns.shape
+        probs = jax.nn.softmax(next_outputs).reshape((-1, self.num_outputs))
+        projected = categorical_projection(probs, self.atoms, returns.reshape(-1), discount.reshape(-1))
+        return projected.reshape((*batch, self.num_outputs))
+
+    def target_value(self, target: jax.Array) -> jax.Array:
+        return jnp.sum(target * self.atoms, axis=-1)
+
+    def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
+        return cross_entropy(outputs, target)
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantile:
+    """QR-DQN (Dabney et al. 2018): ``num_outputs`` quantiles at the fixed midpoints ``(2i + 1) / 2N``; the
+    target is the ``N`` samples ``returns + discount * (theta'_j + shift)``; quantile Huber loss (kappa 1);
+    the value is the mean of the quantiles."""
+
+    num_outputs: int
+
+    def decode(self, outputs: jax.Array) -> jax.Array:
+        return jnp.mean(outputs, axis=-1)
+
+    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
+               shift: jax.Array | None = None) -> jax.Array:
+        return returns[..., None] + discount[..., None] * _shifted(next_outputs, None if shift is None else shift[..., None])
+
+    def target_value(self, target: jax.Array) -> jax.Array:
+        return jnp.mean(target, axis=-1)
+
+    def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
+        return quantile_huber_loss(outputs, target, quantile_midpoints(self.num_outputs))
+
+
+ValueRep = Scalar | HLGauss | Categorical | Quantile
+
+
+def make(kind: str, num_bins: int = 51, v_min: float = -10.0, v_max: float = 10.0, sigma_ratio: float = 0.75) -> ValueRep:
+    """The representation ``kind`` (one of ``VALUE_KINDS``) with its bins and support."""
+    if kind in ("mse", "huber"):
+        return Scalar(kind)
+    if kind == "hl_gauss":
+        return HLGauss(num_bins, v_min, v_max, sigma_ratio)
+    if kind == "c51":
+        return Categorical(num_bins, v_min, v_max)
+    if kind == "quantile":
+        return Quantile(num_bins)
+    raise ValueError(f"unknown value representation {kind!r}; one of {', '.join(VALUE_KINDS)}")
+
+
+def from_section(section: Any) -> ValueRep:
+    """The representation a critic config section (``rlx.nets.CriticNet``) names."""
+    return make(section.value, section.num_bins, section.v_min, section.v_max, section.sigma_ratio)
+
+
+def clipped_target(rep: ValueRep, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
+                   shift: jax.Array | None = None) -> Any:
+    """The TD target from an ensemble's next outputs ``[K, batch, O]``: per sample, the member whose target
+    has the lowest value (clipped double Q; for a scalar critic ``returns + discount * (min_k Q'_k + shift)``,
+    for a distributional one the whole target distribution of that member, as FastTD3 does)."""
+    targets = jax.vmap(lambda out: rep.target(out, returns, discount, shift))(next_outputs)
+    if next_outputs.shape[0] == 1:
+        return jax.tree.map(lambda t: t[0], targets)
+    pick = jnp.argmin(rep.target_value(targets), axis=0)  # [batch]
+
+    def select(t: jax.Array) -> jax.Array:
+        index = pick.reshape((1, *pick.shape) + (1,) * (t.ndim - 1 - pick.ndim))
+        return jnp.take_along_axis(t, index, axis=0)[0]
+
+    return jax.tree.map(select, targets)
+
+
+def ensemble_loss(rep: ValueRep, outputs: jax.Array, target: Any) -> jax.Array:
+    """Sum over the ensemble members ``outputs [K, batch, O]`` of the mean per-sample loss to ``target``."""
+    per_sample = jax.vmap(lambda out: rep.loss(out, target))(outputs)
+    return jnp.sum(jnp.mean(per_sample, axis=-1))

@@ -1,0 +1,223 @@
+"""Conformance tests over the algorithm registry: every registered algorithm must pass all of them, and
+registering one without an entry in ``SETTINGS`` fails ``test_every_registered_algorithm_has_settings``.
+
+- ``train_step`` jits and returns a state of the same structure, shapes and dtypes;
+- ``act`` respects the action space (bounds, dtype) on every action space the algorithm supports;
+- vmapped seeds and traced hyperparameters equal single runs (to float32 round-off, see README: Sweeps);
+- a checkpoint round trip is exact and a run resumed from it equals the uninterrupted run, bit for bit;
+- probe envs (``rlx.envs.probes``) with known values: one compiled program, vmapped over the five probes,
+  must reach the analytic values and optimal actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import driver
+from rlx.algos import ALGORITHMS
+from rlx.checkpoint import Checkpointer
+from rlx.config import traced_fields
+from rlx.envs import PROBES, ProbeEnv, make
+
+from helpers import tree_equal
+
+GAMMA = 0.9  # probes' discount: V(first obs of the discount probe) = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    env: str  # a small env for the structural tests
+    agent: dict  # tiny networks and budgets for the structural tests
+    probe_agent: dict  # settings that solve the probes quickly
+    probe_steps: int  # env steps per probe run
+    probe_box: bool  # probe with one box action (else two discrete actions)
+
+
+OFF_POLICY_SMALL = {"num_envs": 2, "batch_size": 16, "learning_starts": 32, "buffer_size": 256}
+OFF_POLICY_PROBE = {"num_envs": 4, "batch_size": 64, "learning_starts": 256, "buffer_size": 4096, "gamma": GAMMA}
+
+SETTINGS = {
+    "ppo": Setting(
+        "gymnax/CartPole-v1",
+        {"num_envs": 4, "unroll_length": 16, "num_minibatches": 2, "num_epochs": 2, "policy": {"hidden": [16]},
+         "value": {"hidden": [16]}},
+        {"num_envs": 16, "unroll_length": 8, "num_minibatches": 2, "num_epochs": 4, "learning_rate": 3e-3,
+         "entropy_coef": 0.0, "gamma": GAMMA, "normalize_observations": False, "policy": {"hidden": [16]},
+         "value": {"hidden": [16]}},
+        20_000, False),
+    "sac": Setting(
+        "gymnax/Pendulum-v1",
+        {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        {**OFF_POLICY_PROBE, "autotune_alpha": False, "initial_alpha": 1e-3, "actor_learning_rate": 3e-3,
+         "critic_learning_rate": 3e-3, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        3_000, True),
+    "td3": Setting(
+        "gymnax/Pendulum-v1",
+        {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        {**OFF_POLICY_PROBE, "actor_learning_rate": 3e-3, "critic_learning_rate": 3e-3, "actor": {"hidden": [16]},
+         "critic": {"hidden": [16]}},
+        3_000, True),
+    "dqn": Setting(
+        "gymnax/CartPole-v1",
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}},
+        {**OFF_POLICY_PROBE, "learning_rate": 3e-3, "target_update": "polyak", "tau": 0.05, "exploration_fraction": 0.3,
+         "q": {"hidden": [16]}},
+        3_000, False),
+}
+
+
+def test_every_registered_algorithm_has_settings():
+    missing = sorted(set(ALGORITHMS) - set(SETTINGS))
+    assert not missing, f"registered without conformance settings (add them to SETTINGS): {missing}"
+
+
+def test_registering_a_module_without_the_contract_fails_naming_what_is_missing():
+    import types
+
+    from rlx.algos import register
+
+    module = types.ModuleType("half_done")
+    module.Config, module.init = object, lambda *a: None
+    with pytest.raises(TypeError, match="lacks DESCRIPTION, ACTION_SPACES, State, train_step, act, value"):
+        register("half_done", module)
+    assert "half_done" not in ALGORITHMS
+
+
+def test_rlx_algos_lists_every_registered_algorithm(capsys):
+    from rlx import cli
+
+    assert cli.main(["algos"]) == 0
+    out = capsys.readouterr().out
+    for name, module in ALGORITHMS.items():
+        line = rf"^{name}\s+\[{re.escape(', '.join(module.ACTION_SPACES))}\]\s+{re.escape(module.DESCRIPTION)}$"
+        assert re.search(line, out, re.M), (name, out)
+    assert "ppo_cartpole" in out and "c51_cartpole" in out
+
+
+_EXPERIMENTS: dict[str, driver.Experiment] = {}
+
+
+def experiment(algo: str) -> driver.Experiment:
+    """A small 2-chunk experiment per algorithm, shared by the tests of this module (one compile each)."""
+    if algo not in _EXPERIMENTS:
+        setting = SETTINGS[algo]
+        probe = driver.build_config({"algo": algo, "env": {"name": setting.env}, "agent": setting.agent})
+        per_iteration = driver.Experiment(probe).plan.env_steps_per_iteration
+        config = driver.build_config({"algo": algo, "env": {"name": setting.env}, "agent": setting.agent,
+                                      "total_env_steps": 4 * max(per_iteration, 32), "num_chunks": 2, "eval_episodes": 2})
+        _EXPERIMENTS[algo] = driver.Experiment(config)
+    return _EXPERIMENTS[algo]
+
+
+def run_chunks(exp: driver.Experiment, state, chunks):
+    for chunk in chunks:
+        state, metrics = exp.run_chunk(state, chunk)
+    return state, metrics
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_train_step_jits_and_keeps_the_state_shapes(algo):
+    exp = experiment(algo)
+    state = exp.init()
+    after = jax.eval_shape(lambda s: exp.algo.train_step(exp.static_agent, exp.env, s)[0], state)
+    assert jax.tree.structure(after) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(state), strict=True):
+        assert (a.shape, a.dtype) == (b.shape, b.dtype)
+    state, metrics = run_chunks(exp, state, range(exp.plan.num_chunks))
+    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    assert int(state.iteration) == exp.plan.num_iterations
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_act_respects_the_action_space(algo):
+    module = ALGORITHMS[algo]
+    for env_name in [{"discrete": "gymnax/CartPole-v1", "box": "gymnax/Pendulum-v1"}[k] for k in module.ACTION_SPACES]:
+        env = make(env_name)
+        config = driver.build_config({"algo": algo, "env": {"name": env_name}, "agent": SETTINGS[algo].agent}).agent
+        state = module.init(config, env, jax.random.PRNGKey(0), 10)
+        obs = 10.0 * jax.random.normal(jax.random.PRNGKey(1), (64, *env.observation_shape))
+        for deterministic in (True, False):
+            action = jax.jit(lambda s, o, k, d=deterministic: module.act(config, env, s, o, k, d))(
+                state, obs, jax.random.PRNGKey(2))
+            space = env.action_space
+            if space.kind == "discrete":
+                assert action.shape == (64,) and jnp.issubdtype(action.dtype, jnp.integer)
+                assert bool(jnp.all((action >= 0) & (action < space.n)))
+            else:
+                assert action.shape == (64, *space.shape) and action.dtype == jnp.float32
+                assert bool(jnp.all(jnp.abs(action) <= 1.0))
+        assert jax.jit(lambda s, o: module.value(config, env, s, o))(state, obs).shape == (64,)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_vmapped_seeds_and_hyperparameters_equal_single_runs(algo):
+    exp = experiment(algo)
+    name = next(f for f in traced_fields(type(exp.config.agent)) if "learning_rate" in f)
+    base = getattr(exp.config.agent, name)
+    runs = [(0, base), (1, 2 * base)]
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 0) for seed, _ in runs])
+    traced = {f: jnp.full((2,), getattr(exp.config.agent, f), jnp.float32)
+              for f in traced_fields(type(exp.config.agent)) if getattr(exp.config.agent, f) is not None}
+    traced[name] = jnp.array([lr for _, lr in runs], jnp.float32)
+    states = jax.jit(jax.vmap(exp.init_fn))(keys, traced)
+    chunk = jax.jit(jax.vmap(exp.chunk_fn, in_axes=(0, None)))
+    for c in range(exp.plan.num_chunks):
+        states, _ = chunk(states, jnp.int32(exp.plan.iterations_done(c + 1) - exp.plan.iterations_done(c)))
+    init = jax.jit(exp.init_fn)
+    for i in range(len(runs)):  # single runs with the same compiled chunk: traced values only differ
+        single, _ = run_chunks(exp, init(keys[i], {f: v[i] for f, v in traced.items()}), range(exp.plan.num_chunks))
+        for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(states.params), strict=True):
+            np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_checkpoint_round_trip_and_resume_are_bitwise(algo, tmp_path):
+    exp = experiment(algo)
+    first, _ = exp.run_chunk(exp.init(), 0)
+    checkpointer = Checkpointer(str(tmp_path))
+    checkpointer.save(1, first, {"chunks_done": 1})
+    checkpointer.wait()
+    restored, meta = checkpointer.restore(1, exp.abstract_state())
+    checkpointer.close()
+    assert meta["chunks_done"] == 1 and tree_equal(restored, first)
+    uninterrupted, _ = exp.run_chunk(first, 1)
+    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
+    assert tree_equal(resumed, uninterrupted)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_probe_envs_reach_their_analytic_values(algo):
+    """One program vmapped over the five probes (the probe index is traced)."""
+    module, setting = ALGORITHMS[algo], SETTINGS[algo]
+    example = ProbeEnv("constant", setting.probe_box)
+    config = driver.build_config({"algo": algo, "env": {"name": example.name}, "agent": setting.probe_agent}).agent
+    iterations = setting.probe_steps // module.steps_per_iteration(config)
+    obs = jnp.array([[0.0], [1.0], [-1.0]])
+
+    def train(index, key):
+        env = ProbeEnv(index, setting.probe_box)
+        state = module.init(config, env, key, iterations)
+        state, _ = jax.lax.scan(lambda s, _: (module.train_step(config, env, s)[0], None), state, None, length=iterations)
+        return module.value(config, env, state, obs), module.act(config, env, state, obs, key, True)
+
+    values, actions = jax.jit(jax.vmap(train))(jnp.arange(len(PROBES)), jax.random.split(jax.random.PRNGKey(0), len(PROBES)))
+    v = dict(zip(PROBES, np.asarray(values)))  # columns: obs 0, +1, -1
+    a = dict(zip(PROBES, np.asarray(actions).reshape(len(PROBES), 3)))
+    tol = 0.1
+    assert abs(v["constant"][0] - 1.0) < tol, v
+    assert abs(v["observation"][1] - 1.0) < tol and abs(v["observation"][2] + 1.0) < tol, v
+    assert abs(v["discount"][0] - GAMMA) < tol and abs(v["discount"][1] - 1.0) < tol, v
+    if setting.probe_box:  # reward -(a - target)^2: optimal value 0
+        assert abs(a["action"][0] - 0.5) < 0.15 and abs(v["action"][0]) < tol, (a, v)
+        assert abs(a["obs_action"][1] - 0.5) < 0.15 and abs(a["obs_action"][2] + 0.5) < 0.15, a
+        assert abs(v["obs_action"][1]) < tol and abs(v["obs_action"][2]) < tol, v
+    else:  # reward 1 for the right action
+        assert a["action"][0] == 1 and abs(v["action"][0] - 1.0) < tol, (a, v)
+        assert a["obs_action"][1] == 1 and a["obs_action"][2] == 0, a
+        assert abs(v["obs_action"][1] - 1.0) < tol and abs(v["obs_action"][2] - 1.0) < tol, v
