@@ -1,26 +1,16 @@
-"""The host driver: runs an algorithm's jitted ``lax.scan`` over ``train_step`` in chunks.
+"""The driver of one run: the validated :class:`RunConfig`, the :class:`Plan` mapping the env-step budget
+onto iterations and chunks, the :class:`Experiment` (compiled pure init, chunk and evaluation functions)
+and ``train``/``resume``, which run the chunks through the host loop shared with sweeps (``rlx.host``:
+logging, evaluation, checkpoints, divergence; the run directory contract is documented there).
 
-Between chunks it logs (progress bar, JSONL/CSV/TensorBoard), evaluates, checkpoints the whole train
-state with Orbax and stops on non-finite values. It never steps an env or computes a gradient itself.
-
-Run directory contract (stable; scripts and notebooks rely on it)::
-
-    RUN_DIR/config.yaml         the resolved RunConfig
-    RUN_DIR/metrics.jsonl       one JSON object per chunk: chunk, env_steps, steps_per_second,
-                                train/episode_return, ... and eval/episode_return when evaluated
-    RUN_DIR/metrics.csv         the same rows as CSV
-    RUN_DIR/tensorboard/        TensorBoard event files
-    RUN_DIR/checkpoints/<N>/    Orbax checkpoint of the whole train state after N chunks
-    RUN_DIR/summary.json        written when the run stops: status, env_steps, final evaluation, timings
+Keys: a run with seed ``s`` initializes from :func:`init_key` and evaluates after chunk ``c`` with
+:func:`eval_key`; sweeps use the same two functions, so a seed inside a sweep is that seed's run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import shutil
 import sys
 import time
 from typing import Any
@@ -29,18 +19,26 @@ import jax
 import jax.numpy as jnp
 import yaml
 
-from rlx import algos
+from rlx import algos, host
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, field, from_dict, to_dict, traced_fields
 from rlx.envs import EnvConfig, Vmap, make
-from rlx.metrics_log import MetricsWriter
+from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
-SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count")
+__all__ = ["DivergenceError", "Experiment", "Plan", "RunConfig", "RunResult", "build_config", "eval_key", "init_key",
+           "load_run_config", "resume", "train"]
 
 
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss or parameter."""
+def init_key(seed: int) -> jax.Array:
+    """The PRNG key a run with ``seed`` initializes from (its train state's key descends from it)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), 0)
+
+
+def eval_key(seed: int, chunk_index: int) -> jax.Array:
+    """The key of the evaluation after chunk ``chunk_index``: it depends on (seed, chunk) only, so evaluating
+    never changes training."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), 1), chunk_index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +98,17 @@ class Plan:
 
     def env_steps(self, chunks_done: int) -> int:
         return self.iterations_done(chunks_done) * self.env_steps_per_iteration
+
+    def is_last(self, chunk_index: int) -> bool:
+        return chunk_index + 1 == self.num_chunks
+
+    def evaluates_after(self, chunk_index: int, eval_every: int) -> bool:
+        """Evaluation after every ``eval_every``-th chunk and after the last one."""
+        return self.is_last(chunk_index) or bool(eval_every and (chunk_index + 1) % eval_every == 0)
+
+    def checkpoints_after(self, chunk_index: int, checkpoint_every: int, stopping: bool = False) -> bool:
+        """A checkpoint after every ``checkpoint_every``-th chunk, the last one, and before a requested stop."""
+        return self.is_last(chunk_index) or stopping or bool(checkpoint_every and (chunk_index + 1) % checkpoint_every == 0)
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -208,7 +217,7 @@ class Experiment:
         seed = self.config.seed if seed is None else seed
         if self._jitted_init is None:
             self._jitted_init = jax.jit(self.init_fn)
-        return self._jitted_init(jax.random.fold_in(jax.random.PRNGKey(seed), 0))
+        return self._jitted_init(init_key(seed))
 
     def abstract_state(self) -> Any:
         """Shapes and dtypes of the train state, without running anything."""
@@ -229,40 +238,12 @@ class Experiment:
 
     def evaluate(self, state: Any, chunk_index: int) -> dict:
         """Deterministic evaluation with a key that depends on (seed, chunk) only, never on training."""
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), 1), chunk_index)
+        key = eval_key(self.config.seed, chunk_index)
         if self._compiled_eval is None:
             start = time.perf_counter()
             self._compiled_eval = jax.jit(self.evaluate_fn).lower(state, key).compile()
             self.compile_seconds += time.perf_counter() - start
         return {k: float(v) for k, v in jax.device_get(self._compiled_eval(state, key)).items()}
-
-
-def chunk_row(experiment: Experiment, chunk_index: int, metrics: dict, seconds: float) -> dict:
-    """The metrics row the driver logs for a finished chunk."""
-    plan = experiment.plan
-    steps = plan.env_steps(chunk_index + 1) - plan.env_steps(chunk_index)
-    count = metrics.pop("episode_count")
-    returns, lengths = metrics.pop("episode_return_sum"), metrics.pop("episode_length_sum")
-    row = {
-        "chunk": chunk_index + 1,
-        "env_steps": plan.env_steps(chunk_index + 1),
-        "steps_per_second": steps / max(seconds, 1e-9),
-        "train/episode_return": returns / count if count else None,
-        "train/episode_length": lengths / count if count else None,
-        "train/episodes": int(count),
-    }
-    row.update({f"train/{k}": v for k, v in metrics.items() if k not in NOT_LOGGED})
-    return row
-
-
-NOT_LOGGED = ("params_finite", "first_nonfinite_iteration")
-
-
-def _divergence(metrics: dict) -> str | None:
-    bad = [k for k, v in metrics.items() if k not in SUMMED_METRICS + NOT_LOGGED and not math.isfinite(v)]
-    if metrics.get("params_finite", 1.0) < 0.5:
-        bad.insert(0, "params")
-    return ", ".join(bad) or None
 
 
 @dataclasses.dataclass
@@ -274,24 +255,6 @@ class RunResult:
     run_dir: str | None
     status: str  # "completed" | "stopped" (summary.json may also say "diverged" or "interrupted")
     experiment: Experiment
-
-
-def _prepare_run_dir(run_dir: str, overwrite: bool) -> None:
-    if os.path.exists(os.path.join(run_dir, "config.yaml")):
-        if not overwrite:
-            raise ConfigError(
-                f"--out {run_dir}: already holds a run; pass --resume {run_dir} to continue it "
-                "or --overwrite to replace it"
-            )
-        shutil.rmtree(run_dir)
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(f"--out {run_dir}: not writable ({e.strerror})") from None
 
 
 def train(
@@ -306,13 +269,11 @@ def train(
     config = config if isinstance(config, RunConfig) else build_config(config)
     experiment = Experiment(config)
     if run_dir is not None:
-        _prepare_run_dir(run_dir, overwrite)
-        with open(os.path.join(run_dir, "config.yaml"), "w") as f:
-            yaml.safe_dump(to_dict(config), f, sort_keys=False)
+        host.prepare_dir(run_dir, overwrite)
+        host.write_config(run_dir, config)
     if experiment.budget_note:
         print(f"rlx: note: {experiment.budget_note}", file=sys.stderr)
-    state = experiment.init()
-    return _loop(experiment, state, 0, run_dir, progress, stop_after_chunks)
+    return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks)
 
 
 def load_run_config(run_dir: str) -> RunConfig:
@@ -338,117 +299,23 @@ def resume(run_dir: str, *, progress: bool = True, stop_after_chunks: int | None
         newer = [step for step in checkpointer.all_steps() if step > start]
     finally:
         checkpointer.close()
-    _set_aside(run_dir, newer)
-    return _loop(experiment, state, start, run_dir, progress, stop_after_chunks)
+    host.set_aside(run_dir, newer)
+    return _run(experiment, state, start, run_dir, progress, stop_after_chunks)
 
 
-def _set_aside(run_dir: str, steps: list[int]) -> None:
-    """Moves damaged checkpoints newer than the restored one out of the way (kept, never deleted), so
-    the resumed run can save those chunks again."""
-    for step in steps:
-        source = os.path.join(run_dir, "checkpoints", str(step))
-        target = os.path.join(run_dir, "damaged_checkpoints", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.move(source, target)
-        print(f"rlx: warning: moved damaged checkpoint {source} to {target}", file=sys.stderr)
+def _run(experiment: Experiment, state: Any, start: int, run_dir: str | None, progress: bool,
+         stop_after_chunks: int | None) -> RunResult:
+    config = experiment.config
+    run = RunDir(run_dir, config, start)
+
+    def step(state, chunk):
+        state, metrics = experiment.run_chunk(state, chunk)
+        return state, [metrics]
+
+    state, _, status = host.run_chunks(
+        experiment, state, start, [run], step=step, evaluate=lambda s, c: [experiment.evaluate(s, c)],
+        host_states=lambda s: [s], stop_after_chunks=stop_after_chunks, progress=progress,
+        description=f"{config.algo} {config.env.name}")
+    return RunResult(state=state, rows=run.rows, run_dir=run_dir, status=status, experiment=experiment)
 
 
-def _write_summary(run_dir: str, experiment: Experiment, rows: list[dict], status: str, seconds: float) -> None:
-    final = rows[-1] if rows else {}
-    summary = {
-        "status": status,
-        "algo": experiment.config.algo,
-        "env": experiment.config.env.name,
-        "env_steps": final.get("env_steps", 0),
-        "total_env_steps": experiment.plan.total_env_steps,
-        "eval/episode_return": final.get("eval/episode_return"),
-        "train/episode_return": final.get("train/episode_return"),
-        "compile_seconds": experiment.compile_seconds,
-        "wall_seconds": seconds,
-    }
-    tmp = os.path.join(run_dir, "summary.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(tmp, os.path.join(run_dir, "summary.json"))
-
-
-def _loop(
-    experiment: Experiment,
-    state: Any,
-    start_chunk: int,
-    run_dir: str | None,
-    progress: bool,
-    stop_after_chunks: int | None,
-) -> RunResult:
-    config, plan = experiment.config, experiment.plan
-    writer = checkpointer = None
-    if run_dir is not None:
-        writer = MetricsWriter(run_dir, config.tensorboard, resume_after_chunk=start_chunk)
-        checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
-    rows = list(writer.rows) if writer else []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=plan.total_env_steps, initial=plan.env_steps(start_chunk), unit="step",
-                   unit_scale=True, dynamic_ncols=True, desc=f"{config.algo} {config.env.name}")
-    status = "completed"
-    start_time = time.perf_counter()
-    try:
-        for chunk in range(start_chunk, plan.num_chunks):
-            compile_before = experiment.compile_seconds
-            tic = time.perf_counter()
-            state, metrics = experiment.run_chunk(state, chunk)
-            seconds = time.perf_counter() - tic - (experiment.compile_seconds - compile_before)
-            bad = _divergence(metrics)
-            if bad is not None:
-                status = "diverged"
-                kept = ""
-                if checkpointer is not None:
-                    checkpointer.wait()
-                    if checkpointer.latest() is not None:
-                        kept = f"; last finite checkpoint: {checkpointer.path(checkpointer.latest())}"
-                iteration = plan.iterations_done(chunk) + int(metrics["first_nonfinite_iteration"])
-                where = (f"in iteration {iteration + 1} (env steps {iteration * plan.env_steps_per_iteration} to "
-                         f"{(iteration + 1) * plan.env_steps_per_iteration}, chunk {chunk + 1})")
-                if bad == "params":
-                    where = f"by the end of chunk {chunk + 1} (env step {plan.env_steps(chunk + 1)})"
-                raise DivergenceError(f"training diverged: non-finite {bad} {where}; run stopped{kept}")
-            row = chunk_row(experiment, chunk, metrics, seconds)
-            last = chunk + 1 == plan.num_chunks
-            if last or (config.eval_every and (chunk + 1) % config.eval_every == 0):
-                row.update(experiment.evaluate(state, chunk))
-            rows.append(row)
-            if writer is not None:
-                writer.write(row)
-            stopping = stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks and not last
-            due = last or stopping or (config.checkpoint_every and (chunk + 1) % config.checkpoint_every == 0)
-            if checkpointer is not None and due:
-                meta = {"chunks_done": chunk + 1, "env_steps": row["env_steps"], "rlx_config": to_dict(config)}
-                checkpointer.save(chunk + 1, state, meta)
-            if bar is not None:
-                bar.update(row["env_steps"] - bar.n)
-                postfix = {"steps/s": f"{row['steps_per_second']:.3g}"}
-                if row["train/episode_return"] is not None:
-                    postfix["return"] = f"{row['train/episode_return']:.4g}"
-                if "eval/episode_return" in row:
-                    postfix["eval"] = f"{row['eval/episode_return']:.4g}"
-                bar.set_postfix(postfix)
-            if stopping:
-                status = "stopped"
-                break
-    except BaseException:
-        if status != "diverged":
-            status = "interrupted"  # an error or Ctrl-C; checkpoints already written are intact
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        if checkpointer is not None:
-            checkpointer.wait()
-            checkpointer.close()
-        if writer is not None:
-            writer.close()
-        if run_dir is not None:
-            _write_summary(run_dir, experiment, rows, status, time.perf_counter() - start_time)
-    return RunResult(state=state, rows=rows, run_dir=run_dir, status=status, experiment=experiment)

@@ -116,6 +116,6 @@ def test_sac_resume_from_disk_in_new_process_is_bitwise_equal_buffer_included(tm
     state, meta = checkpointer.restore(checkpointer.latest(), experiment.abstract_state())
     checkpointer.close()
     assert meta["chunks_done"] == 3
-    assert int(ReplayBuffer.size(state.buffer)) == 600  # every transition is in the restored buffer
+    assert int(ReplayBuffer.size(state.loop.buffer)) == 600  # every transition is in the restored buffer
     for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -19,10 +19,9 @@ from flax import struct
 
 from rlx.algos import common, off_policy
 from rlx.config import field
-from rlx.envs import Env, EnvStep
+from rlx.envs import Env
 from rlx.nets import MLP, Model, QNet
 from rlx.ops import values
-from rlx.ops.normalization import RunningStats
 from rlx.ops.td import polyak_update
 from rlx.rollout import PolicyStep
 
@@ -69,10 +68,7 @@ class State:
 
     params: Params
     opt_state: Any
-    env_step: EnvStep
-    buffer: Any
-    obs_stats: RunningStats
-    explore_carry: Any
+    loop: off_policy.LoopState  # envs, replay buffer, observation statistics
     key: jax.Array
     iteration: jax.Array
     total_iterations: jax.Array  # int32, for the epsilon schedule
@@ -80,8 +76,7 @@ class State:
     hparams: common.Hyperparams
 
 
-def steps_per_iteration(config: Config) -> int:
-    return off_policy.steps_per_iteration(config)
+steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _network(config: Config, env: Env) -> tuple[Model, values.ValueRep]:
@@ -99,7 +94,7 @@ def epsilon(state: State) -> jax.Array:
 
 
 def _optimizer(config: Config, hparams: common.Hyperparams) -> optax.GradientTransformation:
-    return common.optimizer(hparams.learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
+    return off_policy.optimizer(config, hparams, hparams.learning_rate)
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
@@ -108,7 +103,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     hparams = common.Hyperparams.from_config(config)
     return State(params=Params(online, online), opt_state=_optimizer(config, hparams).init(online), key=key,
                  iteration=jnp.zeros((), jnp.int32), total_iterations=jnp.asarray(total_iterations, jnp.int32),
-                 num_updates=jnp.zeros((), jnp.int32), hparams=hparams, **off_policy.init_loop(config, env, env_key))
+                 num_updates=jnp.zeros((), jnp.int32), hparams=hparams, loop=off_policy.init_loop(config, env, env_key))
 
 
 def td_loss(rep: values.ValueRep, online_out: jax.Array, target_next_out: jax.Array, chooser_next_out: jax.Array,
@@ -168,10 +163,10 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
     """Greedy actions (``deterministic``), else epsilon-greedy with ``epsilon_end``."""
     eps = jnp.where(deterministic, 0.0, state.hparams.epsilon_end)
-    return _epsilon_greedy(config, env, state.params.online, off_policy.prepare_obs(config, state.obs_stats, obs), eps, key)
+    return _epsilon_greedy(config, env, state.params.online, off_policy.prepare_obs(config, state, obs), eps, key)
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
     """``max_a Q(obs, a)`` for raw observations."""
     net, rep = _network(config, env)
-    return jnp.max(rep.decode(net.apply(state.params.online, off_policy.prepare_obs(config, state.obs_stats, obs))), axis=-1)
+    return jnp.max(rep.decode(net.apply(state.params.online, off_policy.prepare_obs(config, state, obs))), axis=-1)

@@ -7,9 +7,9 @@ transition, so ``utd_ratio`` means the same for 1 env or 4,096. Until ``learning
 have been collected, actions are uniformly random (if ``random_warmup``) and no gradient step is taken.
 
 An algorithm provides ``explore(obs, starts, carry, key) -> PolicyStep`` (normalized observations; its
-``extras`` are stored with each transition and its ``carry`` lives in ``state.explore_carry``) and
+``extras`` are stored with each transition and its ``carry`` lives in ``state.loop.explore_carry``) and
 ``gradient_step(config, env, state, batch, key)`` on a :class:`Batch`. States using this loop have the
-fields ``env_step``, ``buffer``, ``obs_stats``, ``explore_carry``, ``key``, ``iteration`` and ``hparams``.
+fields ``loop`` (a :class:`LoopState`), ``key``, ``iteration`` and ``hparams``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlx.algos import common
 from rlx.buffers import ReplayBuffer
 from rlx.config import ConfigError, field
-from rlx.envs import Env, training_env
-from rlx.nets import CriticNet
+from rlx.envs import Env, EnvStep, training_env
+from rlx.nets import CriticNet, Ensemble, Model
+from rlx.ops import values
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import n_step_return
 from rlx.rollout import Policy, PolicyStep, Transition, unroll
@@ -93,6 +95,16 @@ class ActorCriticConfig(OffPolicyConfig):
 
 
 @struct.dataclass
+class LoopState:
+    """What the collect-and-replay loop keeps in an algorithm's train state."""
+
+    env_step: EnvStep  # [num_envs] current envs, after auto-reset
+    buffer: Any  # the replay buffer's state (rlx.buffers)
+    obs_stats: RunningStats  # observation statistics (updated only with normalize_observations)
+    explore_carry: Any  # the behaviour policy's carry (() when it has none)
+
+
+@struct.dataclass
 class Batch:
     """A TD batch ``[batch, ...]``: the target is ``returns + discount * V(next_obs)``. With ``n_step`` > 1,
     ``returns`` sums the discounted rewards of up to n transitions, stopping at the first episode end;
@@ -117,9 +129,9 @@ def replay_buffer(config: OffPolicyConfig) -> ReplayBuffer:
 
 
 def init_loop(config: OffPolicyConfig, env: Env, key: jax.Array, explore_carry: Any = (),
-              extras_example: dict | None = None) -> dict:
-    """Initial ``env_step``, empty ``buffer``, ``obs_stats`` and ``explore_carry`` for an algorithm state;
-    ``extras_example`` holds one env's explore extras (shapes and dtypes), if the algorithm stores any."""
+              extras_example: dict | None = None) -> LoopState:
+    """Fresh envs, an empty buffer and observation statistics; ``extras_example`` holds one env's explore
+    extras (shapes and dtypes), if the algorithm stores any."""
     env_step = training_env(env, config.num_envs).reset(key)
     obs = jnp.zeros(env.observation_shape, jnp.float32)
     space = env.action_space
@@ -129,12 +141,24 @@ def init_loop(config: OffPolicyConfig, env: Env, key: jax.Array, explore_carry: 
     stats = init_stats(env.observation_shape)
     if config.normalize_observations:
         stats = update_stats(stats, env_step.obs)
-    return {"env_step": env_step, "buffer": replay_buffer(config).init(example), "obs_stats": stats,
-            "explore_carry": explore_carry}
+    return LoopState(env_step, replay_buffer(config).init(example), stats, explore_carry)
 
 
-def prepare_obs(config: OffPolicyConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
-    return normalize(obs_stats, obs) if config.normalize_observations else obs
+def prepare_obs(config: OffPolicyConfig, state: Any, obs: jax.Array) -> jax.Array:
+    """Raw observations as the networks see them (normalized with ``normalize_observations``)."""
+    return normalize(state.loop.obs_stats, obs) if config.normalize_observations else obs
+
+
+def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]:
+    """The ensemble of ``num_critics`` Q-networks ``Q(s, a)`` and its value representation."""
+    rep = values.from_section(config.critic)
+    module = Ensemble(config.critic, (rep.num_outputs,), config.num_critics, len(env.observation_shape))
+    return Model(module), rep
+
+
+def optimizer(config: OffPolicyConfig, hparams: common.Hyperparams, learning_rate: Any):
+    """Adam with the run's ``adam_eps`` and (when set) ``max_grad_norm`` clipping."""
+    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
 
 
 def random_actions(env: Env, key: jax.Array, num: int) -> jax.Array:
@@ -155,19 +179,16 @@ def collect(config: OffPolicyConfig, env: Env, state: Any, explore: Policy) -> t
 
     def policy(obs, starts, carry, keys):
         explore_key, random_key = keys
-        step = explore(prepare_obs(config, state.obs_stats, obs), starts, carry, explore_key)
+        step = explore(prepare_obs(config, state, obs), starts, carry, explore_key)
         action = jnp.where(warmup, random_actions(env, random_key, config.num_envs), step.action)
         return PolicyStep(action, step.extras, step.carry)
 
-    out = unroll(training_env(env, config.num_envs), policy, state.env_step, state.explore_carry, state.key,
+    loop = state.loop
+    out = unroll(training_env(env, config.num_envs), policy, loop.env_step, loop.explore_carry, state.key,
                  config.rollout_length, keys_per_step=2)
-    buffer_state = replay_buffer(config).add_steps(state.buffer, out.transitions)
-    obs_stats = state.obs_stats
-    if config.normalize_observations:
-        obs_stats = update_stats(obs_stats, out.transitions.obs)
-    state = state.replace(env_step=out.env_step, buffer=buffer_state, key=out.key, obs_stats=obs_stats,
-                          explore_carry=out.carry)
-    return state, out.totals.metrics()
+    obs_stats = update_stats(loop.obs_stats, out.transitions.obs) if config.normalize_observations else loop.obs_stats
+    loop = LoopState(out.env_step, replay_buffer(config).add_steps(loop.buffer, out.transitions), obs_stats, out.carry)
+    return state.replace(loop=loop, key=out.key), out.totals.metrics()
 
 
 def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
@@ -184,8 +205,7 @@ def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
         next_obs = jnp.take_along_axis(sample.next_obs, index, axis=1)[:, 0]
         first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))
         obs, action, extras = first
-    return Batch(prepare_obs(config, state.obs_stats, obs), action, returns, discount,
-                 prepare_obs(config, state.obs_stats, next_obs), extras)
+    return Batch(prepare_obs(config, state, obs), action, returns, discount, prepare_obs(config, state, next_obs), extras)
 
 
 def train_updates(
@@ -197,7 +217,7 @@ def train_updates(
 
     def one_update(state, _):
         key, sample_key, step_key = jax.random.split(state.key, 3)
-        batch = td_batch(config, state, buffer.sample(state.buffer, sample_key))
+        batch = td_batch(config, state, buffer.sample(state.loop.buffer, sample_key))
         return gradient_step(state.replace(key=key), batch, step_key)
 
     def run(state):

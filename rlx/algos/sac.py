@@ -21,11 +21,10 @@ from flax import struct
 from rlx import nets
 from rlx.algos import common, off_policy
 from rlx.config import ConfigError, field
-from rlx.envs import Env, EnvStep
-from rlx.nets import MLP, Ensemble, Model, PolicyNet
+from rlx.envs import Env
+from rlx.nets import MLP, Model, PolicyNet
 from rlx.ops import values
 from rlx.ops.distributions import Gaussian
-from rlx.ops.normalization import RunningStats
 from rlx.ops.td import polyak_update, temperature_loss
 from rlx.rollout import PolicyStep
 
@@ -73,24 +72,18 @@ class State:
 
     params: Params
     opt_state: OptStates
-    env_step: EnvStep
-    buffer: Any
-    obs_stats: RunningStats
-    explore_carry: Any
+    loop: off_policy.LoopState  # envs, replay buffer, observation statistics
     key: jax.Array
     iteration: jax.Array
     hparams: common.Hyperparams
 
 
-def steps_per_iteration(config: Config) -> int:
-    return off_policy.steps_per_iteration(config)
+steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
-    obs_ndim = len(env.observation_shape)
-    rep = values.from_section(config.critic)
-    actor = Model(MLP(config.actor, (nets.policy_outputs(env.action_space),), obs_ndim))
-    return actor, Model(Ensemble(config.critic, (rep.num_outputs,), config.num_critics, obs_ndim)), rep
+    actor = Model(MLP(config.actor, (nets.policy_outputs(env.action_space),), len(env.observation_shape)))
+    return actor, *off_policy.critic(config, env)
 
 
 def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gaussian:
@@ -100,10 +93,6 @@ def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gauss
 
 def _target_entropy(config: Config, env: Env) -> float:
     return -float(env.action_space.shape[0]) if config.target_entropy is None else config.target_entropy
-
-
-def _network_optimizer(config: Config, hparams: common.Hyperparams, learning_rate: jax.Array):
-    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
 
 
 def _alpha_optimizer(config: Config, learning_rate: jax.Array):
@@ -118,10 +107,10 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     critic, _ = critic_net.init(critic_key, obs, action)
     hparams = common.Hyperparams.from_config(config)
     params = Params(actor_net.init(actor_key, obs)[0], critic, critic, jnp.log(hparams.initial_alpha))
-    tx = _network_optimizer(config, hparams, 1.0)
+    tx = off_policy.optimizer(config, hparams, 1.0)
     opt_state = OptStates(tx.init(params.actor), tx.init(critic), _alpha_optimizer(config, 1.0).init(params.log_alpha))
     return State(params=params, opt_state=opt_state, key=key, iteration=jnp.zeros((), jnp.int32), hparams=hparams,
-                 **off_policy.init_loop(config, env, env_key))
+                 loop=off_policy.init_loop(config, env, env_key))
 
 
 def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
@@ -142,7 +131,7 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
         return values.ensemble_loss(rep, out, target), rep.decode(out)
 
     (q_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
-    critic_tx = _network_optimizer(config, hp, hp.critic_learning_rate)
+    critic_tx = off_policy.optimizer(config, hp, hp.critic_learning_rate)
     critic, critic_opt = common.optimizer_step(critic_tx, critic_grads, state.opt_state.critic, params.critic)
 
     def actor_objective(actor_params):
@@ -153,7 +142,7 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
         return jnp.mean(alpha * log_prob - jnp.min(rep.decode(out), axis=0)), log_prob
 
     (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(params.actor)
-    actor_tx = _network_optimizer(config, hp, hp.actor_learning_rate)
+    actor_tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
     actor, actor_opt = common.optimizer_step(actor_tx, actor_grads, state.opt_state.actor, params.actor)
 
     alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob, _target_entropy(config, env))
@@ -185,13 +174,13 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
 
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
     """Env actions for raw observations: the squashed mean when ``deterministic``, else a sample."""
-    dist = policy(config, env, state.params.actor, off_policy.prepare_obs(config, state.obs_stats, obs))
+    dist = policy(config, env, state.params.actor, off_policy.prepare_obs(config, state, obs))
     return dist.env_action(dist.mode() if deterministic else dist.sample(key))
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
     """``min_k Q_k(obs, deterministic action)`` for raw observations."""
-    norm_obs = off_policy.prepare_obs(config, state.obs_stats, obs)
+    norm_obs = off_policy.prepare_obs(config, state, obs)
     _, critic_net, rep = _networks(config, env)
     action = act(config, env, state, obs, jax.random.PRNGKey(0), deterministic=True)
     return jnp.min(rep.decode(critic_net.apply(state.params.critic, norm_obs, action)), axis=0)

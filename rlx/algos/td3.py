@@ -20,10 +20,9 @@ from flax import struct
 from rlx import nets
 from rlx.algos import common, off_policy
 from rlx.config import field
-from rlx.envs import Env, EnvStep
-from rlx.nets import MLP, Ensemble, Model, Net
+from rlx.envs import Env
+from rlx.nets import MLP, Model, Net
 from rlx.ops import values
-from rlx.ops.normalization import RunningStats
 from rlx.ops.td import polyak_update, smoothed_target_action
 from rlx.rollout import PolicyStep
 
@@ -67,34 +66,23 @@ class State:
 
     params: Params
     opt_state: OptStates
-    env_step: EnvStep
-    buffer: Any
-    obs_stats: RunningStats
-    explore_carry: Any
+    loop: off_policy.LoopState  # envs, replay buffer, observation statistics
     key: jax.Array
     iteration: jax.Array
     num_updates: jax.Array  # int32, critic steps taken (for the policy delay)
     hparams: common.Hyperparams
 
 
-def steps_per_iteration(config: Config) -> int:
-    return off_policy.steps_per_iteration(config)
+steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
-    obs_ndim = len(env.observation_shape)
-    rep = values.from_section(config.critic)
-    actor = Model(MLP(config.actor, env.action_space.shape, obs_ndim))
-    return actor, Model(Ensemble(config.critic, (rep.num_outputs,), config.num_critics, obs_ndim)), rep
+    return Model(MLP(config.actor, env.action_space.shape, len(env.observation_shape))), *off_policy.critic(config, env)
 
 
 def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> jax.Array:
     """Deterministic action in [-1, 1] at (normalized) ``obs``."""
     return nets.deterministic_action(_networks(config, env)[0].apply(actor_params, obs))
-
-
-def _optimizer(config: Config, hparams: common.Hyperparams, learning_rate: jax.Array):
-    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
@@ -104,10 +92,10 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     actor, _ = actor_net.init(actor_key, common.dummy_obs(env))
     critic, _ = critic_net.init(critic_key, common.dummy_obs(env), common.dummy_action(env))
     hparams = common.Hyperparams.from_config(config)
-    tx = _optimizer(config, hparams, 1.0)
+    tx = off_policy.optimizer(config, hparams, 1.0)
     return State(params=Params(actor, critic, actor, critic), opt_state=OptStates(tx.init(actor), tx.init(critic)),
                  key=key, iteration=jnp.zeros((), jnp.int32), num_updates=jnp.zeros((), jnp.int32), hparams=hparams,
-                 **off_policy.init_loop(config, env, env_key))
+                 loop=off_policy.init_loop(config, env, env_key))
 
 
 def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
@@ -127,7 +115,7 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
         return values.ensemble_loss(rep, out, target), rep.decode(out)
 
     (q_loss, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
-    tx = _optimizer(config, hp, hp.critic_learning_rate)
+    tx = off_policy.optimizer(config, hp, hp.critic_learning_rate)
     critic, critic_opt = common.optimizer_step(tx, grads, state.opt_state.critic, params.critic)
 
     def actor_objective(actor_params):
@@ -136,7 +124,7 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
 
     def update_actor_and_targets(_):
         actor_loss, grads = jax.value_and_grad(actor_objective)(params.actor)
-        tx = _optimizer(config, hp, hp.actor_learning_rate)
+        tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
         actor, actor_opt = common.optimizer_step(tx, grads, state.opt_state.actor, params.actor)
         targets = (polyak_update(params.target_actor, actor, hp.tau), polyak_update(params.target_critic, critic, hp.tau))
         return actor, actor_opt, targets, actor_loss
@@ -174,12 +162,12 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
 def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
     """The deterministic policy (TD3 evaluates and acts greedily; exploration noise is added in training)."""
     del key, deterministic
-    return policy(config, env, state.params.actor, off_policy.prepare_obs(config, state.obs_stats, obs))
+    return policy(config, env, state.params.actor, off_policy.prepare_obs(config, state, obs))
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
     """``Q_1(obs, policy(obs))`` (the critic the actor maximizes) for raw observations."""
-    norm_obs = off_policy.prepare_obs(config, state.obs_stats, obs)
+    norm_obs = off_policy.prepare_obs(config, state, obs)
     _, critic_net, rep = _networks(config, env)
     action = policy(config, env, state.params.actor, norm_obs)
     return rep.decode(critic_net.apply(state.params.critic, norm_obs, action))[0]

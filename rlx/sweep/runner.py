@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from typing import Any
@@ -18,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from rlx import driver, stats
+from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError, load_yaml, to_dict, traced_fields
-from rlx.metrics_log import MetricsWriter, read_metrics
+from rlx.metrics_log import read_metrics
 from rlx.sweep.placement import Placement
 from rlx.sweep.spec import Group, Member, SweepSpec, check_spec, expand, spec_from_dict, spec_to_dict
 
@@ -39,9 +38,8 @@ class SweepResult:
 
 
 def _eval_keys(seeds: np.ndarray, chunk: int) -> np.ndarray:
-    """Per-run evaluation keys after ``chunk``, the same as a single run's (``Experiment.evaluate``)."""
-    return np.stack([np.asarray(jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(int(s)), 1), chunk))
-                     for s in seeds])
+    """Per-run evaluation keys after ``chunk``: each seed's single-run key (``driver.eval_key``)."""
+    return np.stack([np.asarray(driver.eval_key(int(s), chunk)) for s in seeds])
 
 
 def _run_dirs(sweep_dir: str | None, group: Group) -> list[str | None]:
@@ -71,40 +69,8 @@ def _restore_group(experiment: driver.Experiment, dirs: list[str], set_aside: bo
             c.close()
     if set_aside:
         for d, steps in zip(dirs, newer):
-            driver._set_aside(d, steps)
+            host.set_aside(d, steps)
     return stacked, start
-
-
-class _RunFiles:
-    """The run directories of a group's members: metrics writers, checkpointers, summaries (process 0)."""
-
-    def __init__(self, members: tuple[Member, ...], dirs: list[str | None], config: driver.RunConfig, start: int):
-        self.members, self.dirs = members, dirs
-        active = jax.process_index() == 0 and dirs[0] is not None
-        self.writers = [MetricsWriter(d, config.tensorboard, resume_after_chunk=start) if active else None
-                        for d in dirs]
-        self.checkpointers = [Checkpointer(os.path.join(d, "checkpoints"), config.keep_checkpoints) if active
-                              else None for d in dirs]
-        self.rows: list[list[dict]] = [list(w.rows) if w else [] for w in self.writers]
-
-    def write(self, r: int, row: dict) -> None:
-        self.rows[r].append(row)
-        if self.writers[r] is not None:
-            self.writers[r].write(row)
-
-    def save(self, r: int, chunks_done: int, env_steps: int, state: Any) -> None:
-        if self.checkpointers[r] is not None:
-            meta = {"chunks_done": chunks_done, "env_steps": env_steps, "rlx_config": to_dict(self.members[r].config)}
-            self.checkpointers[r].save(chunks_done, state, meta)
-
-    def close(self, experiment: driver.Experiment, statuses: list[str], seconds: float) -> None:
-        for r, (writer, checkpointer) in enumerate(zip(self.writers, self.checkpointers)):
-            if checkpointer is not None:
-                checkpointer.wait()
-                checkpointer.close()
-            if writer is not None:
-                writer.close()
-                driver._write_summary(self.dirs[r], experiment, self.rows[r], statuses[r], seconds)
 
 
 def run_group(
@@ -131,13 +97,10 @@ def run_group(
         host_state, start = _restore_group(experiment, dirs, set_aside=writer_process)
     if writer_process and sweep_dir is not None:
         for member, d in zip(members, dirs):
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "config.yaml"), "w") as f:
-                yaml.safe_dump(to_dict(member.config), f, sort_keys=False)
+            host.write_config(d, member.config)
 
-    start_time = time.perf_counter()
     if host_state is None:
-        keys = np.stack([np.asarray(jax.random.fold_in(jax.random.PRNGKey(int(s)), 0)) for s in seeds])
+        keys = np.stack([np.asarray(driver.init_key(int(s))) for s in seeds])
         tic = time.perf_counter()
         init = jax.jit(jax.vmap(experiment.init_fn), out_shardings=placement.sharding)
         state = init(placement.put(keys), placement.put(values))
@@ -156,70 +119,29 @@ def run_group(
     evaluate = evaluate.lower(state, placement.put(_eval_keys(seeds, 0))).compile()
     experiment.compile_seconds += time.perf_counter() - tic
 
-    files = _RunFiles(members, dirs, group.config, start)
-    statuses = ["completed"] * len(members)
-    bar = None
-    if progress and writer_process:
-        from tqdm.auto import tqdm
+    runs = [host.RunDir(d, m.config, start, active=writer_process) for d, m in zip(dirs, members)]
 
-        bar = tqdm(total=plan.total_env_steps * len(members), initial=plan.env_steps(start) * len(members),
-                   unit="step", unit_scale=True, dynamic_ncols=True,
-                   desc=f"{group.config.algo} {group.config.env.name} group {group.index} ({len(members)} runs)")
-    sweep_status = "completed"
-    try:
-        for chunk in range(start, plan.num_chunks):
-            tic = time.perf_counter()
-            num_active = plan.iterations_done(chunk + 1) - plan.iterations_done(chunk)
-            state, metrics = chunk_fn(state, jnp.int32(num_active))
-            metrics = placement.get(metrics)
-            seconds = time.perf_counter() - tic
-            last = chunk + 1 == plan.num_chunks
-            evaluated = None
-            if last or (group.config.eval_every and (chunk + 1) % group.config.eval_every == 0):
-                evaluated = placement.get(evaluate(state, placement.put(_eval_keys(seeds, chunk))))
-            for r in range(len(members)):
-                if statuses[r] == "diverged":
-                    continue
-                run_metrics = {k: float(v[r]) for k, v in metrics.items()}
-                bad = driver._divergence(run_metrics)
-                if bad is not None:
-                    statuses[r] = "diverged"  # the run's files stop at its last finite chunk; the others go on
-                    if writer_process:
-                        print(f"rlx: warning: run {members[r].name} diverged (non-finite {bad}) in chunk {chunk + 1}; "
-                              "it is marked diverged and the other runs continue", file=sys.stderr)
-                    continue
-                row = driver.chunk_row(experiment, chunk, run_metrics, seconds)
-                if evaluated is not None:
-                    row.update({k: float(v[r]) for k, v in evaluated.items()})
-                files.write(r, row)
-            stopping = stop_after_chunks is not None and chunk + 1 - start >= stop_after_chunks and not last
-            due = last or stopping or (group.config.checkpoint_every and (chunk + 1) % group.config.checkpoint_every == 0)
-            if due and sweep_dir is not None:
-                host = placement.get(state)  # every process takes part in the gather
-                for r in range(len(members)):
-                    if statuses[r] != "diverged":
-                        files.save(r, chunk + 1, plan.env_steps(chunk + 1), jax.tree.map(lambda x: x[r], host))
-            if bar is not None:
-                bar.update(plan.env_steps(chunk + 1) * len(members) - bar.n)
-                finite = [rows[-1]["eval/episode_return"] for rows in files.rows
-                          if rows and "eval/episode_return" in rows[-1]]
-                steps = (plan.env_steps(chunk + 1) - plan.env_steps(chunk)) * len(members)
-                bar.set_postfix({"steps/s": f"{steps / max(seconds, 1e-9):.3g}",
-                                 **({"eval mean": f"{np.mean(finite):.4g}"} if finite else {})})
-            if stopping:
-                sweep_status = "stopped"
-                statuses = ["stopped" if s == "completed" else s for s in statuses]
-                break
-    except BaseException:
-        statuses = [s if s == "diverged" else "interrupted" for s in statuses]
-        sweep_status = "interrupted"
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        files.close(experiment, statuses, time.perf_counter() - start_time)
-    finals = [_final_row(member, status, rows, experiment.compile_seconds)
-              for member, status, rows in zip(members, statuses, files.rows)]
+    def step(state, chunk):
+        num_active = plan.iterations_done(chunk + 1) - plan.iterations_done(chunk)
+        state, metrics = chunk_fn(state, jnp.int32(num_active))
+        metrics = placement.get(metrics)
+        return state, [{k: float(v[r]) for k, v in metrics.items()} for r in range(len(members))]
+
+    def evaluate_runs(state, chunk):
+        evaluated = placement.get(evaluate(state, placement.put(_eval_keys(seeds, chunk))))
+        return [{k: float(v[r]) for k, v in evaluated.items()} for r in range(len(members))]
+
+    def host_states(state):
+        gathered = placement.get(state)  # every process takes part in the gather
+        return [jax.tree.map(lambda x, r=r: x[r], gathered) for r in range(len(members))]
+
+    description = f"{group.config.algo} {group.config.env.name} group {group.index} ({len(members)} runs)"
+    state, statuses, sweep_status = host.run_chunks(
+        experiment, state, start, runs, step=step, evaluate=evaluate_runs, host_states=host_states,
+        stop_after_chunks=stop_after_chunks, progress=progress and writer_process, description=description,
+        raise_on_divergence=False)
+    finals = [_final_row(member, status, run.rows, experiment.compile_seconds)
+              for member, status, run in zip(members, statuses, runs)]
     leaf = jax.tree.leaves(state)[0]
     layout = sorted((s.index[0].start or 0, s.index[0].stop or placement.padded, s.device.id)
                     for s in leaf.addressable_shards)
@@ -313,15 +235,6 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _prepare_sweep_dir(sweep_dir: str, overwrite: bool) -> None:
-    if os.path.exists(os.path.join(sweep_dir, "sweep.yaml")):
-        if not overwrite:
-            raise ConfigError(f"--out {sweep_dir}: already holds a sweep; pass --resume {sweep_dir} to continue it "
-                              "or --overwrite to replace it")
-        shutil.rmtree(sweep_dir)
-    driver._prepare_run_dir(sweep_dir, overwrite=False)
-
-
 def run(
     spec: SweepSpec,
     sweep_dir: str | None = None,
@@ -340,7 +253,7 @@ def run(
     groups = expand(spec)  # validates every run before anything compiles
     primary = jax.process_index() == 0
     if sweep_dir is not None and primary and not resume:
-        _prepare_sweep_dir(sweep_dir, overwrite)
+        host.prepare_dir(sweep_dir, overwrite, marker="sweep.yaml", what="a sweep")
         with open(os.path.join(sweep_dir, "sweep.yaml"), "w") as f:
             yaml.safe_dump(spec_to_dict(spec), f, sort_keys=False)
     runs, states, layouts, status = [], {}, {}, "completed"

@@ -1,0 +1,252 @@
+"""The host side of training, shared by ``rlx train`` (one run) and ``rlx sweep`` (many runs trained as one
+vmapped program): run directories and the loop over jitted chunks that, between chunks, logs, evaluates,
+checkpoints and watches for divergence on the plan's cadence. It never steps an env or takes a gradient.
+
+Run directory contract (stable; scripts and notebooks rely on it)::
+
+    RUN_DIR/config.yaml         the resolved RunConfig
+    RUN_DIR/metrics.jsonl       one JSON object per chunk: chunk, env_steps, steps_per_second,
+                                train/episode_return, ... and eval/episode_return when evaluated
+    RUN_DIR/metrics.csv         the same rows as CSV
+    RUN_DIR/tensorboard/        TensorBoard event files
+    RUN_DIR/checkpoints/<N>/    Orbax checkpoint of the whole train state after N chunks
+    RUN_DIR/damaged_checkpoints/  checkpoints a resume found damaged (moved here, never deleted)
+    RUN_DIR/summary.json        written when the run stops: status, env_steps, final evaluation, timings
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Any, Callable
+
+import yaml
+
+from rlx.checkpoint import Checkpointer
+from rlx.config import ConfigError, to_dict
+from rlx.metrics_log import MetricsWriter
+
+SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count")
+NOT_LOGGED = ("params_finite", "first_nonfinite_iteration")
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or parameter."""
+
+
+def prepare_dir(path: str, overwrite: bool, marker: str = "config.yaml", what: str = "a run") -> None:
+    """Makes ``path`` ready for a new run (or sweep): refuses one that already holds ``what`` unless
+    ``overwrite``, and fails early if it cannot be written."""
+    if os.path.exists(os.path.join(path, marker)):
+        if not overwrite:
+            raise ConfigError(f"--out {path}: already holds {what}; pass --resume {path} to continue it "
+                              "or --overwrite to replace it")
+        shutil.rmtree(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--out {path}: not writable ({e.strerror})") from None
+
+
+def write_config(path: str, config: Any) -> None:
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.yaml"), "w") as f:
+        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+
+
+def set_aside(path: str, steps: list[int]) -> None:
+    """Moves checkpoints newer than the restored one to ``damaged_checkpoints/`` (kept, never deleted), so
+    the resumed run can save those chunks again."""
+    for step in steps:
+        source = os.path.join(path, "checkpoints", str(step))
+        target = os.path.join(path, "damaged_checkpoints", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.move(source, target)
+        print(f"rlx: warning: moved damaged checkpoint {source} to {target}", file=sys.stderr)
+
+
+class RunDir:
+    """The files of one run while it trains: metrics rows, checkpoints and, at the end, ``summary.json``.
+    With ``path`` None, or ``active`` False (a non-writing process of a multi-process sweep), rows are
+    kept in memory only."""
+
+    def __init__(self, path: str | None, config: Any, start_chunk: int, active: bool = True):
+        self.path, self.config = path, config
+        writes = path is not None and active
+        self.writer = MetricsWriter(path, config.tensorboard, resume_after_chunk=start_chunk) if writes else None
+        self.checkpointer = Checkpointer(os.path.join(path, "checkpoints"), config.keep_checkpoints) if writes else None
+        self.rows: list[dict] = list(self.writer.rows) if self.writer else []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.writer is not None:
+            self.writer.write(row)
+
+    def save(self, chunks_done: int, env_steps: int, state: Any) -> None:
+        if self.checkpointer is not None:
+            meta = {"chunks_done": chunks_done, "env_steps": env_steps, "rlx_config": to_dict(self.config)}
+            self.checkpointer.save(chunks_done, state, meta)
+
+    def latest_checkpoint(self) -> str | None:
+        if self.checkpointer is None:
+            return None
+        self.checkpointer.wait()
+        latest = self.checkpointer.latest()
+        return None if latest is None else self.checkpointer.path(latest)
+
+    def close(self, summary: dict) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.wait()
+            self.checkpointer.close()
+        if self.writer is not None:
+            self.writer.close()
+            final = self.rows[-1] if self.rows else {}
+            summary = {**summary, "env_steps": final.get("env_steps", 0),
+                       "eval/episode_return": final.get("eval/episode_return"),
+                       "train/episode_return": final.get("train/episode_return")}
+            tmp = os.path.join(self.path, "summary.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(summary, f, indent=2)
+            os.replace(tmp, os.path.join(self.path, "summary.json"))
+
+
+def divergence(metrics: dict) -> str | None:
+    """The non-finite quantities of a chunk's metrics (``params`` first), or None."""
+    bad = [k for k, v in metrics.items() if k not in SUMMED_METRICS + NOT_LOGGED and not math.isfinite(v)]
+    if metrics.get("params_finite", 1.0) < 0.5:
+        bad.insert(0, "params")
+    return ", ".join(bad) or None
+
+
+def chunk_row(plan: Any, chunk_index: int, metrics: dict, seconds: float) -> dict:
+    """The metrics row logged for a finished chunk."""
+    steps = plan.env_steps(chunk_index + 1) - plan.env_steps(chunk_index)
+    metrics = dict(metrics)
+    count = metrics.pop("episode_count")
+    returns, lengths = metrics.pop("episode_return_sum"), metrics.pop("episode_length_sum")
+    row = {
+        "chunk": chunk_index + 1,
+        "env_steps": plan.env_steps(chunk_index + 1),
+        "steps_per_second": steps / max(seconds, 1e-9),
+        "train/episode_return": returns / count if count else None,
+        "train/episode_length": lengths / count if count else None,
+        "train/episodes": int(count),
+    }
+    row.update({f"train/{k}": v for k, v in metrics.items() if k not in NOT_LOGGED})
+    return row
+
+
+def run_chunks(
+    experiment: Any,
+    state: Any,
+    start_chunk: int,
+    runs: list[RunDir],
+    *,
+    step: Callable[[Any, int], tuple[Any, list[dict]]],
+    evaluate: Callable[[Any, int], list[dict]],
+    host_states: Callable[[Any], list[Any]],
+    stop_after_chunks: int | None = None,
+    progress: bool = True,
+    description: str = "",
+    raise_on_divergence: bool = True,
+) -> tuple[Any, list[str], str]:
+    """Runs the plan's chunks from ``start_chunk`` for the runs in ``state`` (one, or a vmapped batch).
+
+    ``step(state, chunk)`` runs one chunk and returns per-run metrics; ``evaluate(state, chunk)`` per-run
+    evaluation results; ``host_states(state)`` per-run host copies for checkpoints (every process of a
+    multi-process sweep must call it, so it is called whenever a checkpoint is due and runs have
+    directories). A diverged run raises :class:`DivergenceError` (``raise_on_divergence``, one run) or is
+    marked ``diverged`` while the others go on. Returns ``(state, per-run statuses, status)``; every run's
+    summary is written whatever happens.
+    """
+    config, plan = experiment.config, experiment.plan
+    statuses = ["completed"] * len(runs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=plan.total_env_steps * len(runs), initial=plan.env_steps(start_chunk) * len(runs), unit="step",
+                   unit_scale=True, dynamic_ncols=True, desc=description)
+    status = "completed"
+    start_time = time.perf_counter()
+    try:
+        for chunk in range(start_chunk, plan.num_chunks):
+            compile_before = experiment.compile_seconds
+            tic = time.perf_counter()
+            state, metrics = step(state, chunk)
+            seconds = time.perf_counter() - tic - (experiment.compile_seconds - compile_before)
+            last = chunk + 1 == plan.num_chunks
+            evaluated = evaluate(state, chunk) if plan.evaluates_after(chunk, config.eval_every) else None
+            for r, run in enumerate(runs):
+                if statuses[r] == "diverged":
+                    continue
+                bad = divergence(metrics[r])
+                if bad is not None:
+                    statuses[r] = "diverged"
+                    if raise_on_divergence:
+                        raise DivergenceError(_divergence_message(plan, chunk, metrics[r], bad, run))
+                    print(f"rlx: warning: run {os.path.basename(run.path or str(r))} diverged (non-finite {bad}) in "
+                          f"chunk {chunk + 1}; it is marked diverged and the other runs continue", file=sys.stderr)
+                    continue
+                row = chunk_row(plan, chunk, metrics[r], seconds)
+                if evaluated is not None:
+                    row.update(evaluated[r])
+                run.append(row)
+            stopping = stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks and not last
+            if plan.checkpoints_after(chunk, config.checkpoint_every, stopping) and any(r.path for r in runs):
+                per_run = host_states(state)
+                for r, run in enumerate(runs):
+                    if statuses[r] != "diverged":
+                        run.save(chunk + 1, plan.env_steps(chunk + 1), per_run[r])
+            if bar is not None:
+                _show_progress(bar, plan, chunk, runs, seconds)
+            if stopping:
+                status = "stopped"
+                statuses = ["stopped" if s == "completed" else s for s in statuses]
+                break
+    except BaseException:
+        status = "diverged" if isinstance(sys.exc_info()[1], DivergenceError) else "interrupted"
+        statuses = [s if s == "diverged" else "interrupted" for s in statuses]  # files already written stay intact
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start_time
+        for run, run_status in zip(runs, statuses):
+            run.close({"status": run_status, "algo": config.algo, "env": config.env.name,
+                       "total_env_steps": plan.total_env_steps, "compile_seconds": experiment.compile_seconds,
+                       "wall_seconds": seconds})
+    return state, statuses, status
+
+
+def _divergence_message(plan: Any, chunk: int, metrics: dict, bad: str, run: RunDir) -> str:
+    latest = run.latest_checkpoint()
+    kept = f"; last finite checkpoint: {latest}" if latest else ""
+    iteration = plan.iterations_done(chunk) + int(metrics["first_nonfinite_iteration"])
+    where = (f"in iteration {iteration + 1} (env steps {iteration * plan.env_steps_per_iteration} to "
+             f"{(iteration + 1) * plan.env_steps_per_iteration}, chunk {chunk + 1})")
+    if bad == "params":
+        where = f"by the end of chunk {chunk + 1} (env step {plan.env_steps(chunk + 1)})"
+    return f"training diverged: non-finite {bad} {where}; run stopped{kept}"
+
+
+def _show_progress(bar: Any, plan: Any, chunk: int, runs: list[RunDir], seconds: float) -> None:
+    bar.update(plan.env_steps(chunk + 1) * len(runs) - bar.n)
+    steps = (plan.env_steps(chunk + 1) - plan.env_steps(chunk)) * len(runs)
+    postfix = {"steps/s": f"{steps / max(seconds, 1e-9):.3g}"}
+    latest = [run.rows[-1] for run in runs if run.rows and run.rows[-1]["chunk"] == chunk + 1]
+    train = [row["train/episode_return"] for row in latest if row["train/episode_return"] is not None]
+    evaluated = [row["eval/episode_return"] for row in latest if "eval/episode_return" in row]
+    if train:
+        postfix["return"] = f"{sum(train) / len(train):.4g}"
+    if evaluated:
+        postfix["eval"] = f"{sum(evaluated) / len(evaluated):.4g}"
+    bar.set_postfix(postfix)
