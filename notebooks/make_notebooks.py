@@ -114,10 +114,7 @@ sweep = [
         "result = sweep.run(spec, OUTPUT_DIR, overwrite=True)\n"
         "display(Markdown(sweep.markdown_table(sweep.setting_table(result.runs))))"
     ),
-    new_code_cell(
-        "for path in plot.plot_sweep(OUTPUT_DIR):\n"
-        "    display(Image(path))"
-    ),
+    new_code_cell("for path in plot.plot_sweep(OUTPUT_DIR):\n    display(Image(path))"),
     new_markdown_cell(
         "Every run is an ordinary run directory: load the best setting's first seed and evaluate it again."
     ),

@@ -43,14 +43,22 @@ class Checkpointer:
         # Host-side (NumPy) states are written by the process that holds them. In a multi-process job
         # (jax.distributed) orbax would otherwise synchronise every save with all processes and let only
         # process 0 write, so each manager is made private to the calling process.
-        process = ocp.options.MultiprocessingOptions(
-            primary_host=jax.process_index(), active_processes={jax.process_index()},
-            barrier_sync_key_prefix=f"rlx{jax.process_index()}",
-        ) if jax.process_count() > 1 else ocp.options.MultiprocessingOptions()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False, enable_async_checkpointing=True,
-                                               multiprocessing_options=process)
-        handlers = {"state": ocp.StandardCheckpointHandler(multiprocessing_options=process),
-                    "meta": ocp.JsonCheckpointHandler(multiprocessing_options=process)}
+        process = (
+            ocp.options.MultiprocessingOptions(
+                primary_host=jax.process_index(),
+                active_processes={jax.process_index()},
+                barrier_sync_key_prefix=f"rlx{jax.process_index()}",
+            )
+            if jax.process_count() > 1
+            else ocp.options.MultiprocessingOptions()
+        )
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=False, enable_async_checkpointing=True, multiprocessing_options=process
+        )
+        handlers = {
+            "state": ocp.StandardCheckpointHandler(multiprocessing_options=process),
+            "meta": ocp.JsonCheckpointHandler(multiprocessing_options=process),
+        }
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def save(self, chunks_done: int, state: Any, meta: dict) -> None:
@@ -74,15 +82,19 @@ class Checkpointer:
         try:
             restored = self._manager.restore(chunks_done, args=args)
             state, meta = restored["state"], restored["meta"]
-        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds for damaged files
+        except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0][:200]
-            raise CorruptCheckpointError(f"checkpoint {path} cannot be restored ({type(e).__name__}: {first})") from None
+            raise CorruptCheckpointError(
+                f"checkpoint {path} cannot be restored ({type(e).__name__}: {first})"
+            ) from None
         if not isinstance(meta, dict) or "chunks_done" not in meta:
             raise CorruptCheckpointError(f"checkpoint {path} has unreadable metadata")
         expected = meta.get("state_sha256")
         if expected is None:
-            print(f"rlx: warning: checkpoint {path} has no checksum (written before checksums were added); not verified",
-                  file=sys.stderr)
+            print(
+                f"rlx: warning: checkpoint {path} has no checksum (written before checksums were added); not verified",
+                file=sys.stderr,
+            )
         elif state_digest(state) != expected:
             raise CorruptCheckpointError(f"checkpoint {path} does not match the checksum saved with it")
         return state, meta

@@ -51,15 +51,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("algo", nargs="?", help=f"algorithm: {_algorithm_names()} (rlx algos lists them with presets)")
     train.add_argument("--env", help="env as suite/name[?option=value&...], e.g. brax/ant?backend=mjx")
     train.add_argument("--config", help="YAML preset, e.g. configs/ppo_cartpole.yaml")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a field, e.g. agent.learning_rate=1e-3 (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. agent.learning_rate=1e-3 (repeatable)",
+    )
     train.add_argument("--seed", type=int)
     train.add_argument("--steps", type=int, help="total env steps")
     train.add_argument("--out", help="run directory (default runs/<algo>-<env>-<time>)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    train.add_argument("--stop-after-chunks", type=int, metavar="N",
-                       help="checkpoint and stop after N chunks (for preemptible jobs); continue with --resume")
+    train.add_argument(
+        "--stop-after-chunks",
+        type=int,
+        metavar="N",
+        help="checkpoint and stop after N chunks (for preemptible jobs); continue with --resume",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep = sub.add_parser("sweep", help="train seeds x traced-hyperparameter settings together (vmapped, sharded)")
     sweep.add_argument("algo", nargs="?", help="algorithm (or give it in --config / --spec)")
@@ -69,25 +78,52 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base field")
     sweep.add_argument("--steps", type=int, help="total env steps per run")
     sweep.add_argument("--seeds", help="a count N (seeds 0..N-1) or a list 0,3,7")
-    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
-                       help="vmapped grid over a traced field, e.g. agent.learning_rate=3e-4,1e-3 (repeatable)")
-    sweep.add_argument("--random", action="append", default=[], metavar="FIELD=LOW:HIGH[:log]",
-                       help="vmapped random values of a traced field (with --num-random)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="vmapped grid over a traced field, e.g. agent.learning_rate=3e-4,1e-3 (repeatable)",
+    )
+    sweep.add_argument(
+        "--random",
+        action="append",
+        default=[],
+        metavar="FIELD=LOW:HIGH[:log]",
+        help="vmapped random values of a traced field (with --num-random)",
+    )
     sweep.add_argument("--num-random", type=int, help="random settings to draw")
-    sweep.add_argument("--group", action="append", default=[], metavar="FIELD=V1,V2",
-                       help="static field: one compiled group per value, e.g. agent.num_envs=16,64")
+    sweep.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="static field: one compiled group per value, e.g. agent.num_envs=16,64",
+    )
     sweep.add_argument("--devices", type=int, help="shard runs over the first N devices (default: all)")
     sweep.add_argument("--out", help="sweep directory (default sweeps/<algo>-<env>-<time>)")
     sweep.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its checkpoints")
     sweep.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
     sweep.add_argument("--stop-after-chunks", type=int, metavar="N", help="checkpoint and stop after N chunks")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-    sweep.add_argument("--coordinator", default=os.environ.get("JAX_COORDINATOR_ADDRESS"), metavar="HOST:PORT",
-                       help="multi-process: address of process 0 (env JAX_COORDINATOR_ADDRESS)")
-    sweep.add_argument("--num-processes", type=int, default=_env_int("RLX_NUM_PROCESSES"),
-                       help="multi-process: number of processes (env RLX_NUM_PROCESSES)")
-    sweep.add_argument("--process-id", type=int, default=_env_int("RLX_PROCESS_ID"),
-                       help="multi-process: this process's index (env RLX_PROCESS_ID)")
+    sweep.add_argument(
+        "--coordinator",
+        default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+        metavar="HOST:PORT",
+        help="multi-process: address of process 0 (env JAX_COORDINATOR_ADDRESS)",
+    )
+    sweep.add_argument(
+        "--num-processes",
+        type=int,
+        default=_env_int("RLX_NUM_PROCESSES"),
+        help="multi-process: number of processes (env RLX_NUM_PROCESSES)",
+    )
+    sweep.add_argument(
+        "--process-id",
+        type=int,
+        default=_env_int("RLX_PROCESS_ID"),
+        help="multi-process: this process's index (env RLX_PROCESS_ID)",
+    )
     plot = sub.add_parser("plot", help="learning curves and final-score bars of a sweep, as PNG")
     plot.add_argument("sweep_dir")
     plot.add_argument("--metric", default="eval/episode_return", help="metrics.jsonl column to plot")
@@ -131,11 +167,23 @@ def _train(args: argparse.Namespace) -> int:
 
     progress = not args.quiet
     if args.resume:
-        extra = [flag for flag, value in (("algo", args.algo), ("--env", args.env), ("--config", args.config),
-                 ("--seed", args.seed), ("--steps", args.steps), ("--out", args.out)) if value is not None]
+        extra = [
+            flag
+            for flag, value in (
+                ("algo", args.algo),
+                ("--env", args.env),
+                ("--config", args.config),
+                ("--seed", args.seed),
+                ("--steps", args.steps),
+                ("--out", args.out),
+            )
+            if value is not None
+        ]
         if args.set or extra:
-            raise ConfigError(f"--resume: cannot be combined with {', '.join(extra + (['--set'] if args.set else []))}; "
-                              "a resumed run keeps its config.yaml")
+            raise ConfigError(
+                f"--resume: cannot be combined with {', '.join(extra + (['--set'] if args.set else []))}; "
+                "a resumed run keeps its config.yaml"
+            )
         result = driver.resume(args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks)
     else:
         if not args.algo and not args.config:
@@ -145,8 +193,9 @@ def _train(args: argparse.Namespace) -> int:
             "runs", f"{config.algo}-{config.env.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
         print(f"rlx: run directory {out}", file=sys.stderr)
-        result = driver.train(config, out, progress=progress, stop_after_chunks=args.stop_after_chunks,
-                              overwrite=args.overwrite)
+        result = driver.train(
+            config, out, progress=progress, stop_after_chunks=args.stop_after_chunks, overwrite=args.overwrite
+        )
     final = result.rows[-1] if result.rows else {}
     parts = [f"status={result.status}", f"env_steps={final.get('env_steps', 0)}"]
     for key in ("train/episode_return", "eval/episode_return"):
@@ -188,7 +237,9 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     for flag, key in ((args.grid, "grid"), (args.random, "random"), (args.group, "groups")):
         for text in flag:
             if "=" not in text:
-                raise ConfigError(f"--{key.rstrip('s')} {text!r}: expected FIELD=VALUES, e.g. agent.learning_rate=3e-4,1e-3")
+                raise ConfigError(
+                    f"--{key.rstrip('s')} {text!r}: expected FIELD=VALUES, e.g. agent.learning_rate=3e-4,1e-3"
+                )
             path, values = text.split("=", 1)
             data[key] = {**(data.get(key) or {}), path.strip(): values}
     if args.num_random is not None:
@@ -202,11 +253,24 @@ def _sweep(args: argparse.Namespace) -> int:
     sweep.init_distributed(args.coordinator, args.num_processes, args.process_id)
     options = dict(progress=not args.quiet, stop_after_chunks=args.stop_after_chunks, num_devices=args.devices)
     if args.resume:
-        given = [f for f, v in (("algo", args.algo), ("--spec", args.spec), ("--config", args.config), ("--env", args.env),
-                 ("--steps", args.steps), ("--seeds", args.seeds), ("--num-random", args.num_random), ("--out", args.out))
-                 if v is not None] + [f"--{k}" for k in ("set", "grid", "random", "group") if getattr(args, k)]
+        given = [
+            f
+            for f, v in (
+                ("algo", args.algo),
+                ("--spec", args.spec),
+                ("--config", args.config),
+                ("--env", args.env),
+                ("--steps", args.steps),
+                ("--seeds", args.seeds),
+                ("--num-random", args.num_random),
+                ("--out", args.out),
+            )
+            if v is not None
+        ] + [f"--{k}" for k in ("set", "grid", "random", "group") if getattr(args, k)]
         if given:
-            raise ConfigError(f"--resume: cannot be combined with {', '.join(given)}; a resumed sweep keeps its sweep.yaml")
+            raise ConfigError(
+                f"--resume: cannot be combined with {', '.join(given)}; a resumed sweep keeps its sweep.yaml"
+            )
         result = sweep.resume(args.resume, **options)
     else:
         data, base_dir = sweep_spec_data(args)
@@ -239,9 +303,11 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--render {args.render}: its directory does not exist")
     experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
     result = experiment.evaluate(state, args.seed)
-    print(f"rlx: {args.run_dir} checkpoint {meta['chunks_done']} (env step {meta['env_steps']}): "
-          f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
-          f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}")
+    print(
+        f"rlx: {args.run_dir} checkpoint {meta['chunks_done']} (env step {meta['env_steps']}): "
+        f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
+        f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}"
+    )
     if args.render:
         path = evaluate.render_html(experiment, evaluate.rollout(experiment, state, args.seed), args.render)
         print(f"rlx: rollout written to {path}")
@@ -274,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         from rlx.driver import DivergenceError
 
         if isinstance(e, DivergenceError):

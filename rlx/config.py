@@ -14,7 +14,8 @@ import difflib
 import inspect
 import types
 import typing
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import yaml
 
@@ -153,9 +154,7 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
             raise ConfigError(f"{prefix}{key}: moved to {prefix}{moved}")
         close = difflib.get_close_matches(str(key), fields, n=1)
         hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-        raise ConfigError(
-            f"{prefix}{key}: unknown field{hint}; allowed: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{prefix}{key}: unknown field{hint}; allowed: {', '.join(sorted(fields))}")
     values = {}
     for name, f in fields.items():
         full = f"{prefix}{name}"

@@ -26,8 +26,19 @@ from rlx.envs import EnvConfig, Vmap, make
 from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
-__all__ = ["DivergenceError", "Experiment", "Plan", "RunConfig", "RunResult", "build_config", "eval_key", "init_key",
-           "load_run_config", "resume", "train"]
+__all__ = [
+    "DivergenceError",
+    "Experiment",
+    "Plan",
+    "RunConfig",
+    "RunResult",
+    "build_config",
+    "eval_key",
+    "init_key",
+    "load_run_config",
+    "resume",
+    "train",
+]
 
 
 def init_key(seed: int) -> jax.Array:
@@ -84,7 +95,7 @@ class Plan:
     num_chunks: int
 
     @classmethod
-    def make(cls, total_env_steps: int, env_steps_per_iteration: int, num_chunks: int) -> "Plan":
+    def make(cls, total_env_steps: int, env_steps_per_iteration: int, num_chunks: int) -> Plan:
         iterations = max(1, -(-total_env_steps // env_steps_per_iteration))
         per_chunk = -(-iterations // min(num_chunks, iterations))
         return cls(env_steps_per_iteration, iterations, per_chunk, -(-iterations // per_chunk))
@@ -108,7 +119,11 @@ class Plan:
 
     def checkpoints_after(self, chunk_index: int, checkpoint_every: int, stopping: bool = False) -> bool:
         """A checkpoint after every ``checkpoint_every``-th chunk, the last one, and before a requested stop."""
-        return self.is_last(chunk_index) or stopping or bool(checkpoint_every and (chunk_index + 1) % checkpoint_every == 0)
+        return (
+            self.is_last(chunk_index)
+            or stopping
+            or bool(checkpoint_every and (chunk_index + 1) % checkpoint_every == 0)
+        )
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -192,7 +207,9 @@ class Experiment:
         n = self.config.eval_episodes
         eval_env = Vmap(self.env, n)
         reset_key, act_key = jax.random.split(key)
-        out = unroll(eval_env, self.eval_policy(state), eval_env.reset(reset_key), (), act_key, self.env.max_episode_steps)
+        out = unroll(
+            eval_env, self.eval_policy(state), eval_env.reset(reset_key), (), act_key, self.env.max_episode_steps
+        )
         alive = first_episode_mask(out.transitions)
         returns = jnp.sum(out.transitions.reward * alive, axis=0)
         lengths = jnp.sum(alive, axis=0)
@@ -206,7 +223,9 @@ class Experiment:
         """The deterministic policy of ``state`` as a rollout policy."""
 
         def policy(obs, starts, carry, key):
-            return PolicyStep(self.algo.act(self.static_agent, self.env, state, obs, key, deterministic=True), {}, carry)
+            return PolicyStep(
+                self.algo.act(self.static_agent, self.env, state, obs, key, deterministic=True), {}, carry
+            )
 
         return policy
 
@@ -303,8 +322,9 @@ def resume(run_dir: str, *, progress: bool = True, stop_after_chunks: int | None
     return _run(experiment, state, start, run_dir, progress, stop_after_chunks)
 
 
-def _run(experiment: Experiment, state: Any, start: int, run_dir: str | None, progress: bool,
-         stop_after_chunks: int | None) -> RunResult:
+def _run(
+    experiment: Experiment, state: Any, start: int, run_dir: str | None, progress: bool, stop_after_chunks: int | None
+) -> RunResult:
     config = experiment.config
     run = RunDir(run_dir, config, start)
 
@@ -313,9 +333,15 @@ def _run(experiment: Experiment, state: Any, start: int, run_dir: str | None, pr
         return state, [metrics]
 
     state, _, status = host.run_chunks(
-        experiment, state, start, [run], step=step, evaluate=lambda s, c: [experiment.evaluate(s, c)],
-        host_states=lambda s: [s], stop_after_chunks=stop_after_chunks, progress=progress,
-        description=f"{config.algo} {config.env.name}")
+        experiment,
+        state,
+        start,
+        [run],
+        step=step,
+        evaluate=lambda s, c: [experiment.evaluate(s, c)],
+        host_states=lambda s: [s],
+        stop_after_chunks=stop_after_chunks,
+        progress=progress,
+        description=f"{config.algo} {config.env.name}",
+    )
     return RunResult(state=state, rows=run.rows, run_dir=run_dir, status=status, experiment=experiment)
-
-

@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
@@ -58,8 +57,15 @@ def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Traject
 
     def run(key):
         reset_key, act_key = jax.random.split(key)
-        out = unroll(env, experiment.eval_policy(state), env.reset(reset_key), (), act_key,
-                     experiment.env.max_episode_steps, record_env_steps=True)
+        out = unroll(
+            env,
+            experiment.eval_policy(state),
+            env.reset(reset_key),
+            (),
+            act_key,
+            experiment.env.max_episode_steps,
+            record_env_steps=True,
+        )
         alive = first_episode_mask(out.transitions) > 0
         one = lambda x: x[:, 0]  # noqa: E731 - drop the batch of one env
         return Trajectory(jax.tree.map(one, out.env_steps), one(out.transitions.action), one(alive))
@@ -119,5 +125,7 @@ def _trace_page(title: str, trajectory: Trajectory, length: int) -> str:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     image = base64.b64encode(buffer.getvalue()).decode()
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-            f"<h3>{title}</h3><img alt='rollout' src='data:image/png;base64,{image}'></body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
+        f"<h3>{title}</h3><img alt='rollout' src='data:image/png;base64,{image}'></body></html>"
+    )

@@ -22,7 +22,8 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -43,8 +44,9 @@ def prepare_dir(path: str, overwrite: bool, marker: str = "config.yaml", what: s
     ``overwrite``, and fails early if it cannot be written."""
     if os.path.exists(os.path.join(path, marker)):
         if not overwrite:
-            raise ConfigError(f"--out {path}: already holds {what}; pass --resume {path} to continue it "
-                              "or --overwrite to replace it")
+            raise ConfigError(
+                f"--out {path}: already holds {what}; pass --resume {path} to continue it or --overwrite to replace it"
+            )
         shutil.rmtree(path)
     try:
         os.makedirs(path, exist_ok=True)
@@ -109,9 +111,12 @@ class RunDir:
         if self.writer is not None:
             self.writer.close()
             final = self.rows[-1] if self.rows else {}
-            summary = {**summary, "env_steps": final.get("env_steps", 0),
-                       "eval/episode_return": final.get("eval/episode_return"),
-                       "train/episode_return": final.get("train/episode_return")}
+            summary = {
+                **summary,
+                "env_steps": final.get("env_steps", 0),
+                "eval/episode_return": final.get("eval/episode_return"),
+                "train/episode_return": final.get("train/episode_return"),
+            }
             tmp = os.path.join(self.path, "summary.json.tmp")
             with open(tmp, "w") as f:
                 json.dump(summary, f, indent=2)
@@ -173,8 +178,14 @@ def run_chunks(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=plan.total_env_steps * len(runs), initial=plan.env_steps(start_chunk) * len(runs), unit="step",
-                   unit_scale=True, dynamic_ncols=True, desc=description)
+        bar = tqdm(
+            total=plan.total_env_steps * len(runs),
+            initial=plan.env_steps(start_chunk) * len(runs),
+            unit="step",
+            unit_scale=True,
+            dynamic_ncols=True,
+            desc=description,
+        )
     status = "completed"
     start_time = time.perf_counter()
     try:
@@ -193,8 +204,11 @@ def run_chunks(
                     statuses[r] = "diverged"
                     if raise_on_divergence:
                         raise DivergenceError(_divergence_message(plan, chunk, metrics[r], bad, run))
-                    print(f"rlx: warning: run {os.path.basename(run.path or str(r))} diverged (non-finite {bad}) in "
-                          f"chunk {chunk + 1}; it is marked diverged and the other runs continue", file=sys.stderr)
+                    print(
+                        f"rlx: warning: run {os.path.basename(run.path or str(r))} diverged (non-finite {bad}) in "
+                        f"chunk {chunk + 1}; it is marked diverged and the other runs continue",
+                        file=sys.stderr,
+                    )
                     continue
                 row = chunk_row(plan, chunk, metrics[r], seconds)
                 if evaluated is not None:
@@ -221,9 +235,16 @@ def run_chunks(
             bar.close()
         seconds = time.perf_counter() - start_time
         for run, run_status in zip(runs, statuses):
-            run.close({"status": run_status, "algo": config.algo, "env": config.env.name,
-                       "total_env_steps": plan.total_env_steps, "compile_seconds": experiment.compile_seconds,
-                       "wall_seconds": seconds})
+            run.close(
+                {
+                    "status": run_status,
+                    "algo": config.algo,
+                    "env": config.env.name,
+                    "total_env_steps": plan.total_env_steps,
+                    "compile_seconds": experiment.compile_seconds,
+                    "wall_seconds": seconds,
+                }
+            )
     return state, statuses, status
 
 
@@ -231,8 +252,10 @@ def _divergence_message(plan: Any, chunk: int, metrics: dict, bad: str, run: Run
     latest = run.latest_checkpoint()
     kept = f"; last finite checkpoint: {latest}" if latest else ""
     iteration = plan.iterations_done(chunk) + int(metrics["first_nonfinite_iteration"])
-    where = (f"in iteration {iteration + 1} (env steps {iteration * plan.env_steps_per_iteration} to "
-             f"{(iteration + 1) * plan.env_steps_per_iteration}, chunk {chunk + 1})")
+    where = (
+        f"in iteration {iteration + 1} (env steps {iteration * plan.env_steps_per_iteration} to "
+        f"{(iteration + 1) * plan.env_steps_per_iteration}, chunk {chunk + 1})"
+    )
     if bad == "params":
         where = f"by the end of chunk {chunk + 1} (env step {plan.env_steps(chunk + 1)})"
     return f"training diverged: non-finite {bad} {where}; run stopped{kept}"

@@ -16,8 +16,10 @@ from rlx.metrics_log import read_metrics
 
 def setting_label(values: dict) -> str:
     """``{"agent.learning_rate": 0.001}`` -> ``"learning_rate=0.001"``; ``"base"`` when nothing is swept."""
-    parts = [f"{path.split('.')[-1]}={value:.3g}" if isinstance(value, float) else f"{path.split('.')[-1]}={value}"
-             for path, value in values.items()]
+    parts = [
+        f"{path.split('.')[-1]}={value:.3g}" if isinstance(value, float) else f"{path.split('.')[-1]}={value}"
+        for path, value in values.items()
+    ]
     return ", ".join(parts) or "base"
 
 
@@ -35,16 +37,20 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
             series = []
             for member in members:
                 rows = read_metrics(os.path.join(sweep_dir, "runs", member.name))
-                series.append({r["env_steps"]: r[metric] for r in rows
-                               if r.get(metric) is not None and math.isfinite(r[metric])})
+                series.append(
+                    {r["env_steps"]: r[metric] for r in rows if r.get(metric) is not None and math.isfinite(r[metric])}
+                )
             steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
             table = np.array([[s[x] for s in series] for x in steps]).reshape(len(steps), len(series))
             bands = [stats.bootstrap_ci(row, num_resamples=1000) for row in table]
             finals = [s[max(s)] for s in series if s]
             out[setting_label(members[0].values)] = {
-                "env_steps": np.array(steps), "iqm": np.array([b[0] for b in bands]),
-                "low": np.array([b[1] for b in bands]), "high": np.array([b[2] for b in bands]),
-                "final": np.array(finals), "seeds": len(members),
+                "env_steps": np.array(steps),
+                "iqm": np.array([b[0] for b in bands]),
+                "low": np.array([b[1] for b in bands]),
+                "high": np.array([b[2] for b in bands]),
+                "final": np.array(finals),
+                "seeds": len(members),
             }
     return out
 

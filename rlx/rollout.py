@@ -10,7 +10,8 @@ actions, log-probabilities, ...) and the next carry.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,8 +53,11 @@ class EpisodeTotals:
     episode_count: jax.Array
 
     def metrics(self) -> dict[str, jax.Array]:
-        return {"episode_return_sum": self.episode_return_sum, "episode_length_sum": self.episode_length_sum,
-                "episode_count": self.episode_count}
+        return {
+            "episode_return_sum": self.episode_return_sum,
+            "episode_length_sum": self.episode_length_sum,
+            "episode_count": self.episode_count,
+        }
 
 
 @struct.dataclass
@@ -69,8 +73,16 @@ class Unrolled:
     env_steps: EnvStep | None = None
 
 
-def unroll(env: Env, policy: Policy, env_step: EnvStep, carry: Any, key: jax.Array, length: int,
-           record_env_steps: bool = False, keys_per_step: int = 1) -> Unrolled:
+def unroll(
+    env: Env,
+    policy: Policy,
+    env_step: EnvStep,
+    carry: Any,
+    key: jax.Array,
+    length: int,
+    record_env_steps: bool = False,
+    keys_per_step: int = 1,
+) -> Unrolled:
     """Steps the batched ``env`` ``length`` times with ``policy``. Each step splits ``key`` into the next key
     and the policy's key (a tuple of ``keys_per_step`` keys when that is > 1). Completed-episode totals
     come from ``EpisodeStats``' info when the env has it (training envs), else they are zero. ``final_obs``
@@ -83,8 +95,9 @@ def unroll(env: Env, policy: Policy, env_step: EnvStep, carry: Any, key: jax.Arr
         step = policy(env_step.obs, env_step.done, carry, policy_keys[0] if keys_per_step == 1 else tuple(policy_keys))
         nxt = env.step(env_step, step.action)
         next_obs = nxt.info.get("final_obs", nxt.obs)
-        transition = Transition(env_step.obs, step.action, nxt.reward, nxt.terminated, nxt.truncated, next_obs,
-                                step.extras)
+        transition = Transition(
+            env_step.obs, step.action, nxt.reward, nxt.terminated, nxt.truncated, next_obs, step.extras
+        )
         if with_stats:
             done = nxt.done
             totals = EpisodeTotals(

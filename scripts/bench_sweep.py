@@ -22,8 +22,8 @@ import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from rlx import driver, sweep  # noqa: E402
-from rlx.config import load_yaml  # noqa: E402
+from rlx import driver, sweep
+from rlx.config import load_yaml
 
 
 def sequential(config_data: dict, seeds: int) -> dict:
@@ -38,8 +38,11 @@ def sequential(config_data: dict, seeds: int) -> dict:
         for chunk in range(experiment.plan.num_chunks):
             state, _ = experiment.run_chunk(state, chunk)
     jax.block_until_ready(state)
-    return {"compile_seconds": compile_seconds, "train_seconds": time.perf_counter() - tic,
-            "env_steps": seeds * experiment.plan.total_env_steps}
+    return {
+        "compile_seconds": compile_seconds,
+        "train_seconds": time.perf_counter() - tic,
+        "env_steps": seeds * experiment.plan.total_env_steps,
+    }
 
 
 def vmapped(config_data: dict, seeds: int) -> dict:
@@ -48,8 +51,11 @@ def vmapped(config_data: dict, seeds: int) -> dict:
     result = sweep.run(spec, None, progress=False)
     wall = time.perf_counter() - tic
     compile_seconds = result.runs[0]["compile_seconds"]
-    return {"compile_seconds": compile_seconds, "train_seconds": wall - compile_seconds,
-            "env_steps": sum(r["env_steps"] for r in result.runs)}
+    return {
+        "compile_seconds": compile_seconds,
+        "train_seconds": wall - compile_seconds,
+        "env_steps": sum(r["env_steps"] for r in result.runs),
+    }
 
 
 def main() -> None:
@@ -60,23 +66,35 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     # One chunk and no evaluation between chunks: the comparison is about training, as in a plain run.
-    data = {**load_yaml(args.config), "total_env_steps": args.steps, "num_chunks": 1, "eval_every": 0,
-            "eval_episodes": 1, "tensorboard": False}
-    print(f"# {args.config}, {args.seeds} seeds x {args.steps} env steps | jax {jax.__version__} on "
-          f"{jax.default_backend()} ({jax.devices()[0].device_kind}, {len(jax.devices())} device(s)), "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    data = {
+        **load_yaml(args.config),
+        "total_env_steps": args.steps,
+        "num_chunks": 1,
+        "eval_every": 0,
+        "eval_episodes": 1,
+        "tensorboard": False,
+    }
+    print(
+        f"# {args.config}, {args.seeds} seeds x {args.steps} env steps | jax {jax.__version__} on "
+        f"{jax.default_backend()} ({jax.devices()[0].device_kind}, {len(jax.devices())} device(s)), "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+    )
     results = {"vmapped": vmapped(data, args.seeds), "sequential": sequential(data, args.seeds)}
     print("| mode | compile s | train s | total s | env steps/s (train) |")
     print("|---|---:|---:|---:|---:|")
     for mode, r in results.items():
-        print(f"| {mode} | {r['compile_seconds']:.1f} | {r['train_seconds']:.1f} | "
-              f"{r['compile_seconds'] + r['train_seconds']:.1f} | {r['env_steps'] / r['train_seconds']:,.0f} |")
+        print(
+            f"| {mode} | {r['compile_seconds']:.1f} | {r['train_seconds']:.1f} | "
+            f"{r['compile_seconds'] + r['train_seconds']:.1f} | {r['env_steps'] / r['train_seconds']:,.0f} |"
+        )
     v, s = results["vmapped"], results["sequential"]
-    print(f"vmapped speed-up: {s['train_seconds'] / v['train_seconds']:.1f}x training time, "
-          f"{(s['train_seconds'] + s['compile_seconds']) / (v['train_seconds'] + v['compile_seconds']):.1f}x total; "
-          f"vs {args.seeds} separate processes (each compiling): "
-          f"{(s['train_seconds'] + args.seeds * s['compile_seconds']) / (v['train_seconds'] + v['compile_seconds']):.1f}x "
-          f"(estimated from the measured compile time)")
+    print(
+        f"vmapped speed-up: {s['train_seconds'] / v['train_seconds']:.1f}x training time, "
+        f"{(s['train_seconds'] + s['compile_seconds']) / (v['train_seconds'] + v['compile_seconds']):.1f}x total; "
+        f"vs {args.seeds} separate processes (each compiling): "
+        f"{(s['train_seconds'] + args.seeds * s['compile_seconds']) / (v['train_seconds'] + v['compile_seconds']):.1f}x "
+        f"(estimated from the measured compile time)"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "bench"))
 
-from rlx_side import bench_raw, bench_train, run_config  # noqa: E402
+from rlx_side import bench_raw, bench_train, run_config
 
 
 def main() -> None:
@@ -40,8 +40,10 @@ def main() -> None:
         with open(args.config) as f:
             config_data = yaml.safe_load(f)
     algo = config_data.get("algo", "ppo").upper()
-    print(f"# {args.env} | jax {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(
+        f"# {args.env} | jax {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind}), "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+    )
     print(f"| num_envs | raw env steps/s | rlx {algo} env steps/s | {algo} / raw | raw compile s | {algo} compile s |")
     print("|---:|---:|---:|---:|---:|---:|")
     results = []
@@ -49,9 +51,14 @@ def main() -> None:
         raw = bench_raw(args.env, num_envs)
         trained = bench_train(run_config(config_data, args.env, {"num_envs": num_envs}), min_seconds=3.0)
         ratio = trained["steps_per_second"] / raw["steps_per_second"]
-        results.append({"env": args.env, "algo": algo, "num_envs": num_envs, "raw": raw, "train": trained, "ratio": ratio})
-        print(f"| {num_envs} | {raw['steps_per_second']:,.0f} | {trained['steps_per_second']:,.0f} | {ratio:.2f} | "
-              f"{raw['compile_seconds']:.1f} | {trained['compile_seconds']:.1f} |", flush=True)
+        results.append(
+            {"env": args.env, "algo": algo, "num_envs": num_envs, "raw": raw, "train": trained, "ratio": ratio}
+        )
+        print(
+            f"| {num_envs} | {raw['steps_per_second']:,.0f} | {trained['steps_per_second']:,.0f} | {ratio:.2f} | "
+            f"{raw['compile_seconds']:.1f} | {trained['compile_seconds']:.1f} |",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

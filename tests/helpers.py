@@ -26,5 +26,9 @@ def tree_equal(a, b):
 
 def subprocess_env(cache_dir):
     """Environment for ``python -m rlx.cli`` subprocesses sharing a persistent JAX compilation cache."""
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache_dir), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PLATFORMS": "cpu"}
+    return {
+        **os.environ,
+        "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PLATFORMS": "cpu",
+    }

@@ -23,8 +23,14 @@ def main(spec_path, out_path):
     arrays = {f"sharded_{k}": v for k, v in flat(sharded.states[0]).items()}
     arrays.update({f"single_{k}": v for k, v in flat(single.states[0]).items()})
     arrays.update({f"padded_{k}": v for k, v in flat(padded.states[0]).items()})
-    np.savez(out_path, devices=len(jax.devices()), sharded_layout=np.array(sharded.layouts[0]),
-             single_layout=np.array(single.layouts[0]), padded_layout=np.array(padded.layouts[0]), **arrays)
+    np.savez(
+        out_path,
+        devices=len(jax.devices()),
+        sharded_layout=np.array(sharded.layouts[0]),
+        single_layout=np.array(single.layouts[0]),
+        padded_layout=np.array(padded.layouts[0]),
+        **arrays,
+    )
 
 
 if __name__ == "__main__":

@@ -32,26 +32,41 @@ def test_defaults_build():
         ({"agent": {"num_envs": 0}}, "agent.num_envs: must be > 0; got 0"),
         ({"agent": {"gamma": 1.5}}, "agent.gamma: must be >= 0 and <= 1; got 1.5"),
         ({"agent": {"learning_rate": -1}}, "agent.learning_rate: must be > 0; got -1.0"),
-        ({"agent": {"policy": {"activation": "sigmoid"}}},
-         "agent.policy.activation: must be one of tanh, relu, swish, elu, gelu; got 'sigmoid'"),
+        (
+            {"agent": {"policy": {"activation": "sigmoid"}}},
+            "agent.policy.activation: must be one of tanh, relu, swish, elu, gelu; got 'sigmoid'",
+        ),
         ({"agent": {"policy": {"hidden": [64, 0]}}}, "agent.policy.hidden: must be > 0; got (64, 0)"),
         ({"agent": {"policy_hidden": [64]}}, "agent.policy_hidden: moved to agent.policy.hidden"),
-        ({"agent": {"value": {"residual": True, "hidden": [64, 32]}}}, "agent.value.residual: needs equal hidden widths"),
+        (
+            {"agent": {"value": {"residual": True, "hidden": [64, 32]}}},
+            "agent.value.residual: needs equal hidden widths",
+        ),
         ({"agent": {"policy": {"dropout": 0.1}}}, "agent.policy.dropout: must be 0 here"),
         ({"agent": {"value": {"norm": "batch_renorm"}}}, "agent.value.norm: batch_renorm is not supported here"),
-        ({"algo": "sac", "agent": {"critic": {"value": "c51", "num_bins": 1}}}, "agent.critic.num_bins: must be >= 2; got 1"),
-        ({"algo": "sac", "agent": {"critic": {"value": "hl_gauss", "v_min": 1, "v_max": 0}}},
-         "agent.critic.v_max: must be > v_min = 1; got 0"),
+        (
+            {"algo": "sac", "agent": {"critic": {"value": "c51", "num_bins": 1}}},
+            "agent.critic.num_bins: must be >= 2; got 1",
+        ),
+        (
+            {"algo": "sac", "agent": {"critic": {"value": "hl_gauss", "v_min": 1, "v_max": 0}}},
+            "agent.critic.v_max: must be > v_min = 1; got 0",
+        ),
         ({"algo": "sac", "agent": {"actor": {"squash": "clip"}}}, "agent.actor.squash: SAC needs tanh"),
         ({"algo": "td3", "agent": {"critic_hidden": [64]}}, "agent.critic_hidden: moved to agent.critic.hidden"),
         ({"algo": "dqn", "agent": {"value_loss": "c51"}}, "agent.value_loss: moved to agent.q.value"),
         ({"agent": {"normalize_observations": "yes"}}, "agent.normalize_observations: expected true or false"),
-        ({"agent": {"num_envs": 3, "unroll_length": 5, "num_minibatches": 2}},
-         "agent.num_minibatches: must divide num_envs*unroll_length = 15; got 2"),
+        (
+            {"agent": {"num_envs": 3, "unroll_length": 5, "num_minibatches": 2}},
+            "agent.num_minibatches: must divide num_envs*unroll_length = 15; got 2",
+        ),
         ({"algo": "dreamer"}, "algo: unknown algorithm 'dreamer'; available: ppo, sac, td3, dqn"),
         ({"seeds": 3}, "seeds: unknown field (did you mean seed?)"),
         ({"total_env_steps": -5}, "total_env_steps: must be > 0; got -5"),
-        ({"env": {"name": "CartPole-v1"}}, "env.name: expected 'suite/name' with suite one of brax, gymnax, playground"),
+        (
+            {"env": {"name": "CartPole-v1"}},
+            "env.name: expected 'suite/name' with suite one of brax, gymnax, playground",
+        ),
         ({"env": {"name": "gymnax/CartPole-v1", "action_repeat": 0}}, "env.action_repeat: must be > 0; got 0"),
     ],
 )
@@ -71,7 +86,10 @@ def test_numbers_from_yaml_strings_and_cli_assignments():
 
 def test_env_spec_query_string():
     assert parse_env_spec("brax/ant?backend=mjx&episode_length=500") == {
-        "name": "brax/ant", "backend": "mjx", "episode_length": 500}
+        "name": "brax/ant",
+        "backend": "mjx",
+        "episode_length": 500,
+    }
     with pytest.raises(ConfigError, match="env option 'bakend'"):
         parse_env_spec("brax/ant?bakend=mjx")
 
@@ -84,8 +102,13 @@ def test_traced_fields_are_exactly_the_hyperparams_in_the_state(algo):
     from rlx.algos import ALGORITHMS
     from rlx.config import traced_fields
 
-    config = build_config({"algo": algo, "env": {"name": "gymnax/Pendulum-v1" if algo in ("sac", "td3") else "gymnax/CartPole-v1"},
-                           "agent": {"max_grad_norm": 1.0}})
+    config = build_config(
+        {
+            "algo": algo,
+            "env": {"name": "gymnax/Pendulum-v1" if algo in ("sac", "td3") else "gymnax/CartPole-v1"},
+            "agent": {"max_grad_norm": 1.0},
+        }
+    )
     state = jax.eval_shape(driver.Experiment(config).init_fn, jax.random.PRNGKey(0))
     assert tuple(state.hparams.as_dict()) == traced_fields(ALGORITHMS[algo].Config)
 
@@ -96,7 +119,10 @@ def test_a_nested_section_keeps_the_algorithms_defaults_for_fields_not_given():
     assert config.agent.policy.output_scale == 0.01
 
 
-@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs")) if f.endswith(".yaml")))
+@pytest.mark.parametrize(
+    "name",
+    sorted(f for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs")) if f.endswith(".yaml")),
+)
 def test_every_preset_is_valid(name):
     with open(os.path.join(os.path.dirname(__file__), "..", "configs", name)) as f:
         config = build_config(yaml.safe_load(f))

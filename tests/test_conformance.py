@@ -18,14 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import tree_equal
 
 from rlx import driver
 from rlx.algos import ALGORITHMS
 from rlx.checkpoint import Checkpointer
 from rlx.config import traced_fields
 from rlx.envs import PROBES, ProbeEnv, make
-
-from helpers import tree_equal
 
 GAMMA = 0.9  # probes' discount: V(first obs of the discount probe) = 0.9
 
@@ -45,30 +44,71 @@ OFF_POLICY_PROBE = {"num_envs": 4, "batch_size": 64, "learning_starts": 256, "bu
 SETTINGS = {
     "ppo": Setting(
         "gymnax/CartPole-v1",
-        {"num_envs": 4, "unroll_length": 16, "num_minibatches": 2, "num_epochs": 2, "policy": {"hidden": [16]},
-         "value": {"hidden": [16]}},
-        {"num_envs": 16, "unroll_length": 8, "num_minibatches": 2, "num_epochs": 4, "learning_rate": 3e-3,
-         "entropy_coef": 0.0, "gamma": GAMMA, "normalize_observations": False, "policy": {"hidden": [16]},
-         "value": {"hidden": [16]}},
-        20_000, False),
+        {
+            "num_envs": 4,
+            "unroll_length": 16,
+            "num_minibatches": 2,
+            "num_epochs": 2,
+            "policy": {"hidden": [16]},
+            "value": {"hidden": [16]},
+        },
+        {
+            "num_envs": 16,
+            "unroll_length": 8,
+            "num_minibatches": 2,
+            "num_epochs": 4,
+            "learning_rate": 3e-3,
+            "entropy_coef": 0.0,
+            "gamma": GAMMA,
+            "normalize_observations": False,
+            "policy": {"hidden": [16]},
+            "value": {"hidden": [16]},
+        },
+        20_000,
+        False,
+    ),
     "sac": Setting(
         "gymnax/Pendulum-v1",
         {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
-        {**OFF_POLICY_PROBE, "autotune_alpha": False, "initial_alpha": 1e-3, "actor_learning_rate": 3e-3,
-         "critic_learning_rate": 3e-3, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
-        3_000, True),
+        {
+            **OFF_POLICY_PROBE,
+            "autotune_alpha": False,
+            "initial_alpha": 1e-3,
+            "actor_learning_rate": 3e-3,
+            "critic_learning_rate": 3e-3,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+        },
+        3_000,
+        True,
+    ),
     "td3": Setting(
         "gymnax/Pendulum-v1",
         {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
-        {**OFF_POLICY_PROBE, "actor_learning_rate": 3e-3, "critic_learning_rate": 3e-3, "actor": {"hidden": [16]},
-         "critic": {"hidden": [16]}},
-        3_000, True),
+        {
+            **OFF_POLICY_PROBE,
+            "actor_learning_rate": 3e-3,
+            "critic_learning_rate": 3e-3,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+        },
+        3_000,
+        True,
+    ),
     "dqn": Setting(
         "gymnax/CartPole-v1",
         {**OFF_POLICY_SMALL, "q": {"hidden": [16]}},
-        {**OFF_POLICY_PROBE, "learning_rate": 3e-3, "target_update": "polyak", "tau": 0.05, "exploration_fraction": 0.3,
-         "q": {"hidden": [16]}},
-        3_000, False),
+        {
+            **OFF_POLICY_PROBE,
+            "learning_rate": 3e-3,
+            "target_update": "polyak",
+            "tau": 0.05,
+            "exploration_fraction": 0.3,
+            "q": {"hidden": [16]},
+        },
+        3_000,
+        False,
+    ),
 }
 
 
@@ -109,8 +149,16 @@ def experiment(algo: str) -> driver.Experiment:
         setting = SETTINGS[algo]
         probe = driver.build_config({"algo": algo, "env": {"name": setting.env}, "agent": setting.agent})
         per_iteration = driver.Experiment(probe).plan.env_steps_per_iteration
-        config = driver.build_config({"algo": algo, "env": {"name": setting.env}, "agent": setting.agent,
-                                      "total_env_steps": 4 * max(per_iteration, 32), "num_chunks": 2, "eval_episodes": 2})
+        config = driver.build_config(
+            {
+                "algo": algo,
+                "env": {"name": setting.env},
+                "agent": setting.agent,
+                "total_env_steps": 4 * max(per_iteration, 32),
+                "num_chunks": 2,
+                "eval_episodes": 2,
+            }
+        )
         _EXPERIMENTS[algo] = driver.Experiment(config)
     return _EXPERIMENTS[algo]
 
@@ -143,8 +191,9 @@ def test_act_respects_the_action_space(algo):
         state = module.init(config, env, jax.random.PRNGKey(0), 10)
         obs = 10.0 * jax.random.normal(jax.random.PRNGKey(1), (64, *env.observation_shape))
         for deterministic in (True, False):
-            action = jax.jit(lambda s, o, k, d=deterministic: module.act(config, env, s, o, k, d))(
-                state, obs, jax.random.PRNGKey(2))
+            action = jax.jit(lambda s, o, k, d=deterministic, c=config, e=env: module.act(c, e, s, o, k, d))(
+                state, obs, jax.random.PRNGKey(2)
+            )
             space = env.action_space
             if space.kind == "discrete":
                 assert action.shape == (64,) and jnp.issubdtype(action.dtype, jnp.integer)
@@ -152,7 +201,7 @@ def test_act_respects_the_action_space(algo):
             else:
                 assert action.shape == (64, *space.shape) and action.dtype == jnp.float32
                 assert bool(jnp.all(jnp.abs(action) <= 1.0))
-        assert jax.jit(lambda s, o: module.value(config, env, s, o))(state, obs).shape == (64,)
+        assert jax.jit(lambda s, o, c=config, e=env: module.value(c, e, s, o))(state, obs).shape == (64,)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))
@@ -162,8 +211,11 @@ def test_vmapped_seeds_and_hyperparameters_equal_single_runs(algo):
     base = getattr(exp.config.agent, name)
     runs = [(0, base), (1, 2 * base)]
     keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 0) for seed, _ in runs])
-    traced = {f: jnp.full((2,), getattr(exp.config.agent, f), jnp.float32)
-              for f in traced_fields(type(exp.config.agent)) if getattr(exp.config.agent, f) is not None}
+    traced = {
+        f: jnp.full((2,), getattr(exp.config.agent, f), jnp.float32)
+        for f in traced_fields(type(exp.config.agent))
+        if getattr(exp.config.agent, f) is not None
+    }
     traced[name] = jnp.array([lr for _, lr in runs], jnp.float32)
     states = jax.jit(jax.vmap(exp.init_fn))(keys, traced)
     chunk = jax.jit(jax.vmap(exp.chunk_fn, in_axes=(0, None)))
@@ -203,10 +255,14 @@ def test_probe_envs_reach_their_analytic_values(algo):
     def train(index, key):
         env = ProbeEnv(index, setting.probe_box)
         state = module.init(config, env, key, iterations)
-        state, _ = jax.lax.scan(lambda s, _: (module.train_step(config, env, s)[0], None), state, None, length=iterations)
+        state, _ = jax.lax.scan(
+            lambda s, _: (module.train_step(config, env, s)[0], None), state, None, length=iterations
+        )
         return module.value(config, env, state, obs), module.act(config, env, state, obs, key, True)
 
-    values, actions = jax.jit(jax.vmap(train))(jnp.arange(len(PROBES)), jax.random.split(jax.random.PRNGKey(0), len(PROBES)))
+    values, actions = jax.jit(jax.vmap(train))(
+        jnp.arange(len(PROBES)), jax.random.split(jax.random.PRNGKey(0), len(PROBES))
+    )
     v = dict(zip(PROBES, np.asarray(values)))  # columns: obs 0, +1, -1
     a = dict(zip(PROBES, np.asarray(actions).reshape(len(PROBES), 3)))
     tol = 0.1

@@ -5,16 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from rlx import driver
-from rlx.algos import dqn
-from rlx.nets import MLP, QNet
-from rlx.config import ConfigError
-from rlx.ops.distributional import bin_centres, categorical_projection, hl_gauss_histogram, support
-from rlx.ops.returns import n_step_return
-
 from helpers import preset
 
+from rlx import driver
+from rlx.config import ConfigError
+from rlx.nets import MLP, QNet
+from rlx.ops.distributional import bin_centres, categorical_projection, hl_gauss_histogram, support
+from rlx.ops.returns import n_step_return
 
 
 def n_step_reference(rewards, terminated, truncated, gamma):
@@ -109,10 +106,15 @@ def test_learns_cartpole(name):
     ],
 )
 def test_option_combinations_run(agent):
-    config = driver.build_config({
-        "algo": "dqn", "total_env_steps": 640, "num_chunks": 1, "eval_episodes": 2,
-        "agent": {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64, **agent},
-    })
+    config = driver.build_config(
+        {
+            "algo": "dqn",
+            "total_env_steps": 640,
+            "num_chunks": 1,
+            "eval_episodes": 2,
+            "agent": {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64, **agent},
+        }
+    )
     result = driver.train(config, None, progress=False)
     assert np.isfinite(result.rows[-1]["train/loss"]) and result.rows[-1]["train/loss"] > 0
 
@@ -120,12 +122,22 @@ def test_option_combinations_run(agent):
 @pytest.mark.parametrize(
     "data,expected",
     [
-        ({"algo": "dqn", "env": {"name": "gymnax/Pendulum-v1"}},
-         "algo dqn cannot train on env gymnax/Pendulum-v1: dqn needs discrete actions, got box"),
-        ({"algo": "dqn", "agent": {"q": {"value": "expectile"}}}, "agent.q.value: must be one of mse, huber, hl_gauss, c51, quantile"),
-        ({"algo": "dqn", "agent": {"q": {"value": "c51", "v_min": 5.0, "v_max": 5.0}}}, "agent.q.v_max: must be > v_min = 5"),
-        ({"algo": "dqn", "agent": {"num_envs": 4, "buffer_size": 8, "n_step": 3}},
-         "agent.buffer_size: must hold 3 transitions per env (4 envs); got 8"),
+        (
+            {"algo": "dqn", "env": {"name": "gymnax/Pendulum-v1"}},
+            "algo dqn cannot train on env gymnax/Pendulum-v1: dqn needs discrete actions, got box",
+        ),
+        (
+            {"algo": "dqn", "agent": {"q": {"value": "expectile"}}},
+            "agent.q.value: must be one of mse, huber, hl_gauss, c51, quantile",
+        ),
+        (
+            {"algo": "dqn", "agent": {"q": {"value": "c51", "v_min": 5.0, "v_max": 5.0}}},
+            "agent.q.v_max: must be > v_min = 5",
+        ),
+        (
+            {"algo": "dqn", "agent": {"num_envs": 4, "buffer_size": 8, "n_step": 3}},
+            "agent.buffer_size: must hold 3 transitions per env (4 envs); got 8",
+        ),
     ],
 )
 def test_bad_dqn_configs_fail_before_compiling(data, expected, monkeypatch):

@@ -8,19 +8,37 @@ import sys
 import jax
 import numpy as np
 import pytest
+from helpers import subprocess_env
 
 from rlx import cli, driver, evaluate
 
-from helpers import subprocess_env
-
-SMALL = ["--steps", "4096", "--set", "num_chunks=2", "--set", "eval_episodes=4",
-         "--set", "agent.num_envs=8", "--set", "agent.unroll_length=64", "--set", "agent.policy.hidden=[16]",
-         "--set", "agent.value.hidden=[16]", "--quiet"]
+SMALL = [
+    "--steps",
+    "4096",
+    "--set",
+    "num_chunks=2",
+    "--set",
+    "eval_episodes=4",
+    "--set",
+    "agent.num_envs=8",
+    "--set",
+    "agent.unroll_length=64",
+    "--set",
+    "agent.policy.hidden=[16]",
+    "--set",
+    "agent.value.hidden=[16]",
+    "--quiet",
+]
 
 
 def rlx(*args, cache_dir):
-    return subprocess.run([sys.executable, "-m", "rlx.cli", *args], capture_output=True, text=True,
-                          env=subprocess_env(cache_dir), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rlx.cli", *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(cache_dir),
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +138,22 @@ def test_existing_run_is_not_overwritten(runs, capsys):
 
 
 def test_divergence_stops_with_a_clear_message(tmp_path):
-    config = driver.build_config({
-        "total_env_steps": 3 * 256, "num_chunks": 3, "checkpoint_every": 1,
-        "agent": {"num_envs": 4, "unroll_length": 64, "policy": {"hidden": [8]}, "value": {"hidden": [8]},
-                  "learning_rate": 1e38, "max_grad_norm": 1e38, "reward_scaling": 1e30},
-    })
+    config = driver.build_config(
+        {
+            "total_env_steps": 3 * 256,
+            "num_chunks": 3,
+            "checkpoint_every": 1,
+            "agent": {
+                "num_envs": 4,
+                "unroll_length": 64,
+                "policy": {"hidden": [8]},
+                "value": {"hidden": [8]},
+                "learning_rate": 1e38,
+                "max_grad_norm": 1e38,
+                "reward_scaling": 1e30,
+            },
+        }
+    )
     with pytest.raises(driver.DivergenceError) as info:
         driver.train(config, str(tmp_path / "div"), progress=False)
     message = str(info.value)

@@ -24,8 +24,14 @@ class CounterEnv:
 
     def step(self, env_step, action):
         t = env_step.state + 1
-        return EnvStep(state=t, obs=jnp.full((1,), t, jnp.float32), reward=jnp.ones((), jnp.float32),
-                       terminated=action == 1, truncated=jnp.zeros((), bool), info={})
+        return EnvStep(
+            state=t,
+            obs=jnp.full((1,), t, jnp.float32),
+            reward=jnp.ones((), jnp.float32),
+            terminated=action == 1,
+            truncated=jnp.zeros((), bool),
+            info={},
+        )
 
 
 def rollout(env, actions):
@@ -58,11 +64,21 @@ def test_targets_bootstrap_on_truncation_not_on_termination():
     """One-step TD targets (lambda=0) through the real wrapper stack with V(s) = 10 * obs."""
     env = AutoReset(TimeLimit(CounterEnv(), 3))
     outs = rollout(env, [0, 0, 0, 0, 1])
-    stack = lambda f: jnp.stack([f(o) for o in outs])
+
+    def stack(f):
+        return jnp.stack([f(o) for o in outs])
+
     next_values = 10.0 * stack(lambda o: o.info["final_obs"][0])
     values = jnp.zeros(len(outs))
-    _, targets = gae(stack(lambda o: o.reward), values, next_values, stack(lambda o: o.terminated),
-                     stack(lambda o: o.truncated), 0.5, 0.0)
+    _, targets = gae(
+        stack(lambda o: o.reward),
+        values,
+        next_values,
+        stack(lambda o: o.terminated),
+        stack(lambda o: o.truncated),
+        0.5,
+        0.0,
+    )
     # step 2 is truncated: target = 1 + 0.5 * V(final obs = 3) = 16, not 1 + 0.5 * V(reset obs = 0)
     # step 4 is terminated: target = 1, no bootstrap
     np.testing.assert_allclose(targets, [1 + 5.0, 1 + 10.0, 1 + 15.0, 1 + 5.0, 1.0])
@@ -87,8 +103,11 @@ def test_training_env_resets_only_when_needed_and_equals_vmapped_auto_reset(spec
 
     def rollout_of(env, key):
         def body(s, k):
-            action = jax.random.randint(k, (8,), 0, 2) if spec.startswith("gymnax") else \
-                jax.random.uniform(k, (8, 1), minval=-1.0, maxval=1.0)
+            action = (
+                jax.random.randint(k, (8,), 0, 2)
+                if spec.startswith("gymnax")
+                else jax.random.uniform(k, (8, 1), minval=-1.0, maxval=1.0)
+            )
             s = env.step(s, action)
             return s, (s.obs, s.reward, s.done, s.info["final_obs"])
 
@@ -128,7 +147,7 @@ def test_gymnax_episode_length_override_truncates():
     assert env.max_episode_steps == 7 and env.action_space.kind == "box"
     assert env.action_space.low == (-2.0,) and env.action_space.high == (2.0,)
     s = env.reset(jax.random.PRNGKey(0))
-    for t in range(7):
+    for _ in range(7):
         s = env.step(s, jnp.ones((2, 1)))
     assert s.truncated.all() and not s.terminated.any()
 

@@ -16,15 +16,19 @@ def execute(name, overrides):
     # A hung kernel prints every thread's stack (captured by pytest) and exits, instead of a silent timeout.
     source += "\nimport faulthandler, sys\nfaulthandler.dump_traceback_later(600, exit=True, file=sys.__stderr__)"
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": NOTEBOOKS}})
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}})
     client.execute()
     return notebook
 
 
 def outputs_of(notebook, kind):
-    return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
-            if o.get("output_type") == kind]
+    return [
+        o
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == kind
+    ]
 
 
 def test_quickstart_runs_and_writes_curve_checkpoint_and_rollout(tmp_path):
@@ -38,8 +42,16 @@ def test_quickstart_runs_and_writes_curve_checkpoint_and_rollout(tmp_path):
 
 
 def test_sweep_runs_and_plots_iqm_with_confidence_intervals(tmp_path):
-    notebook = execute("sweep", {"SEEDS": 4, "LEARNING_RATES": [3e-4, 1e-3], "TOTAL_ENV_STEPS": 16_384,
-                                 "NUM_CHUNKS": 2, "OUTPUT_DIR": str(tmp_path)})
+    notebook = execute(
+        "sweep",
+        {
+            "SEEDS": 4,
+            "LEARNING_RATES": [3e-4, 1e-3],
+            "TOTAL_ENV_STEPS": 16_384,
+            "NUM_CHUNKS": 2,
+            "OUTPUT_DIR": str(tmp_path),
+        },
+    )
     for name in ("curves.png", "final.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     assert len(os.listdir(tmp_path / "runs")) == 8

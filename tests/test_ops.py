@@ -35,8 +35,15 @@ def test_gae_matches_numpy_reference_with_terminations_and_truncations(gamma, la
     terminated = rng.random((T, N)) < 0.1
     truncated = (rng.random((T, N)) < 0.1) & ~terminated
     assert terminated.any() and truncated.any()
-    adv, targets = gae(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(next_values),
-                       jnp.asarray(terminated), jnp.asarray(truncated), gamma, lam)
+    adv, targets = gae(
+        jnp.asarray(rewards),
+        jnp.asarray(values),
+        jnp.asarray(next_values),
+        jnp.asarray(terminated),
+        jnp.asarray(truncated),
+        gamma,
+        lam,
+    )
     ref_adv, ref_targets = gae_reference(rewards, values, next_values, terminated, truncated, gamma, lam)
     np.testing.assert_allclose(adv, ref_adv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(targets, ref_targets, rtol=1e-5, atol=1e-5)

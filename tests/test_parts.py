@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import tree_equal
 
 from rlx.algos import common, off_policy
 from rlx.buffers import ReplayBuffer
@@ -17,8 +18,6 @@ from rlx.ops import values
 from rlx.ops.distributional import quantile_huber_loss, quantile_midpoints
 from rlx.ops.returns import n_step_return
 from rlx.rollout import PolicyStep, Transition, first_episode_mask, unroll
-
-from helpers import tree_equal
 
 X = jax.random.normal(jax.random.PRNGKey(0), (32, 5))
 
@@ -31,10 +30,23 @@ def test_torso_options_build_the_layers_they_name():
         return sorted(MLP(net, (3,)).init(jax.random.PRNGKey(0), X)["params"])
 
     assert layer_names(Net(hidden=(8, 8))) == ["Dense_0", "Dense_1", "Dense_2"]
-    assert layer_names(Net(hidden=(8, 8), norm="layer")) == ["Dense_0", "Dense_1", "Dense_2", "LayerNorm_0", "LayerNorm_1"]
+    assert layer_names(Net(hidden=(8, 8), norm="layer")) == [
+        "Dense_0",
+        "Dense_1",
+        "Dense_2",
+        "LayerNorm_0",
+        "LayerNorm_1",
+    ]
     # residual: input layer, then one block of two dense layers (each normalized) added to its input
     assert layer_names(Net(hidden=(8, 8), norm="layer", residual=True)) == [
-        "Dense_0", "Dense_1", "Dense_2", "Dense_3", "LayerNorm_0", "LayerNorm_1", "LayerNorm_2"]
+        "Dense_0",
+        "Dense_1",
+        "Dense_2",
+        "Dense_3",
+        "LayerNorm_0",
+        "LayerNorm_1",
+        "LayerNorm_2",
+    ]
     variables = MLP(Net(hidden=(8,), norm="batch_renorm"), (3,)).init(jax.random.PRNGKey(0), X)
     assert sorted(variables["batch_stats"]) == ["BatchRenorm_0", "BatchRenorm_1"]  # input and hidden layer
 
@@ -45,8 +57,9 @@ def test_layer_norm_torso_matches_a_hand_written_forward_pass():
     h = X @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
     h = (h - h.mean(-1, keepdims=True)) / jnp.sqrt(h.var(-1, keepdims=True) + 1e-6)
     h = jax.nn.relu(h * p["LayerNorm_0"]["scale"] + p["LayerNorm_0"]["bias"])
-    np.testing.assert_allclose(net.apply({"params": p}, X), h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        net.apply({"params": p}, X), h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_kernel_inits_and_output_scale():
@@ -104,15 +117,18 @@ def test_batch_renorm_matches_numpy_in_train_and_eval_mode(warmup):
     for step in range(4):
         batch = x + step  # the distribution drifts, so r and d matter once warm
         out, updated = layer.apply({"params": params, "batch_stats": stats}, batch, True, mutable=["batch_stats"])
-        want, mean, var = batch_renorm_reference(batch, mean, var, step, params["scale"], params["bias"], 0.9, 1e-3, warmup)
+        want, mean, var = batch_renorm_reference(
+            batch, mean, var, step, params["scale"], params["bias"], 0.9, 1e-3, warmup
+        )
         np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
         stats = updated["batch_stats"]
         np.testing.assert_allclose(stats["mean"], mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(stats["var"], var, rtol=1e-5)
         assert int(stats["steps"]) == step + 1
     evaluated = layer.apply({"params": params, "batch_stats": stats}, x, False)
-    np.testing.assert_allclose(evaluated, params["scale"] * (x - mean) / np.sqrt(var + 1e-3) + params["bias"], rtol=1e-4,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        evaluated, params["scale"] * (x - mean) / np.sqrt(var + 1e-3) + params["bias"], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_model_keeps_batch_statistics_apart_from_params():
@@ -122,7 +138,9 @@ def test_model_keeps_batch_statistics_apart_from_params():
     _, updated = model.apply_train(params, jax.random.PRNGKey(1), X, collections=collections)
     assert int(updated["batch_stats"]["BatchRenorm_0"]["steps"]) == 1
     assert not tree_equal(updated, collections)
-    grads = jax.grad(lambda p: jnp.sum(model.apply_train(p, jax.random.PRNGKey(1), X, collections=collections)[0]))(params)
+    grads = jax.grad(lambda p: jnp.sum(model.apply_train(p, jax.random.PRNGKey(1), X, collections=collections)[0]))(
+        params
+    )
     assert jax.tree.structure(grads) == jax.tree.structure(params)
 
 
@@ -158,8 +176,9 @@ def test_c51_target_with_a_shift_moves_the_distribution():
     rep = values.make("c51", 5, 0.0, 4.0)
     nxt = jnp.log(jnp.array([[1e-9, 1.0, 1e-9, 1e-9, 1e-9]]))  # all mass on atom 1
     # 0.5 + 1.0 * (1 + 1.5) = 3: all mass to atom 3
-    np.testing.assert_allclose(rep.target(nxt, jnp.array([0.5]), jnp.array([1.0]), jnp.array([1.5])), [[0, 0, 0, 1, 0]],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        rep.target(nxt, jnp.array([0.5]), jnp.array([1.0]), jnp.array([1.5])), [[0, 0, 0, 1, 0]], atol=1e-6
+    )
 
 
 def quantile_huber_reference(theta, targets, kappa=1.0):
@@ -238,8 +257,12 @@ def test_unroll_records_true_next_observations_and_episode_totals():
 
 
 def test_first_episode_mask():
-    t = Transition(*(jnp.zeros((4, 2)),) * 3, jnp.array([[0, 0], [1, 0], [0, 1], [1, 0]], bool), jnp.zeros((4, 2), bool),
-                   jnp.zeros((4, 2)))
+    t = Transition(
+        *(jnp.zeros((4, 2)),) * 3,
+        jnp.array([[0, 0], [1, 0], [0, 1], [1, 0]], bool),
+        jnp.zeros((4, 2), bool),
+        jnp.zeros((4, 2)),
+    )
     np.testing.assert_array_equal(first_episode_mask(t), [[1, 1], [1, 1], [0, 1], [0, 0]])
 
 
@@ -259,10 +282,13 @@ def test_unroll_splits_keys_per_step_as_asked():
 
 def test_adding_steps_at_once_equals_adding_them_one_by_one():
     buffer = ReplayBuffer(capacity=12, sample_batch_size=4, num_envs=2)
-    example = Transition(jnp.zeros(3), jnp.zeros((), jnp.int32), jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool),
-                         jnp.zeros(3))
-    steps = jax.tree.map(lambda x: jnp.arange(9 * 2 * max(x.size, 1), dtype=jnp.float32).reshape((9, 2, *x.shape))
-                         .astype(x.dtype), example)
+    example = Transition(
+        jnp.zeros(3), jnp.zeros((), jnp.int32), jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), jnp.zeros(3)
+    )
+    steps = jax.tree.map(
+        lambda x: jnp.arange(9 * 2 * max(x.size, 1), dtype=jnp.float32).reshape((9, 2, *x.shape)).astype(x.dtype),
+        example,
+    )
     one_by_one = buffer.init(example)
     for t in range(9):
         one_by_one = buffer.add(one_by_one, jax.tree.map(lambda x, t=t: x[t], steps))
@@ -276,8 +302,15 @@ def test_td_batch_n_step_returns_and_bootstrap_observation():
     config = off_policy.OffPolicyConfig(n_step=3, gamma=0.5)
     state = type("S", (), {"hparams": common.Hyperparams.from_config(config), "obs_stats": None})()
     obs = jnp.arange(2 * 3, dtype=jnp.float32).reshape(2, 3, 1)
-    sample = Transition(obs, jnp.zeros((2, 3), jnp.int32), jnp.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]]),
-                        jnp.array([[0, 0, 0], [0, 1, 0]], bool), jnp.zeros((2, 3), bool), obs + 100, {"x": obs[..., 0]})
+    sample = Transition(
+        obs,
+        jnp.zeros((2, 3), jnp.int32),
+        jnp.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]]),
+        jnp.array([[0, 0, 0], [0, 1, 0]], bool),
+        jnp.zeros((2, 3), bool),
+        obs + 100,
+        {"x": obs[..., 0]},
+    )
     batch = off_policy.td_batch(config, state, sample)
     np.testing.assert_allclose(batch.returns, [3.0, 2.0])  # 1 + .5*2 + .25*4; stops at the termination
     np.testing.assert_allclose(batch.discount, [0.125, 0.0])

@@ -5,14 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import preset, tree_equal
 
 from rlx import driver
 from rlx.algos import ppo
 from rlx.envs import make
-
-from helpers import preset, tree_equal
-
-
 
 
 def test_ppo_learns_cartpole():
@@ -31,7 +28,9 @@ def test_ppo_learns_brax_inverted_pendulum():
 @pytest.fixture(scope="module")
 def small_cartpole():
     """A short CartPole run config: 4 chunks of 2 iterations of 4 envs x 32 steps."""
-    agent = dict(num_envs=4, unroll_length=32, num_minibatches=2, num_epochs=2, policy={"hidden": [16]}, value={"hidden": [16]})
+    agent = dict(
+        num_envs=4, unroll_length=32, num_minibatches=2, num_epochs=2, policy={"hidden": [16]}, value={"hidden": [16]}
+    )
     return driver.build_config({"total_env_steps": 4 * 32 * 8, "num_chunks": 4, "agent": agent})
 
 
@@ -62,7 +61,10 @@ def test_chunking_does_not_change_the_result(small_cartpole):
         config = driver.build_config({**_as_dict(small_cartpole), "num_chunks": num_chunks})
         experiment = driver.Experiment(config)
         results.append(run_all_chunks(experiment, experiment.init()))
-    assert driver.Experiment(driver.build_config({**_as_dict(small_cartpole), "num_chunks": 3})).plan.iterations_per_chunk == 3
+    assert (
+        driver.Experiment(driver.build_config({**_as_dict(small_cartpole), "num_chunks": 3})).plan.iterations_per_chunk
+        == 3
+    )
     assert tree_equal(results[0], results[1])
     assert tree_equal(results[0], results[2])
 
@@ -86,7 +88,9 @@ def test_a2c_preset_update_equals_plain_a2c_gradient_step():
         return policy_loss + hp.value_coef * value_loss - hp.entropy_coef * jnp.mean(dist.entropy())
 
     grads = jax.grad(a2c_loss)(state.params)
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate, eps=config.adam_eps))
+    tx = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate, eps=config.adam_eps)
+    )
     updates, _ = tx.update(grads, tx.init(state.params), state.params)
     expected = optax.apply_updates(state.params, updates)
     for got, want in zip(jax.tree.leaves(updated.params), jax.tree.leaves(expected), strict=True):
@@ -102,10 +106,21 @@ def test_a2c_preset_update_equals_plain_a2c_gradient_step():
     ],
 )
 def test_tiny_runs_on_other_action_and_observation_spaces(env_name, agent):
-    config = driver.build_config({
-        "env": {"name": env_name}, "total_env_steps": 2 * 8 * 16, "num_chunks": 1, "eval_episodes": 2,
-        "agent": {"num_envs": 8, "unroll_length": 16, "value": {"hidden": [16]}, "policy": {"hidden": [16], **agent.get("policy", {})}, **{k: v for k, v in agent.items() if k != "policy"}},
-    })
+    config = driver.build_config(
+        {
+            "env": {"name": env_name},
+            "total_env_steps": 2 * 8 * 16,
+            "num_chunks": 1,
+            "eval_episodes": 2,
+            "agent": {
+                "num_envs": 8,
+                "unroll_length": 16,
+                "value": {"hidden": [16]},
+                "policy": {"hidden": [16], **agent.get("policy", {})},
+                **{k: v for k, v in agent.items() if k != "policy"},
+            },
+        }
+    )
     result = driver.train(config, None, progress=False)
     assert np.isfinite(result.rows[-1]["train/loss"]) and result.rows[-1]["eval/episode_length"] > 0
     assert result.state.obs_stats.mean.shape == result.experiment.env.observation_shape
@@ -125,8 +140,13 @@ def test_vmap_over_seeds_and_learning_rates_matches_single_runs(small_cartpole):
         states, metrics = chunk(states, active)
     assert metrics["loss"].shape == (2,)
     for i, (seed, lr) in enumerate([(0, 3e-4), (1, 1e-3)]):
-        single = driver.build_config({**_as_dict(small_cartpole), "seed": seed,
-                                      "agent": {**_as_dict(small_cartpole)["agent"], "learning_rate": lr}})
+        single = driver.build_config(
+            {
+                **_as_dict(small_cartpole),
+                "seed": seed,
+                "agent": {**_as_dict(small_cartpole)["agent"], "learning_rate": lr},
+            }
+        )
         alone = driver.train(single, None, progress=False).state
         for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(states.params), strict=True):
             np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6)

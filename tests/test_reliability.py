@@ -13,6 +13,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from helpers import subprocess_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,17 +22,38 @@ from rlx.algos import ALGORITHMS
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError
 
-from helpers import subprocess_env
-
 # 8 chunks of 4 PPO iterations on CartPole: each chunk is long enough that kills land inside it too.
-RUN_ARGS = ["train", "ppo", "--steps", "8192", "--set", "num_chunks=8", "--set", "eval_episodes=2",
-            "--set", "keep_checkpoints=2", "--set", "agent.num_envs=4", "--set", "agent.unroll_length=64",
-            "--set", "agent.policy.hidden=[32,32]", "--set", "agent.value.hidden=[32,32]", "--quiet"]
+RUN_ARGS = [
+    "train",
+    "ppo",
+    "--steps",
+    "8192",
+    "--set",
+    "num_chunks=8",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "keep_checkpoints=2",
+    "--set",
+    "agent.num_envs=4",
+    "--set",
+    "agent.unroll_length=64",
+    "--set",
+    "agent.policy.hidden=[32,32]",
+    "--set",
+    "agent.value.hidden=[32,32]",
+    "--quiet",
+]
 
 
 def start(args, cache_dir):
-    return subprocess.Popen([sys.executable, "-m", "rlx.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=subprocess_env(cache_dir))
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlx.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(cache_dir),
+    )
 
 
 def rows_written(run_dir):
@@ -74,8 +96,13 @@ def comparable_rows(run_dir):
 def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
     run_dir = root / "reference"
-    done = subprocess.run([sys.executable, "-m", "rlx.cli", *RUN_ARGS, "--out", str(run_dir)], capture_output=True,
-                          text=True, env=subprocess_env(root / "cache"), timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "rlx.cli", *RUN_ARGS, "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(root / "cache"),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return {"root": root, "dir": str(run_dir), "cache": root / "cache"}
 
@@ -106,8 +133,13 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(trial, reference
     process = start(["train", "--resume", run_dir, "--quiet"], reference["cache"])
     killed_in_write = kill_when(process, lambda: checkpoint_in_flight(run_dir))
     assert killed_in_write, "the resumed run finished before a checkpoint write could be interrupted"
-    finished = subprocess.run([sys.executable, "-m", "rlx.cli", "train", "--resume", run_dir, "--quiet"],
-                              capture_output=True, text=True, env=subprocess_env(reference["cache"]), timeout=600)
+    finished = subprocess.run(
+        [sys.executable, "-m", "rlx.cli", "train", "--resume", run_dir, "--quiet"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(reference["cache"]),
+        timeout=600,
+    )
     assert finished.returncode == 0, finished.stderr
     assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "completed"
     assert_same_as_reference(run_dir, reference)
@@ -161,11 +193,31 @@ def test_all_checkpoints_damaged_is_an_error_not_a_silent_restart(reference):
 # ------------------------------------------------------------------ malformed configs
 
 FIELDS = {
-    "": ["algo", "env", "seed", "total_env_steps", "num_chunks", "eval_every", "eval_episodes",
-         "checkpoint_every", "keep_checkpoints", "tensorboard", "agent"],
+    "": [
+        "algo",
+        "env",
+        "seed",
+        "total_env_steps",
+        "num_chunks",
+        "eval_every",
+        "eval_episodes",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "tensorboard",
+        "agent",
+    ],
 }
-POSITIVE_INT_FIELDS = ["total_env_steps", "num_chunks", "eval_episodes", "keep_checkpoints", "agent.num_envs",
-                       "agent.unroll_length", "agent.num_minibatches", "agent.num_epochs", "env.action_repeat"]
+POSITIVE_INT_FIELDS = [
+    "total_env_steps",
+    "num_chunks",
+    "eval_episodes",
+    "keep_checkpoints",
+    "agent.num_envs",
+    "agent.unroll_length",
+    "agent.num_minibatches",
+    "agent.num_epochs",
+    "env.action_repeat",
+]
 
 
 def nested(dotted, value):
@@ -189,12 +241,17 @@ fuzz = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 
 @fuzz
-@given(algo=st.sampled_from(sorted(ALGORITHMS)),
-       key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12),
-       where=st.sampled_from(["", "agent.", "env."]))
+@given(
+    algo=st.sampled_from(sorted(ALGORITHMS)),
+    key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12),
+    where=st.sampled_from(["", "agent.", "env."]),
+)
 def test_unknown_keys_are_rejected(algo, key, where):
-    known = {"": FIELDS[""], "agent.": [f for f in ALGORITHMS[algo].Config.__dataclass_fields__],
-             "env.": ["name", "backend", "episode_length", "action_repeat"]}[where]
+    known = {
+        "": FIELDS[""],
+        "agent.": [f for f in ALGORITHMS[algo].Config.__dataclass_fields__],
+        "env.": ["name", "backend", "episode_length", "action_repeat"],
+    }[where]
     if key in known:
         return
     assert_config_error_names({"algo": algo, **nested(where + key, 1)}, f"{where}{key}: unknown field")
@@ -207,9 +264,15 @@ def test_zero_or_negative_sizes_are_rejected(field_name, value):
 
 
 @fuzz
-@given(field_name=st.sampled_from(POSITIVE_INT_FIELDS + ["agent.learning_rate", "agent.gamma", "seed"]),
-       value=st.one_of(st.text(min_size=1).filter(lambda s: not _is_number(s)), st.lists(st.integers(), min_size=1),
-                       st.dictionaries(st.text(max_size=3), st.integers(), min_size=1), st.booleans()))
+@given(
+    field_name=st.sampled_from(POSITIVE_INT_FIELDS + ["agent.learning_rate", "agent.gamma", "seed"]),
+    value=st.one_of(
+        st.text(min_size=1).filter(lambda s: not _is_number(s)),
+        st.lists(st.integers(), min_size=1),
+        st.dictionaries(st.text(max_size=3), st.integers(), min_size=1),
+        st.booleans(),
+    ),
+)
 def test_wrong_types_are_rejected(field_name, value):
     assert_config_error_names(nested(field_name, value), f"{field_name}: expected")
 
@@ -232,8 +295,15 @@ def test_minibatches_that_do_not_divide_the_batch_are_rejected(num_envs, unroll,
         assert_config_error_names(data, "agent.num_minibatches: must divide num_envs*unroll_length")
 
 
-@pytest.mark.parametrize("algo,env", [("sac", "gymnax/CartPole-v1"), ("td3", "gymnax/Acrobot-v1"),
-                                      ("dqn", "gymnax/Pendulum-v1"), ("dqn", "brax/inverted_pendulum")])
+@pytest.mark.parametrize(
+    "algo,env",
+    [
+        ("sac", "gymnax/CartPole-v1"),
+        ("td3", "gymnax/Acrobot-v1"),
+        ("dqn", "gymnax/Pendulum-v1"),
+        ("dqn", "brax/inverted_pendulum"),
+    ],
+)
 def test_impossible_algorithm_env_pairs_are_rejected(algo, env):
     assert_config_error_names({"algo": algo, "env": {"name": env}}, f"algo {algo} cannot train on env {env}")
 
@@ -244,11 +314,25 @@ def test_impossible_algorithm_env_pairs_are_rejected(algo, env):
 def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_checkpoint(tmp_path):
     # DQN collects without updating until learning_starts (chunks 1-2 stay finite), then the first
     # update with learning rate 1e38 overflows.
-    config = driver.build_config({
-        "algo": "dqn", "total_env_steps": 3000, "num_chunks": 6, "eval_every": 0, "eval_episodes": 2,
-        "agent": {"num_envs": 10, "utd_ratio": 0.1, "batch_size": 32, "buffer_size": 2000, "learning_starts": 1000,
-                  "q": {"hidden": [16]}, "learning_rate": 1e38, "max_grad_norm": 1e38},
-    })
+    config = driver.build_config(
+        {
+            "algo": "dqn",
+            "total_env_steps": 3000,
+            "num_chunks": 6,
+            "eval_every": 0,
+            "eval_episodes": 2,
+            "agent": {
+                "num_envs": 10,
+                "utd_ratio": 0.1,
+                "batch_size": 32,
+                "buffer_size": 2000,
+                "learning_starts": 1000,
+                "q": {"hidden": [16]},
+                "learning_rate": 1e38,
+                "max_grad_norm": 1e38,
+            },
+        }
+    )
     run_dir = str(tmp_path / "diverged")
     with pytest.raises(driver.DivergenceError) as info:
         driver.train(config, run_dir, progress=False)
@@ -256,7 +340,9 @@ def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_check
     assert message.startswith("training diverged: non-finite params, grad_norm, loss")
     assert "in iteration 101 (env steps 1000 to 1010, chunk 3)" in message
     assert message.endswith(f"last finite checkpoint: {run_dir}/checkpoints/2")
-    state, meta = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(2, driver.Experiment(config).abstract_state())
+    state, meta = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(
+        2, driver.Experiment(config).abstract_state()
+    )
     assert meta["chunks_done"] == 2
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
     assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "diverged"
@@ -265,8 +351,21 @@ def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_check
 
 def test_overwrite_replaces_a_run_only_when_asked(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
-    args = ["train", "ppo", "--steps", "256", "--set", "num_chunks=1", "--set", "agent.num_envs=4",
-            "--set", "agent.unroll_length=64", "--quiet", "--out", run_dir]
+    args = [
+        "train",
+        "ppo",
+        "--steps",
+        "256",
+        "--set",
+        "num_chunks=1",
+        "--set",
+        "agent.num_envs=4",
+        "--set",
+        "agent.unroll_length=64",
+        "--quiet",
+        "--out",
+        run_dir,
+    ]
     assert cli.main(args) == 0
     marker = os.path.join(run_dir, "metrics.jsonl")
     before = open(marker).read()
@@ -287,8 +386,14 @@ def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, mon
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch):
-    config = driver.build_config({"total_env_steps": 3 * 256, "num_chunks": 3, "eval_episodes": 2,
-                                  "agent": {"num_envs": 4, "unroll_length": 64, "policy": {"hidden": [8]}, "value": {"hidden": [8]}}})
+    config = driver.build_config(
+        {
+            "total_env_steps": 3 * 256,
+            "num_chunks": 3,
+            "eval_episodes": 2,
+            "agent": {"num_envs": 4, "unroll_length": 64, "policy": {"hidden": [8]}, "value": {"hidden": [8]}},
+        }
+    )
     run_dir = str(tmp_path / "run")
     evaluate = driver.Experiment.evaluate
 

@@ -12,18 +12,42 @@ import jax
 import numpy as np
 import pytest
 import yaml
+from helpers import CONFIGS, subprocess_env, tree_equal
 
 from rlx import cli, driver, evaluate, sweep
 from rlx.config import ConfigError, load_yaml, traced_fields
 
-from helpers import CONFIGS, subprocess_env, tree_equal
-
 # PPO on CartPole, small enough that 16 runs train in seconds: 2 chunks of 4 iterations of 16 envs x 32 steps.
-SMALL = ["--set", "agent.num_envs=16", "--set", "agent.unroll_length=32", "--set", "agent.policy.hidden=[32]",
-         "--set", "agent.value.hidden=[32]", "--set", "num_chunks=2", "--set", "eval_episodes=4",
-         "--set", "tensorboard=false", "--steps", "4096"]
-SWEEP_ARGS = ["sweep", "ppo", "--config", os.path.join(CONFIGS, "ppo_cartpole.yaml"), *SMALL,
-              "--seeds", "8", "--grid", "agent.learning_rate=3e-4,1e-3", "--quiet"]
+SMALL = [
+    "--set",
+    "agent.num_envs=16",
+    "--set",
+    "agent.unroll_length=32",
+    "--set",
+    "agent.policy.hidden=[32]",
+    "--set",
+    "agent.value.hidden=[32]",
+    "--set",
+    "num_chunks=2",
+    "--set",
+    "eval_episodes=4",
+    "--set",
+    "tensorboard=false",
+    "--steps",
+    "4096",
+]
+SWEEP_ARGS = [
+    "sweep",
+    "ppo",
+    "--config",
+    os.path.join(CONFIGS, "ppo_cartpole.yaml"),
+    *SMALL,
+    "--seeds",
+    "8",
+    "--grid",
+    "agent.learning_rate=3e-4,1e-3",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +111,15 @@ def test_seed_in_sweep_matches_the_same_seed_trained_alone(cli_sweep):
     group = sweep.expand(spec)[0]
     experiment = driver.Experiment(group.config)
     keys = np.stack([np.asarray(jax.random.fold_in(jax.random.PRNGKey(m.seed), 0)) for m in group.members])
-    traced = {f: np.array([getattr(m.config.agent, f) for m in group.members], np.float32)
-              for f in traced_fields(type(group.config.agent))}
+    traced = {
+        f: np.array([getattr(m.config.agent, f) for m in group.members], np.float32)
+        for f in traced_fields(type(group.config.agent))
+    }
     stacked = jax.jit(jax.vmap(experiment.init_fn))(keys, traced)
     for index in (3, 13):
         member = group.members[index]
         alone_init = driver.Experiment(member.config).init()
-        assert tree_equal(alone_init, jax.tree.map(lambda x: x[index], stacked))
+        assert tree_equal(alone_init, jax.tree.map(lambda x, i=index: x[i], stacked))
         alone = driver.train(member.config, None, progress=False).state
         in_sweep = final_params(os.path.join(cli_sweep, "runs", member.name))
         for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(in_sweep), strict=True):
@@ -107,7 +133,9 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
     assert first.status == "stopped" and {r["status"] for r in first.runs} == {"stopped"}
     assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0
     for name in ("h00-seed0", "h01-seed7"):
-        assert tree_equal(final_params(os.path.join(out, "runs", name)), final_params(os.path.join(cli_sweep, "runs", name)))
+        assert tree_equal(
+            final_params(os.path.join(out, "runs", name)), final_params(os.path.join(cli_sweep, "runs", name))
+        )
     assert json.load(open(os.path.join(out, "summary.json")))["status"] == "completed"
 
 
@@ -122,15 +150,20 @@ def spec_file(cli_sweep, tmp_path_factory):
 def test_sharded_sweep_equals_unsharded_and_puts_a_quarter_of_the_runs_on_each_device(spec_file, tmp_path):
     out = tmp_path / "sharded.npz"
     env = {**subprocess_env(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    done = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "sweep_worker.py"), spec_file, str(out)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "sweep_worker.py"), spec_file, str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = np.load(out)
     assert int(result["devices"]) == 4
     assert result["sharded_layout"].tolist() == [[0, 4, 0], [4, 8, 1], [8, 12, 2], [12, 16, 3]]
     assert result["single_layout"].tolist() == [[0, 16, 0]]
     assert result["padded_layout"].tolist() == [[0, 2, 0], [2, 4, 1], [4, 6, 2], [6, 8, 3]]  # 6 runs + 2 padding
-    keys = sorted(k[len("single_"):] for k in result.files if k.startswith("single_p"))
+    keys = sorted(k[len("single_") :] for k in result.files if k.startswith("single_p"))
     for key in keys:
         # Per-device batches of 4 runs vs one batch of 16: same float32 round-off caveat as above.
         np.testing.assert_allclose(result[f"sharded_{key}"], result[f"single_{key}"], rtol=1e-4, atol=1e-5)
@@ -146,20 +179,31 @@ def free_port():
 def test_two_process_sweep_with_jax_distributed_matches_the_single_process_sweep(cli_sweep, tmp_path):
     out = str(tmp_path / "multi")
     port = free_port()
-    env = {**subprocess_env(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "RLX_NUM_PROCESSES": "2"}
+    env = {
+        **subprocess_env(tmp_path / "cache"),
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+        "RLX_NUM_PROCESSES": "2",
+    }
     args = [sys.executable, "-m", "rlx.cli", *SWEEP_ARGS, "--out", out]
-    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**env, "RLX_PROCESS_ID": str(i)}) for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, "RLX_PROCESS_ID": str(i)}
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=900) for p in processes]
-    for p, (stdout, stderr) in zip(processes, outputs):
+    for p, (_, stderr) in zip(processes, outputs, strict=True):
         assert p.returncode == 0, stderr[-3000:]
     assert "status=completed runs=16" in outputs[0][0] and "status=" not in outputs[1][0]  # process 0 reports
     table = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
     assert len(table) == 16
     for name in ("h00-seed1", "h01-seed6"):  # one run from each process's half of the run axis
-        for a, b in zip(jax.tree.leaves(final_params(os.path.join(out, "runs", name))),
-                        jax.tree.leaves(final_params(os.path.join(cli_sweep, "runs", name))), strict=True):
+        for a, b in zip(
+            jax.tree.leaves(final_params(os.path.join(out, "runs", name))),
+            jax.tree.leaves(final_params(os.path.join(cli_sweep, "runs", name))),
+            strict=True,
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -182,29 +226,37 @@ def test_a_static_field_as_a_vmapped_axis_is_an_error_naming_the_traced_fields()
         spec(grid={"agent.learning_rat": [1e-3]})
 
 
-@pytest.mark.parametrize("axes, message", [
-    ({"seeds": 0}, "seeds: must be > 0"),
-    ({"seeds": [1, 1]}, "seeds: repeated seed"),
-    ({"grid": {"agent.learning_rate": []}}, "grid.agent.learning_rate: expected a non-empty list"),
-    ({"grid": {"agent.learning_rate": [-1.0]}}, "agent.learning_rate: must be > 0"),
-    ({"random": {"agent.gamma": {"low": 0.9, "high": 0.99}}}, "num_random: must be > 0"),
-    ({"random": {"agent.gamma": {"low": 0.0, "high": 0.99, "log": True}}, "num_random": 2}, "low > 0 for log"),
-    ({"groups": {"seed": [1, 2]}}, "groups.seed: cannot be swept"),
-    ({"groups": {"agent.num_envs": [0]}}, "agent.num_envs: must be > 0"),
-    ({"grid": {"agent.gamma": [0.9]}, "groups": {"agent.gamma": [0.9]}}, "appears on two sweep axes"),
-    ({"colour": 1}, "sweep.colour: unknown key"),
-    ({"random_seed": "abc"}, "random_seed: expected an integer >= 0"),
-    ({"num_random": -1}, "num_random: expected an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "axes, message",
+    [
+        ({"seeds": 0}, "seeds: must be > 0"),
+        ({"seeds": [1, 1]}, "seeds: repeated seed"),
+        ({"grid": {"agent.learning_rate": []}}, "grid.agent.learning_rate: expected a non-empty list"),
+        ({"grid": {"agent.learning_rate": [-1.0]}}, "agent.learning_rate: must be > 0"),
+        ({"random": {"agent.gamma": {"low": 0.9, "high": 0.99}}}, "num_random: must be > 0"),
+        ({"random": {"agent.gamma": {"low": 0.0, "high": 0.99, "log": True}}, "num_random": 2}, "low > 0 for log"),
+        ({"groups": {"seed": [1, 2]}}, "groups.seed: cannot be swept"),
+        ({"groups": {"agent.num_envs": [0]}}, "agent.num_envs: must be > 0"),
+        ({"grid": {"agent.gamma": [0.9]}, "groups": {"agent.gamma": [0.9]}}, "appears on two sweep axes"),
+        ({"colour": 1}, "sweep.colour: unknown key"),
+        ({"random_seed": "abc"}, "random_seed: expected an integer >= 0"),
+        ({"num_random": -1}, "num_random: expected an integer >= 0"),
+    ],
+)
 def test_bad_sweep_specs_fail_with_one_line_naming_the_field(axes, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         sweep.expand(spec(**axes))
 
 
 def test_grid_random_and_groups_expand_into_compiled_groups_of_vmapped_runs():
-    s = spec(seeds=[3, 5], grid={"agent.learning_rate": [1e-4, 1e-3]}, num_random=3, random_seed=7,
-             random={"agent.entropy_coef": {"low": 1e-4, "high": 1e-1, "log": True}, "agent.gamma": "0.9:0.99"},
-             groups={"agent.num_envs": [8, 16]})
+    s = spec(
+        seeds=[3, 5],
+        grid={"agent.learning_rate": [1e-4, 1e-3]},
+        num_random=3,
+        random_seed=7,
+        random={"agent.entropy_coef": {"low": 1e-4, "high": 1e-1, "log": True}, "agent.gamma": "0.9:0.99"},
+        groups={"agent.num_envs": [8, 16]},
+    )
     groups = sweep.expand(s)
     assert [g.config.agent.num_envs for g in groups] == [8, 16]
     assert all(len(g.members) == 2 * 3 * 2 for g in groups)  # grid x random draws x seeds
@@ -221,9 +273,26 @@ def test_grid_random_and_groups_expand_into_compiled_groups_of_vmapped_runs():
 
 
 def test_cli_flags_become_a_sweep_spec():
-    args = cli._parser().parse_args(["sweep", "ppo", "--env", "gymnax/CartPole-v1", "--seeds", "0,4", "--grid",
-                                     "agent.learning_rate=3e-4,1e-3", "--random", "agent.entropy_coef=1e-4:1e-1:log",
-                                     "--num-random", "2", "--group", "agent.policy.hidden=[8],[16,16]", "--set", "agent.gamma=0.98"])
+    args = cli._parser().parse_args(
+        [
+            "sweep",
+            "ppo",
+            "--env",
+            "gymnax/CartPole-v1",
+            "--seeds",
+            "0,4",
+            "--grid",
+            "agent.learning_rate=3e-4,1e-3",
+            "--random",
+            "agent.entropy_coef=1e-4:1e-1:log",
+            "--num-random",
+            "2",
+            "--group",
+            "agent.policy.hidden=[8],[16,16]",
+            "--set",
+            "agent.gamma=0.98",
+        ]
+    )
     data, _ = cli.sweep_spec_data(args)
     s = sweep.spec_from_dict(data)
     assert s.seeds == (0, 4) and s.grid == {"agent.learning_rate": (3e-4, 1e-3)}

@@ -35,7 +35,9 @@ class Algorithm(Protocol):
     def train_step(self, config: Any, env: Env, state: Any) -> tuple[Any, dict]:
         """One iteration (collect and update); pure, jittable, vmappable over states."""
 
-    def act(self, config: Any, env: Env, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+    def act(
+        self, config: Any, env: Env, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool = False
+    ) -> jax.Array:
         """Env actions for a batch of raw observations."""
 
     def value(self, config: Any, env: Env, state: Any, obs: jax.Array) -> jax.Array:
@@ -51,8 +53,21 @@ ALGORITHMS: dict[str, types.ModuleType] = {}
 def register(name: str, module: types.ModuleType) -> None:
     """Adds ``module`` under ``name``; it must satisfy :class:`Algorithm`."""
     if not isinstance(module, Algorithm):
-        missing = [m for m in ("DESCRIPTION", "ACTION_SPACES", "Config", "State", "init", "train_step", "act", "value",
-                               "steps_per_iteration") if not hasattr(module, m)]
+        missing = [
+            m
+            for m in (
+                "DESCRIPTION",
+                "ACTION_SPACES",
+                "Config",
+                "State",
+                "init",
+                "train_step",
+                "act",
+                "value",
+                "steps_per_iteration",
+            )
+            if not hasattr(module, m)
+        ]
         raise TypeError(f"algorithm {name!r} ({module.__name__}) lacks {', '.join(missing)}")
     ALGORITHMS[name] = module
 

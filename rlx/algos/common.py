@@ -23,7 +23,7 @@ class Hyperparams:
         object.__setattr__(self, "_values", dict(values))
 
     @classmethod
-    def from_config(cls, config: Any) -> "Hyperparams":
+    def from_config(cls, config: Any) -> Hyperparams:
         values = {name: getattr(config, name) for name in traced_fields(type(config))}
         return cls({name: jnp.asarray(v, jnp.float32) for name, v in values.items() if v is not None})
 
@@ -42,10 +42,12 @@ class Hyperparams:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Hyperparams is immutable; use .replace(name=value)")
 
-    def replace(self, **changes: Any) -> "Hyperparams":
+    def replace(self, **changes: Any) -> Hyperparams:
         unknown = set(changes) - set(self._values)
         if unknown:
-            raise AttributeError(f"no traced hyperparameter {', '.join(sorted(unknown))}; have {', '.join(self._values)}")
+            raise AttributeError(
+                f"no traced hyperparameter {', '.join(sorted(unknown))}; have {', '.join(self._values)}"
+            )
         return Hyperparams({**self._values, **changes})
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,8 +64,9 @@ class Hyperparams:
         return cls(dict(zip(names, children)))
 
 
-def optimizer(learning_rate: Any, max_grad_norm: Any = None, eps: float = 1e-8, b1: float = 0.9,
-              b2: float = 0.999) -> optax.GradientTransformation:
+def optimizer(
+    learning_rate: Any, max_grad_norm: Any = None, eps: float = 1e-8, b1: float = 0.9, b2: float = 0.999
+) -> optax.GradientTransformation:
     """Adam after optional global-norm clipping; every argument may be traced. Built inside the jitted
     update, because the learning rate and the clip norm live in the state; ``init`` does not depend on them."""
     parts = [] if max_grad_norm is None else [optax.clip_by_global_norm(max_grad_norm)]
@@ -94,8 +97,12 @@ def progress(state: Any) -> jax.Array:
 def check_network(section: Any, prefix: str, *, dropout: bool = True, batch_renorm: bool = False) -> None:
     """One-line errors for network options an algorithm cannot use."""
     if not batch_renorm and section.norm == "batch_renorm":
-        raise ConfigError(f"{prefix}norm: batch_renorm is not supported here (it needs CrossQ's joint forward "
-                          "pass of current and next batches); use none or layer")
+        raise ConfigError(
+            f"{prefix}norm: batch_renorm is not supported here (it needs CrossQ's joint forward "
+            "pass of current and next batches); use none or layer"
+        )
     if not dropout and section.dropout > 0:
-        raise ConfigError(f"{prefix}dropout: must be 0 here (collection and update must see the same network); "
-                          f"got {section.dropout:g}")
+        raise ConfigError(
+            f"{prefix}dropout: must be 0 here (collection and update must see the same network); "
+            f"got {section.dropout:g}"
+        )

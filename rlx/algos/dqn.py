@@ -33,8 +33,10 @@ ACTION_SPACES = ("discrete",)
 class Config(off_policy.OffPolicyConfig):
     """DQN hyperparameters (the shared off-policy fields plus DQN's)."""
 
-    q: QNet = field(default_factory=lambda: QNet(hidden=(64, 64), activation="relu", kernel_init="lecun_normal",
-                                                 value="huber"), doc="Q-network and its value representation")
+    q: QNet = field(
+        default_factory=lambda: QNet(hidden=(64, 64), activation="relu", kernel_init="lecun_normal", value="huber"),
+        doc="Q-network and its value representation",
+    )
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
     target_update_period: int = field(500, gt=0, doc="gradient steps between hard target copies")
@@ -48,8 +50,15 @@ class Config(off_policy.OffPolicyConfig):
     exploration_fraction: float = field(0.5, traced=True, gt=0, le=1, doc="fraction of the run to anneal epsilon")
 
     MOVED: ClassVar[dict[str, str]] = {
-        "hidden": "q.hidden", "activation": "q.activation", "dueling": "q.dueling", "value_loss": "q.value",
-        "num_bins": "q.num_bins", "v_min": "q.v_min", "v_max": "q.v_max", "hl_gauss_sigma_ratio": "q.sigma_ratio"}
+        "hidden": "q.hidden",
+        "activation": "q.activation",
+        "dueling": "q.dueling",
+        "value_loss": "q.value",
+        "num_bins": "q.num_bins",
+        "v_min": "q.v_min",
+        "v_max": "q.v_max",
+        "hl_gauss_sigma_ratio": "q.sigma_ratio",
+    }
 
     def check(self) -> None:
         super().check()
@@ -101,13 +110,27 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     key, net_key, env_key = jax.random.split(key, 3)
     online, _ = _network(config, env)[0].init(net_key, common.dummy_obs(env))
     hparams = common.Hyperparams.from_config(config)
-    return State(params=Params(online, online), opt_state=_optimizer(config, hparams).init(online), key=key,
-                 iteration=jnp.zeros((), jnp.int32), total_iterations=jnp.asarray(total_iterations, jnp.int32),
-                 num_updates=jnp.zeros((), jnp.int32), hparams=hparams, loop=off_policy.init_loop(config, env, env_key))
+    return State(
+        params=Params(online, online),
+        opt_state=_optimizer(config, hparams).init(online),
+        key=key,
+        iteration=jnp.zeros((), jnp.int32),
+        total_iterations=jnp.asarray(total_iterations, jnp.int32),
+        num_updates=jnp.zeros((), jnp.int32),
+        hparams=hparams,
+        loop=off_policy.init_loop(config, env, env_key),
+    )
 
 
-def td_loss(rep: values.ValueRep, online_out: jax.Array, target_next_out: jax.Array, chooser_next_out: jax.Array,
-            action: jax.Array, returns: jax.Array, discount: jax.Array) -> jax.Array:
+def td_loss(
+    rep: values.ValueRep,
+    online_out: jax.Array,
+    target_next_out: jax.Array,
+    chooser_next_out: jax.Array,
+    action: jax.Array,
+    returns: jax.Array,
+    discount: jax.Array,
+) -> jax.Array:
     """Per-sample loss for outputs ``[batch, num_actions, O]`` at ``s_0`` (online) and at the bootstrap state
     (target network; ``chooser`` picks the next action: the online network for double Q)."""
     next_action = jnp.argmax(rep.decode(chooser_next_out), axis=-1)
@@ -116,13 +139,17 @@ def td_loss(rep: values.ValueRep, online_out: jax.Array, target_next_out: jax.Ar
     return rep.loss(taken, rep.target(next_taken, returns, discount))
 
 
-def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
+def gradient_step(
+    config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
+) -> tuple[State, dict]:
     """One update of the online network on ``batch``; then the hard or Polyak target update."""
     hp, params = state.hparams, state.params
     net, rep = _network(config, env)
     target_dropout, chooser_dropout, online_dropout = jax.random.split(jax.random.fold_in(key, 1), 3)
     target_next, _ = net.apply_train(params.target, target_dropout, batch.next_obs)
-    chooser_next = net.apply_train(params.online, chooser_dropout, batch.next_obs)[0] if config.double_q else target_next
+    chooser_next = (
+        net.apply_train(params.online, chooser_dropout, batch.next_obs)[0] if config.double_q else target_next
+    )
 
     def objective(online_params):
         out, _ = net.apply_train(online_params, online_dropout, batch.obs)
@@ -160,7 +187,9 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     return state, {**metrics, "epsilon": eps}
 
 
-def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+def act(
+    config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
+) -> jax.Array:
     """Greedy actions (``deterministic``), else epsilon-greedy with ``epsilon_end``."""
     eps = jnp.where(deterministic, 0.0, state.hparams.epsilon_end)
     return _epsilon_greedy(config, env, state.params.online, off_policy.prepare_obs(config, state, obs), eps, key)

@@ -15,7 +15,8 @@ fields ``loop`` (a :class:`LoopState`), ``key``, ``iteration`` and ``hparams``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +51,9 @@ class OffPolicyConfig:
     # Traced
     gamma: float = field(0.99, traced=True, ge=0, le=1, doc="discount")
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
-    max_grad_norm: float | None = field(None, traced=True, gt=0, doc="global gradient-norm clip per network (null: none)")
+    max_grad_norm: float | None = field(
+        None, traced=True, gt=0, doc="global gradient-norm clip per network (null: none)"
+    )
 
     @property
     def transitions_per_iteration(self) -> int:
@@ -83,15 +86,20 @@ class ActorCriticConfig(OffPolicyConfig):
     """The loop's fields plus those of an actor and an ensemble of Polyak-averaged critics (SAC, TD3).
     Subclasses add ``actor`` (their network section)."""
 
-    critic: CriticNet = field(default_factory=lambda: CriticNet(hidden=(256, 256), activation="relu"),
-                              doc="Q-network and its value representation")
+    critic: CriticNet = field(
+        default_factory=lambda: CriticNet(hidden=(256, 256), activation="relu"),
+        doc="Q-network and its value representation",
+    )
     num_critics: int = field(2, gt=0, doc="Q-networks; the target takes the lowest")
     tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate of the target networks")
     actor_learning_rate: float = field(3e-4, traced=True, gt=0)
     critic_learning_rate: float = field(3e-4, traced=True, gt=0)
 
-    MOVED: ClassVar[dict[str, str]] = {"actor_hidden": "actor.hidden", "critic_hidden": "critic.hidden",
-                                       "activation": "actor.activation (and critic.activation)"}
+    MOVED: ClassVar[dict[str, str]] = {
+        "actor_hidden": "actor.hidden",
+        "critic_hidden": "critic.hidden",
+        "activation": "actor.activation (and critic.activation)",
+    }
 
 
 @struct.dataclass
@@ -128,16 +136,18 @@ def replay_buffer(config: OffPolicyConfig) -> ReplayBuffer:
     return ReplayBuffer(config.buffer_size, config.batch_size, config.num_envs, config.n_step)
 
 
-def init_loop(config: OffPolicyConfig, env: Env, key: jax.Array, explore_carry: Any = (),
-              extras_example: dict | None = None) -> LoopState:
+def init_loop(
+    config: OffPolicyConfig, env: Env, key: jax.Array, explore_carry: Any = (), extras_example: dict | None = None
+) -> LoopState:
     """Fresh envs, an empty buffer and observation statistics; ``extras_example`` holds one env's explore
     extras (shapes and dtypes), if the algorithm stores any."""
     env_step = training_env(env, config.num_envs).reset(key)
     obs = jnp.zeros(env.observation_shape, jnp.float32)
     space = env.action_space
     action = jnp.zeros((), jnp.int32) if space.kind == "discrete" else jnp.zeros(space.shape, jnp.float32)
-    example = Transition(obs, action, jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), obs,
-                         extras_example or {})
+    example = Transition(
+        obs, action, jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), obs, extras_example or {}
+    )
     stats = init_stats(env.observation_shape)
     if config.normalize_observations:
         stats = update_stats(stats, env_step.obs)
@@ -184,8 +194,15 @@ def collect(config: OffPolicyConfig, env: Env, state: Any, explore: Policy) -> t
         return PolicyStep(action, step.extras, step.carry)
 
     loop = state.loop
-    out = unroll(training_env(env, config.num_envs), policy, loop.env_step, loop.explore_carry, state.key,
-                 config.rollout_length, keys_per_step=2)
+    out = unroll(
+        training_env(env, config.num_envs),
+        policy,
+        loop.env_step,
+        loop.explore_carry,
+        state.key,
+        config.rollout_length,
+        keys_per_step=2,
+    )
     obs_stats = update_stats(loop.obs_stats, out.transitions.obs) if config.normalize_observations else loop.obs_stats
     loop = LoopState(out.env_step, replay_buffer(config).add_steps(loop.buffer, out.transitions), obs_stats, out.carry)
     return state.replace(loop=loop, key=out.key), out.totals.metrics()
@@ -199,13 +216,16 @@ def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
         discount = hp.gamma * (1.0 - sample.terminated.astype(returns.dtype))
         obs, action, next_obs, extras = sample.obs, sample.action, sample.next_obs, sample.extras
     else:
-        returns, discount, last = n_step_return(sample.reward * hp.reward_scaling, sample.terminated,
-                                                sample.truncated, hp.gamma)
+        returns, discount, last = n_step_return(
+            sample.reward * hp.reward_scaling, sample.terminated, sample.truncated, hp.gamma
+        )
         index = last.reshape((-1, 1) + (1,) * (sample.next_obs.ndim - 2))
         next_obs = jnp.take_along_axis(sample.next_obs, index, axis=1)[:, 0]
         first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))
         obs, action, extras = first
-    return Batch(prepare_obs(config, state, obs), action, returns, discount, prepare_obs(config, state, next_obs), extras)
+    return Batch(
+        prepare_obs(config, state, obs), action, returns, discount, prepare_obs(config, state, next_obs), extras
+    )
 
 
 def train_updates(

@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from rlx import nets
 from rlx.algos import common
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
-from rlx import nets
 from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
@@ -41,7 +41,8 @@ class Config:
     num_epochs: int = field(4, gt=0, doc="passes over each rollout")
     policy: PolicyNet = field(
         default_factory=lambda: PolicyNet(hidden=(64, 64), activation="tanh", output_scale=0.01),
-        doc="policy network and action distribution")
+        doc="policy network and action distribution",
+    )
     value: Net = field(default_factory=lambda: Net(hidden=(64, 64), activation="tanh"), doc="value network")
     normalize_observations: bool = field(True, doc="Welford running mean/std of observations")
     normalize_advantages: bool = field(True, doc="per minibatch")
@@ -57,9 +58,13 @@ class Config:
     max_grad_norm: float | None = field(0.5, traced=True, gt=0, doc="global gradient-norm clip (null: none)")
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
 
-    MOVED: ClassVar[dict[str, str]] = {"policy_hidden": "policy.hidden", "value_hidden": "value.hidden",
-                                       "activation": "policy.activation (and value.activation)",
-                                       "action_squash": "policy.squash", "min_std": "policy.min_std"}
+    MOVED: ClassVar[dict[str, str]] = {
+        "policy_hidden": "policy.hidden",
+        "value_hidden": "value.hidden",
+        "activation": "policy.activation (and value.activation)",
+        "action_squash": "policy.squash",
+        "min_std": "policy.min_std",
+    }
 
     def check(self) -> None:
         for name in ("policy", "value"):  # the importance ratio needs the same network at collection and update
@@ -144,7 +149,9 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     """Fresh train state; ``total_iterations`` sets the learning-rate schedule's length."""
     policy_net, value_net = _networks(config, env)
     key, policy_key, value_key, env_key = jax.random.split(key, 4)
-    params = Params(policy_net.init(policy_key, common.dummy_obs(env))[0], value_net.init(value_key, common.dummy_obs(env))[0])
+    params = Params(
+        policy_net.init(policy_key, common.dummy_obs(env))[0], value_net.init(value_key, common.dummy_obs(env))[0]
+    )
     hparams = common.Hyperparams.from_config(config)
     opt_state = _optimizer(config, hparams, hparams.learning_rate).init(params)
     env_step = training_env(env, config.num_envs).reset(env_key)
@@ -169,11 +176,15 @@ def collect(config: Config, env: Env, state: State) -> tuple[State, Rollout, dic
     def policy(obs, starts, carry, key):
         dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
         raw_action = dist.sample(key)
-        return PolicyStep(dist.env_action(raw_action), {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action)}, carry)
+        return PolicyStep(
+            dist.env_action(raw_action), {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action)}, carry
+        )
 
     out = unroll(training_env(env, config.num_envs), policy, state.env_step, (), state.key, config.unroll_length)
     t = out.transitions
-    rollout = Rollout(t.obs, t.extras["raw_action"], t.extras["log_prob"], t.reward, t.terminated, t.truncated, t.next_obs)
+    rollout = Rollout(
+        t.obs, t.extras["raw_action"], t.extras["log_prob"], t.reward, t.terminated, t.truncated, t.next_obs
+    )
     return state.replace(env_step=out.env_step, key=out.key), rollout, out.totals.metrics()
 
 
@@ -192,7 +203,11 @@ class Batch:
 
 
 def loss_fn(
-    params: Params, config: Config, env: Env, hparams: common.Hyperparams, batch: Batch,
+    params: Params,
+    config: Config,
+    env: Env,
+    hparams: common.Hyperparams,
+    batch: Batch,
     key: jax.Array,
 ) -> tuple[jax.Array, dict]:
     """Clipped surrogate + ``value_coef`` * value loss - ``entropy_coef`` * entropy."""
@@ -255,9 +270,7 @@ def update(config: Config, env: Env, state: State, batch: Batch) -> tuple[State,
         params, opt_state, key = carry
         key, perm_key = jax.random.split(key)
         order = jax.random.permutation(perm_key, batch.obs.shape[0])
-        minibatches = jax.tree.map(
-            lambda x: x[order].reshape((config.num_minibatches, -1, *x.shape[1:])), batch
-        )
+        minibatches = jax.tree.map(lambda x: x[order].reshape((config.num_minibatches, -1, *x.shape[1:])), batch)
         return jax.lax.scan(minibatch_step, (params, opt_state, key), minibatches)
 
     (params, opt_state, key), metrics = jax.lax.scan(

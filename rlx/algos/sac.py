@@ -36,8 +36,10 @@ ACTION_SPACES = ("box",)
 class Config(off_policy.ActorCriticConfig):
     """SAC hyperparameters (the shared off-policy fields plus the temperature's)."""
 
-    actor: PolicyNet = field(default_factory=lambda: PolicyNet(hidden=(256, 256), activation="relu", std="log_range"),
-                             doc="tanh-Gaussian policy network")
+    actor: PolicyNet = field(
+        default_factory=lambda: PolicyNet(hidden=(256, 256), activation="relu", std="log_range"),
+        doc="tanh-Gaussian policy network",
+    )
     autotune_alpha: bool = field(True, doc="learn alpha toward target_entropy; else keep initial_alpha")
     target_entropy: float | None = field(None, doc="default -|A|")
     initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
@@ -109,11 +111,19 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     params = Params(actor_net.init(actor_key, obs)[0], critic, critic, jnp.log(hparams.initial_alpha))
     tx = off_policy.optimizer(config, hparams, 1.0)
     opt_state = OptStates(tx.init(params.actor), tx.init(critic), _alpha_optimizer(config, 1.0).init(params.log_alpha))
-    return State(params=params, opt_state=opt_state, key=key, iteration=jnp.zeros((), jnp.int32), hparams=hparams,
-                 loop=off_policy.init_loop(config, env, env_key))
+    return State(
+        params=params,
+        opt_state=opt_state,
+        key=key,
+        iteration=jnp.zeros((), jnp.int32),
+        hparams=hparams,
+        loop=off_policy.init_loop(config, env, env_key),
+    )
 
 
-def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
+def gradient_step(
+    config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
+) -> tuple[State, dict]:
     """One critic, actor and temperature update on ``batch``, then the Polyak target update."""
     hp, params = state.hparams, state.params
     _, critic_net, rep = _networks(config, env)
@@ -123,8 +133,12 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
 
     next_dist = policy(config, env, params.actor, batch.next_obs)
     next_raw = next_dist.sample(next_key)
-    next_out, _ = critic_net.apply_train(params.target_critic, target_dropout, batch.next_obs, next_dist.env_action(next_raw))
-    target = values.clipped_target(rep, next_out, batch.returns, batch.discount, shift=-alpha * next_dist.log_prob(next_raw))
+    next_out, _ = critic_net.apply_train(
+        params.target_critic, target_dropout, batch.next_obs, next_dist.env_action(next_raw)
+    )
+    target = values.clipped_target(
+        rep, next_out, batch.returns, batch.discount, shift=-alpha * next_dist.log_prob(next_raw)
+    )
 
     def critic_objective(critic_params):
         out, _ = critic_net.apply_train(critic_params, critic_dropout, batch.obs, batch.action)
@@ -145,15 +159,23 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
     actor_tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
     actor, actor_opt = common.optimizer_step(actor_tx, actor_grads, state.opt_state.actor, params.actor)
 
-    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(params.log_alpha, log_prob, _target_entropy(config, env))
+    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(
+        params.log_alpha, log_prob, _target_entropy(config, env)
+    )
     log_alpha, alpha_opt = params.log_alpha, state.opt_state.alpha
     if config.autotune_alpha:
         alpha_tx = _alpha_optimizer(config, hp.alpha_learning_rate)
         log_alpha, alpha_opt = common.optimizer_step(alpha_tx, alpha_grad, alpha_opt, log_alpha)
 
     new_params = Params(actor, critic, polyak_update(params.target_critic, critic, hp.tau), log_alpha)
-    metrics = {"critic_loss": q_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss, "alpha": alpha,
-               "q_mean": jnp.mean(q), "entropy": -jnp.mean(log_prob)}
+    metrics = {
+        "critic_loss": q_loss,
+        "actor_loss": actor_loss,
+        "alpha_loss": alpha_loss,
+        "alpha": alpha,
+        "q_mean": jnp.mean(q),
+        "entropy": -jnp.mean(log_prob),
+    }
     return state.replace(params=new_params, opt_state=OptStates(actor_opt, critic_opt, alpha_opt)), metrics
 
 
@@ -172,7 +194,9 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step)
 
 
-def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+def act(
+    config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
+) -> jax.Array:
     """Env actions for raw observations: the squashed mean when ``deterministic``, else a sample."""
     dist = policy(config, env, state.params.actor, off_policy.prepare_obs(config, state, obs))
     return dist.env_action(dist.mode() if deterministic else dist.sample(key))

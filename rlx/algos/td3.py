@@ -34,7 +34,9 @@ ACTION_SPACES = ("box",)
 class Config(off_policy.ActorCriticConfig):
     """TD3 hyperparameters (the shared off-policy fields plus TD3's)."""
 
-    actor: Net = field(default_factory=lambda: Net(hidden=(256, 256), activation="relu"), doc="deterministic policy network")
+    actor: Net = field(
+        default_factory=lambda: Net(hidden=(256, 256), activation="relu"), doc="deterministic policy network"
+    )
     policy_delay: int = field(2, gt=0, doc="critic steps per actor and target update")
     exploration_noise: float = field(0.1, traced=True, ge=0, doc="std of the Gaussian action noise")
     policy_noise: float = field(0.2, traced=True, ge=0, doc="std of target-policy smoothing noise (0: none)")
@@ -93,12 +95,20 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     critic, _ = critic_net.init(critic_key, common.dummy_obs(env), common.dummy_action(env))
     hparams = common.Hyperparams.from_config(config)
     tx = off_policy.optimizer(config, hparams, 1.0)
-    return State(params=Params(actor, critic, actor, critic), opt_state=OptStates(tx.init(actor), tx.init(critic)),
-                 key=key, iteration=jnp.zeros((), jnp.int32), num_updates=jnp.zeros((), jnp.int32), hparams=hparams,
-                 loop=off_policy.init_loop(config, env, env_key))
+    return State(
+        params=Params(actor, critic, actor, critic),
+        opt_state=OptStates(tx.init(actor), tx.init(critic)),
+        key=key,
+        iteration=jnp.zeros((), jnp.int32),
+        num_updates=jnp.zeros((), jnp.int32),
+        hparams=hparams,
+        loop=off_policy.init_loop(config, env, env_key),
+    )
 
 
-def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array) -> tuple[State, dict]:
+def gradient_step(
+    config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
+) -> tuple[State, dict]:
     """A critic update; every ``policy_delay``-th call also the actor and Polyak target updates."""
     hp, params = state.hparams, state.params
     _, critic_net, rep = _networks(config, env)
@@ -126,7 +136,10 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
         actor_loss, grads = jax.value_and_grad(actor_objective)(params.actor)
         tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
         actor, actor_opt = common.optimizer_step(tx, grads, state.opt_state.actor, params.actor)
-        targets = (polyak_update(params.target_actor, actor, hp.tau), polyak_update(params.target_critic, critic, hp.tau))
+        targets = (
+            polyak_update(params.target_actor, actor, hp.tau),
+            polyak_update(params.target_critic, critic, hp.tau),
+        )
         return actor, actor_opt, targets, actor_loss
 
     def keep(_):
@@ -134,7 +147,9 @@ def gradient_step(config: Config, env: Env, state: State, batch: off_policy.Batc
         return params.actor, state.opt_state.actor, targets, jnp.zeros((), jnp.float32)
 
     due = (state.num_updates + 1) % config.policy_delay == 0
-    actor, actor_opt, (target_actor, target_critic), actor_loss = jax.lax.cond(due, update_actor_and_targets, keep, None)
+    actor, actor_opt, (target_actor, target_critic), actor_loss = jax.lax.cond(
+        due, update_actor_and_targets, keep, None
+    )
     metrics = {"critic_loss": q_loss, "actor_loss": actor_loss, "q_mean": jnp.mean(q)}
     return state.replace(
         params=Params(actor, critic, target_actor, target_critic),
@@ -159,7 +174,9 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step)
 
 
-def act(config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+def act(
+    config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
+) -> jax.Array:
     """The deterministic policy (TD3 evaluates and acts greedily; exploration noise is added in training)."""
     del key, deterministic
     return policy(config, env, state.params.actor, off_policy.prepare_obs(config, state, obs))

@@ -82,9 +82,7 @@ class GymnaxEnv:
         import gymnax
 
         if name not in gymnax.registered_envs:
-            raise EnvError(
-                f"env gymnax/{name}: unknown gymnax env; available: {', '.join(gymnax.registered_envs)}"
-            )
+            raise EnvError(f"env gymnax/{name}: unknown gymnax env; available: {', '.join(gymnax.registered_envs)}")
         self._env, params = gymnax.make(name)
         if episode_length is not None:
             params = params.replace(max_steps_in_episode=episode_length)
@@ -116,9 +114,7 @@ class GymnaxEnv:
             action = self._low + (action + 1.0) * 0.5 * (self._high - self._low)
             if self._scalar_action:
                 action = action[0]
-        obs, state, reward, terminated, _ = self._env.step_env(
-            step_key, env_step.state.inner, action, self._params
-        )
+        obs, state, reward, terminated, _ = self._env.step_env(step_key, env_step.state.inner, action, self._params)
         terminated = jnp.asarray(terminated, bool)
         truncated = jnp.asarray(self._env.is_truncated(state, self._params), bool) & ~terminated
         return EnvStep(
@@ -139,8 +135,7 @@ class PlaygroundEnv(_DoneFlagEnv):
             from mujoco_playground import registry
         except ImportError as e:
             raise EnvError(
-                f"env playground/{name}: the 'playground' package is not installed "
-                f"(pip install 'rlx[playground]'): {e}"
+                f"env playground/{name}: the 'playground' package is not installed (pip install 'rlx[playground]'): {e}"
             ) from None
         names = tuple(registry.ALL_ENVS)
         if name not in names:
@@ -154,7 +149,7 @@ class PlaygroundEnv(_DoneFlagEnv):
         try:
             config = registry.get_default_config(name)
             self._env = registry.load(name, config_overrides=overrides)
-        except Exception as e:  # noqa: BLE001 - Playground raises many kinds while fetching assets
+        except Exception as e:
             first = (str(e).splitlines() or [""])[0][:200]
             raise EnvError(
                 f"env playground/{name}: could not be loaded ({type(e).__name__}: {first}); "

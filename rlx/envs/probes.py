@@ -35,8 +35,10 @@ class ProbeEnv:
             if kind not in PROBES:
                 from rlx.envs.adapters import EnvError
 
-                raise EnvError(f"env probe/{kind}: unknown probe; available: {', '.join(PROBES)} (add -box for a "
-                               "continuous action)")
+                raise EnvError(
+                    f"env probe/{kind}: unknown probe; available: {', '.join(PROBES)} (add -box for a "
+                    "continuous action)"
+                )
             self.index = PROBES.index(kind)
             self.name = f"probe/{kind}" + ("-box" if box else "")
         else:
@@ -70,5 +72,6 @@ class ProbeEnv:
         )
         done = steps >= jnp.where(self._is("discount"), 2, 1)
         next_obs = jnp.where(done, obs, steps.astype(jnp.float32))  # discount: obs 0, then 1
-        return EnvStep(steps, next_obs[None].astype(jnp.float32), reward.astype(jnp.float32), done,
-                       jnp.zeros((), bool), {})
+        return EnvStep(
+            steps, next_obs[None].astype(jnp.float32), reward.astype(jnp.float32), done, jnp.zeros((), bool), {}
+        )

@@ -13,5 +13,18 @@ from rlx.nets.layers import ACTIVATIONS, BatchRenorm, orthogonal
 from rlx.nets.mlp import MLP, Ensemble, Model
 from rlx.nets.spec import CriticNet, Net, PolicyNet, QNet
 
-__all__ = ["ACTIVATIONS", "BatchRenorm", "CriticNet", "Ensemble", "MLP", "Model", "Net", "PolicyNet", "QNet",
-           "deterministic_action", "orthogonal", "policy_distribution", "policy_outputs"]
+__all__ = [
+    "ACTIVATIONS",
+    "BatchRenorm",
+    "CriticNet",
+    "Ensemble",
+    "MLP",
+    "Model",
+    "Net",
+    "PolicyNet",
+    "QNet",
+    "deterministic_action",
+    "orthogonal",
+    "policy_distribution",
+    "policy_outputs",
+]

@@ -114,9 +114,11 @@ class Model:
     def apply(self, params: Any, *inputs: jax.Array, collections: dict | None = None) -> jax.Array:
         return self.module.apply({"params": params, **(collections or {})}, *inputs)
 
-    def apply_train(self, params: Any, key: jax.Array, *inputs: jax.Array,
-                    collections: dict | None = None) -> tuple[jax.Array, dict]:
+    def apply_train(
+        self, params: Any, key: jax.Array, *inputs: jax.Array, collections: dict | None = None
+    ) -> tuple[jax.Array, dict]:
         collections = collections or {}
         out, updated = self.module.clone(train=True).apply(
-            {"params": params, **collections}, *inputs, rngs={"dropout": key}, mutable=list(collections))
+            {"params": params, **collections}, *inputs, rngs={"dropout": key}, mutable=list(collections)
+        )
         return out, {**collections, **updated}

@@ -44,8 +44,11 @@ class PolicyNet(Net):
     Gaussian whose sample is squashed into [-1, 1] (``tanh``, with the log-det correction, or ``clip``)."""
 
     squash: str = field("tanh", choices=("tanh", "clip"), doc="box actions into [-1, 1]")
-    std: str = field("softplus", choices=("softplus", "log_range"),
-                     doc="softplus(x) + min_std, or exp of x squashed into [log_std_min, log_std_max]")
+    std: str = field(
+        "softplus",
+        choices=("softplus", "log_range"),
+        doc="softplus(x) + min_std, or exp of x squashed into [log_std_min, log_std_max]",
+    )
     min_std: float = field(1e-3, gt=0, doc="std: softplus floor")
     log_std_min: float = field(-5.0, doc="std: log_range lower end")
     log_std_max: float = field(2.0, doc="std: log_range upper end")
@@ -53,7 +56,9 @@ class PolicyNet(Net):
     def check(self, prefix: str = "") -> None:
         super().check(prefix)
         if self.std == "log_range" and not self.log_std_min < self.log_std_max:
-            raise ConfigError(f"{prefix}log_std_max: must be > log_std_min = {self.log_std_min:g}; got {self.log_std_max:g}")
+            raise ConfigError(
+                f"{prefix}log_std_max: must be > log_std_min = {self.log_std_min:g}; got {self.log_std_max:g}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,7 +60,9 @@ def quantile_midpoints(num_quantiles: int) -> jax.Array:
     return (jnp.arange(num_quantiles, dtype=jnp.float32) + 0.5) / num_quantiles
 
 
-def quantile_huber_loss(quantiles: jax.Array, targets: jax.Array, fractions: jax.Array, kappa: float = 1.0) -> jax.Array:
+def quantile_huber_loss(
+    quantiles: jax.Array, targets: jax.Array, fractions: jax.Array, kappa: float = 1.0
+) -> jax.Array:
     """Quantile Huber loss (Dabney et al. 2018): ``sum_i mean_j |tau_i - 1{u_ij < 0}| L_kappa(u_ij) / kappa`` with
     ``u_ij = target_j - quantile_i``. ``quantiles [..., N]`` at ``fractions [..., N]`` (or ``[N]``), ``targets
     [..., M]`` (constants); returns ``[...]``."""

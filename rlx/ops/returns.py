@@ -33,9 +33,7 @@ def gae(
         advantage = delta + gamma * lam * continues * next_advantage
         return advantage, advantage
 
-    _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(values[0]), (deltas, episode_continues), reverse=True
-    )
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, episode_continues), reverse=True)
     return advantages, advantages + values
 
 

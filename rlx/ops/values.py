@@ -43,8 +43,9 @@ class Scalar:
     def decode(self, outputs: jax.Array) -> jax.Array:
         return outputs[..., 0]
 
-    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
-               shift: jax.Array | None = None) -> jax.Array:
+    def target(
+        self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array, shift: jax.Array | None = None
+    ) -> jax.Array:
         return returns + discount * _shifted(self.decode(next_outputs), shift)
 
     def target_value(self, target: jax.Array) -> jax.Array:
@@ -69,8 +70,9 @@ class HLGauss:
     def decode(self, outputs: jax.Array) -> jax.Array:
         return jnp.sum(jax.nn.softmax(outputs) * bin_centres(self.v_min, self.v_max, self.num_outputs), axis=-1)
 
-    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
-               shift: jax.Array | None = None) -> jax.Array:
+    def target(
+        self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array, shift: jax.Array | None = None
+    ) -> jax.Array:
         return returns + discount * _shifted(self.decode(next_outputs), shift)
 
     def target_value(self, target: jax.Array) -> jax.Array:
@@ -97,8 +99,9 @@ class Categorical:
     def decode(self, outputs: jax.Array) -> jax.Array:
         return jnp.sum(jax.nn.softmax(outputs) * self.atoms, axis=-1)
 
-    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
-               shift: jax.Array | None = None) -> jax.Array:
+    def target(
+        self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array, shift: jax.Array | None = None
+    ) -> jax.Array:
         returns = returns if shift is None else returns + discount * shift
         batch = returns.shape
         probs = jax.nn.softmax(next_outputs).reshape((-1, self.num_outputs))
@@ -123,9 +126,12 @@ class Quantile:
     def decode(self, outputs: jax.Array) -> jax.Array:
         return jnp.mean(outputs, axis=-1)
 
-    def target(self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
-               shift: jax.Array | None = None) -> jax.Array:
-        return returns[..., None] + discount[..., None] * _shifted(next_outputs, None if shift is None else shift[..., None])
+    def target(
+        self, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array, shift: jax.Array | None = None
+    ) -> jax.Array:
+        return returns[..., None] + discount[..., None] * _shifted(
+            next_outputs, None if shift is None else shift[..., None]
+        )
 
     def target_value(self, target: jax.Array) -> jax.Array:
         return jnp.mean(target, axis=-1)
@@ -137,7 +143,9 @@ class Quantile:
 ValueRep = Scalar | HLGauss | Categorical | Quantile
 
 
-def make(kind: str, num_bins: int = 51, v_min: float = -10.0, v_max: float = 10.0, sigma_ratio: float = 0.75) -> ValueRep:
+def make(
+    kind: str, num_bins: int = 51, v_min: float = -10.0, v_max: float = 10.0, sigma_ratio: float = 0.75
+) -> ValueRep:
     """The representation ``kind`` (one of ``VALUE_KINDS``) with its bins and support."""
     if kind in ("mse", "huber"):
         return Scalar(kind)
@@ -155,8 +163,9 @@ def from_section(section: Any) -> ValueRep:
     return make(section.value, section.num_bins, section.v_min, section.v_max, section.sigma_ratio)
 
 
-def clipped_target(rep: ValueRep, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array,
-                   shift: jax.Array | None = None) -> Any:
+def clipped_target(
+    rep: ValueRep, next_outputs: jax.Array, returns: jax.Array, discount: jax.Array, shift: jax.Array | None = None
+) -> Any:
     """The TD target from an ensemble's next outputs ``[K, batch, O]``: per sample, the member whose target
     has the lowest value (clipped double Q; for a scalar critic ``returns + discount * (min_k Q'_k + shift)``,
     for a distributional one the whole target distribution of that member, as FastTD3 does)."""

@@ -19,9 +19,35 @@ those values (same init and eval keys); on CPU the parameters agree bitwise (tes
 
 from rlx.sweep.placement import Placement, init_distributed
 from rlx.sweep.runner import SweepResult, load_spec, markdown_table, resume, run, run_group, setting_table
-from rlx.sweep.spec import (Group, Member, RandomAxis, SweepSpec, check_spec, expand, spec_from_dict, spec_to_dict,
-                            traced_settings)
+from rlx.sweep.spec import (
+    Group,
+    Member,
+    RandomAxis,
+    SweepSpec,
+    check_spec,
+    expand,
+    spec_from_dict,
+    spec_to_dict,
+    traced_settings,
+)
 
-__all__ = ["Group", "Member", "Placement", "RandomAxis", "SweepResult", "SweepSpec", "check_spec", "expand",
-           "init_distributed", "load_spec", "markdown_table", "resume", "run", "run_group", "setting_table",
-           "spec_from_dict", "spec_to_dict", "traced_settings"]
+__all__ = [
+    "Group",
+    "Member",
+    "Placement",
+    "RandomAxis",
+    "SweepResult",
+    "SweepSpec",
+    "check_spec",
+    "expand",
+    "init_distributed",
+    "load_spec",
+    "markdown_table",
+    "resume",
+    "run",
+    "run_group",
+    "setting_table",
+    "spec_from_dict",
+    "spec_to_dict",
+    "traced_settings",
+]

@@ -18,8 +18,9 @@ class Placement:
         devices = jax.devices()
         if num_devices is not None:
             if not 1 <= num_devices <= len(devices):
-                raise ConfigError(f"--devices (num_devices): must be between 1 and {len(devices)} (devices here), "
-                                  f"got {num_devices}")
+                raise ConfigError(
+                    f"--devices (num_devices): must be between 1 and {len(devices)} (devices here), got {num_devices}"
+                )
             devices = devices[:num_devices]
         self.devices = devices
         self.num_runs = num_runs
@@ -35,6 +36,7 @@ class Placement:
 
     def put(self, tree: Any) -> Any:
         """Host arrays with a leading run axis -> global arrays sharded over the devices."""
+
         def place(x):
             x = self.pad(np.asarray(x))
             return jax.make_array_from_callback(x.shape, self.sharding, lambda index: x[index])

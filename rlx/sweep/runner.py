@@ -19,7 +19,7 @@ import yaml
 
 from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
-from rlx.config import ConfigError, load_yaml, to_dict, traced_fields
+from rlx.config import ConfigError, load_yaml, traced_fields
 from rlx.metrics_log import read_metrics
 from rlx.sweep.placement import Placement
 from rlx.sweep.spec import Group, Member, SweepSpec, check_spec, expand, spec_from_dict, spec_to_dict
@@ -110,10 +110,12 @@ def run_group(
     state = jax.block_until_ready(state)  # compile_seconds below counts compiling only, not init still running
 
     tic = time.perf_counter()
-    chunk_fn = jax.jit(jax.vmap(experiment.chunk_fn, in_axes=(0, None)),
-                       in_shardings=(placement.sharding, placement.replicated),
-                       out_shardings=(placement.sharding, placement.sharding),
-                       donate_argnums=() if jax.default_backend() == "cpu" else (0,))
+    chunk_fn = jax.jit(
+        jax.vmap(experiment.chunk_fn, in_axes=(0, None)),
+        in_shardings=(placement.sharding, placement.replicated),
+        out_shardings=(placement.sharding, placement.sharding),
+        donate_argnums=() if jax.default_backend() == "cpu" else (0,),
+    )
     chunk_fn = chunk_fn.lower(state, jnp.int32(0)).compile()
     evaluate = jax.jit(jax.vmap(experiment.evaluate_fn), out_shardings=placement.sharding)
     evaluate = evaluate.lower(state, placement.put(_eval_keys(seeds, 0))).compile()
@@ -137,14 +139,26 @@ def run_group(
 
     description = f"{group.config.algo} {group.config.env.name} group {group.index} ({len(members)} runs)"
     state, statuses, sweep_status = host.run_chunks(
-        experiment, state, start, runs, step=step, evaluate=evaluate_runs, host_states=host_states,
-        stop_after_chunks=stop_after_chunks, progress=progress and writer_process, description=description,
-        raise_on_divergence=False)
-    finals = [_final_row(member, status, run.rows, experiment.compile_seconds)
-              for member, status, run in zip(members, statuses, runs)]
+        experiment,
+        state,
+        start,
+        runs,
+        step=step,
+        evaluate=evaluate_runs,
+        host_states=host_states,
+        stop_after_chunks=stop_after_chunks,
+        progress=progress and writer_process,
+        description=description,
+        raise_on_divergence=False,
+    )
+    finals = [
+        _final_row(member, status, run.rows, experiment.compile_seconds)
+        for member, status, run in zip(members, statuses, runs)
+    ]
     leaf = jax.tree.leaves(state)[0]
-    layout = sorted((s.index[0].start or 0, s.index[0].stop or placement.padded, s.device.id)
-                    for s in leaf.addressable_shards)
+    layout = sorted(
+        (s.index[0].start or 0, s.index[0].stop or placement.padded, s.device.id) for s in leaf.addressable_shards
+    )
     return finals, placement.get(state), sweep_status, layout
 
 
@@ -157,8 +171,10 @@ def traced_values(group: Group) -> dict[str, np.ndarray]:
         if all(v is None for v in column):
             continue
         if any(v is None for v in column):
-            raise ConfigError(f"agent.{name}: is null (off) in some runs of the sweep and set in others; "
-                              "put null under groups instead")
+            raise ConfigError(
+                f"agent.{name}: is null (off) in some runs of the sweep and set in others; "
+                "put null under groups instead"
+            )
         values[name] = np.array(column, np.float32)
     return values
 
@@ -187,10 +203,18 @@ def _final_rows(sweep_dir: str, group: Group) -> list[dict]:
 def _final_row(member: Member, status: str, rows: list[dict], compile_seconds: float | None) -> dict:
     """A run's line in the sweep's summary table."""
     final = rows[-1] if rows else {}
-    return {"run": member.name, "group": member.group, "setting": member.setting, "seed": member.seed,
-            **member.values, "status": status, "env_steps": final.get("env_steps", 0),
-            "train/episode_return": final.get("train/episode_return"),
-            "eval/episode_return": final.get("eval/episode_return"), "compile_seconds": compile_seconds}
+    return {
+        "run": member.name,
+        "group": member.group,
+        "setting": member.setting,
+        "seed": member.seed,
+        **member.values,
+        "status": status,
+        "env_steps": final.get("env_steps", 0),
+        "train/episode_return": final.get("train/episode_return"),
+        "eval/episode_return": final.get("eval/episode_return"),
+        "compile_seconds": compile_seconds,
+    }
 
 
 def setting_table(runs: list[dict], metric: str = "eval/episode_return") -> list[dict]:
@@ -199,8 +223,13 @@ def setting_table(runs: list[dict], metric: str = "eval/episode_return") -> list
     table = []
     for setting in sorted({r["setting"] for r in runs}):
         members = [r for r in runs if r["setting"] == setting]
-        scores = np.array([r[metric] for r in members if r["status"] != "diverged"
-                           and r.get(metric) is not None and math.isfinite(r[metric])])
+        scores = np.array(
+            [
+                r[metric]
+                for r in members
+                if r["status"] != "diverged" and r.get(metric) is not None and math.isfinite(r[metric])
+            ]
+        )
         skip = {"run", "seed", "status", "env_steps", "train/episode_return", "eval/episode_return", "compile_seconds"}
         row = {k: v for k, v in members[0].items() if k not in skip}
         row.update({"seeds": len(members), "missing": len(members) - scores.size})
@@ -262,8 +291,13 @@ def run(
             runs += _final_rows(sweep_dir, group)
             continue
         finals, states[group.index], status, layouts[group.index] = run_group(
-            group, sweep_dir, resume=resume, progress=progress, stop_after_chunks=stop_after_chunks,
-            num_devices=num_devices)
+            group,
+            sweep_dir,
+            resume=resume,
+            progress=progress,
+            stop_after_chunks=stop_after_chunks,
+            num_devices=num_devices,
+        )
         runs += finals
         if status != "completed":
             break

@@ -62,8 +62,6 @@ class Group:
     members: tuple[Member, ...]
 
 
-
-
 def _scalar(text: str) -> Any:
     try:
         return float(text)  # YAML 1.1 reads 3e-4 as a string
@@ -175,8 +173,10 @@ def check_spec(spec: SweepSpec) -> None:
                 raise ConfigError(f"{kind}.{path}: cannot be swept here; use seeds for seeds and one sweep per algo")
             known = section == "agent" and name.split(".")[0] in {f.name for f in dataclasses.fields(algo.Config)}
             what = "is static (it fixes shapes or the program)" if known or "." not in path else "is not a traced field"
-            raise ConfigError(f"{kind}.{path}: {what} and cannot be a vmapped axis; traced fields of {algo_name}: "
-                              f"{traced_paths}; put other fields under groups (one compiled group per value)")
+            raise ConfigError(
+                f"{kind}.{path}: {what} and cannot be a vmapped axis; traced fields of {algo_name}: "
+                f"{traced_paths}; put other fields under groups (one compiled group per value)"
+            )
     for path in spec.groups:
         if path in FIXED_FIELDS:
             raise ConfigError(f"groups.{path}: cannot be swept; use seeds for seeds and one sweep per algo")
@@ -211,8 +211,11 @@ def traced_settings(spec: SweepSpec) -> list[dict[str, float]]:
         draw = {}
         for path, axis in spec.random.items():
             u = rng.uniform()
-            value = math.exp(math.log(axis.low) + u * (math.log(axis.high) - math.log(axis.low))) if axis.log \
+            value = (
+                math.exp(math.log(axis.low) + u * (math.log(axis.high) - math.log(axis.low)))
+                if axis.log
                 else axis.low + u * (axis.high - axis.low)
+            )
             draw[path] = float(value)
         draws.append(draw)
     return [{**point, **draw} for point in grid for draw in draws]

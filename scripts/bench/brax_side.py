@@ -29,14 +29,13 @@ import sys
 import time
 
 import jax
+import timing
 from brax import envs
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import networks as sac_networks
 from brax.training.agents.sac import train as sac
 from flax import linen
-
-import timing
 
 ACTIVATIONS = {"tanh": linen.tanh, "relu": linen.relu, "swish": linen.swish, "elu": linen.elu}
 
@@ -52,8 +51,7 @@ def bench_raw(job: dict) -> dict:
     uniform random actions in a ``scan_length``-step ``lax.scan``, timed as ``rlx_side.bench_raw``."""
     spec, num_envs, scan_length = job["env"], job["num_envs"], job["scan_length"]
     base = make_env(spec)
-    env = envs.training.EpisodeWrapper(envs.training.VmapWrapper(base), spec["episode_length"],
-                                       spec["action_repeat"])
+    env = envs.training.EpisodeWrapper(envs.training.VmapWrapper(base), spec["episode_length"], spec["action_repeat"])
 
     def run(state, key):
         def body(carry, k):
@@ -94,8 +92,13 @@ def network_factory(kind: str, network: dict):
 
     def make_sac(observation_size, action_size, preprocess_observations_fn):
         def make(hidden):
-            return sac_networks.make_sac_networks(observation_size, action_size, preprocess_observations_fn,
-                                                  hidden_layer_sizes=tuple(hidden), activation=activation)
+            return sac_networks.make_sac_networks(
+                observation_size,
+                action_size,
+                preprocess_observations_fn,
+                hidden_layer_sizes=tuple(hidden),
+                activation=activation,
+            )
 
         actor, critic = make(network["actor_hidden"]), make(network["critic_hidden"])
         return actor.replace(q_network=critic.q_network)
@@ -123,8 +126,13 @@ def bench_train(job: dict) -> dict:
         train_fn = functools.partial(ppo.train, policy_params_fn=policy_params)
     else:
         train_fn = sac.train
-    train_fn(environment=environment, network_factory=network_factory(kind, job["network"]),
-             progress_fn=progress, seed=0, **kwargs)
+    train_fn(
+        environment=environment,
+        network_factory=network_factory(kind, job["network"]),
+        progress_fn=progress,
+        seed=0,
+        **kwargs,
+    )
     wall = time.perf_counter() - wall_start
     # Env steps before the first epoch: SAC's prefill of ceil(min_replay_size / num_envs) env-batch steps.
     previous = 0

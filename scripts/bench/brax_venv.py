@@ -55,18 +55,23 @@ def ensure(venv_dir: str = VENV_DIR) -> str:
         return python_path(venv_dir)
     os.makedirs(os.path.dirname(venv_dir), exist_ok=True)
     log_path = venv_dir + "-build.log"
-    print(f"bench: building the brax venv at {venv_dir} ({' '.join(reqs)}); log: {log_path}",
-          file=sys.stderr, flush=True)
+    print(
+        f"bench: building the brax venv at {venv_dir} ({' '.join(reqs)}); log: {log_path}", file=sys.stderr, flush=True
+    )
     with open(log_path, "w") as log:
-        steps = [[sys.executable, "-m", "venv", venv_dir],
-                 [python_path(venv_dir), "-m", "pip", "install", "--upgrade", "pip"],
-                 [python_path(venv_dir), "-m", "pip", "install", *reqs]]
+        steps = [
+            [sys.executable, "-m", "venv", venv_dir],
+            [python_path(venv_dir), "-m", "pip", "install", "--upgrade", "pip"],
+            [python_path(venv_dir), "-m", "pip", "install", *reqs],
+        ]
         for command in steps:
             log.write(f"$ {' '.join(command)}\n")
             log.flush()
             if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                sys.exit(f"bench: cannot build the brax venv at {venv_dir}: `{' '.join(command[-3:])}` failed "
-                         f"(offline or no matching wheel?); see {log_path}")
+                sys.exit(
+                    f"bench: cannot build the brax venv at {venv_dir}: `{' '.join(command[-3:])}` failed "
+                    f"(offline or no matching wheel?); see {log_path}"
+                )
     with open(stamp, "w") as f:
         f.write(wanted)
     return python_path(venv_dir)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 
 import jax
-import yaml
-
 import rlx_side
+import yaml
 from profile_rlx import time_interleaved
+
 from rlx import driver
 from rlx.config import to_dict
 
@@ -57,9 +57,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7, help="timed calls of each variant")
     args = p.parse_args()
     overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.agent)}
-    print(f"# chunk with vs without the per-iteration branch: `{args.env}`, {args.iterations} iterations per "
-          f"chunk, fastest of {args.repeats} calls; jax {jax.__version__} on {jax.devices()[0].device_kind}; "
-          f"rlx checkout {rlx_side.git_state()}\n")
+    print(
+        f"# chunk with vs without the per-iteration branch: `{args.env}`, {args.iterations} iterations per "
+        f"chunk, fastest of {args.repeats} calls; jax {jax.__version__} on {jax.devices()[0].device_kind}; "
+        f"rlx checkout {rlx_side.git_state()}\n"
+    )
     print("| config | num_envs | no branch (env steps/s) | branch (env steps/s) | no branch / branch |")
     print("|---|---:|---:|---:|---:|")
     for path in args.config or ["configs/ppo_inverted_pendulum.yaml"]:
@@ -69,8 +71,11 @@ def main() -> None:
         if hasattr(config.agent, "learning_starts"):  # every iteration does its gradient steps
             config = rlx_side.run_config(data, args.env, {**overrides, "learning_starts": 0})
         rates = measure(config, args.iterations, args.repeats)
-        print(f"| {path} | {config.agent.num_envs} | {rates['no branch']:,.0f} | {rates['branch']:,.0f} | "
-              f"{rates['no branch'] / rates['branch']:.2f} |", flush=True)
+        print(
+            f"| {path} | {config.agent.num_envs} | {rates['no branch']:,.0f} | {rates['branch']:,.0f} | "
+            f"{rates['no branch'] / rates['branch']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

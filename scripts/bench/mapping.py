@@ -47,15 +47,25 @@ def brax_env(config: RunConfig) -> dict:
     suite, _, name = config.env.name.partition("/")
     if suite != "brax":
         raise ConfigError(f"env {config.env.name}: brax.training can only be compared on brax/* envs")
-    return {"name": name, "backend": config.env.backend, "episode_length": config.env.episode_length or 1000,
-            "action_repeat": config.env.action_repeat}
+    return {
+        "name": name,
+        "backend": config.env.backend,
+        "episode_length": config.env.episode_length or 1000,
+        "action_repeat": config.env.action_repeat,
+    }
 
 
 def _shared(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: int) -> dict:
     env = brax_env(config)
-    return {"num_timesteps": num_timesteps, "num_evals": epochs + 1, "num_envs": config.agent.num_envs,
-            "episode_length": env["episode_length"], "action_repeat": env["action_repeat"],
-            "num_eval_envs": num_eval_envs, "deterministic_eval": True}
+    return {
+        "num_timesteps": num_timesteps,
+        "num_evals": epochs + 1,
+        "num_envs": config.agent.num_envs,
+        "episode_length": env["episode_length"],
+        "action_repeat": env["action_repeat"],
+        "num_eval_envs": num_eval_envs,
+        "deterministic_eval": True,
+    }
 
 
 def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: int, run_evals: bool) -> BraxJob:
@@ -63,8 +73,10 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     ``num_timesteps / epochs`` env steps each, evaluated after each only if ``run_evals``."""
     a = config.agent
     if a.num_envs % a.num_minibatches:
-        raise ConfigError(f"PPO num_envs={a.num_envs} must be a multiple of num_minibatches={a.num_minibatches} "
-                          "for brax (batch_size = num_envs / num_minibatches)")
+        raise ConfigError(
+            f"PPO num_envs={a.num_envs} must be a multiple of num_minibatches={a.num_minibatches} "
+            "for brax (batch_size = num_envs / num_minibatches)"
+        )
     batch_size = a.num_envs // a.num_minibatches
     train = {
         **_shared(config, num_timesteps, epochs, num_eval_envs),
@@ -85,10 +97,15 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         "max_grad_norm": a.max_grad_norm,
     }
     if a.policy.activation != a.value.activation:
-        raise ConfigError(f"PPO activations: policy {a.policy.activation}, value {a.value.activation}; brax's network "
-                          "factory takes one activation for both")
-    network = {"policy_hidden": list(a.policy.hidden), "value_hidden": list(a.value.hidden),
-               "activation": a.policy.activation}
+        raise ConfigError(
+            f"PPO activations: policy {a.policy.activation}, value {a.value.activation}; brax's network "
+            "factory takes one activation for both"
+        )
+    network = {
+        "policy_hidden": list(a.policy.hidden),
+        "value_hidden": list(a.value.hidden),
+        "activation": a.policy.activation,
+    }
     samples = a.num_envs * a.unroll_length // a.num_minibatches
     matched = [
         f"num_envs={a.num_envs}, unroll_length={a.unroll_length}, episode_length, action_repeat",
@@ -114,8 +131,10 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     if a.lr_schedule != "constant":
         unmatched.append(f"learning-rate schedule: rlx {a.lr_schedule}, brax constant")
     if a.policy.squash != "tanh" or a.policy.std != "softplus" or a.policy.min_std != BRAX_MIN_STD:
-        unmatched.append(f"policy: rlx squash={a.policy.squash} std={a.policy.std} min_std={a.policy.min_std:g}; "
-                         "brax tanh, softplus std, min_std 1e-3")
+        unmatched.append(
+            f"policy: rlx squash={a.policy.squash} std={a.policy.std} min_std={a.policy.min_std:g}; "
+            "brax tanh, softplus std, min_std 1e-3"
+        )
     else:
         matched.append("policy: tanh-squashed Gaussian, mean and softplus(std)+1e-3 from one MLP")
     job = {"kind": "ppo", "env": brax_env(config), "network": network, "train": train}
@@ -126,8 +145,10 @@ def sac_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     """brax ``sac.train`` with ``config.agent``'s hyperparameters (brax SAC evaluates after every epoch)."""
     a = config.agent
     if a.rollout_length != 1:
-        raise ConfigError(f"SAC rollout_length={a.rollout_length}: brax steps each env once per training step; "
-                          "only rollout_length 1 can be matched")
+        raise ConfigError(
+            f"SAC rollout_length={a.rollout_length}: brax steps each env once per training step; "
+            "only rollout_length 1 can be matched"
+        )
     train = {
         **_shared(config, num_timesteps, epochs, num_eval_envs),
         "batch_size": a.batch_size,
@@ -141,10 +162,15 @@ def sac_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         "normalize_observations": a.normalize_observations,
     }
     if a.actor.activation != a.critic.activation:
-        raise ConfigError(f"SAC activations: actor {a.actor.activation}, critic {a.critic.activation}; brax's network "
-                          "factory takes one activation for both")
-    network = {"actor_hidden": list(a.actor.hidden), "critic_hidden": list(a.critic.hidden),
-               "activation": a.actor.activation}
+        raise ConfigError(
+            f"SAC activations: actor {a.actor.activation}, critic {a.critic.activation}; brax's network "
+            "factory takes one activation for both"
+        )
+    network = {
+        "actor_hidden": list(a.actor.hidden),
+        "critic_hidden": list(a.critic.hidden),
+        "activation": a.actor.activation,
+    }
     matched = [
         f"num_envs={a.num_envs}, one env step each per iteration, episode_length, action_repeat",
         f"{a.updates_per_iteration} gradient steps per iteration (grad_updates_per_step = num_envs x utd_ratio "
@@ -168,11 +194,14 @@ def sac_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     if a.actor_learning_rate == a.critic_learning_rate:
         matched.append(f"learning_rate={a.actor_learning_rate:g} (actor and critic)")
     else:
-        unmatched.append(f"learning rates: rlx actor {a.actor_learning_rate:g} / critic {a.critic_learning_rate:g}, "
-                         f"brax one rate ({a.actor_learning_rate:g})")
+        unmatched.append(
+            f"learning rates: rlx actor {a.actor_learning_rate:g} / critic {a.critic_learning_rate:g}, "
+            f"brax one rate ({a.actor_learning_rate:g})"
+        )
     temperature = a.autotune_alpha and a.initial_alpha == 1.0 and a.alpha_learning_rate == BRAX_ALPHA_LEARNING_RATE
     (matched if temperature else unmatched).append(
         f"temperature: rlx autotune={a.autotune_alpha}, initial alpha {a.initial_alpha:g}, "
-        f"lr {a.alpha_learning_rate:g}; brax autotuned from alpha 1 with lr 3e-4")
+        f"lr {a.alpha_learning_rate:g}; brax autotuned from alpha 1 with lr 3e-4"
+    )
     job = {"kind": "sac", "env": brax_env(config), "network": network, "train": train}
     return BraxJob(job, matched, unmatched + COMMON_UNMATCHED)

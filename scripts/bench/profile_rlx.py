@@ -28,13 +28,14 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import rlx_side
 import yaml
 
-import rlx_side
 from rlx import driver
 from rlx.algos import ppo
 from rlx.algos.off_policy import random_actions
@@ -73,8 +74,9 @@ def checksum(tree: Any) -> jax.Array:
 def profile(config: driver.RunConfig, iterations: int, repeats: int) -> dict:
     """Seconds per iteration (and compile seconds) of each piece in the module docstring."""
     steps = rlx_side.env_steps_per_iteration(config) * iterations * (repeats + 1)
-    experiment = driver.Experiment(driver.build_config({**to_dict(config), "num_chunks": repeats + 1,
-                                                        "total_env_steps": steps}))
+    experiment = driver.Experiment(
+        driver.build_config({**to_dict(config), "num_chunks": repeats + 1, "total_env_steps": steps})
+    )
     agent, env = experiment.static_agent, experiment.env
     num_envs, unroll = config.agent.num_envs, config.agent.unroll_length
     state = experiment.init()
@@ -144,8 +146,10 @@ def profile(config: driver.RunConfig, iterations: int, repeats: int) -> dict:
     run_chunk()  # compiles
     programs["run_chunk"] = (run_chunk, experiment.compile_seconds)
     seconds = time_interleaved({name: call for name, (call, _) in programs.items()}, repeats)
-    return {name: {"seconds": seconds[name] / iterations, "compile_seconds": compile_s}
-            for name, (_, compile_s) in programs.items()}
+    return {
+        name: {"seconds": seconds[name] / iterations, "compile_seconds": compile_s}
+        for name, (_, compile_s) in programs.items()
+    }
 
 
 def table(pieces: dict) -> list[str]:
@@ -155,8 +159,11 @@ def table(pieces: dict) -> list[str]:
         ("env.step, raw (vmapped, random actions)", s["env.step raw"], "env.step raw"),
         ("+ training wrappers (episode statistics, auto-reset)", s["training env"] - s["env.step raw"], "training env"),
         ("  (for scale: a vmapped env.reset at every step, timed alone)", s["env.reset"], "env.reset"),
-        ("+ policy, sampling, rollout bookkeeping (collect - training env)", s["collect"] - s["training env"],
-         "collect"),
+        (
+            "+ policy, sampling, rollout bookkeeping (collect - training env)",
+            s["collect"] - s["training env"],
+            "collect",
+        ),
         ("update: values + GAE + epochs of minibatch SGD", s["update"], "update"),
         ("rest of train_step (obs statistics; fusion)", s["train_step"] - s["collect"] - s["update"], "train_step"),
         ("driver: run_chunk - bare scan of train_step", s["run_chunk"] - s["train_step"], "run_chunk"),
@@ -164,8 +171,10 @@ def table(pieces: dict) -> list[str]:
     total = s["run_chunk"]
     lines = ["| piece | s / iteration | % of run_chunk | compile s of the program |", "|---|---:|---:|---:|"]
     for label, seconds, program in rows:
-        lines.append(f"| {label} | {seconds:.4f} | {100 * seconds / total:.1f} | "
-                     f"{pieces[program]['compile_seconds']:.1f} ({program}) |")
+        lines.append(
+            f"| {label} | {seconds:.4f} | {100 * seconds / total:.1f} | "
+            f"{pieces[program]['compile_seconds']:.1f} ({program}) |"
+        )
     lines.append(f"| **total: Experiment.run_chunk** | **{total:.4f}** | 100.0 | |")
     return lines
 
@@ -190,9 +199,11 @@ def main() -> None:
         sys.exit(f"profile_rlx: {args.config} is a {config.algo} preset; this profiles PPO")
     pieces = profile(config, args.iterations, args.repeats)
     a = config.agent
-    print(f"# rlx PPO profile: `{args.env}`, {args.config}: {a.num_envs} envs x {a.unroll_length} steps, "
-          f"{a.num_epochs} epochs x {a.num_minibatches} minibatches; {args.iterations} iterations per call; "
-          f"jax {jax.__version__} on {jax.devices()[0].device_kind}; rlx checkout {rlx_side.git_state()}\n")
+    print(
+        f"# rlx PPO profile: `{args.env}`, {args.config}: {a.num_envs} envs x {a.unroll_length} steps, "
+        f"{a.num_epochs} epochs x {a.num_minibatches} minibatches; {args.iterations} iterations per call; "
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}; rlx checkout {rlx_side.git_state()}\n"
+    )
     print("\n".join(table(pieces)))
     if args.json:
         with open(args.json, "w") as f:

@@ -24,18 +24,18 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
-
 import timing
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-from rlx import algos, driver  # noqa: E402
-from rlx.algos.off_policy import random_actions  # noqa: E402
-from rlx.config import to_dict  # noqa: E402
-from rlx.envs import Vmap, make, parse_env_spec  # noqa: E402
+from rlx import algos, driver
+from rlx.algos.off_policy import random_actions
+from rlx.config import to_dict
+from rlx.envs import Vmap, make, parse_env_spec
 
 
 def run_config(config_data: dict, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:
@@ -84,8 +84,13 @@ def bench_raw(env_spec: str, num_envs: int, scan_length: int = 100, repeats: int
     return {"steps_per_second": num_envs * scan_length * calls * repeat / seconds, "compile_seconds": compile_s}
 
 
-def bench_train(config: driver.RunConfig, iterations_per_chunk: int = 1, timed_chunks: int = 3,
-                min_seconds: float = 0.0, before_chunk: Callable[[int], None] | None = None) -> dict:
+def bench_train(
+    config: driver.RunConfig,
+    iterations_per_chunk: int = 1,
+    timed_chunks: int = 3,
+    min_seconds: float = 0.0,
+    before_chunk: Callable[[int], None] | None = None,
+) -> dict:
     """rlx training env steps/s of ``config`` after compilation, timed as ``timing.summarize`` says.
 
     Off-policy algorithms are measured with ``learning_starts: 0`` so every iteration does its gradient
@@ -93,15 +98,18 @@ def bench_train(config: driver.RunConfig, iterations_per_chunk: int = 1, timed_c
     ``before_chunk(index)`` (untimed) runs before each."""
     per_iteration = env_steps_per_iteration(config)
     num_chunks = timing.WARMUP + timed_chunks
-    data = {**to_dict(config), "total_env_steps": per_iteration * iterations_per_chunk * num_chunks,
-            "num_chunks": num_chunks}
+    data = {
+        **to_dict(config),
+        "total_env_steps": per_iteration * iterations_per_chunk * num_chunks,
+        "num_chunks": num_chunks,
+    }
     if config.algo != "ppo":
         data["agent"]["learning_starts"] = 0
     experiment = driver.Experiment(driver.build_config(data))
     state = experiment.init()
     jax.block_until_ready(state)
     seconds: list[float] = []
-    while len(seconds) < num_chunks or sum(seconds[timing.WARMUP:]) < min_seconds:
+    while len(seconds) < num_chunks or sum(seconds[timing.WARMUP :]) < min_seconds:
         if before_chunk is not None:
             before_chunk(len(seconds))
         tic = time.perf_counter()
@@ -156,8 +164,12 @@ def main() -> None:
     if job["kind"] == "raw":
         result = bench_raw(job["env_spec"], job["num_envs"], min_seconds=job["min_seconds"])
     else:
-        result = bench_train(driver.build_config(job["config"]), job["iterations_per_chunk"], job["timed_chunks"],
-                             before_chunk=lambda _: timing.gate(job["lockstep"]))
+        result = bench_train(
+            driver.build_config(job["config"]),
+            job["iterations_per_chunk"],
+            job["timed_chunks"],
+            before_chunk=lambda _: timing.gate(job["lockstep"]),
+        )
     print("BENCH_RESULT " + json.dumps({**result, "versions": timing.versions()}), flush=True)
 
 

@@ -31,12 +31,12 @@ import subprocess
 import sys
 import tempfile
 
-import yaml
-
 import brax_venv
 import mapping
 import rlx_side
 import timing
+import yaml
+
 from rlx import algos, driver
 from rlx.config import ConfigError, to_dict
 
@@ -96,8 +96,13 @@ class Worker:
             json.dump(job, f)
         self.job_path = f.name
         with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen([brax_venv.ensure(), os.path.join(HERE, script), f.name],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+            self.process = subprocess.Popen(
+                [brax_venv.ensure(), os.path.join(HERE, script), f.name],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         self.result: dict | None = None
         self._wait()
 
@@ -107,14 +112,15 @@ class Worker:
             if line.startswith("BENCH_READY"):
                 return
             if line.startswith("BENCH_RESULT "):
-                self.result = json.loads(line[len("BENCH_RESULT "):])
+                self.result = json.loads(line[len("BENCH_RESULT ") :])
         code = self.process.wait()
         os.remove(self.job_path)
         if self.result is None:
             with open(self.log_path) as log:
                 last = (log.read().strip().splitlines() or ["no output"])[-1]
-            print(f"bench: {self.script} {self.label} failed (exit {code}): {last}; log: {self.log_path}",
-                  file=sys.stderr)
+            print(
+                f"bench: {self.script} {self.label} failed (exit {code}): {last}; log: {self.log_path}", file=sys.stderr
+            )
             self.result = {"error": last, "log": self.log_path}
 
     def advance(self) -> None:
@@ -151,8 +157,9 @@ def measure(args: argparse.Namespace, mode: str, env_spec: str, algo: str, spec:
     steps_per_iteration = rlx_side.env_steps_per_iteration(config)
     total = per_chunk * chunks * steps_per_iteration
     run_fields = {"eval_episodes": args.eval_episodes} if args.eval_episodes else {}
-    config = rlx_side.run_config(load_yaml(spec["config"]), env_spec, agent, total_env_steps=total,
-                                 num_chunks=chunks, eval_every=1, **run_fields)
+    config = rlx_side.run_config(
+        load_yaml(spec["config"]), env_spec, agent, total_env_steps=total, num_chunks=chunks, eval_every=1, **run_fields
+    )
     num_envs = config.agent.num_envs
     # throughput: brax SAC still evaluates after every epoch (outside its timings); keep that cheap
     evaluation_envs = config.eval_episodes if mode == "budget" else 1
@@ -161,21 +168,48 @@ def measure(args: argparse.Namespace, mode: str, env_spec: str, algo: str, spec:
     else:
         brax = mapping.sac_job(config, total, chunks, evaluation_envs)
     label = f"{config.env.name.replace('/', '_')}-{algo}"
-    row = {"env": env_spec, "algo": algo, "config": spec["config"], "num_envs": num_envs, "mode": mode,
-           "iterations_per_chunk": per_chunk, "chunks": chunks, "env_steps_per_iteration": steps_per_iteration,
-           "matched": brax.matched, "unmatched": brax.unmatched, "brax_job": brax.job}
-    print(f"bench: {env_spec} {algo}: {num_envs} envs, {chunks} chunks x {per_chunk} iterations x "
-          f"{steps_per_iteration} env steps", file=sys.stderr, flush=True)
+    row = {
+        "env": env_spec,
+        "algo": algo,
+        "config": spec["config"],
+        "num_envs": num_envs,
+        "mode": mode,
+        "iterations_per_chunk": per_chunk,
+        "chunks": chunks,
+        "env_steps_per_iteration": steps_per_iteration,
+        "matched": brax.matched,
+        "unmatched": brax.unmatched,
+        "brax_job": brax.job,
+    }
+    print(
+        f"bench: {env_spec} {algo}: {num_envs} envs, {chunks} chunks x {per_chunk} iterations x "
+        f"{steps_per_iteration} env steps",
+        file=sys.stderr,
+        flush=True,
+    )
     if mode == "throughput":
-        raw_job = {"kind": "raw", "env": mapping.brax_env(config), "num_envs": num_envs, "scan_length": 100,
-                   "repeats": 5, "min_seconds": args.raw_seconds}
+        raw_job = {
+            "kind": "raw",
+            "env": mapping.brax_env(config),
+            "num_envs": num_envs,
+            "scan_length": 100,
+            "repeats": 5,
+            "min_seconds": args.raw_seconds,
+        }
         row["raw"] = rlx_side.bench_raw(env_spec, num_envs, min_seconds=args.raw_seconds)
         row["raw_brax_venv"] = Worker("brax_side.py", raw_job, label + "-raw").finish()
-        rlx_job = {"kind": "train", "config": to_dict(config), "iterations_per_chunk": per_chunk,
-                   "timed_chunks": chunks - timing.WARMUP, "lockstep": True}
+        rlx_job = {
+            "kind": "train",
+            "config": to_dict(config),
+            "iterations_per_chunk": per_chunk,
+            "timed_chunks": chunks - timing.WARMUP,
+            "lockstep": True,
+        }
         # Set up one after the other, then one chunk/epoch of each in turn (see timing.py).
-        workers = [Worker("rlx_side.py", rlx_job, label + "-rlx"),
-                   Worker("brax_side.py", {**brax.job, "lockstep": True}, label)]
+        workers = [
+            Worker("rlx_side.py", rlx_job, label + "-rlx"),
+            Worker("brax_side.py", {**brax.job, "lockstep": True}, label),
+        ]
 
         def advance_workers(chunk: int) -> None:
             for worker in workers if chunk else []:
@@ -201,15 +235,19 @@ def ratio(a: float | None, b: float | None) -> str:
 def table(rows: list[dict], mode: str) -> list[str]:
     """The markdown table, one line per (env, algo)."""
     if mode == "throughput":
-        lines = ["| env | algo | num_envs | raw steps/s | raw steps/s (brax venv) | rlx steps/s | "
-                 "rlx steps/s (brax venv) | brax steps/s | rlx/brax | rlx/brax (same venv) | rlx/raw | "
-                 "rlx compile s | rlx compile s (brax venv) | brax compile s |",
-                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| env | algo | num_envs | raw steps/s | raw steps/s (brax venv) | rlx steps/s | "
+            "rlx steps/s (brax venv) | brax steps/s | rlx/brax | rlx/brax (same venv) | rlx/raw | "
+            "rlx compile s | rlx compile s (brax venv) | brax compile s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     else:
-        lines = ["| env | algo | num_envs | env steps (rlx / brax) | rlx steps/s | brax steps/s | rlx/brax | "
-                 "rlx compile s | brax compile s | rlx train s | brax train s | rlx wall s | brax wall s | "
-                 "rlx final eval | brax final eval |",
-                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| env | algo | num_envs | env steps (rlx / brax) | rlx steps/s | brax steps/s | rlx/brax | "
+            "rlx compile s | brax compile s | rlx train s | brax train s | rlx wall s | brax wall s | "
+            "rlx final eval | brax final eval |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     for r in rows:
         rlx, brax = r["rlx"], r["brax"]
         rlx_sps, brax_sps = rlx.get("steps_per_second"), brax.get("steps_per_second")
@@ -221,7 +259,8 @@ def table(rows: list[dict], mode: str) -> list[str]:
                 f"{head} {fmt(raw_sps)} | {fmt(r['raw_brax_venv'].get('steps_per_second'))} | {fmt(rlx_sps)} | "
                 f"{fmt(control_sps)} | {fmt(brax_sps)} | {ratio(rlx_sps, brax_sps)} | {ratio(control_sps, brax_sps)} | "
                 f"{ratio(rlx_sps, raw_sps)} | {fmt(rlx.get('compile_seconds'), '.1f')} | "
-                f"{fmt(control.get('compile_seconds'), '.1f')} | {fmt(brax.get('compile_seconds'), '.1f')} |")
+                f"{fmt(control.get('compile_seconds'), '.1f')} | {fmt(brax.get('compile_seconds'), '.1f')} |"
+            )
         else:
             lines.append(
                 f"{head} {rlx['env_steps']:,} / {fmt(brax.get('env_steps'), ',')} | {fmt(rlx_sps)} | "
@@ -229,16 +268,19 @@ def table(rows: list[dict], mode: str) -> list[str]:
                 f"{fmt(brax.get('compile_seconds'), '.1f')} | {fmt(rlx['train_seconds'], '.1f')} | "
                 f"{fmt(brax.get('train_seconds'), '.1f')} | {fmt(rlx['wall_seconds'], '.1f')} | "
                 f"{fmt(brax.get('wall_seconds'), '.1f')} | {fmt(rlx['final_eval_return'], '.1f')} | "
-                f"{fmt(brax.get('final_eval_return'), '.1f')} |")
+                f"{fmt(brax.get('final_eval_return'), '.1f')} |"
+            )
     return lines
 
 
 def describe_versions(v: dict | None) -> str:
     if not v:
         return "n/a (no brax job succeeded)"
-    return (f"jax {v['jax']} (jaxlib {v['jaxlib']}), brax {v['brax']}, mujoco-mjx {v['mujoco-mjx']}, "
-            f"flax {v['flax']}, optax {v['optax']}, python {v['python']}; {v['backend']} "
-            f"({v['device']} x {v['device_count']})")
+    return (
+        f"jax {v['jax']} (jaxlib {v['jaxlib']}), brax {v['brax']}, mujoco-mjx {v['mujoco-mjx']}, "
+        f"flax {v['flax']}, optax {v['optax']}, python {v['python']}; {v['backend']} "
+        f"({v['device']} x {v['device_count']})"
+    )
 
 
 def report(rows: list[dict], mode: str, argv: list[str], started: datetime.datetime, checkout: str) -> str:
@@ -258,20 +300,29 @@ def report(rows: list[dict], mode: str, argv: list[str], started: datetime.datet
         "",
     ]
     if mode == "throughput":
-        lines.append(f"steps/s: env steps (incl. action repeat) per second, median over the timed chunks (rlx) or "
-                     f"epochs (brax) after {timing.WARMUP} warm-up ones; compile s: the warm-up ones' wall time "
-                     "minus their steps at that rate (brax PPO compiles its epoch twice, see scripts/bench/timing.py). "
-                     "raw: vmapped env.step with random actions, time limit, no auto-reset, all steps / all seconds "
-                     "over >= --raw-seconds (brax venv: brax's own EpisodeWrapper(VmapWrapper(env))). brax venv: "
-                     "jax 0.9.2, where brax.training runs; rlx runs there too as a same-jax control. Off-policy rows "
-                     "use learning_starts 0 on both sides.")
+        lines.append(
+            f"steps/s: env steps (incl. action repeat) per second, median over the timed chunks (rlx) or "
+            f"epochs (brax) after {timing.WARMUP} warm-up ones; compile s: the warm-up ones' wall time "
+            "minus their steps at that rate (brax PPO compiles its epoch twice, see scripts/bench/timing.py). "
+            "raw: vmapped env.step with random actions, time limit, no auto-reset, all steps / all seconds "
+            "over >= --raw-seconds (brax venv: brax's own EpisodeWrapper(VmapWrapper(env))). brax venv: "
+            "jax 0.9.2, where brax.training runs; rlx runs there too as a same-jax control. Off-policy rows "
+            "use learning_starts 0 on both sides."
+        )
     else:
-        lines.append(f"steps/s: median over chunks/epochs after {timing.WARMUP} warm-up ones; train s: all "
-                     "chunks/epochs (incl. compile); wall s: env creation to final evaluation (brax also evaluates "
-                     "once before training); final eval: mean deterministic return.")
+        lines.append(
+            f"steps/s: median over chunks/epochs after {timing.WARMUP} warm-up ones; train s: all "
+            "chunks/epochs (incl. compile); wall s: env creation to final evaluation (brax also evaluates "
+            "once before training); final eval: mean deterministic return."
+        )
     for r in rows:
-        lines += ["", f"## {r['algo'].upper()} `{r['env']}` ({r['config']}, {r['chunks']} chunks x "
-                      f"{r['iterations_per_chunk']} iterations)", "", "matched:"]
+        lines += [
+            "",
+            f"## {r['algo'].upper()} `{r['env']}` ({r['config']}, {r['chunks']} chunks x "
+            f"{r['iterations_per_chunk']} iterations)",
+            "",
+            "matched:",
+        ]
         lines += [f"- {m}" for m in r["matched"]]
         lines += ["", "not matched:"] + [f"- {m}" for m in r["unmatched"]]
         for key in ("raw_brax_venv", "rlx_brax_venv", "brax"):
@@ -290,11 +341,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mode", choices=("throughput", "budget"), help="default: the preset's, else throughput")
     p.add_argument("--algos", nargs="+", default=["ppo", "sac"], choices=("ppo", "sac"))
     p.add_argument("--num-envs", type=int, help="override num_envs of every run")
-    p.add_argument("--agent", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an agent field wherever the algorithm has it (repeatable)")
+    p.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an agent field wherever the algorithm has it (repeatable)",
+    )
     p.add_argument("--iterations", type=int, help="throughput: iterations per chunk/epoch (default: preset, 10)")
-    p.add_argument("--chunks", type=int, help="throughput: timed chunks (default: preset, 3); budget: chunks "
-                   f"(default: the config's num_chunks; > {timing.WARMUP} for a steady rate)")
+    p.add_argument(
+        "--chunks",
+        type=int,
+        help="throughput: timed chunks (default: preset, 3); budget: chunks "
+        f"(default: the config's num_chunks; > {timing.WARMUP} for a steady rate)",
+    )
     p.add_argument("--max-steps", type=int, help="budget: env-step budget (default: the config's total_env_steps)")
     p.add_argument("--eval-episodes", type=int, help="budget: evaluation episodes (default: the config's)")
     p.add_argument("--raw-seconds", type=float, default=1.0, help="minimum timed seconds of each raw measurement")
@@ -318,8 +378,18 @@ def main() -> None:
     print(text)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"mode": suite["mode"], "command": sys.argv, "date": started.isoformat(), "checkout": checkout,
-                       "rlx_versions": timing.versions(), "rows": rows}, f, indent=2)
+            json.dump(
+                {
+                    "mode": suite["mode"],
+                    "command": sys.argv,
+                    "date": started.isoformat(),
+                    "checkout": checkout,
+                    "rlx_versions": timing.versions(),
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,15 @@ def versions() -> dict:
 
     import jax
 
-    return {"jax": jax.__version__, "jaxlib": version("jaxlib"), "brax": version("brax"),
-            "mujoco-mjx": version("mujoco-mjx"), "flax": version("flax"), "optax": version("optax"),
-            "python": sys.version.split()[0], "backend": jax.default_backend(),
-            "device": jax.devices()[0].device_kind, "device_count": jax.device_count()}
+    return {
+        "jax": jax.__version__,
+        "jaxlib": version("jaxlib"),
+        "brax": version("brax"),
+        "mujoco-mjx": version("mujoco-mjx"),
+        "flax": version("flax"),
+        "optax": version("optax"),
+        "python": sys.version.split()[0],
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
+    }
