@@ -152,6 +152,9 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
         moved = getattr(cls, "MOVED", {}).get(key)
         if moved is not None:
             raise ConfigError(f"{prefix}{key}: moved to {prefix}{moved}")
+        unsupported = getattr(cls, "UNSUPPORTED", {}).get(key)
+        if unsupported is not None:
+            raise ConfigError(f"{prefix}{key}: {unsupported}")
         close = difflib.get_close_matches(str(key), fields, n=1)
         hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
         raise ConfigError(f"{prefix}{key}: unknown field{hint}; allowed: {', '.join(sorted(fields))}")

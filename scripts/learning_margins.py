@@ -21,7 +21,7 @@ import time
 import numpy as np
 import yaml
 
-from rlx import sweep
+from rlx import stats, sweep
 from rlx.config import merge
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -34,10 +34,19 @@ ENTRIES = {
     "sac_pendulum": ("sac_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "td3_pendulum": ("td3_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "ddpg_pendulum": ("ddpg_pendulum.yaml", {}, "eval/episode_return", -250.0),
-    "sac_pendulum_hl_gauss": ("sac_pendulum.yaml", {"agent": {"critic": {"value": "hl_gauss"}}}, "eval/episode_return", -250.0),
+    "sac_pendulum_hl_gauss": (
+        "sac_pendulum.yaml",
+        {"agent": {"critic": {"value": "hl_gauss"}}},
+        "eval/episode_return",
+        -250.0,
+    ),
     "sac_pendulum_c51": ("sac_pendulum.yaml", {"agent": {"critic": {"value": "c51"}}}, "eval/episode_return", -250.0),
     "td3_pendulum_n3": ("td3_pendulum.yaml", {"agent": {"n_step": 3}}, "eval/episode_return", -250.0),
+    "crossq_pendulum": ("crossq_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "droq_pendulum": ("droq_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "sac_inverted_pendulum": ("sac_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
+    "crossq_inverted_pendulum": ("crossq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
+    "fasttd3_inverted_pendulum": ("fasttd3_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "dqn_cartpole": ("dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "c51_cartpole": ("c51_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "dqn_hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {}, "eval/episode_return", 475.0),
@@ -51,8 +60,13 @@ def measure(name: str, seeds: list[int]) -> dict:
     tic = time.perf_counter()
     result = sweep.run(sweep.spec_from_dict({"config": config, "seeds": seeds}), None, progress=False)
     scores = np.array([run[metric] if run[metric] is not None else np.nan for run in result.runs])
-    return {"name": name, "metric": metric, "threshold": threshold, "scores": scores,
-            "seconds": time.perf_counter() - tic}
+    return {
+        "name": name,
+        "metric": metric,
+        "threshold": threshold,
+        "scores": scores,
+        "seconds": time.perf_counter() - tic,
+    }
 
 
 def main() -> None:
@@ -61,14 +75,18 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=sorted(ENTRIES))
     args = parser.parse_args()
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, seeds 0..{args.seeds - 1}")
-    print("| test config | metric | threshold | per seed | min | seconds |")
-    print("|---|---|---|---|---|---|")
+    print("| test config | metric | threshold | per seed | min | IQM [95% CI] | seconds |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.only or ENTRIES:
         r = measure(name, list(range(args.seeds)))
         scores = " / ".join(f"{s:.1f}" for s in r["scores"])
         threshold = "-" if r["threshold"] is None else f"{r['threshold']:g}"
-        print(f"| {name} | {r['metric']} | {threshold} | {scores} | {np.nanmin(r['scores']):.1f} | {r['seconds']:.0f} |",
-              flush=True)
+        iqm, low, high = stats.bootstrap_ci(r["scores"][np.isfinite(r["scores"])])
+        print(
+            f"| {name} | {r['metric']} | {threshold} | {scores} | {np.nanmin(r['scores']):.1f} | "
+            f"{iqm:.1f} [{low:.1f}, {high:.1f}] | {r['seconds']:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,11 @@ class Setting:
     probe_agent: dict  # settings that solve the probes quickly
     probe_steps: int  # env steps per probe run
     probe_box: bool  # probe with one box action (else two discrete actions)
+    tolerance: float = 0.1  # allowed error of values (and, x1.5, of box actions)
 
 
-OFF_POLICY_SMALL = {"num_envs": 2, "batch_size": 16, "learning_starts": 32, "buffer_size": 256}
+# every network is reset every 32 gradient steps, so resets fall in both chunks of the shared experiments
+OFF_POLICY_SMALL = {"num_envs": 2, "batch_size": 16, "learning_starts": 32, "buffer_size": 256, "reset_every": 32}
 OFF_POLICY_PROBE = {"num_envs": 4, "batch_size": 64, "learning_starts": 256, "buffer_size": 4096, "gamma": GAMMA}
 
 SETTINGS = {
@@ -69,7 +71,12 @@ SETTINGS = {
     ),
     "sac": Setting(
         "gymnax/Pendulum-v1",
-        {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        {
+            **OFF_POLICY_SMALL,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+            "reset": ["actor", "critic", "temperature"],
+        },
         {
             **OFF_POLICY_PROBE,
             "autotune_alpha": False,
@@ -84,7 +91,7 @@ SETTINGS = {
     ),
     "td3": Setting(
         "gymnax/Pendulum-v1",
-        {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}, "reset": ["actor", "critic"]},
         {
             **OFF_POLICY_PROBE,
             "actor_learning_rate": 3e-3,
@@ -95,9 +102,33 @@ SETTINGS = {
         3_000,
         True,
     ),
+    "crossq": Setting(
+        "gymnax/Pendulum-v1",
+        {
+            **OFF_POLICY_SMALL,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+            "reset": ["actor", "critic", "temperature"],
+        },
+        {
+            **OFF_POLICY_PROBE,
+            "policy_delay": 1,
+            "initial_alpha": 0.1,
+            "actor_learning_rate": 3e-3,
+            "critic_learning_rate": 3e-3,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+        },
+        5_000,
+        True,
+        # Evaluation mode normalizes with running batch statistics, which lag the training batches: measured
+        # value errors up to 0.08 and action errors up to 0.09 (5k steps; with a fixed small alpha the policy
+        # stops exploring and the action probe settles at 0.6).
+        tolerance=0.15,
+    ),
     "dqn": Setting(
         "gymnax/CartPole-v1",
-        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}},
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"]},
         {
             **OFF_POLICY_PROBE,
             "learning_rate": 3e-3,
@@ -265,13 +296,13 @@ def test_probe_envs_reach_their_analytic_values(algo):
     )
     v = dict(zip(PROBES, np.asarray(values)))  # columns: obs 0, +1, -1
     a = dict(zip(PROBES, np.asarray(actions).reshape(len(PROBES), 3)))
-    tol = 0.1
+    tol = setting.tolerance
     assert abs(v["constant"][0] - 1.0) < tol, v
     assert abs(v["observation"][1] - 1.0) < tol and abs(v["observation"][2] + 1.0) < tol, v
     assert abs(v["discount"][0] - GAMMA) < tol and abs(v["discount"][1] - 1.0) < tol, v
     if setting.probe_box:  # reward -(a - target)^2: optimal value 0
-        assert abs(a["action"][0] - 0.5) < 0.15 and abs(v["action"][0]) < tol, (a, v)
-        assert abs(a["obs_action"][1] - 0.5) < 0.15 and abs(a["obs_action"][2] + 0.5) < 0.15, a
+        assert abs(a["action"][0] - 0.5) < 1.5 * tol and abs(v["action"][0]) < tol, (a, v)
+        assert abs(a["obs_action"][1] - 0.5) < 1.5 * tol and abs(a["obs_action"][2] + 0.5) < 1.5 * tol, a
         assert abs(v["obs_action"][1]) < tol and abs(v["obs_action"][2]) < tol, v
     else:  # reward 1 for the right action
         assert a["action"][0] == 1 and abs(v["action"][0] - 1.0) < tol, (a, v)

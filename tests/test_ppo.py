@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import preset, tree_equal
+from helpers import final_rows, median, preset, tree_equal
 
 from rlx import driver
 from rlx.algos import ppo
@@ -13,13 +13,16 @@ from rlx.envs import make
 
 
 def test_ppo_learns_cartpole():
-    result = driver.train(preset("ppo_cartpole.yaml"), None, progress=False)
-    final = result.rows[-1]
-    assert final["eval/episode_return"] >= 475, final  # deterministic policy, 16 episodes
-    assert final["train/episode_return"] >= 400, final  # stochastic policy while training
+    # Seeds 0-4, one vmapped sweep (scripts/learning_margins.py): eval 476/500/500/483/444 and training return
+    # 416/465/495/415/329 on this machine's default kernels; 500/500/500/490/500 and 484/453/498/474/486 with
+    # XLA_FLAGS=--xla_cpu_max_isa=AVX. One seed sits at the edge of 475, so the median of three is asserted.
+    runs = final_rows(preset("ppo_cartpole.yaml"))
+    assert median(runs) >= 475, runs  # deterministic policy, 16 episodes
+    assert median(runs, "train/episode_return") >= 400, runs  # stochastic policy while training
 
 
 def test_ppo_learns_brax_inverted_pendulum():
+    # Seeds 0-4 reach 1000 on the default kernels and with XLA_FLAGS=--xla_cpu_max_isa=AVX: one seed suffices.
     result = driver.train(preset("ppo_inverted_pendulum.yaml"), None, progress=False)
     final = result.rows[-1]
     assert final["eval/episode_return"] >= 900, final

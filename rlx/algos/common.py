@@ -65,12 +65,21 @@ class Hyperparams:
 
 
 def optimizer(
-    learning_rate: Any, max_grad_norm: Any = None, eps: float = 1e-8, b1: float = 0.9, b2: float = 0.999
+    learning_rate: Any,
+    max_grad_norm: Any = None,
+    eps: float = 1e-8,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    weight_decay: Any = None,
 ) -> optax.GradientTransformation:
-    """Adam after optional global-norm clipping; every argument may be traced. Built inside the jitted
-    update, because the learning rate and the clip norm live in the state; ``init`` does not depend on them."""
+    """Adam after optional global-norm clipping, with optional decoupled weight decay (AdamW); every
+    argument may be traced. Built inside the jitted update, because the learning rate and the clip norm
+    live in the state; ``init`` does not depend on them."""
     parts = [] if max_grad_norm is None else [optax.clip_by_global_norm(max_grad_norm)]
-    return optax.chain(*parts, optax.scale_by_adam(b1=b1, b2=b2, eps=eps), optax.scale(-learning_rate))
+    parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=eps))
+    if weight_decay is not None:
+        parts.append(optax.add_decayed_weights(weight_decay))
+    return optax.chain(*parts, optax.scale(-learning_rate))
 
 
 def optimizer_step(tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any) -> tuple[Any, Any]:

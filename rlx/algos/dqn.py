@@ -60,6 +60,8 @@ class Config(off_policy.OffPolicyConfig):
         "hl_gauss_sigma_ratio": "q.sigma_ratio",
     }
 
+    RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {"q": ("params.online", "params.target", "opt_state")}
+
     def check(self) -> None:
         super().check()
         common.check_network(self.q, "agent.q.")
@@ -183,7 +185,7 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     def explore(obs, starts, carry, key):
         return PolicyStep(_epsilon_greedy(config, env, state.params.online, obs, eps, key), {}, carry)
 
-    state, metrics = off_policy.train_iteration(config, env, state, explore, gradient_step)
+    state, metrics = off_policy.train_iteration(config, env, state, explore, gradient_step, init)
     return state, {**metrics, "epsilon": eps}
 
 

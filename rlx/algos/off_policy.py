@@ -22,14 +22,16 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlx import nets
 from rlx.algos import common
 from rlx.buffers import ReplayBuffer
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
-from rlx.nets import CriticNet, Ensemble, Model
+from rlx.nets import MLP, CriticNet, Ensemble, Model
 from rlx.ops import values
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import n_step_return
+from rlx.ops.td import temperature_loss
 from rlx.rollout import Policy, PolicyStep, Transition, unroll
 
 
@@ -48,12 +50,24 @@ class OffPolicyConfig:
     normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
     n_step: int = field(1, gt=0, doc="steps of real reward before bootstrapping (stops at an episode end)")
     adam_eps: float = field(1e-8, gt=0)
+    adam_b1: float = field(0.9, ge=0, lt=1, doc="Adam's first-moment decay (CrossQ: 0.5)")
+    reset: tuple[str, ...] = field(
+        (), doc="networks re-initialized every reset_every gradient steps (the algorithm's RESETTABLE names)"
+    )
+    reset_every: int = field(0, ge=0, doc="gradient steps between resets of the reset networks (0: never)")
     # Traced
     gamma: float = field(0.99, traced=True, ge=0, le=1, doc="discount")
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
     max_grad_norm: float | None = field(
         None, traced=True, gt=0, doc="global gradient-norm clip per network (null: none)"
     )
+    weight_decay: float | None = field(
+        None, traced=True, gt=0, doc="decoupled weight decay of the networks, AdamW (null: none; FastTD3: 0.1)"
+    )
+
+    # name -> the state paths a reset replaces with freshly initialized values (targets, optimizer states and
+    # batch statistics go with their network); set by each algorithm
+    RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @property
     def transitions_per_iteration(self) -> int:
@@ -79,6 +93,20 @@ class OffPolicyConfig:
             raise ConfigError(
                 f"agent.buffer_size: must hold {self.n_step} transitions per env ({self.num_envs} envs); got {self.buffer_size}"
             )
+        unknown = [name for name in self.reset if name not in self.RESETTABLE]
+        if unknown:
+            allowed = ", ".join(self.RESETTABLE) or "none for this algorithm"
+            raise ConfigError(f"agent.reset: unknown network {unknown[0]!r}; allowed: {allowed}")
+        if bool(self.reset) != (self.reset_every > 0):
+            raise ConfigError(
+                f"agent.reset_every: set it (> 0) together with agent.reset (networks to reset); got "
+                f"reset_every={self.reset_every}, reset={list(self.reset)}"
+            )
+        if self.reset_every % self.updates_per_iteration:
+            raise ConfigError(
+                f"agent.reset_every: must be a multiple of the {self.updates_per_iteration} gradient steps per "
+                f"iteration (resets happen between iterations); got {self.reset_every}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +130,16 @@ class ActorCriticConfig(OffPolicyConfig):
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class TemperatureConfig:
+    """The entropy temperature of maximum-entropy actor-critics (SAC, CrossQ)."""
+
+    autotune_alpha: bool = field(True, doc="learn alpha toward target_entropy; else keep initial_alpha")
+    target_entropy: float | None = field(None, doc="default -|A|")
+    initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
+    alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
+
+
 @struct.dataclass
 class LoopState:
     """What the collect-and-replay loop keeps in an algorithm's train state."""
@@ -110,6 +148,20 @@ class LoopState:
     buffer: Any  # the replay buffer's state (rlx.buffers)
     obs_stats: RunningStats  # observation statistics (updated only with normalize_observations)
     explore_carry: Any  # the behaviour policy's carry (() when it has none)
+
+
+@struct.dataclass
+class ActorCriticState:
+    """The train state of an actor-critic on this loop (SAC and TD3; CrossQ adds batch statistics):
+    everything a run needs to continue bit for bit, replay buffer included."""
+
+    params: Any  # the algorithm's Params: networks (and target copies, log alpha)
+    opt_state: Any  # the algorithm's optimizer states, one per learned part
+    loop: LoopState  # envs, replay buffer, observation statistics
+    key: jax.Array
+    iteration: jax.Array
+    num_updates: jax.Array  # int32, gradient steps taken (for the policy delay)
+    hparams: common.Hyperparams
 
 
 @struct.dataclass
@@ -126,6 +178,38 @@ class Batch:
     discount: jax.Array
     next_obs: jax.Array
     extras: dict
+
+
+def temperature_optimizer(config: Any, learning_rate: Any):
+    """Plain Adam for ``log alpha`` (no clipping; the temperature's b1 stays 0.9, as in CrossQ's code)."""
+    return common.optimizer(learning_rate, eps=config.adam_eps)
+
+
+def temperature_step(
+    config: Any, env: Env, hparams: common.Hyperparams, log_alpha: jax.Array, opt_state: Any, log_prob: jax.Array
+) -> tuple[jax.Array, Any, jax.Array]:
+    """``(log_alpha, opt_state, loss)`` after one step of SAC's temperature loss toward the target entropy
+    (``-|A|`` unless set), or unchanged with ``autotune_alpha`` off."""
+    target = -float(env.action_space.shape[0]) if config.target_entropy is None else config.target_entropy
+    loss, grad = jax.value_and_grad(temperature_loss)(log_alpha, log_prob, target)
+    if config.autotune_alpha:
+        tx = temperature_optimizer(config, hparams.alpha_learning_rate)
+        log_alpha, opt_state = common.optimizer_step(tx, grad, opt_state, log_alpha)
+    return log_alpha, opt_state, loss
+
+
+def delayed(period: int, due: jax.Array, update: Callable[[Any], tuple[Any, dict]], current: Any) -> tuple[Any, dict]:
+    """``update(current) -> (new, metrics)`` where ``due`` (traced bool), else ``(current, zero metrics)``: the
+    delayed actor updates of TD3, CrossQ and DroQ. ``period`` 1 (every step) calls ``update`` unconditionally,
+    so that an undelayed algorithm compiles to the same program as without this switch."""
+    if period == 1:
+        return update(current)
+
+    def keep(current):
+        metrics = jax.eval_shape(update, current)[1]
+        return current, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics)
+
+    return jax.lax.cond(due, update, keep, current)
 
 
 def steps_per_iteration(config: OffPolicyConfig) -> int:
@@ -166,9 +250,32 @@ def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]
     return Model(module), rep
 
 
+def tanh_gaussian_actor(config: Any, env: Env) -> Model:
+    """The ``agent.actor`` network of SAC-style methods: the parameters of a tanh-squashed Gaussian policy."""
+    outputs = (nets.policy_outputs(env.action_space),)
+    return Model(MLP(config.actor, outputs, len(env.observation_shape)))
+
+
+def sample_from(distribution: Callable[[jax.Array], Any]) -> Policy:
+    """The behaviour policy that samples ``distribution(obs)`` (a squashed Gaussian) in env-action units."""
+
+    def sample(obs, starts, carry, key):
+        dist = distribution(obs)
+        return PolicyStep(dist.env_action(dist.sample(key)), {}, carry)
+
+    return sample
+
+
 def optimizer(config: OffPolicyConfig, hparams: common.Hyperparams, learning_rate: Any):
-    """Adam with the run's ``adam_eps`` and (when set) ``max_grad_norm`` clipping."""
-    return common.optimizer(learning_rate, hparams.get("max_grad_norm"), config.adam_eps)
+    """Adam with the run's ``adam_eps``, ``adam_b1``, and (when set) ``max_grad_norm`` clipping and
+    ``weight_decay`` (AdamW)."""
+    return common.optimizer(
+        learning_rate,
+        hparams.get("max_grad_norm"),
+        config.adam_eps,
+        b1=config.adam_b1,
+        weight_decay=hparams.get("weight_decay"),
+    )
 
 
 def random_actions(env: Env, key: jax.Array, num: int) -> jax.Array:
@@ -253,15 +360,64 @@ def train_updates(
     return jax.lax.cond(ready, run, skip, state)
 
 
+def gradient_steps_before(config: OffPolicyConfig, iteration: jax.Array) -> jax.Array:
+    """Gradient steps taken before ``iteration`` (iterations train once ``learning_starts`` is reached)."""
+    first = max(0, -(-config.learning_starts // config.transitions_per_iteration) - 1)  # first training iteration
+    return jnp.maximum(iteration - first, 0) * config.updates_per_iteration
+
+
+def _replace_path(obj: Any, path: tuple[str, ...], value: Any) -> Any:
+    if not path:
+        return value
+    return obj.replace(**{path[0]: _replace_path(getattr(obj, path[0]), path[1:], value)})
+
+
+def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        obj = getattr(obj, name)
+    return obj
+
+
+def reset_networks(config: OffPolicyConfig, state: Any, fresh: Any) -> Any:
+    """``state`` with the ``config.reset`` networks' paths (``RESETTABLE``) taken from ``fresh``; the replay
+    buffer, envs, counters and all other networks are kept."""
+    for name in config.reset:
+        for path in config.RESETTABLE[name]:
+            parts = tuple(path.split("."))
+            state = _replace_path(state, parts, _get_path(fresh, parts))
+    return state
+
+
+def maybe_reset(config: OffPolicyConfig, env: Env, state: Any, init: Callable) -> Any:
+    """After iteration ``state.iteration``'s gradient steps: re-initialize the ``reset`` networks if a
+    multiple of ``reset_every`` gradient steps was reached in it (the primacy-bias remedy of Nikishin et
+    al. 2022 and D'Oro et al. 2023). ``init(config, env, key, total_iterations)`` is the algorithm's, run with
+    this run's traced hyperparameters and a key split from the state's."""
+    if not config.reset:
+        return state
+    after = gradient_steps_before(config, state.iteration + 1)
+    due = (after > 0) & (after % config.reset_every == 0)
+
+    def reset(state):
+        key, init_key = jax.random.split(state.key)
+        traced = dataclasses.replace(config, **state.hparams.as_dict())
+        return reset_networks(config, state.replace(key=key), init(traced, env, init_key, 1))
+
+    return jax.lax.cond(due, reset, lambda state: state, state)
+
+
 def train_iteration(
     config: OffPolicyConfig,
     env: Env,
     state: Any,
     explore: Policy,
     gradient_step: Callable[[Any, Env, Any, Batch, jax.Array], tuple[Any, dict]],
+    init: Callable,
 ) -> tuple[Any, dict]:
     """One iteration of an off-policy algorithm: :func:`collect` with ``explore``, then
-    :func:`train_updates` with ``gradient_step(config, env, state, batch, key)``, then count it."""
+    :func:`train_updates` with ``gradient_step(config, env, state, batch, key)``, then :func:`maybe_reset`
+    (with the algorithm's ``init``), then count it."""
     state, episode_stats = collect(config, env, state, explore)
     state, metrics = train_updates(config, state, lambda s, b, k: gradient_step(config, env, s, b, k))
+    state = maybe_reset(config, env, state, init)
     return state.replace(iteration=state.iteration + 1), {**metrics, **episode_stats}

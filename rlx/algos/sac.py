@@ -5,14 +5,16 @@ Each iteration collects ``num_envs * rollout_length`` transitions into the repla
 critics toward the soft TD target ``returns + discount * (Q'(s', a') - alpha log pi(a'|s'))`` of the lowest
 Polyak-averaged target critic (``agent.critic.value`` picks the representation: scalar, HL-Gauss, C51,
 quantile), the tanh-squashed Gaussian actor by the reparameterized ``alpha log pi - min_k Q_k``, and
-``log alpha`` toward the target entropy ``-|A|`` (or keeps ``alpha`` fixed). Critic dropout (DroQ) is on
-in every critic pass of a gradient step.
+``log alpha`` toward the target entropy ``-|A|`` (or keeps ``alpha`` fixed). Critic dropout is on in
+every critic pass of a gradient step. DroQ (Hiraoka et al. 2022) is a preset: dropout + LayerNorm critics,
+20 gradient steps per transition, the actor and temperature updated every 20th step
+(``policy_delay``) against the mean of the critics (``actor_q: mean``), as in the authors' code.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -22,28 +24,33 @@ from rlx import nets
 from rlx.algos import common, off_policy
 from rlx.config import ConfigError, field
 from rlx.envs import Env
-from rlx.nets import MLP, Model, PolicyNet
+from rlx.nets import Model, PolicyNet
 from rlx.ops import values
 from rlx.ops.distributions import Gaussian
-from rlx.ops.td import polyak_update, temperature_loss
-from rlx.rollout import PolicyStep
+from rlx.ops.td import polyak_update
 
 DESCRIPTION = "SAC: tanh-Gaussian actor, clipped ensemble of Q critics (any value representation), auto temperature"
 ACTION_SPACES = ("box",)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(off_policy.ActorCriticConfig):
+class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
     """SAC hyperparameters (the shared off-policy fields plus the temperature's)."""
 
     actor: PolicyNet = field(
         default_factory=lambda: PolicyNet(hidden=(256, 256), activation="relu", std="log_range"),
         doc="tanh-Gaussian policy network",
     )
-    autotune_alpha: bool = field(True, doc="learn alpha toward target_entropy; else keep initial_alpha")
-    target_entropy: float | None = field(None, doc="default -|A|")
-    initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
-    alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
+    policy_delay: int = field(1, gt=0, doc="critic steps per actor and temperature update (DroQ: 20)")
+    actor_q: str = field(
+        "min", choices=("min", "mean"), doc="the actor maximizes the min (SAC) or the mean (REDQ, DroQ) of the critics"
+    )
+
+    RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {
+        "actor": ("params.actor", "opt_state.actor"),
+        "critic": ("params.critic", "params.target_critic", "opt_state.critic"),
+        "temperature": ("params.log_alpha", "opt_state.alpha"),
+    }
 
     def check(self) -> None:
         super().check()
@@ -68,37 +75,18 @@ class OptStates:
     alpha: Any
 
 
-@struct.dataclass
-class State:
-    """Everything a SAC run needs to continue bit for bit, replay buffer included."""
-
-    params: Params
-    opt_state: OptStates
-    loop: off_policy.LoopState  # envs, replay buffer, observation statistics
-    key: jax.Array
-    iteration: jax.Array
-    hparams: common.Hyperparams
-
+State = off_policy.ActorCriticState  # params: Params, opt_state: OptStates
 
 steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
-    actor = Model(MLP(config.actor, (nets.policy_outputs(env.action_space),), len(env.observation_shape)))
-    return actor, *off_policy.critic(config, env)
+    return off_policy.tanh_gaussian_actor(config, env), *off_policy.critic(config, env)
 
 
 def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gaussian:
     """The tanh-squashed Gaussian policy at (normalized) ``obs``."""
     return nets.policy_distribution(config.actor, env.action_space, _networks(config, env)[0].apply(actor_params, obs))
-
-
-def _target_entropy(config: Config, env: Env) -> float:
-    return -float(env.action_space.shape[0]) if config.target_entropy is None else config.target_entropy
-
-
-def _alpha_optimizer(config: Config, learning_rate: jax.Array):
-    return common.optimizer(learning_rate, eps=config.adam_eps)
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
@@ -110,12 +98,15 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     hparams = common.Hyperparams.from_config(config)
     params = Params(actor_net.init(actor_key, obs)[0], critic, critic, jnp.log(hparams.initial_alpha))
     tx = off_policy.optimizer(config, hparams, 1.0)
-    opt_state = OptStates(tx.init(params.actor), tx.init(critic), _alpha_optimizer(config, 1.0).init(params.log_alpha))
+    opt_state = OptStates(
+        tx.init(params.actor), tx.init(critic), off_policy.temperature_optimizer(config, 1.0).init(params.log_alpha)
+    )
     return State(
         params=params,
         opt_state=opt_state,
         key=key,
         iteration=jnp.zeros((), jnp.int32),
+        num_updates=jnp.zeros((), jnp.int32),
         hparams=hparams,
         loop=off_policy.init_loop(config, env, env_key),
     )
@@ -124,7 +115,8 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
 def gradient_step(
     config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
 ) -> tuple[State, dict]:
-    """One critic, actor and temperature update on ``batch``, then the Polyak target update."""
+    """A critic update on ``batch`` and the Polyak target update; every ``policy_delay``-th call (every call
+    by default) also the actor and the temperature, against the just-updated critics."""
     hp, params = state.hparams, state.params
     _, critic_net, rep = _networks(config, env)
     alpha = jnp.exp(params.log_alpha)
@@ -153,45 +145,41 @@ def gradient_step(
         raw = dist.sample(actor_key)
         log_prob = dist.log_prob(raw)
         out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, dist.env_action(raw))
-        return jnp.mean(alpha * log_prob - jnp.min(rep.decode(out), axis=0)), log_prob
+        q_pi = rep.decode(out)
+        q_pi = jnp.min(q_pi, axis=0) if config.actor_q == "min" else jnp.mean(q_pi, axis=0)
+        return jnp.mean(alpha * log_prob - q_pi), log_prob
 
-    (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(params.actor)
-    actor_tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
-    actor, actor_opt = common.optimizer_step(actor_tx, actor_grads, state.opt_state.actor, params.actor)
+    def update_actor_and_temperature(current):
+        actor_params, log_alpha, actor_opt, alpha_opt = current
+        (loss, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(actor_params)
+        actor_tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
+        actor_params, actor_opt = common.optimizer_step(actor_tx, grads, actor_opt, actor_params)
+        log_alpha, alpha_opt, alpha_loss = off_policy.temperature_step(config, env, hp, log_alpha, alpha_opt, log_prob)
+        metrics = {"actor_loss": loss, "alpha_loss": alpha_loss, "entropy": -jnp.mean(log_prob)}
+        return (actor_params, log_alpha, actor_opt, alpha_opt), metrics
 
-    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(
-        params.log_alpha, log_prob, _target_entropy(config, env)
+    current = (params.actor, params.log_alpha, state.opt_state.actor, state.opt_state.alpha)
+    due = (state.num_updates + 1) % config.policy_delay == 0
+    (actor, log_alpha, actor_opt, alpha_opt), actor_metrics = off_policy.delayed(
+        config.policy_delay, due, update_actor_and_temperature, current
     )
-    log_alpha, alpha_opt = params.log_alpha, state.opt_state.alpha
-    if config.autotune_alpha:
-        alpha_tx = _alpha_optimizer(config, hp.alpha_learning_rate)
-        log_alpha, alpha_opt = common.optimizer_step(alpha_tx, alpha_grad, alpha_opt, log_alpha)
 
     new_params = Params(actor, critic, polyak_update(params.target_critic, critic, hp.tau), log_alpha)
-    metrics = {
-        "critic_loss": q_loss,
-        "actor_loss": actor_loss,
-        "alpha_loss": alpha_loss,
-        "alpha": alpha,
-        "q_mean": jnp.mean(q),
-        "entropy": -jnp.mean(log_prob),
-    }
-    return state.replace(params=new_params, opt_state=OptStates(actor_opt, critic_opt, alpha_opt)), metrics
+    metrics = {"critic_loss": q_loss, **actor_metrics, "alpha": alpha, "q_mean": jnp.mean(q)}
+    new_state = state.replace(
+        params=new_params, opt_state=OptStates(actor_opt, critic_opt, alpha_opt), num_updates=state.num_updates + 1
+    )
+    return new_state, metrics
 
 
 def explore(config: Config, env: Env, state: State):
     """The behaviour policy: a sample of the current policy."""
-
-    def sample(obs, starts, carry, key):
-        dist = policy(config, env, state.params.actor, obs)
-        return PolicyStep(dist.env_action(dist.sample(key)), {}, carry)
-
-    return sample
+    return off_policy.sample_from(lambda obs: policy(config, env, state.params.actor, obs))
 
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: collect into the buffer, then ``updates_per_iteration`` gradient steps."""
-    return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step)
+    return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step, init)
 
 
 def act(

@@ -11,7 +11,7 @@ targets.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +19,7 @@ from flax import struct
 
 from rlx import nets
 from rlx.algos import common, off_policy
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import MLP, Model, Net
 from rlx.ops import values
@@ -39,13 +39,30 @@ class Config(off_policy.ActorCriticConfig):
     )
     policy_delay: int = field(2, gt=0, doc="critic steps per actor and target update")
     exploration_noise: float = field(0.1, traced=True, ge=0, doc="std of the Gaussian action noise")
+    exploration_noise_max: float | None = field(
+        None,
+        traced=True,
+        gt=0,
+        doc="if set, each env draws its noise std uniformly from [exploration_noise, this] at every episode "
+        "start (FastTD3: 0.001 to 0.4)",
+    )
     policy_noise: float = field(0.2, traced=True, ge=0, doc="std of target-policy smoothing noise (0: none)")
     noise_clip: float = field(0.5, traced=True, ge=0, doc="target-policy noise is clipped to +-noise_clip")
+
+    RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {
+        "actor": ("params.actor", "params.target_actor", "opt_state.actor"),
+        "critic": ("params.critic", "params.target_critic", "opt_state.critic"),
+    }
 
     def check(self) -> None:
         super().check()
         common.check_network(self.actor, "agent.actor.", dropout=False)
         common.check_network(self.critic, "agent.critic.")
+        if self.exploration_noise_max is not None and self.exploration_noise_max < self.exploration_noise:
+            raise ConfigError(
+                f"agent.exploration_noise_max: must be >= agent.exploration_noise ({self.exploration_noise:g}); "
+                f"got {self.exploration_noise_max:g}"
+            )
 
 
 @struct.dataclass
@@ -62,18 +79,7 @@ class OptStates:
     critic: Any
 
 
-@struct.dataclass
-class State:
-    """Everything a TD3 run needs to continue bit for bit, replay buffer included."""
-
-    params: Params
-    opt_state: OptStates
-    loop: off_policy.LoopState  # envs, replay buffer, observation statistics
-    key: jax.Array
-    iteration: jax.Array
-    num_updates: jax.Array  # int32, critic steps taken (for the policy delay)
-    hparams: common.Hyperparams
-
+State = off_policy.ActorCriticState  # params: Params, opt_state: OptStates
 
 steps_per_iteration = off_policy.steps_per_iteration
 
@@ -95,6 +101,10 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     critic, _ = critic_net.init(critic_key, common.dummy_obs(env), common.dummy_action(env))
     hparams = common.Hyperparams.from_config(config)
     tx = off_policy.optimizer(config, hparams, 1.0)
+    noise_scales = ()  # per-env noise stds (FastTD3), the behaviour policy's carry
+    if hparams.get("exploration_noise_max") is not None:
+        key, scales_key = jax.random.split(key)
+        noise_scales = draw_noise_scales(hparams, scales_key, config.num_envs)
     return State(
         params=Params(actor, critic, actor, critic),
         opt_state=OptStates(tx.init(actor), tx.init(critic)),
@@ -102,7 +112,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
         iteration=jnp.zeros((), jnp.int32),
         num_updates=jnp.zeros((), jnp.int32),
         hparams=hparams,
-        loop=off_policy.init_loop(config, env, env_key),
+        loop=off_policy.init_loop(config, env, env_key, explore_carry=noise_scales),
     )
 
 
@@ -132,25 +142,23 @@ def gradient_step(
         out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, policy(config, env, actor_params, batch.obs))
         return -jnp.mean(rep.decode(out)[0])
 
-    def update_actor_and_targets(_):
-        actor_loss, grads = jax.value_and_grad(actor_objective)(params.actor)
+    def update_actor_and_targets(current):
+        actor, actor_opt, _ = current
+        actor_loss, grads = jax.value_and_grad(actor_objective)(actor)
         tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
-        actor, actor_opt = common.optimizer_step(tx, grads, state.opt_state.actor, params.actor)
+        actor, actor_opt = common.optimizer_step(tx, grads, actor_opt, actor)
         targets = (
             polyak_update(params.target_actor, actor, hp.tau),
             polyak_update(params.target_critic, critic, hp.tau),
         )
-        return actor, actor_opt, targets, actor_loss
+        return (actor, actor_opt, targets), {"actor_loss": actor_loss}
 
-    def keep(_):
-        targets = (params.target_actor, params.target_critic)
-        return params.actor, state.opt_state.actor, targets, jnp.zeros((), jnp.float32)
-
+    current = (params.actor, state.opt_state.actor, (params.target_actor, params.target_critic))
     due = (state.num_updates + 1) % config.policy_delay == 0
-    actor, actor_opt, (target_actor, target_critic), actor_loss = jax.lax.cond(
-        due, update_actor_and_targets, keep, None
+    (actor, actor_opt, (target_actor, target_critic)), actor_metrics = off_policy.delayed(
+        config.policy_delay, due, update_actor_and_targets, current
     )
-    metrics = {"critic_loss": q_loss, "actor_loss": actor_loss, "q_mean": jnp.mean(q)}
+    metrics = {"critic_loss": q_loss, **actor_metrics, "q_mean": jnp.mean(q)}
     return state.replace(
         params=Params(actor, critic, target_actor, target_critic),
         opt_state=OptStates(actor_opt, critic_opt),
@@ -158,12 +166,25 @@ def gradient_step(
     ), metrics
 
 
+def draw_noise_scales(hparams: common.Hyperparams, key: jax.Array, num: int) -> jax.Array:
+    """``[num]`` noise stds, uniform in ``[exploration_noise, exploration_noise_max]``."""
+    low, high = hparams.exploration_noise, hparams.exploration_noise_max
+    return jax.random.uniform(key, (num,), minval=low, maxval=high)
+
+
 def explore(config: Config, env: Env, state: State):
-    """The behaviour policy: the deterministic action plus clipped Gaussian noise."""
+    """The behaviour policy: the deterministic action plus Gaussian noise (one std for all envs, or each
+    env's own, redrawn where an episode starts), clipped to the action bounds."""
 
     def noisy(obs, starts, carry, key):
         action = policy(config, env, state.params.actor, obs)
-        noise = state.hparams.exploration_noise * jax.random.normal(key, action.shape)
+        if state.hparams.get("exploration_noise_max") is None:
+            std = state.hparams.exploration_noise
+        else:
+            key, scales_key = jax.random.split(key)
+            carry = jnp.where(starts, draw_noise_scales(state.hparams, scales_key, starts.shape[0]), carry)
+            std = carry[:, None]
+        noise = std * jax.random.normal(key, action.shape)
         return PolicyStep(jnp.clip(action + noise, -1.0, 1.0), {}, carry)
 
     return noisy
@@ -171,7 +192,7 @@ def explore(config: Config, env: Env, state: State):
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: collect with exploration noise into the buffer, then the gradient steps."""
-    return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step)
+    return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step, init)
 
 
 def act(

@@ -1,0 +1,69 @@
+"""SHA-256 of the trained parameters of short preset runs, to show that a refactor changes no numbers.
+
+Run it at two commits on the same machine and compare the lines: equal digests mean bitwise-equal
+parameters after the same training (each case trains a preset for a short budget, one seed, on CPU).
+
+    python scripts/params_digest.py                  # every case
+    python scripts/params_digest.py sac_pendulum     # some
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+import jax
+import numpy as np
+import yaml
+
+from rlx import driver
+from rlx.config import merge
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+
+CASES = {  # name: (preset, overrides)
+    "ppo_cartpole": ("ppo_cartpole.yaml", {"total_env_steps": 16384, "num_chunks": 2}),
+    "ppo_pendulum_clip": (
+        "ppo_cartpole.yaml",
+        {
+            "total_env_steps": 8192,
+            "num_chunks": 1,
+            "env": {"name": "gymnax/Pendulum-v1"},
+            "agent": {"policy": {"squash": "clip"}},
+        },
+    ),
+    "sac_pendulum": ("sac_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
+    "td3_pendulum": ("td3_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
+    "ddpg_pendulum": ("ddpg_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
+    "crossq_pendulum": (
+        "crossq_pendulum.yaml",
+        {"total_env_steps": 1600, "num_chunks": 2, "agent": {"learning_starts": 800}},
+    ),
+    "droq_pendulum": (
+        "droq_pendulum.yaml",
+        {"total_env_steps": 600, "num_chunks": 2, "agent": {"learning_starts": 400}},
+    ),
+    "dqn_cartpole": ("dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "c51_cartpole": ("c51_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "dqn_breakout_3step": (
+        "dqn_breakout_minatar.yaml",
+        {"total_env_steps": 3008, "num_chunks": 1, "agent": {"learning_starts": 1000, "buffer_size": 5000}},
+    ),
+}
+
+
+def digest(name: str) -> str:
+    preset, overrides = CASES[name]
+    with open(os.path.join(CONFIGS, preset)) as f:
+        config = driver.build_config(merge(yaml.safe_load(f), overrides))
+    result = driver.train(config, None, progress=False)
+    leaves = jax.tree.leaves(jax.device_get(result.state.params))
+    sha = hashlib.sha256(b"".join(np.ascontiguousarray(x).tobytes() for x in leaves)).hexdigest()[:16]
+    return f"{name}: params {sha} ({len(leaves)} arrays), eval return {result.rows[-1]['eval/episode_return']:.4f}"
+
+
+if __name__ == "__main__":
+    for case in sys.argv[1:] or CASES:
+        print(digest(case), flush=True)
