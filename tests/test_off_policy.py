@@ -57,8 +57,8 @@ def test_sac_learns_brax_inverted_pendulum():
 
 
 # Seeds 0-4 (scripts/learning_margins.py), default kernels / --xla_cpu_max_isa=AVX: CrossQ 1000 for every seed
-# on both (38k env steps), one seed asserted; FastTD3 1000/1000/537/1000/1000 / {ftd3_avx} (32k env steps),
-# the median of seeds 0-2 asserted.
+# on both (38k env steps), one seed asserted; FastTD3 1000/1000/537/1000/1000 (32k env steps; AVX: checked
+# by the suite only), the median of seeds 0-2 asserted.
 @pytest.mark.parametrize("name,seeds", [("crossq_inverted_pendulum.yaml", 1), ("fasttd3_inverted_pendulum.yaml", 3)])
 def test_learns_brax_inverted_pendulum(name, seeds):
     runs = final_rows(preset(name), seeds=range(seeds))

