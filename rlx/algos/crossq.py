@@ -184,9 +184,8 @@ def gradient_step(
         return (actor_params, actor_stats, log_alpha, actor_opt, alpha_opt), metrics
 
     current = (params.actor, net_state.actor, params.log_alpha, state.opt_state.actor, state.opt_state.log_alpha)
-    due = (state.num_updates + 1) % config.policy_delay == 0
     (actor, actor_stats, log_alpha, actor_opt, alpha_opt), actor_metrics = off_policy.delayed(
-        config.policy_delay, due, update_actor_and_temperature, current
+        config.policy_delay, state.num_updates, update_actor_and_temperature, current
     )
     metrics = {"critic_loss": q_loss, **actor_metrics, "alpha": alpha, "q_mean": jnp.mean(q)}
     return state.replace(

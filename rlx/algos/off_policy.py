@@ -198,12 +198,15 @@ def temperature_step(
     return log_alpha, opt_state, loss
 
 
-def delayed(period: int, due: jax.Array, update: Callable[[Any], tuple[Any, dict]], current: Any) -> tuple[Any, dict]:
-    """``update(current) -> (new, metrics)`` where ``due`` (traced bool), else ``(current, zero metrics)``: the
-    delayed actor updates of TD3, CrossQ and DroQ. ``period`` 1 (every step) calls ``update`` unconditionally,
-    so that an undelayed algorithm compiles to the same program as without this switch."""
+def delayed(
+    period: int, num_updates: jax.Array, update: Callable[[Any], tuple[Any, dict]], current: Any
+) -> tuple[Any, dict]:
+    """``update(current) -> (new, metrics)`` on every ``period``-th gradient step (``num_updates`` taken before
+    this one), else ``(current, zero metrics)``: the delayed actor updates of TD3, CrossQ and DroQ. ``period``
+    1 calls ``update`` unconditionally, so an undelayed algorithm compiles to the same program as without it."""
     if period == 1:
         return update(current)
+    due = (num_updates + 1) % period == 0
 
     def keep(current):
         metrics = jax.eval_shape(update, current)[1]

@@ -159,9 +159,8 @@ def gradient_step(
         return (actor_params, log_alpha, actor_opt, alpha_opt), metrics
 
     current = (params.actor, params.log_alpha, state.opt_state.actor, state.opt_state.alpha)
-    due = (state.num_updates + 1) % config.policy_delay == 0
     (actor, log_alpha, actor_opt, alpha_opt), actor_metrics = off_policy.delayed(
-        config.policy_delay, due, update_actor_and_temperature, current
+        config.policy_delay, state.num_updates, update_actor_and_temperature, current
     )
 
     new_params = Params(actor, critic, polyak_update(params.target_critic, critic, hp.tau), log_alpha)

@@ -154,9 +154,8 @@ def gradient_step(
         return (actor, actor_opt, targets), {"actor_loss": actor_loss}
 
     current = (params.actor, state.opt_state.actor, (params.target_actor, params.target_critic))
-    due = (state.num_updates + 1) % config.policy_delay == 0
     (actor, actor_opt, (target_actor, target_critic)), actor_metrics = off_policy.delayed(
-        config.policy_delay, due, update_actor_and_targets, current
+        config.policy_delay, state.num_updates, update_actor_and_targets, current
     )
     metrics = {"critic_loss": q_loss, **actor_metrics, "q_mean": jnp.mean(q)}
     return state.replace(
