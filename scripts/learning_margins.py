@@ -44,6 +44,8 @@ ENTRIES = {
     "td3_pendulum_n3": ("td3_pendulum.yaml", {"agent": {"n_step": 3}}, "eval/episode_return", -250.0),
     "crossq_pendulum": ("crossq_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "droq_pendulum": ("droq_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "simbav2_pendulum": ("simbav2_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "simbav2_inverted_pendulum": ("simbav2_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "sac_inverted_pendulum": ("sac_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "crossq_inverted_pendulum": ("crossq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "fasttd3_inverted_pendulum": ("fasttd3_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),

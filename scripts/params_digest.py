@@ -44,6 +44,10 @@ CASES = {  # name: (preset, overrides)
         "droq_pendulum.yaml",
         {"total_env_steps": 600, "num_chunks": 2, "agent": {"learning_starts": 400}},
     ),
+    "simbav2_pendulum": (
+        "simbav2_pendulum.yaml",
+        {"total_env_steps": 1600, "num_chunks": 2, "agent": {"learning_starts": 800}},
+    ),
     "dqn_cartpole": ("dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "c51_cartpole": ("c51_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),

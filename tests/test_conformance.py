@@ -126,6 +126,26 @@ SETTINGS = {
         # stops exploring and the action probe settles at 0.6).
         tolerance=0.15,
     ),
+    "simbav2": Setting(
+        "gymnax/Pendulum-v1",
+        {
+            **OFF_POLICY_SMALL,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+            "reset": ["actor", "critic", "temperature"],
+        },
+        {
+            **OFF_POLICY_PROBE,
+            "autotune_alpha": False,
+            "initial_alpha": 1e-3,
+            "actor_learning_rate": 3e-3,
+            "critic_learning_rate": 3e-3,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+        },
+        3_000,
+        True,
+    ),
     "dqn": Setting(
         "gymnax/CartPole-v1",
         {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"]},

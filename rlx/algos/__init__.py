@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from rlx.algos import crossq, dqn, ppo, sac, td3
+from rlx.algos import crossq, dqn, ppo, sac, simbav2, td3
 from rlx.config import ConfigError
 from rlx.envs import Env
 
@@ -72,7 +72,14 @@ def register(name: str, module: types.ModuleType) -> None:
     ALGORITHMS[name] = module
 
 
-for _name, _module in (("ppo", ppo), ("sac", sac), ("td3", td3), ("dqn", dqn), ("crossq", crossq)):
+for _name, _module in (
+    ("ppo", ppo),
+    ("sac", sac),
+    ("td3", td3),
+    ("dqn", dqn),
+    ("crossq", crossq),
+    ("simbav2", simbav2),
+):
     register(_name, _module)
 
 

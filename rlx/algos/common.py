@@ -103,8 +103,15 @@ def progress(state: Any) -> jax.Array:
     return state.iteration.astype(jnp.float32) / jnp.maximum(state.total_iterations, 1)
 
 
-def check_network(section: Any, prefix: str, *, dropout: bool = True, batch_renorm: bool = False) -> None:
+def check_network(
+    section: Any, prefix: str, *, dropout: bool = True, batch_renorm: bool = False, hyperspherical: bool = False
+) -> None:
     """One-line errors for network options an algorithm cannot use."""
+    if not hyperspherical and section.architecture == "simbav2":
+        raise ConfigError(
+            f"{prefix}architecture: simbav2 networks need their weights projected after every update, which "
+            "only the simbav2 algorithm does; use mlp"
+        )
     if not batch_renorm and section.norm == "batch_renorm":
         raise ConfigError(
             f"{prefix}norm: batch_renorm is not supported here (it needs CrossQ's joint forward "

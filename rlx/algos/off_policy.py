@@ -29,7 +29,16 @@ from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
 from rlx.nets import MLP, CriticNet, Ensemble, Model
 from rlx.ops import values
-from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
+from rlx.ops.normalization import (
+    ReturnScale,
+    RunningStats,
+    init_return_scale,
+    init_stats,
+    normalize,
+    reward_scale,
+    update_return_scale,
+    update_stats,
+)
 from rlx.ops.returns import n_step_return
 from rlx.ops.td import temperature_loss
 from rlx.rollout import Policy, PolicyStep, Transition, unroll
@@ -48,6 +57,12 @@ class OffPolicyConfig:
     learning_starts: int = field(5_000, ge=0, doc="transitions collected before the first gradient step")
     random_warmup: bool = field(True, doc="uniformly random actions until learning_starts")
     normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
+    normalize_rewards: bool = field(
+        False, doc="divide sampled rewards by a running scale of the discounted return (SimbaV2's reward scaling)"
+    )
+    normalized_return_max: float = field(
+        5.0, gt=0, doc="normalize_rewards: the scale is at least max|G| / this (SimbaV2's G_max, its support edge)"
+    )
     n_step: int = field(1, gt=0, doc="steps of real reward before bootstrapping (stops at an episode end)")
     adam_eps: float = field(1e-8, gt=0)
     adam_b1: float = field(0.9, ge=0, lt=1, doc="Adam's first-moment decay (CrossQ: 0.5)")
@@ -135,7 +150,8 @@ class TemperatureConfig:
     """The entropy temperature of maximum-entropy actor-critics (SAC, CrossQ)."""
 
     autotune_alpha: bool = field(True, doc="learn alpha toward target_entropy; else keep initial_alpha")
-    target_entropy: float | None = field(None, doc="default -|A|")
+    target_entropy: float | None = field(None, doc="default target_entropy_per_dim * |A|")
+    target_entropy_per_dim: float = field(-1.0, doc="the default target entropy per action dimension (SimbaV2: -0.5)")
     initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
     alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
 
@@ -148,6 +164,7 @@ class LoopState:
     buffer: Any  # the replay buffer's state (rlx.buffers)
     obs_stats: RunningStats  # observation statistics (updated only with normalize_observations)
     explore_carry: Any  # the behaviour policy's carry (() when it has none)
+    return_scale: ReturnScale  # discounted-return statistics (updated only with normalize_rewards)
 
 
 @struct.dataclass
@@ -169,12 +186,14 @@ class Batch:
     """A TD batch ``[batch, ...]``: the target is ``returns + discount * V(next_obs)``. With ``n_step`` > 1,
     ``returns`` sums the discounted rewards of up to n transitions, stopping at the first episode end;
     ``discount`` is ``gamma^m`` (m transitions used), or 0 if the last one terminated; ``next_obs`` is the
-    observation to bootstrap from (the final one of a truncated episode). Observations are normalized;
+    observation to bootstrap from (the final one of a truncated episode). Rewards are multiplied by
+    ``reward_scaling`` and, with ``normalize_rewards``, divided by the current return scale (the batch is
+    sampled raw and scaled with the statistics of now, as observations are). Observations are normalized;
     ``extras`` are those stored with the first transition."""
 
     obs: jax.Array
     action: jax.Array
-    returns: jax.Array  # reward_scaling applied
+    returns: jax.Array  # reward_scaling (and normalize_rewards) applied
     discount: jax.Array
     next_obs: jax.Array
     extras: dict
@@ -186,14 +205,23 @@ def temperature_optimizer(config: Any, learning_rate: Any):
 
 
 def temperature_step(
-    config: Any, env: Env, hparams: common.Hyperparams, log_alpha: jax.Array, opt_state: Any, log_prob: jax.Array
+    config: Any,
+    env: Env,
+    hparams: common.Hyperparams,
+    log_alpha: jax.Array,
+    opt_state: Any,
+    log_prob: jax.Array,
+    learning_rate: Any = None,
 ) -> tuple[jax.Array, Any, jax.Array]:
     """``(log_alpha, opt_state, loss)`` after one step of SAC's temperature loss toward the target entropy
-    (``-|A|`` unless set), or unchanged with ``autotune_alpha`` off."""
-    target = -float(env.action_space.shape[0]) if config.target_entropy is None else config.target_entropy
+    (``target_entropy_per_dim * |A|`` unless set), or unchanged with ``autotune_alpha`` off. The step size is
+    ``alpha_learning_rate`` unless ``learning_rate`` is given (a schedule's current value)."""
+    target = config.target_entropy
+    if target is None:
+        target = config.target_entropy_per_dim * float(env.action_space.shape[0])
     loss, grad = jax.value_and_grad(temperature_loss)(log_alpha, log_prob, target)
     if config.autotune_alpha:
-        tx = temperature_optimizer(config, hparams.alpha_learning_rate)
+        tx = temperature_optimizer(config, hparams.alpha_learning_rate if learning_rate is None else learning_rate)
         log_alpha, opt_state = common.optimizer_step(tx, grad, opt_state, log_alpha)
     return log_alpha, opt_state, loss
 
@@ -238,7 +266,9 @@ def init_loop(
     stats = init_stats(env.observation_shape)
     if config.normalize_observations:
         stats = update_stats(stats, env_step.obs)
-    return LoopState(env_step, replay_buffer(config).init(example), stats, explore_carry)
+    return LoopState(
+        env_step, replay_buffer(config).init(example), stats, explore_carry, init_return_scale(config.num_envs)
+    )
 
 
 def prepare_obs(config: OffPolicyConfig, state: Any, obs: jax.Array) -> jax.Array:
@@ -256,7 +286,8 @@ def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]
 def tanh_gaussian_actor(config: Any, env: Env) -> Model:
     """The ``agent.actor`` network of SAC-style methods: the parameters of a tanh-squashed Gaussian policy."""
     outputs = (nets.policy_outputs(env.action_space),)
-    return Model(MLP(config.actor, outputs, len(env.observation_shape)))
+    branches = 2 if config.actor.architecture == "simbav2" else 1  # SimbaV2: separate mean and log-std heads
+    return Model(MLP(config.actor, outputs, len(env.observation_shape), branches=branches))
 
 
 def sample_from(distribution: Callable[[jax.Array], Any]) -> Policy:
@@ -313,22 +344,31 @@ def collect(config: OffPolicyConfig, env: Env, state: Any, explore: Policy) -> t
         config.rollout_length,
         keys_per_step=2,
     )
-    obs_stats = update_stats(loop.obs_stats, out.transitions.obs) if config.normalize_observations else loop.obs_stats
-    loop = LoopState(out.env_step, replay_buffer(config).add_steps(loop.buffer, out.transitions), obs_stats, out.carry)
-    return state.replace(loop=loop, key=out.key), out.totals.metrics()
+    transitions = out.transitions
+    obs_stats = update_stats(loop.obs_stats, transitions.obs) if config.normalize_observations else loop.obs_stats
+    scale, metrics = loop.return_scale, out.totals.metrics()
+    if config.normalize_rewards:
+        dones = transitions.terminated | transitions.truncated
+        scale = update_return_scale(
+            scale, transitions.reward * state.hparams.reward_scaling, dones, state.hparams.gamma
+        )
+        metrics["reward_scale"] = reward_scale(scale, config.normalized_return_max)
+    buffer = replay_buffer(config).add_steps(loop.buffer, transitions)
+    return state.replace(loop=LoopState(out.env_step, buffer, obs_stats, out.carry, scale), key=out.key), metrics
 
 
 def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
     """The :class:`Batch` of a buffer sample (single transitions, or runs of ``n_step``)."""
     hp = state.hparams
+    reward = sample.reward * hp.reward_scaling
+    if config.normalize_rewards:
+        reward = reward / reward_scale(state.loop.return_scale, config.normalized_return_max)
     if config.n_step == 1:
-        returns = sample.reward * hp.reward_scaling
+        returns = reward
         discount = hp.gamma * (1.0 - sample.terminated.astype(returns.dtype))
         obs, action, next_obs, extras = sample.obs, sample.action, sample.next_obs, sample.extras
     else:
-        returns, discount, last = n_step_return(
-            sample.reward * hp.reward_scaling, sample.terminated, sample.truncated, hp.gamma
-        )
+        returns, discount, last = n_step_return(reward, sample.terminated, sample.truncated, hp.gamma)
         index = last.reshape((-1, 1) + (1,) * (sample.next_obs.ndim - 2))
         next_obs = jnp.take_along_axis(sample.next_obs, index, axis=1)[:, 0]
         first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))

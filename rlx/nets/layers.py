@@ -13,8 +13,8 @@ ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.el
 KERNEL_INITS = ("orthogonal", "lecun_normal")
 
 
-def orthogonal(scale: float) -> nn.initializers.Initializer:
-    """``nn.initializers.orthogonal(scale)`` whose QR stays one matrix at a time under ``vmap``.
+def orthogonal(scale: float, column_axis: int = -1) -> nn.initializers.Initializer:
+    """``nn.initializers.orthogonal(scale, column_axis)`` whose QR stays one matrix at a time under ``vmap``.
 
     A vmapped init (seeds in a sweep, an ensemble's members) would otherwise run batched QR
     decompositions; on XLA:CPU (jaxlib 0.10.2) each batched QR waits on the intra-op thread pool for
@@ -22,7 +22,7 @@ def orthogonal(scale: float) -> nn.initializers.Initializer:
     (seen with 2 threads: a vmapped TD3 init hung every time). Looping over the batch gives the same
     matrices as unbatched calls and costs nothing measurable at init.
     """
-    base = nn.initializers.orthogonal(scale)
+    base = nn.initializers.orthogonal(scale, column_axis=column_axis)
 
     def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
         return jax.custom_batching.sequential_vmap(lambda k: base(k, shape, dtype))(key)

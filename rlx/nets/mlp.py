@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rlx.nets.hyper import HyperHead, hyper_torso
 from rlx.nets.layers import ACTIVATIONS, BatchRenorm, hidden_init, output_init
 from rlx.nets.spec import Net
 
@@ -51,18 +52,25 @@ class MLP(nn.Module):
     concatenated) -> torso of ``net`` -> linear output of shape ``out_shape``. With ``dueling`` (Q-values,
     ``out_shape = (num_actions, k)``) the output is ``V + A - mean_a A`` from separate linear streams.
     ``train`` turns dropout on and makes batch renorm use and update batch statistics (an attribute, not
-    a call argument, because ``nn.vmap`` drops keyword arguments)."""
+    a call argument, because ``nn.vmap`` drops keyword arguments). With ``architecture: simbav2`` the
+    torso and head are SimbaV2's and the output splits into ``branches`` separately computed parts."""
 
     net: Net
     out_shape: tuple[int, ...]
     obs_ndim: int = 1
     dueling: bool = False
     train: bool = False
+    branches: int = 1
 
     @nn.compact
     def __call__(self, *inputs: jax.Array) -> jax.Array:
         batch_shape = inputs[0].shape[: inputs[0].ndim - self.obs_ndim]
         x = jnp.concatenate([x.reshape((*batch_shape, -1)) for x in inputs], axis=-1)
+        if self.net.architecture == "simbav2":
+            width = self.net.hidden[0]
+            x = hyper_torso(x, width, len(self.net.hidden), self.net.expansion, self.net.c_shift)
+            out = HyperHead(width, math.prod(self.out_shape), self.branches)(x)
+            return out.reshape((*batch_shape, *self.out_shape))
         x = _torso(self.net, x, self.train)
         kernel_init = output_init(self.net.kernel_init, self.net.output_scale)
         out = nn.Dense(math.prod(self.out_shape), kernel_init=kernel_init)(x).reshape((*batch_shape, *self.out_shape))

@@ -19,6 +19,11 @@ class Net:
     ``norm: batch_renorm`` it is ``Dense -> dropout -> activation -> BatchRenorm`` and the input is
     batch-renormalized too (CrossQ's placement). With ``residual``, every layer after the first is a
     block ``x + norm(Dense(act(norm(Dense(x)))))`` (BRO's), so the widths must be equal.
+
+    ``architecture: simbav2`` replaces all of this by SimbaV2's hyperspherical network
+    (``rlx.nets.hyper``): an embedder to ``hidden[0]`` features and one LERP residual block per entry of
+    ``hidden`` (equal widths), relu, unit-norm features and weights, a dense -> scaler -> dense head. Only
+    algorithms that project the weights after each update accept it.
     """
 
     hidden: tuple[int, ...] = field((256, 256), gt=0, doc="torso widths")
@@ -30,8 +35,23 @@ class Net:
     output_scale: float = field(1.0, gt=0, doc="init gain of the output layer")
     renorm_momentum: float = field(0.99, gt=0, lt=1, doc="norm batch_renorm: decay of the running statistics")
     renorm_warmup: int = field(100_000, ge=0, doc="norm batch_renorm: training calls of plain batch norm first")
+    architecture: str = field("mlp", choices=("mlp", "simbav2"), doc="MLP torso, or SimbaV2's hyperspherical one")
+    expansion: int = field(4, gt=0, doc="simbav2: widening of each block's inner layer")
+    c_shift: float = field(3.0, gt=0, doc="simbav2: constant appended to the input before its normalization")
 
     def check(self, prefix: str = "") -> None:
+        if self.architecture == "simbav2":
+            fixed = {"norm": ("none", self.norm), "residual": (False, self.residual), "dropout": (0.0, self.dropout)}
+            fixed["activation"] = ("relu", self.activation)
+            for name, (allowed, got) in fixed.items():
+                if got != allowed:
+                    raise ConfigError(
+                        f"{prefix}{name}: must be {allowed} with architecture simbav2 (it has its own); got {got}"
+                    )
+            if len(set(self.hidden)) > 1:
+                raise ConfigError(
+                    f"{prefix}hidden: simbav2 needs equal widths (one block each); got {list(self.hidden)}"
+                )
         if self.residual and len(set(self.hidden)) > 1:
             raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")
         if self.residual and self.norm == "batch_renorm":
@@ -84,3 +104,8 @@ class QNet(CriticNet):
     """A Q-network over discrete actions: outputs ``[num_actions, value outputs]``, optionally dueling."""
 
     dueling: bool = field(False, doc="separate state-value and advantage streams")
+
+    def check(self, prefix: str = "") -> None:
+        super().check(prefix)
+        if self.dueling and self.architecture == "simbav2":
+            raise ConfigError(f"{prefix}dueling: not available with architecture simbav2; use architecture mlp")

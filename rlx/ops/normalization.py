@@ -49,3 +49,39 @@ def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0, eps: float 
     seen = stats.count > 0
     z = jnp.where(seen, (x - stats.mean) / std, x)
     return jnp.clip(z, -clip, clip)
+
+
+@struct.dataclass
+class ReturnScale:
+    """Running statistics of the discounted return for reward scaling (SimbaV2's reward normalization):
+    each env's running discounted return ``G``, the statistics of ``G`` over all envs and steps, and the
+    largest ``|G|`` seen."""
+
+    discounted: jax.Array  # [num_envs] float32
+    stats: RunningStats  # shape ()
+    max_abs: jax.Array  # float32 scalar
+
+
+def init_return_scale(num_envs: int) -> ReturnScale:
+    return ReturnScale(jnp.zeros((num_envs,), jnp.float32), init_stats(()), jnp.zeros((), jnp.float32))
+
+
+def update_return_scale(
+    scale: ReturnScale, rewards: jax.Array, dones: jax.Array, gamma: float | jax.Array
+) -> ReturnScale:
+    """Folds in ``rewards`` and ``dones`` (episode ended at that step) ``[steps, num_envs]``, step by step:
+    ``G <- gamma * (1 - done) * G + reward``, as the authors' code (and gymnasium's NormalizeReward) does."""
+
+    def step(scale, reward_done):
+        reward, done = reward_done
+        g = gamma * (1.0 - done.astype(jnp.float32)) * scale.discounted + reward.astype(jnp.float32)
+        return ReturnScale(g, update_stats(scale.stats, g), jnp.maximum(scale.max_abs, jnp.max(jnp.abs(g)))), None
+
+    return jax.lax.scan(step, scale, (rewards, dones))[0]
+
+
+def reward_scale(scale: ReturnScale, return_max: float, eps: float = 1e-8) -> jax.Array:
+    """What rewards are divided by: ``max(std(G), max|G| / return_max)``, so scaled returns have about unit
+    variance and stay within ``±return_max``; 1 before any data was seen."""
+    denominator = jnp.maximum(jnp.sqrt(scale.stats.variance + eps), scale.max_abs / return_max)
+    return jnp.where(scale.stats.count > 0, denominator, 1.0)
