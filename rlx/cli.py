@@ -20,9 +20,6 @@ EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
 
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-
 def _algorithm_names() -> str:
     from rlx.algos import ALGORITHMS
 
@@ -30,18 +27,10 @@ def _algorithm_names() -> str:
 
 
 def presets(algo: str) -> list[str]:
-    """Names of the presets in ``configs/`` (next to the package) for ``algo``."""
-    import yaml
+    """Names of the packaged presets (``rlx/configs``) for ``algo``."""
+    from rlx import presets as packaged
 
-    if not os.path.isdir(CONFIGS_DIR):
-        return []
-    names = []
-    for name in sorted(os.listdir(CONFIGS_DIR)):
-        if name.endswith(".yaml"):
-            with open(os.path.join(CONFIGS_DIR, name)) as f:
-                if (yaml.safe_load(f) or {}).get("algo") == algo:
-                    names.append(name[: -len(".yaml")])
-    return names
+    return [p.name for p in packaged.all_presets() if p.algo == algo]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an agent (or continue one with --resume)")
     train.add_argument("algo", nargs="?", help=f"algorithm: {_algorithm_names()} (rlx algos lists them with presets)")
     train.add_argument("--env", help="env as suite/name[?option=value&...], e.g. brax/ant?backend=mjx")
-    train.add_argument("--config", help="YAML preset, e.g. configs/ppo_cartpole.yaml")
+    train.add_argument("--config", help="a preset's name (rlx presets lists them) or a YAML file")
+    train.add_argument(
+        "--no-preset",
+        action="store_true",
+        help="without --config, use the algorithm's defaults even where a tuned preset exists for the env",
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -73,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="train seeds x traced-hyperparameter settings together (vmapped, sharded)")
     sweep.add_argument("algo", nargs="?", help="algorithm (or give it in --config / --spec)")
     sweep.add_argument("--spec", help="sweep YAML: base, config, seeds, grid, random, num_random, random_seed, groups")
-    sweep.add_argument("--config", help="YAML preset for the base run config")
+    sweep.add_argument("--config", help="a preset's name or a YAML file for the base run config")
     sweep.add_argument("--env", help="env as suite/name[?option=value&...]")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base field")
     sweep.add_argument("--steps", type=int, help="total env steps per run")
@@ -129,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", default="eval/episode_return", help="metrics.jsonl column to plot")
     plot.add_argument("--out", help="directory for the PNGs (default: SWEEP_DIR)")
     sub.add_parser("algos", help="list the algorithms: action spaces, presets, description")
+    listing = sub.add_parser("presets", help="list the packaged presets: algorithm, env, budget, what they reach")
+    listing.add_argument("algo", nargs="?", help="only this algorithm's presets")
     evaluate = sub.add_parser("eval", help="evaluate a saved run's policy (newest valid checkpoint)")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
@@ -137,21 +133,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_preset(args: argparse.Namespace):
+    """The packaged preset ``rlx train`` starts from without ``--config``: the one tuned for the algorithm on
+    the env (``rlx presets``), unless ``--no-preset``; None if there is none."""
+    if args.config or not args.algo or getattr(args, "no_preset", False):
+        return None
+    from rlx import presets
+    from rlx.driver import RunConfig
+    from rlx.envs import parse_env_spec
+
+    env_name = parse_env_spec(args.env)["name"] if args.env else RunConfig().env.name
+    return presets.default_for(args.algo, env_name)
+
+
 def resolve_train_config(args: argparse.Namespace) -> dict:
-    """Merges defaults, preset, flags and ``--set`` into plain data (validated by the driver)."""
+    """Merges defaults, preset, flags and ``--set`` into plain data (validated by the driver). Without
+    ``--config``, the :func:`default_preset` is the base when there is one."""
+    from rlx import presets
     from rlx.envs import parse_env_spec
 
     data: dict = {}
+    env = parse_env_spec(args.env) if args.env else None
+    chosen = default_preset(args)
     if args.config:
-        data = load_yaml(args.config)
+        data = presets.load(args.config)
         preset_algo = data.get("algo")
         if args.algo and preset_algo and preset_algo != args.algo:
             raise ConfigError(f"--config {args.config}: is a preset for algo {preset_algo!r}, not {args.algo!r}")
+    elif chosen is not None:
+        data = presets.load(chosen.path)
+        if env is not None:  # the preset's env options (e.g. backend) stay unless the flag sets others
+            env = merge(data.get("env") or {}, env)
     if args.algo:
         data["algo"] = args.algo
-    if args.env:
-        data = merge(data, {"env": parse_env_spec(args.env)})
-        if "?" not in args.env:  # a new env drops the preset's env options
+    if env is not None:
+        data = merge(data, {"env": env})
+        if args.config and "?" not in args.env:  # a new env drops the preset's env options
             data["env"] = {"name": data["env"]["name"]}
     if args.seed is not None:
         data["seed"] = args.seed
@@ -189,6 +206,14 @@ def _train(args: argparse.Namespace) -> int:
         if not args.algo and not args.config:
             raise ConfigError(f"train: name an algorithm ({_algorithm_names()}) or give --config")
         config = driver.build_config(resolve_train_config(args))
+        chosen = default_preset(args)
+        if chosen is not None:
+            steps = f"{chosen.total_env_steps:,} env steps" if chosen.total_env_steps else "its budget"
+            print(
+                f"rlx: using preset {chosen.name} for {config.algo} on {config.env.name} ({steps}; reaches "
+                f"{chosen.reaches}); --no-preset for the algorithm's defaults",
+                file=sys.stderr,
+            )
         out = args.out or os.path.join(
             "runs", f"{config.algo}-{config.env.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
@@ -219,7 +244,9 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
         data = load_yaml(args.spec)
         base_dir = os.path.dirname(os.path.abspath(args.spec))
     if args.config:
-        data = {**data, "base": os.path.abspath(args.config)}
+        from rlx import presets
+
+        data = {**data, "base": os.path.abspath(presets.resolve(args.config))}
     config: dict = {}
     if args.algo:
         config["algo"] = args.algo
@@ -324,6 +351,30 @@ def _algos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _presets(args: argparse.Namespace) -> int:
+    from rlx import presets
+
+    rows = [p for p in presets.all_presets() if args.algo in (None, p.algo)]
+    if args.algo and not rows:
+        raise ConfigError(f"presets: no preset for algo {args.algo!r}; algorithms: {_algorithm_names()}")
+    header = ("preset", "algo", "env", "env steps", "reaches")
+    table = [
+        (
+            p.name + (" *" if p.default else ""),
+            p.algo,
+            p.env,
+            f"{p.total_env_steps:,}" if p.total_env_steps else "-",
+            p.reaches,
+        )
+        for p in rows
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(4)]
+    for row in [header, *table]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    print(f"* the default for its algorithm and env (rlx train ALGO --env ENV); files in {presets.PRESETS_DIR}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -337,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             return _plot(args)
         if args.command == "algos":
             return _algos(args)
+        if args.command == "presets":
+            return _presets(args)
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

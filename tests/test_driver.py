@@ -111,7 +111,10 @@ def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
         (["train", "ppo", "--env", "gymnax/NoSuchEnv"], "env gymnax/NoSuchEnv: unknown gymnax env"),
         (["train", "ppo", "--env", "brax/ant?backend=warp"], "backend must be one of"),
         (["train", "dreamer"], "algo: unknown algorithm 'dreamer'"),
-        (["train", "ppo", "--config", "no/such.yaml"], "--config no/such.yaml: file not found"),
+        (
+            ["train", "ppo", "--config", "no/such.yaml"],
+            "--config no/such.yaml: no such file or packaged preset; presets: a2c_ant",
+        ),
         (["train", "--resume", "/nonexistent/run"], "no config.yaml there"),
         (["train", "--resume", "/x", "--set", "seed=1"], "--resume: cannot be combined with --set"),
     ],
@@ -123,9 +126,10 @@ def test_bad_input_fails_before_compiling_with_one_line(argv, expected, capsys, 
     monkeypatch.setattr(driver.Experiment, "run_chunk", no_compile)
     monkeypatch.setattr(driver.Experiment, "init", no_compile)
     code = cli.main([*argv, "--quiet"] + ([] if "--resume" in argv else ["--out", str(tmp_path / "r")]))
-    err = capsys.readouterr().err.strip().splitlines()
+    notes = ("rlx: run directory", "rlx: using preset")  # informational lines before the error
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith(notes)]
     assert code == cli.EXIT_CONFIG_ERROR
-    assert len(err) == 1 or (len(err) == 2 and err[0].startswith("rlx: run directory")), err
+    assert len(err) == 1, err
     assert err[-1].startswith("rlx: config error: ") and expected in err[-1], err
 
 

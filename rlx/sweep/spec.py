@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 
 from rlx import algos, driver
-from rlx.config import ConfigError, load_yaml, merge, parse_assignment, to_dict, traced_fields
+from rlx.config import ConfigError, merge, parse_assignment, to_dict, traced_fields
 
 FIXED_FIELDS = ("algo", "seed")  # one algorithm per sweep; seeds have their own axis
 
@@ -109,7 +109,10 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
         raise ConfigError(f"sweep.{unknown[0]}: unknown key; allowed: {', '.join(allowed)}")
     config: dict = {}
     if data.get("base"):
-        config = load_yaml(os.path.join(base_dir, data["base"]))
+        from rlx import presets
+
+        path = os.path.join(base_dir, data["base"])
+        config = presets.load(path if os.path.exists(path) else data["base"], field="base")
     config = merge(config, data.get("config") or {})
     seeds = data.get("seeds", 1)
     if isinstance(seeds, int) and not isinstance(seeds, bool):

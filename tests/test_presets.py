@@ -1,0 +1,99 @@
+"""Packaged presets: chosen by (algorithm, env), named by --config, listed by rlx presets, shipped as
+package data."""
+
+import fnmatch
+import os
+
+import pytest
+
+from rlx import cli, driver, presets
+from rlx.config import ConfigError, load_yaml
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def resolve(argv):
+    return cli.resolve_train_config(cli._parser().parse_args(["train", *argv]))
+
+
+def test_every_preset_has_an_index_entry_and_each_pair_at_most_one_default():
+    index = load_yaml(os.path.join(presets.PRESETS_DIR, presets.INDEX))
+    assert sorted(index) == presets.names()
+    defaults = [(p.algo, p.env) for p in presets.all_presets() if p.default]
+    assert len(defaults) == len(set(defaults)), defaults
+    assert all(p.reaches != "not recorded" for p in presets.all_presets())
+
+
+def test_presets_are_package_data():
+    """Every preset file matches a package-data glob of pyproject.toml, so a non-editable install has them."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        globs = tomllib.load(f)["tool"]["setuptools"]["package-data"]["rlx"]
+    package = os.path.dirname(presets.PRESETS_DIR)
+    for folder, _, files in os.walk(presets.PRESETS_DIR):
+        for file in files:
+            relative = os.path.relpath(os.path.join(folder, file), package)
+            assert any(fnmatch.fnmatch(relative, g) for g in globs), relative
+    assert os.path.realpath(os.path.join(ROOT, "configs")) == os.path.realpath(presets.PRESETS_DIR)
+
+
+def test_train_picks_the_preset_tuned_for_the_algorithm_and_env_and_says_so(capsys, monkeypatch):
+    data = resolve(["sac", "--env", "gymnax/Pendulum-v1"])
+    assert data == {**load_yaml(os.path.join(presets.PRESETS_DIR, "sac_pendulum.yaml")), "algo": "sac"}
+
+    def stop(config, *args, **kwargs):
+        assert config.total_env_steps == 12000 and config.agent.actor.hidden == (64, 64)
+        raise ConfigError("stopped before training")
+
+    monkeypatch.setattr(driver, "train", stop)
+    assert cli.main(["train", "sac", "--env", "gymnax/Pendulum-v1", "--out", "unused"]) == cli.EXIT_CONFIG_ERROR
+    err = capsys.readouterr().err
+    assert "rlx: using preset sac_pendulum for sac on gymnax/Pendulum-v1 (12,000 env steps; reaches -163" in err
+    assert "--no-preset for the algorithm's defaults" in err and "stopped before training" in err
+    assert resolve(["sac", "--env", "gymnax/Pendulum-v1", "--no-preset"]) == {
+        "algo": "sac",
+        "env": {"name": "gymnax/Pendulum-v1"},
+    }
+    assert resolve(["crossq", "--env", "gymnax/CartPole-v1"]) == {
+        "algo": "crossq",
+        "env": {"name": "gymnax/CartPole-v1"},
+    }
+    # flags still win over the preset, and its env options stay unless the flag sets them
+    data = resolve(["td3", "--env", "brax/inverted_pendulum?backend=mjx", "--steps", "64", "--set", "agent.tau=0.01"])
+    assert data["env"] == {"name": "brax/inverted_pendulum", "backend": "mjx", "episode_length": 1000}
+    assert data["total_env_steps"] == 64 and data["agent"]["tau"] == 0.01 and data["agent"]["num_envs"] == 64
+
+
+def test_config_takes_a_preset_name_from_any_directory(tmp_path, monkeypatch):
+    by_path = resolve(["--config", os.path.join(ROOT, "configs", "dqn_cartpole.yaml")])
+    monkeypatch.chdir(tmp_path)
+    for value in ("dqn_cartpole", "dqn_cartpole.yaml", "configs/dqn_cartpole.yaml"):
+        assert resolve(["--config", value]) == by_path
+    (tmp_path / "mine.yaml").write_text("algo: dqn\ntotal_env_steps: 10\n")
+    assert resolve(["--config", "mine.yaml"]) == {"algo": "dqn", "total_env_steps": 10}
+
+
+def test_unknown_preset_is_a_one_line_error_listing_them(capsys):
+    assert cli.main(["train", "--config", "sac_pendulm"]) == cli.EXIT_CONFIG_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlx: config error: --config sac_pendulm: no such file or packaged preset; presets: a2c_ant,")
+    assert "\n" not in err and "sac_pendulum" in err and "_index" not in err
+
+
+def test_rlx_presets_lists_env_budget_and_what_each_reaches(capsys):
+    assert cli.main(["presets", "sac"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:-1]}
+    assert set(lines) == {p.name for p in presets.all_presets() if p.algo == "sac"}
+    assert "droq_pendulum" in lines and "gymnax/Pendulum-v1" in lines["sac_pendulum"]
+    assert "12,000" in lines["sac_pendulum"] and "IQM over 5 seeds" in lines["sac_pendulum"]
+    assert "*" in lines["sac_pendulum"] and "*" not in lines["droq_pendulum"]
+    assert cli.main(["presets", "nope"]) == cli.EXIT_CONFIG_ERROR
+
+
+@pytest.mark.parametrize("base", ["sac_pendulum", "../sac_pendulum.yaml"])
+def test_sweep_base_may_name_a_preset(base):
+    from rlx import sweep
+
+    spec = sweep.spec_from_dict({"base": base, "seeds": 2}, base_dir=os.path.join(presets.PRESETS_DIR, "sweeps"))
+    assert spec.config["algo"] == "sac" and spec.config["total_env_steps"] == 12000
