@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from rlx import compile_cache
 from rlx.config import ConfigError, load_yaml, merge, parse_assignment
 
 EXIT_CONFIG_ERROR = 2
@@ -31,6 +32,9 @@ def presets(algo: str) -> list[str]:
     from rlx import presets as packaged
 
     return [p.name for p in packaged.all_presets() if p.algo == algo]
+
+
+_NO_CACHE_HELP = "do not use the persistent compilation cache (on by default; also RLX_NO_COMPILE_CACHE=1)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         help="checkpoint and stop after N chunks (for preemptible jobs); continue with --resume",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     sweep = sub.add_parser("sweep", help="train seeds x traced-hyperparameter settings together (vmapped, sharded)")
     sweep.add_argument("algo", nargs="?", help="algorithm (or give it in --config / --spec)")
     sweep.add_argument("--spec", help="sweep YAML: base, config, seeds, grid, random, num_random, random_seed, groups")
@@ -100,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
     sweep.add_argument("--stop-after-chunks", type=int, metavar="N", help="checkpoint and stop after N chunks")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     sweep.add_argument(
         "--coordinator",
         default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
@@ -227,6 +233,9 @@ def _train(args: argparse.Namespace) -> int:
         if final.get(key) is not None:
             parts.append(f"{key}={final[key]:.2f}")
     parts.append(f"compile_s={result.experiment.compile_seconds:.1f}")
+    cache = compile_cache.stats()
+    if cache["dir"] is not None:
+        parts.append(f"compile_cache_hits={cache['hits']}/{cache['requests']}")
     print("rlx: " + " ".join(parts) + f" run_dir={result.run_dir}")
     return 0
 
@@ -377,6 +386,8 @@ def _presets(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("train", "sweep", "eval") and not getattr(args, "no_compile_cache", False):
+        compile_cache.enable()
     try:
         if args.command == "train":
             return _train(args)

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from rlx import compile_cache
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, to_dict
 from rlx.metrics_log import MetricsWriter
@@ -242,6 +243,7 @@ def run_chunks(
                     "env": config.env.name,
                     "total_env_steps": plan.total_env_steps,
                     "compile_seconds": experiment.compile_seconds,
+                    "compile_cache": compile_cache.stats(),
                     "wall_seconds": seconds,
                 }
             )

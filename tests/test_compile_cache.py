@@ -1,0 +1,37 @@
+"""The persistent compilation cache the CLI turns on: a second run of a config loads its programs."""
+
+import json
+import os
+import subprocess
+import sys
+
+ARGS = ["train", "ppo", "--no-preset", "--steps", "2048", "--set", "num_chunks=2", "--set", "eval_episodes=2"]
+ARGS += ["--set", "agent.num_envs=4", "--set", "agent.unroll_length=32", "--set", "agent.policy.hidden=[8]"]
+ARGS += ["--set", "agent.value.hidden=[8]", "--set", "tensorboard=false", "--quiet"]
+
+
+def run(tmp_path, out, **env):
+    environ = {k: v for k, v in os.environ.items() if k not in ("RLX_NO_COMPILE_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+    environ.update({"XDG_CACHE_HOME": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu", **env})
+    done = subprocess.run(
+        [sys.executable, "-m", "rlx.cli", *ARGS, "--out", str(tmp_path / out)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / out / "summary.json") as f:
+        return json.load(f)["compile_cache"], done.stdout
+
+
+def test_second_run_of_a_config_is_served_by_the_cache_and_it_can_be_turned_off(tmp_path):
+    first, _ = run(tmp_path, "a")
+    assert first["dir"] == str(tmp_path / "cache" / "rlx" / "jax")
+    assert first["requests"] >= 2 and first["hits"] == 0, first  # the chunk and the evaluation at least
+    assert os.listdir(first["dir"])
+    second, stdout = run(tmp_path, "b")
+    assert second["requests"] == first["requests"] and second["hits"] == second["requests"], second
+    assert f"compile_cache_hits={second['hits']}/{second['requests']}" in stdout
+    off, stdout = run(tmp_path, "c", RLX_NO_COMPILE_CACHE="1")
+    assert off == {"dir": None, "requests": 0, "hits": 0} and "compile_cache_hits" not in stdout
