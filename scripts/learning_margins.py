@@ -50,6 +50,7 @@ ENTRIES = {
     "crossq_inverted_pendulum": ("crossq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "fasttd3_inverted_pendulum": ("fasttd3_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "dqn_cartpole": ("dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
+    "pqn_cartpole": ("pqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "c51_cartpole": ("c51_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "dqn_hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {}, "eval/episode_return", 475.0),
 }

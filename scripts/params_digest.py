@@ -48,6 +48,7 @@ CASES = {  # name: (preset, overrides)
         "simbav2_pendulum.yaml",
         {"total_env_steps": 1600, "num_chunks": 2, "agent": {"learning_starts": 800}},
     ),
+    "pqn_cartpole": ("pqn_cartpole.yaml", {"total_env_steps": 16384, "num_chunks": 2}),
     "dqn_cartpole": ("dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "c51_cartpole": ("c51_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),

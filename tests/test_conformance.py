@@ -146,6 +146,23 @@ SETTINGS = {
         3_000,
         True,
     ),
+    "pqn": Setting(
+        "gymnax/CartPole-v1",
+        {"num_envs": 4, "unroll_length": 16, "num_minibatches": 2, "num_epochs": 2, "q": {"hidden": [16]}},
+        {
+            "num_envs": 16,
+            "unroll_length": 8,
+            "num_minibatches": 2,
+            "num_epochs": 4,
+            "learning_rate": 3e-3,
+            "lr_schedule": "constant",
+            "reward_scaling": 1.0,
+            "gamma": GAMMA,
+            "q": {"hidden": [16]},
+        },
+        20_000,
+        False,
+    ),
     "dqn": Setting(
         "gymnax/CartPole-v1",
         {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"]},

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from rlx.algos import crossq, dqn, ppo, sac, simbav2, td3
+from rlx.algos import crossq, dqn, ppo, pqn, sac, simbav2, td3
 from rlx.config import ConfigError
 from rlx.envs import Env
 
@@ -79,6 +79,7 @@ for _name, _module in (
     ("dqn", dqn),
     ("crossq", crossq),
     ("simbav2", simbav2),
+    ("pqn", pqn),
 ):
     register(_name, _module)
 

@@ -71,12 +71,16 @@ def optimizer(
     b1: float = 0.9,
     b2: float = 0.999,
     weight_decay: Any = None,
+    rectified: bool = False,
 ) -> optax.GradientTransformation:
-    """Adam after optional global-norm clipping, with optional decoupled weight decay (AdamW); every
+    """Adam (RAdam with ``rectified``) after optional global-norm clipping, with optional decoupled weight
+    decay (AdamW); every
     argument may be traced. Built inside the jitted update, because the learning rate and the clip norm
     live in the state; ``init`` does not depend on them."""
     parts = [] if max_grad_norm is None else [optax.clip_by_global_norm(max_grad_norm)]
-    parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=eps))
+    parts.append(
+        optax.scale_by_radam(b1=b1, b2=b2, eps=eps) if rectified else optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+    )
     if weight_decay is not None:
         parts.append(optax.add_decayed_weights(weight_decay))
     return optax.chain(*parts, optax.scale(-learning_rate))
@@ -103,6 +107,23 @@ def progress(state: Any) -> jax.Array:
     return state.iteration.astype(jnp.float32) / jnp.maximum(state.total_iterations, 1)
 
 
+def epsilon(state: Any) -> jax.Array:
+    """Linearly annealed from ``epsilon_start`` to ``epsilon_end`` over ``exploration_fraction`` of the run
+    (DQN, PQN; traced fields of those names)."""
+    hp = state.hparams
+    fraction = jnp.clip(progress(state) / hp.exploration_fraction, 0.0, 1.0)
+    return hp.epsilon_start + fraction * (hp.epsilon_end - hp.epsilon_start)
+
+
+def epsilon_greedy(q_values: jax.Array, eps: jax.Array, key: jax.Array) -> jax.Array:
+    """int32 actions ``[...]`` from values ``[..., num_actions]``: uniformly random with probability ``eps``,
+    else greedy."""
+    greedy = jnp.argmax(q_values, axis=-1)
+    explore_key, action_key = jax.random.split(key)
+    random_action = jax.random.randint(action_key, greedy.shape, 0, q_values.shape[-1])
+    return jnp.where(jax.random.uniform(explore_key, greedy.shape) < eps, random_action, greedy).astype(jnp.int32)
+
+
 def check_network(
     section: Any, prefix: str, *, dropout: bool = True, batch_renorm: bool = False, hyperspherical: bool = False
 ) -> None:
@@ -122,3 +143,28 @@ def check_network(
             f"{prefix}dropout: must be 0 here (collection and update must see the same network); "
             f"got {section.dropout:g}"
         )
+
+
+def minibatch_epochs(
+    gradient_step: Any, params: Any, opt_state: Any, key: jax.Array, batch: Any, num_epochs: int, num_minibatches: int
+) -> tuple[Any, Any, jax.Array, dict]:
+    """``num_epochs`` passes over ``batch`` (a pytree, samples on the leading axis), each a fresh shuffle cut
+    into ``num_minibatches`` minibatches, calling ``gradient_step(params, opt_state, minibatch, key) ->
+    (params, opt_state, metrics)`` on each with its own key (PPO's and PQN's update). Returns
+    ``(params, opt_state, key, metrics averaged over all steps)``."""
+
+    def minibatch_step(carry, minibatch):
+        params, opt_state, key = carry
+        key, step_key = jax.random.split(key)
+        params, opt_state, metrics = gradient_step(params, opt_state, minibatch, step_key)
+        return (params, opt_state, key), metrics
+
+    def epoch(carry, _):
+        params, opt_state, key = carry
+        key, perm_key = jax.random.split(key)
+        order = jax.random.permutation(perm_key, jax.tree.leaves(batch)[0].shape[0])
+        minibatches = jax.tree.map(lambda x: x[order].reshape((num_minibatches, -1, *x.shape[1:])), batch)
+        return jax.lax.scan(minibatch_step, (params, opt_state, key), minibatches)
+
+    (params, opt_state, key), metrics = jax.lax.scan(epoch, (params, opt_state, key), None, length=num_epochs)
+    return params, opt_state, key, jax.tree.map(jnp.mean, metrics)

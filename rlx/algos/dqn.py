@@ -97,11 +97,7 @@ def _network(config: Config, env: Env) -> tuple[Model, values.ValueRep]:
     return Model(module), rep
 
 
-def epsilon(state: State) -> jax.Array:
-    """Linearly annealed from ``epsilon_start`` to ``epsilon_end`` over ``exploration_fraction`` of the run."""
-    hp = state.hparams
-    fraction = jnp.clip(common.progress(state) / hp.exploration_fraction, 0.0, 1.0)
-    return hp.epsilon_start + fraction * (hp.epsilon_end - hp.epsilon_start)
+epsilon = common.epsilon
 
 
 def _optimizer(config: Config, hparams: common.Hyperparams) -> optax.GradientTransformation:
@@ -172,10 +168,7 @@ def gradient_step(
 
 def _epsilon_greedy(config: Config, env: Env, online: Any, obs: jax.Array, eps: jax.Array, key: jax.Array) -> jax.Array:
     net, rep = _network(config, env)
-    greedy = jnp.argmax(rep.decode(net.apply(online, obs)), axis=-1)
-    explore_key, action_key = jax.random.split(key)
-    random_action = jax.random.randint(action_key, greedy.shape, 0, env.action_space.n)
-    return jnp.where(jax.random.uniform(explore_key, greedy.shape) < eps, random_action, greedy).astype(jnp.int32)
+    return common.epsilon_greedy(rep.decode(net.apply(online, obs)), eps, key)
 
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:

@@ -258,25 +258,15 @@ def update(config: Config, env: Env, state: State, batch: Batch) -> tuple[State,
     optimizer = _optimizer(config, hp, learning_rate)
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def minibatch_step(carry, minibatch):
-        params, opt_state, key = carry
-        key, loss_key = jax.random.split(key)
-        grads, metrics = grad_fn(params, config, env, hp, minibatch, loss_key)
+    def gradient_step(params, opt_state, minibatch, key):
+        grads, metrics = grad_fn(params, config, env, hp, minibatch, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         metrics["grad_norm"] = optax.global_norm(grads)
-        return (optax.apply_updates(params, updates), opt_state, key), metrics
+        return optax.apply_updates(params, updates), opt_state, metrics
 
-    def epoch(carry, _):
-        params, opt_state, key = carry
-        key, perm_key = jax.random.split(key)
-        order = jax.random.permutation(perm_key, batch.obs.shape[0])
-        minibatches = jax.tree.map(lambda x: x[order].reshape((config.num_minibatches, -1, *x.shape[1:])), batch)
-        return jax.lax.scan(minibatch_step, (params, opt_state, key), minibatches)
-
-    (params, opt_state, key), metrics = jax.lax.scan(
-        epoch, (state.params, state.opt_state, state.key), None, length=config.num_epochs
+    params, opt_state, key, metrics = common.minibatch_epochs(
+        gradient_step, state.params, state.opt_state, state.key, batch, config.num_epochs, config.num_minibatches
     )
-    metrics = jax.tree.map(jnp.mean, metrics)
     metrics["learning_rate"] = learning_rate
     return state.replace(params=params, opt_state=opt_state, key=key), metrics
 

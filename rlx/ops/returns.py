@@ -58,3 +58,35 @@ def n_step_return(
     last_terminated = jnp.take_along_axis(terminated, last[..., None], axis=-1)[..., 0]
     discount = gamma**count * (1.0 - last_terminated.astype(rewards.dtype))
     return returns, discount, last
+
+
+def q_lambda_returns(
+    rewards: jax.Array,
+    next_values: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    gamma: float | jax.Array,
+    lam: float | jax.Array,
+) -> jax.Array:
+    """Peng's Q(lambda) targets of PQN (Gallici et al. 2025), backward over a time-major ``[T, ...]`` rollout:
+
+    ``G_t = r_t + gamma (1 - terminated_t) ((1 - lambda_t) V'_t + lambda_t G_{t+1})``
+
+    where ``V'_t = max_a Q(s'_t, a)`` of the true next state (``next_values``) and ``lambda_t = lambda``
+    while the episode continues into step ``t + 1``, else 0: a terminated step stops at its reward, a
+    truncated one bootstraps fully from ``V'_t`` (its final observation) and starts a new trace. The last
+    step of the rollout bootstraps fully from ``V'_{T-1}``.
+    """
+    not_terminated = 1.0 - terminated.astype(next_values.dtype)
+    continues = 1.0 - jnp.logical_or(terminated, truncated).astype(next_values.dtype)
+
+    def backward(following, step):
+        reward, next_value, alive, cont = step
+        mixed = (1.0 - lam * cont) * next_value + lam * cont * following
+        target = reward + gamma * alive * mixed
+        return target, target
+
+    _, targets = jax.lax.scan(
+        backward, next_values[-1], (rewards, next_values, not_terminated, continues), reverse=True
+    )
+    return targets
