@@ -197,7 +197,6 @@ def _train(args: argparse.Namespace) -> int:
                 ("--env", args.env),
                 ("--config", args.config),
                 ("--seed", args.seed),
-                ("--steps", args.steps),
                 ("--out", args.out),
             )
             if value is not None
@@ -207,7 +206,9 @@ def _train(args: argparse.Namespace) -> int:
                 f"--resume: cannot be combined with {', '.join(extra + (['--set'] if args.set else []))}; "
                 "a resumed run keeps its config.yaml"
             )
-        result = driver.resume(args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks)
+        result = driver.resume(
+            args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks, total_env_steps=args.steps
+        )
     else:
         if not args.algo and not args.config:
             raise ConfigError(f"train: name an algorithm ({_algorithm_names()}) or give --config")

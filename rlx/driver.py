@@ -61,6 +61,9 @@ class RunConfig:
     seed: int = field(0, ge=0)
     total_env_steps: int = field(524_288, gt=0, doc="env steps to train (incl. action repeat)")
     num_chunks: int = field(10, gt=0, doc="jitted chunks; logging, eval and checkpoints happen between them")
+    iterations_per_chunk: int | None = field(
+        None, gt=0, doc="fixes the chunk length instead of splitting the run into num_chunks (set by extending a run)"
+    )
     eval_every: int = field(1, ge=0, doc="evaluate every N chunks and at the end (0: only at the end)")
     eval_episodes: int = field(16, gt=0, doc="deterministic evaluation episodes (run in parallel)")
     checkpoint_every: int = field(1, ge=0, doc="checkpoint every K chunks and at the end (0: only at the end)")
@@ -95,9 +98,15 @@ class Plan:
     num_chunks: int
 
     @classmethod
-    def make(cls, total_env_steps: int, env_steps_per_iteration: int, num_chunks: int) -> Plan:
+    def make(
+        cls,
+        total_env_steps: int,
+        env_steps_per_iteration: int,
+        num_chunks: int,
+        iterations_per_chunk: int | None = None,
+    ) -> Plan:
         iterations = max(1, -(-total_env_steps // env_steps_per_iteration))
-        per_chunk = -(-iterations // min(num_chunks, iterations))
+        per_chunk = iterations_per_chunk or -(-iterations // min(num_chunks, iterations))
         return cls(env_steps_per_iteration, iterations, per_chunk, -(-iterations // per_chunk))
 
     @property
@@ -146,7 +155,7 @@ class Experiment:
         if reason is not None:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
         steps = self.algo.steps_per_iteration(config.agent) * config.env.action_repeat
-        self.plan = Plan.make(config.total_env_steps, steps, config.num_chunks)
+        self.plan = Plan.make(config.total_env_steps, steps, config.num_chunks, config.iterations_per_chunk)
         # The compiled functions see the agent config with its traced fields blanked out, so every traced
         # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).
         self.static_agent = dataclasses.replace(config.agent, **{f: None for f in traced_fields(type(config.agent))})
@@ -303,9 +312,38 @@ def load_run_config(run_dir: str) -> RunConfig:
         return build_config(yaml.safe_load(f))
 
 
-def resume(run_dir: str, *, progress: bool = True, stop_after_chunks: int | None = None) -> RunResult:
-    """Continues the run in ``run_dir`` from its newest checkpoint (or from scratch if it has none)."""
+def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
+    """``config`` continued to a larger ``total_env_steps``: the finished chunks keep their boundaries (the
+    chunk length is fixed to theirs), so checkpoints and metric rows line up with the longer plan."""
+    plan = Experiment(config).plan
+    if total_env_steps <= plan.total_env_steps:
+        raise ConfigError(
+            f"--steps: extending a run needs more than its {plan.total_env_steps} env steps; got {total_env_steps}"
+        )
+    if plan.num_iterations % plan.iterations_per_chunk:
+        raise ConfigError(
+            f"--steps: cannot extend this run: its last chunk was shorter ({plan.num_iterations % plan.iterations_per_chunk}"
+            f" of {plan.iterations_per_chunk} iterations), so no longer plan continues its chunks; train a new run"
+        )
+    per_chunk = plan.iterations_per_chunk
+    iterations = -(-total_env_steps // plan.env_steps_per_iteration)
+    return dataclasses.replace(
+        config, total_env_steps=total_env_steps, num_chunks=-(-iterations // per_chunk), iterations_per_chunk=per_chunk
+    )
+
+
+def resume(
+    run_dir: str, *, progress: bool = True, stop_after_chunks: int | None = None, total_env_steps: int | None = None
+) -> RunResult:
+    """Continues the run in ``run_dir`` from its newest checkpoint (or from scratch if it has none). With
+    ``total_env_steps`` larger than the run's, a stopped or finished run continues to that budget
+    (:func:`extended_config`); schedules that depend on the run's length (``total_iterations`` in the
+    state: PPO's linear learning rate, DQN's and PQN's epsilon, SimbaV2's decay) are stretched to the new
+    length from the current iteration on."""
     config = load_run_config(run_dir)
+    extend = total_env_steps is not None and total_env_steps != config.total_env_steps
+    if extend:
+        config = extended_config(config, total_env_steps)
     experiment = Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:
@@ -318,6 +356,10 @@ def resume(run_dir: str, *, progress: bool = True, stop_after_chunks: int | None
         newer = [step for step in checkpointer.all_steps() if step > start]
     finally:
         checkpointer.close()
+    if extend:
+        if hasattr(state, "total_iterations"):
+            state = state.replace(total_iterations=jnp.asarray(experiment.plan.num_iterations, jnp.int32))
+        host.write_config(run_dir, config)
     host.set_aside(run_dir, newer)
     return _run(experiment, state, start, run_dir, progress, stop_after_chunks)
 

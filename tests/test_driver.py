@@ -8,9 +8,11 @@ import sys
 import jax
 import numpy as np
 import pytest
-from helpers import subprocess_env
+from helpers import subprocess_env, tree_equal
 
 from rlx import cli, driver, evaluate
+from rlx.checkpoint import Checkpointer
+from rlx.config import ConfigError
 
 SMALL = [
     "--steps",
@@ -175,3 +177,52 @@ def test_eval_cli_reports_return_and_renders_a_rollout(runs, tmp_path, capsys):
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert cli.main(["eval", runs["full"], "--episodes", "0"]) == cli.EXIT_CONFIG_ERROR
+
+
+def _small_ppo(**changes):
+    data = {
+        "algo": "ppo",
+        "total_env_steps": 2048,
+        "num_chunks": 2,
+        "eval_episodes": 2,
+        "tensorboard": False,
+        "agent": {"num_envs": 4, "unroll_length": 32, "policy": {"hidden": [8]}, "value": {"hidden": [8]}},
+    }
+    data.update(changes)
+    return driver.build_config(data)
+
+
+def test_extending_a_finished_run_equals_the_run_planned_that_long(tmp_path):
+    """A finished constant-rate run continued with --resume DIR --steps N is bitwise the run planned with N
+    from the start (the same chunk length); linear schedules stretch to the new length."""
+    run_dir = str(tmp_path / "run")
+    first = driver.train(_small_ppo(), run_dir, progress=False)
+    assert first.status == "completed" and first.experiment.plan.iterations_per_chunk == 8
+    code = cli.main(["train", "--resume", run_dir, "--steps", "4096", "--quiet"])
+    assert code == 0
+    extended = driver.load_run_config(run_dir)
+    assert (extended.total_env_steps, extended.num_chunks, extended.iterations_per_chunk) == (4096, 4, 8)
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert [r["env_steps"] for r in rows] == [1024, 2048, 3072, 4096]
+    state = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(4, driver.Experiment(extended).abstract_state())[
+        0
+    ]
+    planned = driver.train(_small_ppo(total_env_steps=4096, num_chunks=4), None, progress=False).state
+    assert tree_equal(state.params, planned.params) and int(state.total_iterations) == 32
+
+    with pytest.raises(ConfigError, match="extending a run needs more than its 4096 env steps; got 2048"):
+        driver.resume(run_dir, total_env_steps=2048, progress=False)
+
+
+def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp_path):
+    run_dir = str(tmp_path / "linear")
+    driver.train(
+        _small_ppo(agent={"num_envs": 4, "unroll_length": 32, "lr_schedule": "linear"}), run_dir, progress=False
+    )
+    result = driver.resume(run_dir, total_env_steps=4096, progress=False)
+    assert int(result.state.total_iterations) == 32
+    assert all(row["train/learning_rate"] > 0 for row in result.rows)  # the schedule continues over the new length
+    uneven = str(tmp_path / "uneven")
+    driver.train(_small_ppo(total_env_steps=1280, num_chunks=3), uneven, progress=False)  # 10 iterations: 4 + 4 + 2
+    with pytest.raises(ConfigError, match="its last chunk was shorter \\(2 of 4 iterations\\)"):
+        driver.resume(uneven, total_env_steps=4096, progress=False)

@@ -153,7 +153,8 @@ def test_learning_rates_decay_linearly_to_the_final_fraction():
     np.testing.assert_allclose(decay, [1.0, 0.75, 0.5, 0.5])
     env = make("gymnax/Pendulum-v1")
     config = small_config()  # learning_starts 0, 2 envs, UTD 1: 2 gradient steps per iteration
-    assert int(simbav2.init(config, env, jax.random.PRNGKey(0), 10).total_updates) == 20
+    state = simbav2.init(config, env, jax.random.PRNGKey(0), 10)
+    assert int(off_policy.gradient_steps_before(config, state.total_iterations)) == 20
 
 
 def authors_return_scale(rewards, dones, gamma, g_max):

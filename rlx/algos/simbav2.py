@@ -99,9 +99,10 @@ class OptStates:
 
 @struct.dataclass
 class State(off_policy.ActorCriticState):
-    """SAC's state plus ``total_updates``: the run's gradient steps, over which the learning rates decay."""
+    """SAC's state plus ``total_iterations``: the run's length, over whose gradient steps the learning
+    rates decay."""
 
-    total_updates: jax.Array  # int32
+    total_iterations: jax.Array  # int32
 
 
 steps_per_iteration = off_policy.steps_per_iteration
@@ -124,6 +125,7 @@ def learning_rate_decay(hparams: common.Hyperparams, num_updates: jax.Array, tot
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
+    """Fresh train state; ``total_iterations`` sets the length of the learning-rate decay."""
     actor_net, critic_net, _ = _networks(config, env)
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
     obs, action = common.dummy_obs(env), common.dummy_action(env)
@@ -142,7 +144,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
         num_updates=jnp.zeros((), jnp.int32),
         hparams=hparams,
         loop=off_policy.init_loop(config, env, env_key),
-        total_updates=jnp.asarray(off_policy.gradient_steps_before(config, total_iterations), jnp.int32),
+        total_iterations=jnp.asarray(total_iterations, jnp.int32),
     )
 
 
@@ -153,7 +155,8 @@ def gradient_step(
     target), each optimizer step followed by the projection onto the sphere, then the Polyak target."""
     hp, params, opt = state.hparams, state.params, state.opt_state
     _, critic_net, rep = _networks(config, env)
-    decay = learning_rate_decay(hp, state.num_updates, state.total_updates)
+    total_updates = off_policy.gradient_steps_before(config, state.total_iterations)
+    decay = learning_rate_decay(hp, state.num_updates, total_updates)
     actor_key, next_key = jax.random.split(key)
 
     def actor_objective(actor_params):
