@@ -124,10 +124,10 @@ def _parser() -> argparse.ArgumentParser:
         default=_env_int("RLX_PROCESS_ID"),
         help="multi-process: this process's index (env RLX_PROCESS_ID)",
     )
-    plot = sub.add_parser("plot", help="learning curves and final-score bars of a sweep, as PNG")
-    plot.add_argument("sweep_dir")
-    plot.add_argument("--metric", default="eval/episode_return", help="metrics.jsonl column to plot")
-    plot.add_argument("--out", help="directory for the PNGs (default: SWEEP_DIR)")
+    plot = sub.add_parser("plot", help="PNG learning curves of a run, or curves and final-score bars of a sweep")
+    plot.add_argument("sweep_dir", metavar="DIR", help="a run directory (rlx train) or a sweep directory (rlx sweep)")
+    plot.add_argument("--metric", default="eval/episode_return", help="sweeps: the metrics.jsonl column to plot")
+    plot.add_argument("--out", help="directory for the PNGs (default: DIR)")
     sub.add_parser("algos", help="list the algorithms: action spaces, presets, description")
     listing = sub.add_parser("presets", help="list the packaged presets: algorithm, env, budget, what they reach")
     listing.add_argument("algo", nargs="?", help="only this algorithm's presets")
@@ -328,7 +328,15 @@ def _sweep(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from rlx import plot
 
-    for path in plot.plot_sweep(args.sweep_dir, args.out, args.metric):
+    single_run = os.path.exists(os.path.join(args.sweep_dir, "metrics.jsonl")) and not os.path.exists(
+        os.path.join(args.sweep_dir, "sweep.yaml")
+    )
+    paths = (
+        plot.plot_run(args.sweep_dir, args.out)
+        if single_run
+        else plot.plot_sweep(args.sweep_dir, args.out, args.metric)
+    )
+    for path in paths:
         print(f"rlx: wrote {path}")
     return 0
 

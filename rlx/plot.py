@@ -98,3 +98,39 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
     fig.savefig(final_path)
     plt.close(fig)
     return [curves_path, final_path]
+
+
+def plot_run(run_dir: str, out_dir: str | None = None) -> list[str]:
+    """Writes ``curve.png`` for the single run in ``run_dir``: training and evaluation episode returns
+    against env steps (from ``metrics.jsonl``); returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import yaml
+
+    rows = read_metrics(run_dir)
+    series = {
+        name: [(r["env_steps"], r[metric]) for r in rows if r.get(metric) is not None and math.isfinite(r[metric])]
+        for name, metric in (("training episodes", "train/episode_return"), ("evaluation", "eval/episode_return"))
+    }
+    if not any(series.values()):
+        raise ConfigError(f"{run_dir}: no episode return logged yet (metrics.jsonl has no finished chunk with one)")
+    with open(os.path.join(run_dir, "config.yaml")) as f:
+        config = yaml.safe_load(f) or {}
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, points in series.items():
+        if points:
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, marker="o", markersize=3, label=name)
+    title = f"{config.get('algo', 'ppo')} on {(config.get('env') or {}).get('name', '')}, seed {config.get('seed', 0)}"
+    ax.set(xlabel="env steps", ylabel="episode return", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    out_dir = out_dir or run_dir
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "curve.png")
+    fig.savefig(path)
+    plt.close(fig)
+    return [path]

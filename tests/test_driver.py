@@ -135,6 +135,19 @@ def test_bad_input_fails_before_compiling_with_one_line(argv, expected, capsys, 
     assert err[-1].startswith("rlx: config error: ") and expected in err[-1], err
 
 
+def test_rlx_plot_of_a_run_writes_its_learning_curve(runs, tmp_path, capsys):
+    assert cli.main(["plot", runs["full"], "--out", str(tmp_path)]) == 0
+    path = tmp_path / "curve.png"
+    assert f"rlx: wrote {path}" in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.jsonl").write_text("")
+    (empty / "config.yaml").write_text("algo: ppo\n")
+    assert cli.main(["plot", str(empty)]) == cli.EXIT_CONFIG_ERROR
+    assert "no episode return logged yet" in capsys.readouterr().err
+
+
 def test_existing_run_is_not_overwritten(runs, capsys):
     before = open(os.path.join(runs["full"], "metrics.jsonl")).read()
     code = cli.main(["train", "ppo", "--out", runs["full"], "--quiet"])
