@@ -25,19 +25,18 @@ The authors use one critic on tasks without terminations (DMC) and two on episod
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from rlx import nets
-from rlx.algos import common, off_policy
+from rlx.algos import common, off_policy, sac
 from rlx.config import field
 from rlx.envs import Env
 from rlx.nets import CriticNet, Model, PolicyNet
 from rlx.ops import values
-from rlx.ops.distributions import Gaussian
 from rlx.ops.normalization import reward_scale
 from rlx.ops.td import polyak_update
 
@@ -82,19 +81,8 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         common.check_network(self.critic, "agent.critic.", dropout=False, hyperspherical=True)
 
 
-@struct.dataclass
-class Params:
-    actor: Any
-    critic: Any
-    target_critic: Any
-    log_alpha: jax.Array
-
-
-@struct.dataclass
-class OptStates:
-    actor: Any
-    critic: Any
-    alpha: Any
+Params = sac.Params  # actor, critic, target_critic, log_alpha
+OptStates = sac.OptStates  # actor, critic, alpha
 
 
 @struct.dataclass
@@ -112,9 +100,7 @@ def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
     return off_policy.tanh_gaussian_actor(config, env), *off_policy.critic(config, env)
 
 
-def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gaussian:
-    """The tanh-squashed Gaussian policy at (normalized) ``obs``."""
-    return nets.policy_distribution(config.actor, env.action_space, _networks(config, env)[0].apply(actor_params, obs))
+policy = sac.policy  # the tanh-squashed Gaussian at normalized observations
 
 
 def learning_rate_decay(hparams: common.Hyperparams, num_updates: jax.Array, total_updates: jax.Array) -> jax.Array:
@@ -205,9 +191,8 @@ def gradient_step(
     return new_state, metrics
 
 
-def explore(config: Config, env: Env, state: State):
-    """The behaviour policy: a sample of the current policy."""
-    return off_policy.sample_from(lambda obs: policy(config, env, state.params.actor, obs))
+explore = sac.explore  # a sample of the current policy
+act = sac.act  # the squashed mean when deterministic, else a sample
 
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
@@ -215,21 +200,10 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     return off_policy.train_iteration(config, env, state, explore(config, env, state), gradient_step, init)
 
 
-def act(
-    config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
-) -> jax.Array:
-    """Env actions for raw observations: the squashed mean when ``deterministic``, else a sample."""
-    dist = policy(config, env, state.params.actor, off_policy.prepare_obs(config, state, obs))
-    return dist.env_action(dist.mode() if deterministic else dist.sample(key))
-
-
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
-    """``min_k Q_k(obs, deterministic action)`` for raw observations, in reward units (the reward
-    normalization's scale undone; ``reward_scaling`` kept, as SAC's)."""
-    _, critic_net, rep = _networks(config, env)
-    action = act(config, env, state, obs, jax.random.PRNGKey(0), deterministic=True)
-    out = critic_net.apply(state.params.critic, off_policy.prepare_obs(config, state, obs), action)
-    q = jnp.min(rep.decode(out), axis=0)
+    """SAC's ``min_k Q_k(obs, deterministic action)`` in reward units (the reward normalization's scale
+    undone; ``reward_scaling`` kept, as SAC's)."""
+    q = sac.value(config, env, state, obs)
     if config.normalize_rewards:
         q = q * reward_scale(state.loop.return_scale, config.normalized_return_max)
     return q
