@@ -126,26 +126,6 @@ SETTINGS = {
         # stops exploring and the action probe settles at 0.6).
         tolerance=0.15,
     ),
-    "simbav2": Setting(
-        "gymnax/Pendulum-v1",
-        {
-            **OFF_POLICY_SMALL,
-            "actor": {"hidden": [16]},
-            "critic": {"hidden": [16]},
-            "reset": ["actor", "critic", "temperature"],
-        },
-        {
-            **OFF_POLICY_PROBE,
-            "autotune_alpha": False,
-            "initial_alpha": 1e-3,
-            "actor_learning_rate": 3e-3,
-            "critic_learning_rate": 3e-3,
-            "actor": {"hidden": [16]},
-            "critic": {"hidden": [16]},
-        },
-        3_000,
-        True,
-    ),
     "pqn": Setting(
         "gymnax/CartPole-v1",
         {"num_envs": 4, "unroll_length": 16, "num_minibatches": 2, "num_epochs": 2, "q": {"hidden": [16]}},
@@ -178,6 +158,8 @@ SETTINGS = {
         False,
     ),
 }
+
+SETTINGS["simbav2"] = SETTINGS["sac"]  # SAC's settings, on SimbaV2's networks and updates
 
 
 def test_every_registered_algorithm_has_settings():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from rlx.config import ConfigError, traced_fields
+from rlx.config import ConfigError, field, traced_fields
 from rlx.envs import Env
 
 
@@ -62,6 +63,24 @@ class Hyperparams:
     @classmethod
     def tree_unflatten(cls, names, children):
         return cls(dict(zip(names, children)))
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+    """Fields of the on-policy-shaped loop (PPO, PQN): a rollout of ``unroll_length`` steps from ``num_envs``
+    envs, then ``num_epochs`` passes of ``num_minibatches`` minibatches over it (:func:`minibatch_epochs`)."""
+
+    num_envs: int = field(16, gt=0, doc="parallel envs")
+    unroll_length: int = field(128, gt=0, doc="env steps per env per iteration")
+    num_minibatches: int = field(4, gt=0, doc="minibatches per epoch; must divide num_envs*unroll_length")
+    num_epochs: int = field(4, gt=0, doc="passes over each rollout")
+
+    def check(self) -> None:
+        batch = self.num_envs * self.unroll_length
+        if batch % self.num_minibatches:
+            raise ConfigError(
+                f"agent.num_minibatches: must divide num_envs*unroll_length = {batch}; got {self.num_minibatches}"
+            )
 
 
 def optimizer(

@@ -18,7 +18,7 @@ from flax import struct
 
 from rlx import nets
 from rlx.algos import common
-from rlx.config import ConfigError, field
+from rlx.config import field
 from rlx.envs import Env, EnvStep, training_env
 from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
@@ -31,14 +31,11 @@ ACTION_SPACES = ("discrete", "box")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """PPO hyperparameters. ``traced`` ones live in the train state and can be vmapped over."""
+class Config(common.RolloutConfig):
+    """PPO hyperparameters (the rollout's num_envs, unroll_length, num_minibatches, num_epochs plus PPO's).
+    ``traced`` ones live in the train state and can be vmapped over."""
 
     # Static: they fix shapes or the program.
-    num_envs: int = field(16, gt=0, doc="parallel envs")
-    unroll_length: int = field(128, gt=0, doc="env steps per env per iteration")
-    num_minibatches: int = field(4, gt=0, doc="minibatches per epoch; must divide num_envs*unroll_length")
-    num_epochs: int = field(4, gt=0, doc="passes over each rollout")
     policy: PolicyNet = field(
         default_factory=lambda: PolicyNet(hidden=(64, 64), activation="tanh", output_scale=0.01),
         doc="policy network and action distribution",
@@ -69,11 +66,7 @@ class Config:
     def check(self) -> None:
         for name in ("policy", "value"):  # the importance ratio needs the same network at collection and update
             common.check_network(getattr(self, name), f"agent.{name}.", dropout=False, batch_renorm=False)
-        batch = self.num_envs * self.unroll_length
-        if batch % self.num_minibatches:
-            raise ConfigError(
-                f"agent.num_minibatches: must divide num_envs*unroll_length = {batch}; got {self.num_minibatches}"
-            )
+        super().check()
 
 
 @struct.dataclass

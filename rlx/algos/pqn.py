@@ -36,14 +36,13 @@ ACTION_SPACES = ("discrete",)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(common.RolloutConfig):
     """PQN hyperparameters; defaults are the authors' for CartPole (purejaxql ``pqn_cartpole.yaml``)."""
 
     # Static
     num_envs: int = field(32, gt=0, doc="parallel envs")
     unroll_length: int = field(64, gt=0, doc="env steps per env per iteration")
     num_minibatches: int = field(16, gt=0, doc="minibatches per epoch; must divide num_envs*unroll_length")
-    num_epochs: int = field(4, gt=0, doc="passes over each rollout")
     q: QNet = field(
         default_factory=lambda: QNet(hidden=(256, 256), activation="relu", norm="layer", kernel_init="lecun_normal"),
         doc="Q-network (scalar values: mse or huber)",
@@ -68,11 +67,7 @@ class Config:
             raise ConfigError(
                 f"agent.q.value: PQN's Q(lambda) targets are scalars; use mse or huber; got {self.q.value}"
             )
-        batch = self.num_envs * self.unroll_length
-        if batch % self.num_minibatches:
-            raise ConfigError(
-                f"agent.num_minibatches: must divide num_envs*unroll_length = {batch}; got {self.num_minibatches}"
-            )
+        super().check()
 
 
 @struct.dataclass
