@@ -111,27 +111,11 @@ def learning_rate_decay(hparams: common.Hyperparams, num_updates: jax.Array, tot
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
-    """Fresh train state; ``total_iterations`` sets the length of the learning-rate decay."""
-    actor_net, critic_net, _ = _networks(config, env)
-    key, actor_key, critic_key, env_key = jax.random.split(key, 4)
-    obs, action = common.dummy_obs(env), common.dummy_action(env)
-    critic, _ = critic_net.init(critic_key, obs, action)
-    hparams = common.Hyperparams.from_config(config)
-    params = Params(actor_net.init(actor_key, obs)[0], critic, critic, jnp.log(hparams.initial_alpha))
-    tx = off_policy.optimizer(config, hparams, 1.0)
-    opt_state = OptStates(
-        tx.init(params.actor), tx.init(critic), off_policy.temperature_optimizer(config, 1.0).init(params.log_alpha)
-    )
-    return State(
-        params=params,
-        opt_state=opt_state,
-        key=key,
-        iteration=jnp.zeros((), jnp.int32),
-        num_updates=jnp.zeros((), jnp.int32),
-        hparams=hparams,
-        loop=off_policy.init_loop(config, env, env_key),
-        total_iterations=jnp.asarray(total_iterations, jnp.int32),
-    )
+    """SAC's fresh state (networks, optimizers, loop) plus ``total_iterations``, the length of the
+    learning-rate decay."""
+    sac_state = sac.init(config, env, key, total_iterations)
+    fields = {f.name: getattr(sac_state, f.name) for f in dataclasses.fields(sac_state)}
+    return State(**fields, total_iterations=jnp.asarray(total_iterations, jnp.int32))
 
 
 def gradient_step(
