@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from rlx import cli
+
 ARGS = ["train", "ppo", "--no-preset", "--steps", "2048", "--set", "num_chunks=2", "--set", "eval_episodes=2"]
 ARGS += ["--set", "agent.num_envs=4", "--set", "agent.unroll_length=32", "--set", "agent.policy.hidden=[8]"]
 ARGS += ["--set", "agent.value.hidden=[8]", "--set", "tensorboard=false", "--quiet"]
@@ -25,7 +27,7 @@ def run(tmp_path, out, **env):
         return json.load(f)["compile_cache"], done.stdout
 
 
-def test_second_run_of_a_config_is_served_by_the_cache_and_it_can_be_turned_off(tmp_path):
+def test_second_run_of_a_config_is_served_by_the_cache(tmp_path):
     first, _ = run(tmp_path, "a")
     assert first["dir"] == str(tmp_path / "cache" / "rlx" / "jax")
     assert first["requests"] >= 2 and first["hits"] == 0, first  # the chunk and the evaluation at least
@@ -33,5 +35,12 @@ def test_second_run_of_a_config_is_served_by_the_cache_and_it_can_be_turned_off(
     second, stdout = run(tmp_path, "b")
     assert second["requests"] == first["requests"] and second["hits"] == second["requests"], second
     assert f"compile_cache_hits={second['hits']}/{second['requests']}" in stdout
-    off, stdout = run(tmp_path, "c", RLX_NO_COMPILE_CACHE="1")
-    assert off == {"dir": None, "requests": 0, "hits": 0} and "compile_cache_hits" not in stdout
+
+
+def test_the_cache_stays_off_when_asked(monkeypatch):
+    from rlx import compile_cache
+
+    monkeypatch.setenv("RLX_NO_COMPILE_CACHE", "1")
+    assert compile_cache.enable() is None and compile_cache.stats() == {"dir": None, "requests": 0, "hits": 0}
+    args = cli._parser().parse_args(["train", "ppo", "--no-compile-cache"])
+    assert args.no_compile_cache

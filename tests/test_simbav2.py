@@ -112,9 +112,9 @@ def test_project_to_sphere_normalizes_only_hyperdense_kernels_per_column():
 def test_unit_norms_hold_after_gradient_steps_and_the_update_order_is_the_papers():
     env = make("gymnax/Pendulum-v1")
     config = small_config(actor={"hidden": [16]}, critic={"hidden": [16]}, num_critics=2)
-    state = simbav2.init(config, env, jax.random.PRNGKey(0), 10)
-    state = jax.jit(lambda s: simbav2.train_step(config, env, s)[0])(state)
-    state = jax.jit(lambda s: simbav2.train_step(config, env, s)[0])(state)
+    state = jax.jit(lambda k, c=config: simbav2.init(c, env, k, 10))(jax.random.PRNGKey(0))
+    train_step = jax.jit(lambda s: simbav2.train_step(config, env, s)[0])
+    state = train_step(train_step(state))
     assert int(state.num_updates) == 4
     for tree in (state.params.actor, state.params.critic):
         found = kernels(tree)
@@ -132,19 +132,23 @@ def test_unit_norms_hold_after_gradient_steps_and_the_update_order_is_the_papers
         jax.random.normal(k1, (16, 3)) + 0.1,
         {},
     )
-    new, metrics = simbav2.gradient_step(config, env, state, batch, jax.random.PRNGKey(4))
-    actor_key, next_key = jax.random.split(jax.random.PRNGKey(4))
-    next_dist = simbav2.policy(config, env, new.params.actor, batch.next_obs)  # the new actor
-    next_raw = next_dist.sample(next_key)
-    _, critic_net, rep = simbav2._networks(config, env)
-    next_out = critic_net.apply(state.params.target_critic, batch.next_obs, next_dist.env_action(next_raw))
     from rlx.ops import values
 
-    target = values.clipped_target(
-        rep, next_out, batch.returns, batch.discount, -jnp.exp(new.params.log_alpha) * next_dist.log_prob(next_raw)
-    )
-    loss = values.ensemble_loss(rep, critic_net.apply(state.params.critic, batch.obs, batch.action), target)
-    np.testing.assert_allclose(metrics["critic_loss"], loss, rtol=1e-5)
+    @jax.jit
+    def by_hand(state, batch):
+        new, metrics = simbav2.gradient_step(config, env, state, batch, jax.random.PRNGKey(4))
+        _, next_key = jax.random.split(jax.random.PRNGKey(4))
+        next_dist = simbav2.policy(config, env, new.params.actor, batch.next_obs)  # the new actor
+        next_raw = next_dist.sample(next_key)
+        _, critic_net, rep = simbav2._networks(config, env)
+        next_out = critic_net.apply(state.params.target_critic, batch.next_obs, next_dist.env_action(next_raw))
+        shift = -jnp.exp(new.params.log_alpha) * next_dist.log_prob(next_raw)
+        target = values.clipped_target(rep, next_out, batch.returns, batch.discount, shift)
+        loss = values.ensemble_loss(rep, critic_net.apply(state.params.critic, batch.obs, batch.action), target)
+        return metrics["critic_loss"], loss
+
+    reported, recomputed = by_hand(state, batch)
+    np.testing.assert_allclose(reported, recomputed, rtol=1e-5)
 
 
 def test_learning_rates_decay_linearly_to_the_final_fraction():
@@ -153,7 +157,7 @@ def test_learning_rates_decay_linearly_to_the_final_fraction():
     np.testing.assert_allclose(decay, [1.0, 0.75, 0.5, 0.5])
     env = make("gymnax/Pendulum-v1")
     config = small_config()  # learning_starts 0, 2 envs, UTD 1: 2 gradient steps per iteration
-    state = simbav2.init(config, env, jax.random.PRNGKey(0), 10)
+    state = jax.jit(lambda k, c=config: simbav2.init(c, env, k, 10))(jax.random.PRNGKey(0))
     assert int(off_policy.gradient_steps_before(config, state.total_iterations)) == 20
 
 
@@ -203,7 +207,7 @@ def test_collect_updates_the_return_statistics_only_when_asked():
     env = make("gymnax/Pendulum-v1")
     for normalize in (True, False):
         config = small_config(normalize_rewards=normalize, actor={"hidden": [8]}, critic={"hidden": [8]})
-        state = simbav2.init(config, env, jax.random.PRNGKey(0), 10)
+        state = jax.jit(lambda k, c=config: simbav2.init(c, env, k, 10))(jax.random.PRNGKey(0))
         state, metrics = jax.jit(lambda s, c=config: off_policy.collect(c, env, s, simbav2.explore(c, env, s)))(state)
         assert float(state.loop.return_scale.stats.count) == (2.0 if normalize else 0.0)
         assert ("reward_scale" in metrics) == normalize
