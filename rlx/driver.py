@@ -135,6 +135,12 @@ class Plan:
         )
 
 
+def plan_for(config: RunConfig) -> Plan:
+    """The :class:`Plan` of a validated run config (no env is built)."""
+    steps = algos.get(config.algo).steps_per_iteration(config.agent) * config.env.action_repeat
+    return Plan.make(config.total_env_steps, steps, config.num_chunks, config.iterations_per_chunk)
+
+
 def _all_finite(tree: Any) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
@@ -154,8 +160,7 @@ class Experiment:
         reason = algos.supports(config.algo, self.env)
         if reason is not None:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
-        steps = self.algo.steps_per_iteration(config.agent) * config.env.action_repeat
-        self.plan = Plan.make(config.total_env_steps, steps, config.num_chunks, config.iterations_per_chunk)
+        self.plan = plan_for(config)
         # The compiled functions see the agent config with its traced fields blanked out, so every traced
         # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).
         self.static_agent = dataclasses.replace(config.agent, **{f: None for f in traced_fields(type(config.agent))})
@@ -315,7 +320,7 @@ def load_run_config(run_dir: str) -> RunConfig:
 def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
     """``config`` continued to a larger ``total_env_steps``: the finished chunks keep their boundaries (the
     chunk length is fixed to theirs), so checkpoints and metric rows line up with the longer plan."""
-    plan = Experiment(config).plan
+    plan = plan_for(config)
     if total_env_steps <= plan.total_env_steps:
         raise ConfigError(
             f"--steps: extending a run needs more than its {plan.total_env_steps} env steps; got {total_env_steps}"
@@ -325,10 +330,12 @@ def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
             f"--steps: cannot extend this run: its last chunk was shorter ({plan.num_iterations % plan.iterations_per_chunk}"
             f" of {plan.iterations_per_chunk} iterations), so no longer plan continues its chunks; train a new run"
         )
-    per_chunk = plan.iterations_per_chunk
-    iterations = -(-total_env_steps // plan.env_steps_per_iteration)
+    longer = Plan.make(total_env_steps, plan.env_steps_per_iteration, 1, plan.iterations_per_chunk)
     return dataclasses.replace(
-        config, total_env_steps=total_env_steps, num_chunks=-(-iterations // per_chunk), iterations_per_chunk=per_chunk
+        config,
+        total_env_steps=total_env_steps,
+        num_chunks=longer.num_chunks,
+        iterations_per_chunk=longer.iterations_per_chunk,
     )
 
 

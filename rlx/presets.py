@@ -8,6 +8,7 @@ reaches and which one ``rlx train ALGO --env ENV`` picks by default for its (alg
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import yaml
@@ -34,8 +35,9 @@ def _index() -> dict:
         return yaml.safe_load(f) or {}
 
 
-def all_presets() -> list[Preset]:
-    """Every packaged preset, sorted by name."""
+@functools.cache
+def all_presets() -> tuple[Preset, ...]:
+    """Every packaged preset, sorted by name (package data: read once per process)."""
     index = _index()
     found = []
     for file in sorted(os.listdir(PRESETS_DIR)):
@@ -57,7 +59,7 @@ def all_presets() -> list[Preset]:
                 about.get("reaches", "not recorded"),
             )
         )
-    return found
+    return tuple(found)
 
 
 def names() -> list[str]:

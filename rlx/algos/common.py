@@ -8,9 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 from rlx.config import ConfigError, field, traced_fields
-from rlx.envs import Env
+from rlx.envs import Env, EnvStep
+from rlx.ops.normalization import RunningStats
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -81,6 +83,21 @@ class RolloutConfig:
             raise ConfigError(
                 f"agent.num_minibatches: must divide num_envs*unroll_length = {batch}; got {self.num_minibatches}"
             )
+
+
+@struct.dataclass
+class RolloutState:
+    """The train state of the rollout-and-minibatch loop (PPO, PQN): everything a run needs to continue bit
+    for bit."""
+
+    params: Any  # the algorithm's networks
+    opt_state: Any
+    env_step: EnvStep  # [num_envs] current envs, after auto-reset
+    obs_stats: RunningStats
+    key: jax.Array
+    iteration: jax.Array  # int32, completed iterations
+    total_iterations: jax.Array  # int32, length of the run (for schedules)
+    hparams: Hyperparams
 
 
 def optimizer(

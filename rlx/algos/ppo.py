@@ -19,7 +19,7 @@ from flax import struct
 from rlx import nets
 from rlx.algos import common
 from rlx.config import field
-from rlx.envs import Env, EnvStep, training_env
+from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
@@ -75,18 +75,7 @@ class Params:
     value: Any
 
 
-@struct.dataclass
-class State:
-    """Everything a PPO run needs to continue bit for bit."""
-
-    params: Params
-    opt_state: Any
-    env_step: EnvStep  # [num_envs] current envs, after auto-reset
-    obs_stats: RunningStats
-    key: jax.Array
-    iteration: jax.Array  # int32, completed iterations
-    total_iterations: jax.Array  # int32, length of the run (for the lr schedule)
-    hparams: common.Hyperparams
+State = common.RolloutState  # params: Params
 
 
 @struct.dataclass

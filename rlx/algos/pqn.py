@@ -25,7 +25,7 @@ from flax import struct
 
 from rlx.algos import common
 from rlx.config import ConfigError, field
-from rlx.envs import Env, EnvStep, training_env
+from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, QNet
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import q_lambda_returns
@@ -70,18 +70,7 @@ class Config(common.RolloutConfig):
         super().check()
 
 
-@struct.dataclass
-class State:
-    """Everything a PQN run needs to continue bit for bit."""
-
-    params: Any
-    opt_state: Any
-    env_step: EnvStep  # [num_envs] current envs, after auto-reset
-    obs_stats: RunningStats
-    key: jax.Array
-    iteration: jax.Array  # int32, completed iterations
-    total_iterations: jax.Array  # int32, for the learning-rate and epsilon schedules
-    hparams: common.Hyperparams
+State = common.RolloutState  # params: the Q-network
 
 
 @struct.dataclass

@@ -69,11 +69,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         0.5, traced=True, ge=0, le=1, doc="learning rates at the last gradient step, as a fraction of the initial"
     )
 
-    RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {
-        "actor": ("params.actor", "opt_state.actor"),
-        "critic": ("params.critic", "params.target_critic", "opt_state.critic"),
-        "temperature": ("params.log_alpha", "opt_state.alpha"),
-    }
+    RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = sac.Config.RESETTABLE  # the same state layout as SAC's
 
     def check(self) -> None:
         super().check()
