@@ -237,6 +237,10 @@ def test_collect_updates_the_return_statistics_only_when_asked():
             "agent.critic.dropout: must be 0.0 with architecture simbav2",
         ),
         (
+            {"algo": "simbav2", "agent": {"actor": {"squash": "clip"}}},
+            "agent.actor.squash: SimbaV2 needs tanh (its log-prob correction); got clip",
+        ),
+        (
             {"algo": "simbav2", "agent": {"final_learning_rate_fraction": 2}},
             "agent.final_learning_rate_fraction: must be >= 0 and <= 1",
         ),

@@ -76,10 +76,7 @@ class Config(off_policy.TemperatureConfig, off_policy.OffPolicyConfig):
                 f"agent.critic.norm: CrossQ needs batch_renorm (without target networks the critic diverges "
                 f"otherwise); got {self.critic.norm}"
             )
-        if self.actor.squash != "tanh":
-            raise ConfigError(
-                f"agent.actor.squash: CrossQ needs tanh (its log-prob correction); got {self.actor.squash}"
-            )
+        off_policy.check_tanh_actor(self.actor, "CrossQ")
 
 
 @struct.dataclass

@@ -290,6 +290,13 @@ def tanh_gaussian_actor(config: Any, env: Env) -> Model:
     return Model(MLP(config.actor, outputs, len(env.observation_shape), branches=branches))
 
 
+def check_tanh_actor(section: Any, algo_name: str) -> None:
+    """One line if a SAC-style actor (``agent.actor``) is not tanh-squashed: its log-probs need the tanh
+    correction."""
+    if section.squash != "tanh":
+        raise ConfigError(f"agent.actor.squash: {algo_name} needs tanh (its log-prob correction); got {section.squash}")
+
+
 def sample_from(distribution: Callable[[jax.Array], Any]) -> Policy:
     """The behaviour policy that samples ``distribution(obs)`` (a squashed Gaussian) in env-action units."""
 

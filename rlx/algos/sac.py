@@ -22,7 +22,7 @@ from flax import struct
 
 from rlx import nets
 from rlx.algos import common, off_policy
-from rlx.config import ConfigError, field
+from rlx.config import field
 from rlx.envs import Env
 from rlx.nets import Model, PolicyNet
 from rlx.ops import values
@@ -56,8 +56,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         super().check()
         common.check_network(self.actor, "agent.actor.", dropout=False)
         common.check_network(self.critic, "agent.critic.")
-        if self.actor.squash != "tanh":
-            raise ConfigError(f"agent.actor.squash: SAC needs tanh (its log-prob correction); got {self.actor.squash}")
+        off_policy.check_tanh_actor(self.actor, "SAC")
 
 
 @struct.dataclass
