@@ -10,6 +10,7 @@ Keys: a run with seed ``s`` initializes from :func:`init_key` and evaluates afte
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import sys
 import time
@@ -53,6 +54,23 @@ def eval_key(seed: int, chunk_index: int) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    """Loggers beside ``metrics.jsonl``/``metrics.csv`` (always written) and TensorBoard (``tensorboard``)."""
+
+    wandb: bool = field(False, doc="also log every metrics row to Weights & Biases (needs the wandb package)")
+    project: str = field("rlx", doc="wandb: the project")
+    entity: str | None = field(None, doc="wandb: the team or user (null: wandb's default)")
+    group: str | None = field(None, doc="wandb: the run group (null: a sweep's directory name, else none)")
+    mode: str = field(
+        "online", choices=("online", "offline"), doc="wandb: offline writes RUN_DIR/wandb, uploaded by `wandb sync`"
+    )
+
+    def check(self, prefix: str = "") -> None:
+        if self.wandb and importlib.util.find_spec("wandb") is None:
+            raise ConfigError(f"{prefix}wandb: needs the wandb package (pip install wandb); got true")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One training run: algorithm, env, budget and driver settings; ``agent`` is the algorithm's Config."""
 
@@ -69,6 +87,7 @@ class RunConfig:
     checkpoint_every: int = field(1, ge=0, doc="checkpoint every K chunks and at the end (0: only at the end)")
     keep_checkpoints: int = field(3, gt=0, doc="how many recent checkpoints to keep")
     tensorboard: bool = field(True, doc="also write TensorBoard event files")
+    logging: LoggingConfig = field(default_factory=LoggingConfig, doc="optional loggers (Weights & Biases)")
     agent: Any = field(None, doc="the algorithm's hyperparameters")
 
 

@@ -9,6 +9,7 @@ Run directory contract (stable; scripts and notebooks rely on it)::
                                 train/episode_return, ... and eval/episode_return when evaluated
     RUN_DIR/metrics.csv         the same rows as CSV
     RUN_DIR/tensorboard/        TensorBoard event files
+    RUN_DIR/wandb/, wandb_id    with logging.wandb: the W&B run's files (offline: for `wandb sync`) and its id
     RUN_DIR/checkpoints/<N>/    Orbax checkpoint of the whole train state after N chunks
     RUN_DIR/damaged_checkpoints/  checkpoints a resume found damaged (moved here, never deleted)
     RUN_DIR/summary.json        written when the run stops: status, env_steps, final evaluation, timings
@@ -30,7 +31,7 @@ import yaml
 from rlx import compile_cache
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, to_dict
-from rlx.metrics_log import MetricsWriter
+from rlx.metrics_log import MetricsWriter, WandbLogger
 
 SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count")
 NOT_LOGGED = ("params_finite", "first_nonfinite_iteration")
@@ -79,12 +80,15 @@ def set_aside(path: str, steps: list[int]) -> None:
 class RunDir:
     """The files of one run while it trains: metrics rows, checkpoints and, at the end, ``summary.json``.
     With ``path`` None, or ``active`` False (a non-writing process of a multi-process sweep), rows are
-    kept in memory only."""
+    kept in memory only. ``group``: the W&B group when the config names none (a sweep's name)."""
 
-    def __init__(self, path: str | None, config: Any, start_chunk: int, active: bool = True):
+    def __init__(self, path: str | None, config: Any, start_chunk: int, active: bool = True, group: str | None = None):
         self.path, self.config = path, config
         writes = path is not None and active
-        self.writer = MetricsWriter(path, config.tensorboard, resume_after_chunk=start_chunk) if writes else None
+        self.writer = None
+        if writes:
+            wandb = WandbLogger(path, config.logging, to_dict(config), group) if config.logging.wandb else None
+            self.writer = MetricsWriter(path, config.tensorboard, resume_after_chunk=start_chunk, wandb=wandb)
         self.checkpointer = Checkpointer(os.path.join(path, "checkpoints"), config.keep_checkpoints) if writes else None
         self.rows: list[dict] = list(self.writer.rows) if self.writer else []
 

@@ -1,4 +1,5 @@
-"""Writes one metrics row per logged chunk to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard."""
+"""Writes one metrics row per logged chunk to ``metrics.jsonl``, ``metrics.csv``, TensorBoard and, optionally,
+Weights & Biases."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import json
 import math
 import os
+import uuid
 from typing import Any
 
 
@@ -32,11 +34,56 @@ def read_metrics(run_dir: str) -> list[dict]:
     return rows
 
 
+class WandbLogger:
+    """Logs rows to one Weights & Biases run at ``step = env_steps``. The run's id is kept in ``RUN_DIR/wandb_id``,
+    so a resumed rlx run continues the same W&B run (W&B ignores rows at steps it has already seen, so chunks
+    redone after the restored checkpoint stay as first logged there; ``metrics.jsonl`` is the record)."""
+
+    def __init__(self, run_dir: str, settings: Any, config: dict, default_group: str | None = None):
+        import wandb
+
+        id_path = os.path.join(run_dir, "wandb_id")
+        if os.path.exists(id_path):
+            with open(id_path) as f:
+                run_id = f.read().strip()
+        else:
+            run_id = uuid.uuid4().hex[:12]
+            with open(id_path + ".tmp", "w") as f:
+                f.write(run_id)
+            os.replace(id_path + ".tmp", id_path)
+        self._run = wandb.init(
+            project=settings.project,
+            entity=settings.entity,
+            group=settings.group or default_group,
+            mode=settings.mode,
+            dir=run_dir,
+            id=run_id,
+            resume="allow",
+            name=os.path.basename(os.path.abspath(run_dir)),
+            config=config,
+            reinit="create_new",  # a sweep logs several runs from one process
+        )
+
+    def log(self, row: dict) -> None:
+        values = {k: v for k, v in row.items() if k not in ("chunk", "env_steps") and isinstance(v, (int, float))}
+        self._run.log(values, step=row["env_steps"])
+
+    def close(self) -> None:
+        self._run.finish()
+
+
 class MetricsWriter:
     """Appends rows; on resume, first drops rows of chunks after the restored checkpoint."""
 
-    def __init__(self, run_dir: str, tensorboard: bool = True, resume_after_chunk: int | None = None):
+    def __init__(
+        self,
+        run_dir: str,
+        tensorboard: bool = True,
+        resume_after_chunk: int | None = None,
+        wandb: WandbLogger | None = None,
+    ):
         self.run_dir = run_dir
+        self._wandb = wandb
         self._jsonl = os.path.join(run_dir, "metrics.jsonl")
         self._csv = os.path.join(run_dir, "metrics.csv")
         self.rows: list[dict] = []
@@ -84,7 +131,11 @@ class MetricsWriter:
                 if key not in ("chunk", "env_steps") and isinstance(value, (int, float)):
                     self._tb.add_scalar(key, value, global_step=row["env_steps"])
             self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(row)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.close()

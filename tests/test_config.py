@@ -34,7 +34,7 @@ def test_defaults_build():
         ({"agent": {"learning_rate": -1}}, "agent.learning_rate: must be > 0; got -1.0"),
         (
             {"agent": {"policy": {"activation": "sigmoid"}}},
-            "agent.policy.activation: must be one of tanh, relu, swish, elu, gelu; got 'sigmoid'",
+            "agent.policy.activation: must be one of tanh, relu, swish, elu, gelu, mish; got 'sigmoid'",
         ),
         ({"agent": {"policy": {"hidden": [64, 0]}}}, "agent.policy.hidden: must be > 0; got (64, 0)"),
         ({"agent": {"policy_hidden": [64]}}, "agent.policy_hidden: moved to agent.policy.hidden"),
@@ -53,6 +53,22 @@ def test_defaults_build():
             "agent.critic.v_max: must be > v_min = 1; got 0",
         ),
         ({"algo": "sac", "agent": {"actor": {"squash": "clip"}}}, "agent.actor.squash: SAC needs tanh"),
+        (
+            {"algo": "crossq", "agent": {"actor": {"distribution": "bernoulli"}}},
+            "agent.actor.distribution: CrossQ needs gaussian (reparameterized actions); got bernoulli",
+        ),
+        (
+            {"algo": "consistency_ac", "agent": {"sigma_last": 100.0}},
+            "agent.sigma_last: must lie between sigma_min = 0.002 and sigma_max = 80; got 100",
+        ),
+        (
+            {"algo": "mdpo", "agent": {"clip_epsilon": 0.2}},
+            "agent.clip_epsilon: unknown field",
+        ),
+        (
+            {"agent": {"policy": {"distribution": "beta"}}},
+            "agent.policy.distribution: must be one of gaussian, bernoulli; got 'beta'",
+        ),
         ({"algo": "td3", "agent": {"critic_hidden": [64]}}, "agent.critic_hidden: moved to agent.critic.hidden"),
         ({"algo": "dqn", "agent": {"value_loss": "c51"}}, "agent.value_loss: moved to agent.q.value"),
         ({"agent": {"normalize_observations": "yes"}}, "agent.normalize_observations: expected true or false"),

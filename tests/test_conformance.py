@@ -89,6 +89,30 @@ SETTINGS = {
         3_000,
         True,
     ),
+    "consistency_ac": Setting(
+        "gymnax/Pendulum-v1",
+        {
+            **OFF_POLICY_SMALL,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+            "num_steps": 2,
+            "num_candidates": 4,
+            "ema_start": 8,
+            "reset": ["actor", "critic"],
+        },
+        {
+            **OFF_POLICY_PROBE,
+            "actor_learning_rate": 3e-4,
+            "critic_learning_rate": 3e-3,
+            "ema_start": 0,
+            "ema_every": 1,
+            "ema_decay": 0.9,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+        },
+        3_000,
+        True,
+    ),
     "td3": Setting(
         "gymnax/Pendulum-v1",
         {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}, "reset": ["actor", "critic"]},
@@ -160,6 +184,17 @@ SETTINGS = {
 }
 
 SETTINGS["simbav2"] = SETTINGS["sac"]  # SAC's settings, on SimbaV2's networks and updates
+SETTINGS["mdpo_offpolicy"] = dataclasses.replace(  # SAC's, with pi_k refreshed often enough for the short probes
+    SETTINGS["sac"],
+    agent={**SETTINGS["sac"].agent, "old_policy_every": 16},
+    probe_agent={**SETTINGS["sac"].probe_agent, "old_policy_every": 50, "step_size": 100.0},
+)
+SETTINGS["mdpo"] = dataclasses.replace(  # PPO's settings with the mirror-descent step, probed on a box action
+    SETTINGS["ppo"],
+    env="gymnax/Pendulum-v1",
+    probe_agent={**SETTINGS["ppo"].probe_agent, "step_size_schedule": "constant"},
+    probe_box=True,
+)
 
 
 def test_every_registered_algorithm_has_settings():

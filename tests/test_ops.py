@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlx.ops.distributions import Categorical, Gaussian, tanh_log_det_jacobian
+from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, tanh_log_det_jacobian
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import init_stats, normalize, update_stats
 from rlx.ops.returns import gae
@@ -107,6 +107,40 @@ def test_clip_gaussian_and_categorical():
     np.testing.assert_allclose(c.entropy(), -np.sum([p * np.log(p) for p in (0.2, 0.5, 0.3)]), rtol=1e-6)
     samples = jax.vmap(c.sample)(jax.random.split(jax.random.PRNGKey(0), 20000))
     np.testing.assert_allclose(np.bincount(samples, minlength=3) / 20000, [0.2, 0.5, 0.3], atol=0.015)
+
+
+def test_bernoulli_bang_bang_log_prob_entropy_sampling_and_actions():
+    p = np.array([0.2, 0.9, 0.5])
+    dist = Bernoulli(jnp.log(p / (1 - p)))
+    raw = jnp.array([1.0, 0.0, 1.0])
+    np.testing.assert_allclose(dist.log_prob(raw), np.log(0.2) + np.log(0.1) + np.log(0.5), rtol=1e-5)
+    np.testing.assert_allclose(dist.entropy(), -np.sum(p * np.log(p) + (1 - p) * np.log(1 - p)), rtol=1e-5)
+    np.testing.assert_allclose(dist.env_action(raw), [1.0, -1.0, 1.0])
+    np.testing.assert_allclose(dist.env_action(dist.mode()), [-1.0, 1.0, -1.0])  # logit 0 picks -1
+    samples = jax.vmap(dist.sample)(jax.random.split(jax.random.PRNGKey(0), 20000))
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    np.testing.assert_allclose(samples.mean(0), p, atol=0.015)
+    # saturated logits stay finite
+    assert np.isfinite(Bernoulli(jnp.array([80.0, -80.0])).log_prob(jnp.array([0.0, 1.0])))
+
+
+def test_analytic_kls_match_numpy():
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4))
+    kl = Categorical(jnp.log(jnp.asarray(p))).kl(Categorical(jnp.log(jnp.asarray(q)) + 3.0))  # logits' shift is free
+    np.testing.assert_allclose(kl, np.sum(p * np.log(p / q)), rtol=1e-5)
+    a, b = np.array([0.3, 0.8]), np.array([0.6, 0.1])
+    kl = Bernoulli(jnp.log(a / (1 - a))).kl(Bernoulli(jnp.log(b / (1 - b))))
+    np.testing.assert_allclose(kl, np.sum(a * np.log(a / b) + (1 - a) * np.log((1 - a) / (1 - b))), rtol=1e-5)
+    m1, s1, m2, s2 = np.array([0.1, -1.0]), np.array([0.5, 2.0]), np.array([0.4, 0.0]), np.array([1.0, 1.5])
+    ref = np.sum(np.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5)
+    for squash in ("tanh", "clip"):
+        kl = Gaussian(jnp.asarray(m1), jnp.asarray(s1), squash).kl(Gaussian(jnp.asarray(m2), jnp.asarray(s2), squash))
+        np.testing.assert_allclose(kl, ref, rtol=1e-5)
+    # a tanh-squashed KL is the unsquashed one: Monte Carlo over squashed log-densities agrees
+    new, old = Gaussian(jnp.asarray(m1), jnp.asarray(s1)), Gaussian(jnp.asarray(m2), jnp.asarray(s2))
+    u = jax.vmap(new.sample)(jax.random.split(jax.random.PRNGKey(1), 200_000))
+    np.testing.assert_allclose(jnp.mean(new.log_prob(u) - old.log_prob(u)), ref, rtol=0.02)
 
 
 def test_clipped_surrogate_and_value_loss():

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from rlx.algos import crossq, dqn, ppo, pqn, sac, simbav2, td3
+from rlx.algos import consistency_ac, crossq, dqn, mdpo, mdpo_offpolicy, ppo, pqn, sac, simbav2, td3
 from rlx.config import ConfigError
 from rlx.envs import Env
 
@@ -80,6 +80,9 @@ for _name, _module in (
     ("crossq", crossq),
     ("simbav2", simbav2),
     ("pqn", pqn),
+    ("mdpo", mdpo),
+    ("mdpo_offpolicy", mdpo_offpolicy),
+    ("consistency_ac", consistency_ac),
 ):
     register(_name, _module)
 

@@ -182,6 +182,14 @@ class ActorCriticState:
 
 
 @struct.dataclass
+class ScheduledActorCriticState(ActorCriticState):
+    """:class:`ActorCriticState` plus ``total_iterations``, the run's length, for schedules over it (SimbaV2's
+    learning-rate decay, the consistency actor-critic's epsilon)."""
+
+    total_iterations: jax.Array  # int32
+
+
+@struct.dataclass
 class Batch:
     """A TD batch ``[batch, ...]``: the target is ``returns + discount * V(next_obs)``. With ``n_step`` > 1,
     ``returns`` sums the discounted rewards of up to n transitions, stopping at the first episode end;
@@ -291,8 +299,12 @@ def tanh_gaussian_actor(config: Any, env: Env) -> Model:
 
 
 def check_tanh_actor(section: Any, algo_name: str) -> None:
-    """One line if a SAC-style actor (``agent.actor``) is not tanh-squashed: its log-probs need the tanh
-    correction."""
+    """One line if a SAC-style actor (``agent.actor``) is not a tanh-squashed Gaussian: its actions are
+    reparameterized and its log-probs need the tanh correction."""
+    if section.distribution != "gaussian":
+        raise ConfigError(
+            f"agent.actor.distribution: {algo_name} needs gaussian (reparameterized actions); got {section.distribution}"
+        )
     if section.squash != "tanh":
         raise ConfigError(f"agent.actor.squash: {algo_name} needs tanh (its log-prob correction); got {section.squash}")
 

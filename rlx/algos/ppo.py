@@ -9,6 +9,7 @@ continuous ones a Gaussian squashed by tanh (or clipped) into [-1, 1].
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -31,9 +32,10 @@ ACTION_SPACES = ("discrete", "box")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(common.RolloutConfig):
-    """PPO hyperparameters (the rollout's num_envs, unroll_length, num_minibatches, num_epochs plus PPO's).
-    ``traced`` ones live in the train state and can be vmapped over."""
+class PolicyGradientConfig(common.RolloutConfig):
+    """The actor-critic rollout's hyperparameters that PPO and MDPO share (the rollout's num_envs,
+    unroll_length, num_minibatches, num_epochs, the networks, GAE and the optimizer). ``traced`` ones live in
+    the train state and can be vmapped over."""
 
     # Static: they fix shapes or the program.
     policy: PolicyNet = field(
@@ -49,7 +51,6 @@ class Config(common.RolloutConfig):
     learning_rate: float = field(3e-4, traced=True, gt=0)
     gamma: float = field(0.99, traced=True, ge=0, le=1, doc="discount")
     gae_lambda: float = field(0.95, traced=True, ge=0, le=1)
-    clip_epsilon: float = field(0.2, traced=True, gt=0, doc="ratio clip range")
     value_coef: float = field(0.5, traced=True, ge=0)
     entropy_coef: float = field(0.01, traced=True, ge=0)
     max_grad_norm: float | None = field(0.5, traced=True, gt=0, doc="global gradient-norm clip (null: none)")
@@ -67,6 +68,13 @@ class Config(common.RolloutConfig):
         for name in ("policy", "value"):  # the importance ratio needs the same network at collection and update
             common.check_network(getattr(self, name), f"agent.{name}.", dropout=False, batch_renorm=False)
         super().check()
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(PolicyGradientConfig):
+    """PPO hyperparameters: the shared policy-gradient ones plus the ratio clip."""
+
+    clip_epsilon: float = field(0.2, traced=True, gt=0, doc="ratio clip range")
 
 
 @struct.dataclass
@@ -91,7 +99,7 @@ class Rollout:
     next_obs: jax.Array  # true next observation (final one when the episode ended)
 
 
-def steps_per_iteration(config: Config) -> int:
+def steps_per_iteration(config: PolicyGradientConfig) -> int:
     """Agent steps collected per ``train_step``."""
     return config.num_envs * config.unroll_length
 
@@ -99,35 +107,37 @@ def steps_per_iteration(config: Config) -> int:
 # ---------------------------------------------------------------- networks
 
 
-def _networks(config: Config, env: Env) -> tuple[Model, Model]:
+def _networks(config: PolicyGradientConfig, env: Env) -> tuple[Model, Model]:
     obs_ndim = len(env.observation_shape)
-    policy = MLP(config.policy, (nets.policy_outputs(env.action_space),), obs_ndim)
+    policy = MLP(config.policy, (nets.policy_outputs(env.action_space, config.policy),), obs_ndim)
     return Model(policy), Model(MLP(config.value, (1,), obs_ndim))
 
 
-def _prepare_obs(config: Config, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
+def _prepare_obs(config: PolicyGradientConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
     return normalize(obs_stats, obs) if config.normalize_observations else obs
 
 
-def policy_distribution(config: Config, env: Env, params: Params, obs: jax.Array):
+def policy_distribution(config: PolicyGradientConfig, env: Env, params: Params, obs: jax.Array):
     """The policy's action distribution for (already normalized) ``obs``."""
     outputs = _networks(config, env)[0].apply(params.policy, obs)
     return nets.policy_distribution(config.policy, env.action_space, outputs)
 
 
-def value_estimate(config: Config, env: Env, params: Params, obs: jax.Array) -> jax.Array:
+def value_estimate(config: PolicyGradientConfig, env: Env, params: Params, obs: jax.Array) -> jax.Array:
     """``V(obs)`` for (already normalized) ``obs``."""
     return _networks(config, env)[1].apply(params.value, obs)[..., 0]
 
 
-def _optimizer(config: Config, hparams: common.Hyperparams, learning_rate: jax.Array) -> optax.GradientTransformation:
+def _optimizer(
+    config: PolicyGradientConfig, hparams: common.Hyperparams, learning_rate: jax.Array
+) -> optax.GradientTransformation:
     return common.optimizer(learning_rate, hparams.get("max_grad_norm"), eps=config.adam_eps)
 
 
 # ---------------------------------------------------------------- init
 
 
-def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
+def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iterations: int) -> State:
     """Fresh train state; ``total_iterations`` sets the learning-rate schedule's length."""
     policy_net, value_net = _networks(config, env)
     key, policy_key, value_key, env_key = jax.random.split(key, 4)
@@ -152,7 +162,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
 # ---------------------------------------------------------------- collect
 
 
-def collect(config: Config, env: Env, state: State) -> tuple[State, Rollout, dict]:
+def collect(config: PolicyGradientConfig, env: Env, state: State) -> tuple[State, Rollout, dict]:
     """Runs the current policy for ``unroll_length`` steps in every env."""
 
     def policy(obs, starts, carry, key):
@@ -213,7 +223,7 @@ def loss_fn(
     return loss, metrics
 
 
-def make_batch(config: Config, env: Env, state: State, rollout: Rollout) -> Batch:
+def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Rollout) -> Batch:
     """Advantages and value targets (GAE) for a rollout, flattened over time and envs."""
     hp = state.hparams
     obs = _prepare_obs(config, state.obs_stats, rollout.obs)
@@ -233,15 +243,20 @@ def make_batch(config: Config, env: Env, state: State, rollout: Rollout) -> Batc
     return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
 
 
-def update(config: Config, env: Env, state: State, batch: Batch) -> tuple[State, dict]:
-    """``num_epochs`` x ``num_minibatches`` gradient steps on ``batch``."""
+def update(
+    config: PolicyGradientConfig, env: Env, state: State, batch: Any, loss: Callable | None = None
+) -> tuple[State, dict]:
+    """``num_epochs`` x ``num_minibatches`` gradient steps on ``batch`` of ``loss(params, minibatch, key) ->
+    (loss, metrics)`` (default: PPO's :func:`loss_fn`)."""
     hp = state.hparams
     learning_rate = hp.learning_rate * (1.0 - common.progress(state) if config.lr_schedule == "linear" else 1.0)
     optimizer = _optimizer(config, hp, learning_rate)
-    grad_fn = jax.grad(loss_fn, has_aux=True)
+    if loss is None:
+        loss = lambda params, minibatch, key: loss_fn(params, config, env, hp, minibatch, key)  # noqa: E731
+    grad_fn = jax.grad(loss, has_aux=True)
 
     def gradient_step(params, opt_state, minibatch, key):
-        grads, metrics = grad_fn(params, config, env, hp, minibatch, key)
+        grads, metrics = grad_fn(params, minibatch, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         metrics["grad_norm"] = optax.global_norm(grads)
         return optax.apply_updates(params, updates), opt_state, metrics
@@ -256,9 +271,17 @@ def update(config: Config, env: Env, state: State, batch: Batch) -> tuple[State,
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: collect, compute advantages, update, then fold the rollout into the
     observation statistics (after the update, so the first minibatch sees ratio 1 exactly)."""
+    return iterate(config, env, state, make_batch, lambda state: None)
+
+
+def iterate(
+    config: PolicyGradientConfig, env: Env, state: State, batch_fn: Callable, loss_for: Callable
+) -> tuple[State, dict]:
+    """PPO's iteration with another objective (MDPO's): ``batch_fn(config, env, state, rollout)`` builds the
+    batch and ``loss_for(state)`` the loss :func:`update` minimizes (None: PPO's), from the state before it."""
     state, rollout, episode_stats = collect(config, env, state)
-    batch = make_batch(config, env, state, rollout)
-    state, metrics = update(config, env, state, batch)
+    batch = batch_fn(config, env, state, rollout)
+    state, metrics = update(config, env, state, batch, loss_for(state))
     if config.normalize_observations:
         state = state.replace(obs_stats=update_stats(state.obs_stats, rollout.obs))
     state = state.replace(iteration=state.iteration + 1)
@@ -269,7 +292,7 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
 
 
 def act(
-    config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
+    config: PolicyGradientConfig, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
     """Env actions for a batch of raw observations (mode of the policy when ``deterministic``)."""
     dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
@@ -277,6 +300,6 @@ def act(
     return dist.env_action(raw_action)
 
 
-def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
+def value(config: PolicyGradientConfig, env: Env, state: State, obs: jax.Array) -> jax.Array:
     """The value estimate ``V(obs)`` for a batch of raw observations."""
     return value_estimate(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))

@@ -14,6 +14,7 @@ every critic pass of a gradient step. DroQ (Hiraoka et al. 2022) is a preset: dr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -46,6 +47,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         "min", choices=("min", "mean"), doc="the actor maximizes the min (SAC) or the mean (REDQ, DroQ) of the critics"
     )
 
+    NAME: ClassVar[str] = "SAC"  # in error messages
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {
         "actor": ("params.actor", "opt_state.actor"),
         "critic": ("params.critic", "params.target_critic", "opt_state.critic"),
@@ -56,7 +58,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         super().check()
         common.check_network(self.actor, "agent.actor.", dropout=False)
         common.check_network(self.critic, "agent.critic.")
-        off_policy.check_tanh_actor(self.actor, "SAC")
+        off_policy.check_tanh_actor(self.actor, self.NAME)
 
 
 @struct.dataclass
@@ -112,10 +114,16 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
 
 
 def gradient_step(
-    config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
+    config: Config,
+    env: Env,
+    state: State,
+    batch: off_policy.Batch,
+    key: jax.Array,
+    actor_penalty: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None = None,
 ) -> tuple[State, dict]:
     """A critic update on ``batch`` and the Polyak target update; every ``policy_delay``-th call (every call
-    by default) also the actor and the temperature, against the just-updated critics."""
+    by default) also the actor and the temperature, against the just-updated critics. ``actor_penalty(obs,
+    raw_action, log_prob) -> [batch]`` is added to the actor's per-sample loss (off-policy MDPO's KL term)."""
     hp, params = state.hparams, state.params
     _, critic_net, rep = _networks(config, env)
     alpha = jnp.exp(params.log_alpha)
@@ -146,7 +154,9 @@ def gradient_step(
         out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, dist.env_action(raw))
         q_pi = rep.decode(out)
         q_pi = jnp.min(q_pi, axis=0) if config.actor_q == "min" else jnp.mean(q_pi, axis=0)
-        return jnp.mean(alpha * log_prob - q_pi), log_prob
+        if actor_penalty is None:
+            return jnp.mean(alpha * log_prob - q_pi), log_prob
+        return jnp.mean(alpha * log_prob - q_pi + actor_penalty(batch.obs, raw, log_prob)), log_prob
 
     def update_actor_and_temperature(current):
         actor_params, log_alpha, actor_opt, alpha_opt = current

@@ -29,7 +29,6 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from rlx import nets
 from rlx.algos import common, off_policy, sac
@@ -82,12 +81,7 @@ Params = sac.Params  # actor, critic, target_critic, log_alpha
 OptStates = sac.OptStates  # actor, critic, alpha
 
 
-@struct.dataclass
-class State(off_policy.ActorCriticState):
-    """SAC's state plus ``total_iterations``: the run's length, over whose gradient steps the learning
-    rates decay."""
-
-    total_iterations: jax.Array  # int32
+State = off_policy.ScheduledActorCriticState  # SAC's state plus total_iterations (the learning rates' decay)
 
 
 steps_per_iteration = off_policy.steps_per_iteration

@@ -7,19 +7,24 @@ import jax.numpy as jnp
 
 from rlx.envs.base import Space
 from rlx.nets.spec import PolicyNet
-from rlx.ops.distributions import Categorical, Gaussian
+from rlx.ops.distributions import Bernoulli, Categorical, Gaussian
 
 
-def policy_outputs(space: Space) -> int:
-    """Outputs a stochastic policy needs: one logit per discrete action, or a mean and a std parameter
-    per box dimension."""
-    return space.n if space.kind == "discrete" else 2 * space.shape[0]
+def policy_outputs(space: Space, spec: PolicyNet | None = None) -> int:
+    """Outputs a stochastic policy needs: one logit per discrete action, a mean and a std parameter per box
+    dimension, or one logit per box dimension for ``spec.distribution: bernoulli``."""
+    if space.kind == "discrete":
+        return space.n
+    return space.shape[0] if spec is not None and spec.distribution == "bernoulli" else 2 * space.shape[0]
 
 
-def policy_distribution(spec: PolicyNet, space: Space, outputs: jax.Array) -> Categorical | Gaussian:
-    """Categorical over discrete actions; a diagonal Gaussian (std per ``spec.std``) squashed by ``spec.squash``."""
+def policy_distribution(spec: PolicyNet, space: Space, outputs: jax.Array) -> Categorical | Gaussian | Bernoulli:
+    """Categorical over discrete actions; for box actions per ``spec.distribution`` a diagonal Gaussian (std per
+    ``spec.std``) squashed by ``spec.squash``, or a Bernoulli per dimension on {-1, 1}."""
     if space.kind == "discrete":
         return Categorical(outputs)
+    if spec.distribution == "bernoulli":
+        return Bernoulli(outputs)
     mean, raw_std = jnp.split(outputs, 2, axis=-1)
     if spec.std == "softplus":
         std = jax.nn.softplus(raw_std) + spec.min_std

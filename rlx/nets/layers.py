@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu, "gelu": nn.gelu}
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu, "gelu": nn.gelu, "mish": jax.nn.mish}
 KERNEL_INITS = ("orthogonal", "lecun_normal")
 
 

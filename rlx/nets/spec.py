@@ -61,8 +61,12 @@ class Net:
 @dataclasses.dataclass(frozen=True)
 class PolicyNet(Net):
     """A stochastic policy's network: categorical over discrete actions; for box actions a diagonal
-    Gaussian whose sample is squashed into [-1, 1] (``tanh``, with the log-det correction, or ``clip``)."""
+    Gaussian whose sample is squashed into [-1, 1] (``tanh``, with the log-det correction, or ``clip``), or
+    with ``distribution: bernoulli`` one Bernoulli per dimension over the extremes -1 and +1 (bang-bang)."""
 
+    distribution: str = field(
+        "gaussian", choices=("gaussian", "bernoulli"), doc="box actions: Gaussian, or bang-bang Bernoulli on {-1, 1}"
+    )
     squash: str = field("tanh", choices=("tanh", "clip"), doc="box actions into [-1, 1]")
     std: str = field(
         "softplus",

@@ -1,7 +1,9 @@
 """Action distributions used by policies.
 
-``sample``/``mode`` return a *raw* action (pre-squash for Gaussians), which is what ``log_prob``
-takes; ``env_action`` maps a raw action to what the env receives (int index, or a vector in [-1, 1]).
+``sample``/``mode`` return a *raw* action (pre-squash for Gaussians, 0/1 per dimension for Bernoulli), which
+is what ``log_prob`` takes; ``env_action`` maps a raw action to what the env receives (int index, or a
+vector in [-1, 1]). ``kl(other)`` is the analytic ``KL(self || other)`` per sample where it exists in closed
+form (categorical, Bernoulli, unsquashed Gaussian).
 """
 
 from __future__ import annotations
@@ -35,6 +37,41 @@ class Categorical:
 
     def env_action(self, raw_action: jax.Array) -> jax.Array:
         return raw_action.astype(jnp.int32)
+
+    def kl(self, other: Categorical) -> jax.Array:
+        log_p, log_q = jax.nn.log_softmax(self.logits), jax.nn.log_softmax(other.logits)
+        return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+@struct.dataclass
+class Bernoulli:
+    """Independent Bernoulli per box dimension over the extremes ``{-1, +1}`` (bang-bang control, Seyde et al.
+    2021): raw actions are 0/1 floats, ``logits [..., d]`` the log-odds of +1."""
+
+    logits: jax.Array  # [..., d]
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.bernoulli(key, jax.nn.sigmoid(self.logits)).astype(self.logits.dtype)
+
+    def mode(self) -> jax.Array:
+        return (self.logits > 0).astype(self.logits.dtype)
+
+    def log_prob(self, raw_action: jax.Array) -> jax.Array:
+        # log sigmoid(x) for a 1, log sigmoid(-x) for a 0
+        return jnp.sum(jax.nn.log_sigmoid(jnp.where(raw_action > 0.5, self.logits, -self.logits)), axis=-1)
+
+    def entropy(self, key: jax.Array | None = None) -> jax.Array:
+        p = jax.nn.sigmoid(self.logits)
+        return -jnp.sum(p * jax.nn.log_sigmoid(self.logits) + (1 - p) * jax.nn.log_sigmoid(-self.logits), axis=-1)
+
+    def env_action(self, raw_action: jax.Array) -> jax.Array:
+        return 2.0 * raw_action - 1.0
+
+    def kl(self, other: Bernoulli) -> jax.Array:
+        p = jax.nn.sigmoid(self.logits)
+        log_ratio_one = jax.nn.log_sigmoid(self.logits) - jax.nn.log_sigmoid(other.logits)
+        log_ratio_zero = jax.nn.log_sigmoid(-self.logits) - jax.nn.log_sigmoid(-other.logits)
+        return jnp.sum(p * log_ratio_one + (1 - p) * log_ratio_zero, axis=-1)
 
 
 def tanh_log_det_jacobian(raw_action: jax.Array) -> jax.Array:
@@ -80,3 +117,10 @@ class Gaussian:
         if self.squash == "tanh":
             return jnp.tanh(raw_action)
         return jnp.clip(raw_action, -1.0, 1.0)
+
+    def kl(self, other: Gaussian) -> jax.Array:
+        """KL between the unsquashed Gaussians; a tanh squash is the same bijection for both, so it leaves the
+        KL unchanged (clip is not a bijection: there this is the KL of the pre-clip samples)."""
+        var_ratio = jnp.square(self.std / other.std)
+        mean_term = jnp.square((self.mean - other.mean) / other.std)
+        return jnp.sum(0.5 * (var_ratio + mean_term - 1.0 - jnp.log(var_ratio)), axis=-1)

@@ -26,3 +26,23 @@ def squared_value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
 def normalize_advantages(advantages: jax.Array, eps: float = 1e-8) -> jax.Array:
     """Zero mean, unit standard deviation over all elements."""
     return (advantages - advantages.mean()) / (advantages.std() + eps)
+
+
+def mirror_descent_policy_loss(
+    log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array, kl: jax.Array, step_size: float | jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """On-policy MDPO's objective (Tomar et al.), negated for minimisation:
+    ``-mean(r A) + mean(KL(pi || pi_old)) / step_size``, with ``kl`` per sample.
+
+    Returns ``(loss, ratio)`` with ``ratio = exp(log_prob - old_log_prob)``.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    return -jnp.mean(ratio * advantages) + jnp.mean(kl) / step_size, ratio
+
+
+def mirror_descent_step_size(
+    step_size: float | jax.Array, progress: jax.Array, schedule: str = "linear"
+) -> jax.Array | float:
+    """MDPO's step size ``t_k``: ``step_size * (1 - k/K)`` at the fraction ``progress = k/K`` of the run
+    (``linear``, the paper's annealing), or ``step_size`` throughout (``constant``)."""
+    return step_size * (1.0 - progress) if schedule == "linear" else step_size

@@ -121,7 +121,8 @@ def run_group(
     evaluate = evaluate.lower(state, placement.put(_eval_keys(seeds, 0))).compile()
     experiment.compile_seconds += time.perf_counter() - tic
 
-    runs = [host.RunDir(d, m.config, start, active=writer_process) for d, m in zip(dirs, members)]
+    name = None if sweep_dir is None else os.path.basename(os.path.abspath(sweep_dir))  # the runs' W&B group
+    runs = [host.RunDir(d, m.config, start, active=writer_process, group=name) for d, m in zip(dirs, members)]
 
     def step(state, chunk):
         num_active = plan.iterations_done(chunk + 1) - plan.iterations_done(chunk)
