@@ -167,6 +167,21 @@ SETTINGS = {
         20_000,
         False,
     ),
+    "iterated_dqn": Setting(
+        "gymnax/CartPole-v1",
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"], "iterations": 2, "rolling_period": 8},
+        {
+            **OFF_POLICY_PROBE,
+            "learning_rate": 3e-3,
+            "iterations": 2,
+            "target_sync_period": 4,
+            "rolling_period": 40,
+            "exploration_fraction": 0.3,
+            "q": {"hidden": [16]},
+        },
+        3_000,
+        False,
+    ),
     "dqn": Setting(
         "gymnax/CartPole-v1",
         {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"]},

@@ -30,21 +30,18 @@ ACTION_SPACES = ("discrete",)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(off_policy.OffPolicyConfig):
-    """DQN hyperparameters (the shared off-policy fields plus DQN's)."""
+class QLearningConfig(off_policy.OffPolicyConfig):
+    """The Q-learning fields DQN and i-DQN share (the shared off-policy fields plus the Q-network, the optimizer
+    and the epsilon schedule)."""
 
     q: QNet = field(
         default_factory=lambda: QNet(hidden=(64, 64), activation="relu", kernel_init="lecun_normal", value="huber"),
         doc="Q-network and its value representation",
     )
-    double_q: bool = field(True, doc="online network picks the next action, target network values it")
-    target_update: str = field("hard", choices=("hard", "polyak"))
-    target_update_period: int = field(500, gt=0, doc="gradient steps between hard target copies")
     adam_eps: float = field(1e-5, gt=0)
     # Traced
     learning_rate: float = field(2.5e-4, traced=True, gt=0)
     max_grad_norm: float | None = field(10.0, traced=True, gt=0, doc="global gradient-norm clip (null: none)")
-    tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate (target_update: polyak)")
     epsilon_start: float = field(1.0, traced=True, ge=0, le=1)
     epsilon_end: float = field(0.05, traced=True, ge=0, le=1)
     exploration_fraction: float = field(0.5, traced=True, gt=0, le=1, doc="fraction of the run to anneal epsilon")
@@ -65,6 +62,16 @@ class Config(off_policy.OffPolicyConfig):
     def check(self) -> None:
         super().check()
         common.check_network(self.q, "agent.q.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(QLearningConfig):
+    """DQN hyperparameters: the shared Q-learning ones plus the target network's."""
+
+    double_q: bool = field(True, doc="online network picks the next action, target network values it")
+    target_update: str = field("hard", choices=("hard", "polyak"))
+    target_update_period: int = field(500, gt=0, doc="gradient steps between hard target copies")
+    tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate (target_update: polyak)")
 
 
 @struct.dataclass
@@ -90,7 +97,7 @@ class State:
 steps_per_iteration = off_policy.steps_per_iteration
 
 
-def _network(config: Config, env: Env) -> tuple[Model, values.ValueRep]:
+def _network(config: QLearningConfig, env: Env) -> tuple[Model, values.ValueRep]:
     """The Q-network, outputs ``[..., num_actions, rep.num_outputs]``, and its value representation."""
     rep = values.from_section(config.q)
     module = MLP(config.q, (env.action_space.n, rep.num_outputs), len(env.observation_shape), dueling=config.q.dueling)
@@ -100,7 +107,7 @@ def _network(config: Config, env: Env) -> tuple[Model, values.ValueRep]:
 epsilon = common.epsilon
 
 
-def _optimizer(config: Config, hparams: common.Hyperparams) -> optax.GradientTransformation:
+def _optimizer(config: QLearningConfig, hparams: common.Hyperparams) -> optax.GradientTransformation:
     return off_policy.optimizer(config, hparams, hparams.learning_rate)
 
 
