@@ -10,6 +10,7 @@ was a truncation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -173,28 +174,51 @@ def gradient_step(
     return state.replace(params=Params(online, target), opt_state=opt_state, num_updates=num_updates), metrics
 
 
-def _epsilon_greedy(config: Config, env: Env, online: Any, obs: jax.Array, eps: jax.Array, key: jax.Array) -> jax.Array:
+def _epsilon_greedy(
+    config: QLearningConfig, env: Env, online: Any, obs: jax.Array, eps: jax.Array, key: jax.Array
+) -> jax.Array:
     net, rep = _network(config, env)
     return common.epsilon_greedy(rep.decode(net.apply(online, obs)), eps, key)
 
 
-def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
-    """One iteration: epsilon-greedy collection into the buffer, then the gradient steps."""
+def epsilon_greedy_iteration(
+    config: QLearningConfig, env: Env, state: State, choose: Callable, gradient_step: Callable, init: Callable
+) -> tuple[State, dict]:
+    """One iteration of a Q-learner: collection with ``choose(config, env, online_params, obs, eps, key)`` at the
+    scheduled epsilon into the buffer, then the gradient steps (DQN's and i-DQN's)."""
     eps = epsilon(state)
 
     def explore(obs, starts, carry, key):
-        return PolicyStep(_epsilon_greedy(config, env, state.params.online, obs, eps, key), {}, carry)
+        return PolicyStep(choose(config, env, state.params.online, obs, eps, key), {}, carry)
 
     state, metrics = off_policy.train_iteration(config, env, state, explore, gradient_step, init)
     return state, {**metrics, "epsilon": eps}
+
+
+def act_with(
+    choose: Callable,
+    config: QLearningConfig,
+    env: Env,
+    state: State,
+    obs: jax.Array,
+    key: jax.Array,
+    deterministic: bool,
+) -> jax.Array:
+    """``choose`` at epsilon 0 (``deterministic``) or ``epsilon_end``, for raw observations."""
+    eps = jnp.where(deterministic, 0.0, state.hparams.epsilon_end)
+    return choose(config, env, state.params.online, off_policy.prepare_obs(config, state, obs), eps, key)
+
+
+def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
+    """One iteration: epsilon-greedy collection into the buffer, then the gradient steps."""
+    return epsilon_greedy_iteration(config, env, state, _epsilon_greedy, gradient_step, init)
 
 
 def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
     """Greedy actions (``deterministic``), else epsilon-greedy with ``epsilon_end``."""
-    eps = jnp.where(deterministic, 0.0, state.hparams.epsilon_end)
-    return _epsilon_greedy(config, env, state.params.online, off_policy.prepare_obs(config, state, obs), eps, key)
+    return act_with(_epsilon_greedy, config, env, state, obs, key, deterministic)
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:

@@ -30,7 +30,6 @@ from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import QNet
 from rlx.ops import values
-from rlx.rollout import PolicyStep
 
 DESCRIPTION = "i-DQN: K online Q-networks learn K consecutive Bellman iterations at once, rolling targets"
 ACTION_SPACES = ("discrete",)
@@ -160,21 +159,14 @@ def _head_greedy(config: Config, env: Env, online: Any, obs: jax.Array, eps: jax
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: epsilon-greedy collection (a uniformly drawn head per step), then the gradient steps."""
-    eps = epsilon(state)
-
-    def explore(obs, starts, carry, key):
-        return PolicyStep(_head_greedy(config, env, state.params.online, obs, eps, key), {}, carry)
-
-    state, metrics = off_policy.train_iteration(config, env, state, explore, gradient_step, init)
-    return state, {**metrics, "epsilon": eps}
+    return dqn.epsilon_greedy_iteration(config, env, state, _head_greedy, gradient_step, init)
 
 
 def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
     """Greedy actions of a drawn head (``deterministic``), else epsilon-greedy with ``epsilon_end``."""
-    eps = jnp.where(deterministic, 0.0, state.hparams.epsilon_end)
-    return _head_greedy(config, env, state.params.online, off_policy.prepare_obs(config, state, obs), eps, key)
+    return dqn.act_with(_head_greedy, config, env, state, obs, key, deterministic)
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
