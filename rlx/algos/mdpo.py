@@ -34,7 +34,6 @@ from rlx.ops.losses import (
     mirror_descent_policy_loss,
     mirror_descent_step_size,
     normalize_advantages,
-    squared_value_loss,
 )
 
 DESCRIPTION = "MDPO (on-policy): PPO's rollout with a KL mirror-descent step instead of the ratio clip"
@@ -91,19 +90,8 @@ def loss_fn(
     kl = dist.kl(batch.old_policy)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, ratio = mirror_descent_policy_loss(log_prob, batch.log_prob, advantages, kl, step_size)
-    value_loss = squared_value_loss(ppo.value_estimate(config, env, params, batch.obs), batch.targets)
-    entropy = jnp.mean(dist.entropy(key))
-    loss = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
-    metrics = {
-        "loss": loss,
-        "policy_loss": policy_loss,
-        "value_loss": value_loss,
-        "entropy": entropy,
-        "kl": jnp.mean(kl),
-        "kl_weight": 1.0 / step_size,
-        "approx_kl": jnp.mean((ratio - 1.0) - jnp.log(ratio)),
-    }
-    return loss, metrics
+    loss, metrics = ppo.with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, ratio, key)
+    return loss, {**metrics, "kl": jnp.mean(kl), "kl_weight": 1.0 / step_size}
 
 
 def _loss_for(config: Config, env: Env, state: State):

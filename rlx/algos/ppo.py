@@ -209,6 +209,23 @@ def loss_fn(
         advantages = normalize_advantages(advantages)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, ratio = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, hparams.clip_epsilon)
+    loss, metrics = with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, ratio, key)
+    metrics["clip_fraction"] = jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon)
+    return loss, metrics
+
+
+def with_value_and_entropy(
+    config: PolicyGradientConfig,
+    env: Env,
+    params: Params,
+    hparams: common.Hyperparams,
+    batch: Batch,
+    dist: Any,
+    policy_loss: jax.Array,
+    ratio: jax.Array,
+    key: jax.Array,
+) -> tuple[jax.Array, dict]:
+    """``policy_loss + value_coef * value loss - entropy_coef * entropy`` and the metrics PPO and MDPO both log."""
     value_loss = squared_value_loss(value_estimate(config, env, params, batch.obs), batch.targets)
     entropy = jnp.mean(dist.entropy(key))
     loss = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
@@ -218,7 +235,6 @@ def loss_fn(
         "value_loss": value_loss,
         "entropy": entropy,
         "approx_kl": jnp.mean((ratio - 1.0) - jnp.log(ratio)),
-        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon),
     }
     return loss, metrics
 
