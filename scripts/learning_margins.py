@@ -62,7 +62,9 @@ ENTRIES = {
     "dqn_cartpole": ("dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {}, "eval/episode_return", 400.0),
     "pqn_cartpole": ("pqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
+    "iqn_cartpole": ("iqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "c51_cartpole": ("c51_cartpole.yaml", {}, "eval/episode_return", 475.0),
+    "qr_dqn_cartpole": ("qr_dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "dqn_hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {}, "eval/episode_return", 475.0),
 }
 

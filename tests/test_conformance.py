@@ -41,6 +41,7 @@ class Setting:
 
 # every network is reset every 32 gradient steps, so resets fall in both chunks of the shared experiments
 OFF_POLICY_SMALL = {"num_envs": 2, "batch_size": 16, "learning_starts": 32, "buffer_size": 256, "reset_every": 32}
+IQN_FRACTIONS = {"num_tau_samples": 8, "num_tau_prime_samples": 8, "num_quantile_samples": 8}
 OFF_POLICY_PROBE = {"num_envs": 4, "batch_size": 64, "learning_starts": 256, "buffer_size": 4096, "gamma": GAMMA}
 
 SETTINGS = {
@@ -178,6 +179,21 @@ SETTINGS = {
             "rolling_period": 40,
             "exploration_fraction": 0.3,
             "q": {"hidden": [16]},
+        },
+        3_000,
+        False,
+    ),
+    "iqn": Setting(
+        "gymnax/CartPole-v1",
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16, 16]}, "reset": ["q"], **IQN_FRACTIONS},
+        {
+            **OFF_POLICY_PROBE,
+            **IQN_FRACTIONS,
+            "learning_rate": 3e-3,
+            "target_update": "polyak",
+            "tau": 0.05,
+            "exploration_fraction": 0.3,
+            "q": {"hidden": [16, 16]},
         },
         3_000,
         False,

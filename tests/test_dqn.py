@@ -93,10 +93,16 @@ def test_dueling_head_centres_advantages():
 
 # Seeds 0-4, one vmapped sweep each (scripts/learning_margins.py); default kernels / --xla_cpu_max_isa=AVX:
 # dqn 500/500/500/500/234 and 491/500/500/500/261; c51 473/500/500/500/500 and 500 for every seed;
-# hl_gauss 500 for every seed on both. DQN and C51 have a seed at or below 475, so the median of seeds 0-2 is
-# asserted for them; one seed suffices for HL-Gauss.
+# hl_gauss 500 for every seed on both; qr_dqn 500 for every seed and 500/500/367/500/500. DQN, C51 and QR-DQN
+# have a seed at or below 475, so the median of seeds 0-2 is asserted for them; one seed suffices for HL-Gauss.
 @pytest.mark.parametrize(
-    "name,seeds", [("dqn_cartpole.yaml", 3), ("c51_cartpole.yaml", 3), ("dqn_hl_gauss_cartpole.yaml", 1)]
+    "name,seeds",
+    [
+        ("dqn_cartpole.yaml", 3),
+        ("c51_cartpole.yaml", 3),
+        ("qr_dqn_cartpole.yaml", 3),
+        ("dqn_hl_gauss_cartpole.yaml", 1),
+    ],
 )
 def test_learns_cartpole(name, seeds):
     runs = final_rows(preset(name), seeds=range(seeds))

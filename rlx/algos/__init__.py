@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from rlx.algos import consistency_ac, crossq, dqn, iterated_dqn, mdpo, mdpo_offpolicy, ppo, pqn, sac, simbav2, td3
+from rlx.algos import consistency_ac, crossq, dqn, iqn, iterated_dqn, mdpo, mdpo_offpolicy, ppo, pqn, sac, simbav2, td3
 from rlx.config import ConfigError
 from rlx.envs import Env
 
@@ -84,6 +84,7 @@ for _name, _module in (
     ("mdpo_offpolicy", mdpo_offpolicy),
     ("consistency_ac", consistency_ac),
     ("iterated_dqn", iterated_dqn),
+    ("iqn", iqn),
 ):
     register(_name, _module)
 

@@ -113,12 +113,27 @@ def _optimizer(config: QLearningConfig, hparams: common.Hyperparams) -> optax.Gr
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
+    return init_with(
+        config, env, key, total_iterations, lambda k: _network(config, env)[0].init(k, common.dummy_obs(env))[0]
+    )
+
+
+def init_with(
+    config: QLearningConfig,
+    env: Env,
+    key: jax.Array,
+    total_iterations: int,
+    init_online: Callable[[jax.Array], Any],
+    init_opt: Callable | None = None,
+) -> State:
+    """A fresh Q-learner state whose online params are ``init_online(key)`` and target params a copy of them;
+    ``init_opt`` (default the optimizer's ``init``) builds the optimizer state from them."""
     key, net_key, env_key = jax.random.split(key, 3)
-    online, _ = _network(config, env)[0].init(net_key, common.dummy_obs(env))
+    online = init_online(net_key)
     hparams = common.Hyperparams.from_config(config)
     return State(
         params=Params(online, online),
-        opt_state=_optimizer(config, hparams).init(online),
+        opt_state=(init_opt or _optimizer(config, hparams).init)(online),
         key=key,
         iteration=jnp.zeros((), jnp.int32),
         total_iterations=jnp.asarray(total_iterations, jnp.int32),
@@ -165,13 +180,18 @@ def gradient_step(
     (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     online, opt_state = common.optimizer_step(_optimizer(config, hp), grads, state.opt_state, params.online)
     num_updates = state.num_updates + 1
-    if config.target_update == "polyak":
-        target = polyak_update(params.target, online, hp.tau)
-    else:
-        copy = num_updates % config.target_update_period == 0
-        target = jax.tree.map(lambda o, t: jnp.where(copy, o, t), online, params.target)
+    target = updated_target(config, hp, online, params.target, num_updates)
     metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(out)), "grad_norm": optax.global_norm(grads)}
     return state.replace(params=Params(online, target), opt_state=opt_state, num_updates=num_updates), metrics
+
+
+def updated_target(config: Config, hp: common.Hyperparams, online: Any, target: Any, num_updates: jax.Array) -> Any:
+    """The target network after gradient step ``num_updates``: a Polyak step toward ``online``, or (hard) a copy
+    of it every ``target_update_period`` steps."""
+    if config.target_update == "polyak":
+        return polyak_update(target, online, hp.tau)
+    copy = num_updates % config.target_update_period == 0
+    return jax.tree.map(lambda o, t: jnp.where(copy, o, t), online, target)
 
 
 def _epsilon_greedy(

@@ -64,21 +64,13 @@ epsilon = common.epsilon
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
     """``K`` independently initialized heads; the frozen copies start equal to them."""
-    key, net_key, env_key = jax.random.split(key, 3)
     net, _ = dqn._network(config, env)
-    keys = jax.random.split(net_key, config.iterations)
-    online = jax.vmap(lambda k: net.init(k, common.dummy_obs(env))[0])(keys)
     hparams = common.Hyperparams.from_config(config)
-    return State(
-        params=Params(online, online),
-        opt_state=jax.vmap(dqn._optimizer(config, hparams).init)(online),
-        key=key,
-        iteration=jnp.zeros((), jnp.int32),
-        total_iterations=jnp.asarray(total_iterations, jnp.int32),
-        num_updates=jnp.zeros((), jnp.int32),
-        hparams=hparams,
-        loop=off_policy.init_loop(config, env, env_key),
-    )
+
+    def heads(key):
+        return jax.vmap(lambda k: net.init(k, common.dummy_obs(env))[0])(jax.random.split(key, config.iterations))
+
+    return dqn.init_with(config, env, key, total_iterations, heads, jax.vmap(dqn._optimizer(config, hparams).init))
 
 
 def iterated_td_loss(

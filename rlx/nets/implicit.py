@@ -1,0 +1,48 @@
+"""IQN's implicit quantile network (Dabney et al. 2018, "Implicit Quantile Networks for Distributional RL"):
+``Z_tau(s, a) = f(psi(s) * phi(tau))_a`` for any fraction ``tau`` in ``[0, 1]``.
+
+``psi`` is the MLP torso over all but the last of ``hidden``; ``phi(tau) = act(sum_{i<n} cos(pi i tau) w_i + b)``
+embeds a fraction by ``n`` cosine features into ``psi``'s width; ``f`` is one more hidden layer of width
+``hidden[-1]`` and a linear output per action. With one entry in ``hidden``, ``psi`` is the flattened
+observation itself. (On Atari, ``psi`` is the conv torso and ``f`` the 512-unit layer.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rlx.nets.layers import ACTIVATIONS, hidden_init, output_init
+from rlx.nets.mlp import _torso
+from rlx.nets.spec import Net
+
+
+def cosine_features(fractions: jax.Array, num_features: int) -> jax.Array:
+    """``cos(pi i tau)`` for ``i = 0 .. num_features - 1``: ``fractions [...]`` -> ``[..., num_features]``."""
+    return jnp.cos(jnp.pi * jnp.arange(num_features, dtype=fractions.dtype) * fractions[..., None])
+
+
+class ImplicitQuantileMLP(nn.Module):
+    """``(obs [*batch, *obs_shape], fractions [*batch, N]) -> quantiles [*batch, N, num_actions]``."""
+
+    net: Net
+    num_actions: int
+    embedding_dim: int = 64
+    obs_ndim: int = 1
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, fractions: jax.Array) -> jax.Array:
+        batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
+        x = obs.reshape((*batch_shape, -1))
+        state = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[:-1]), x, self.train)  # psi
+        embedding = nn.Dense(state.shape[-1], kernel_init=hidden_init(self.net.kernel_init))(
+            cosine_features(fractions, self.embedding_dim)
+        )
+        h = state[..., None, :] * ACTIVATIONS[self.net.activation](embedding)  # [*batch, N, width]
+        h = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[-1:], residual=False), h, self.train)
+        kernel_init = output_init(self.net.kernel_init, self.net.output_scale)
+        return nn.Dense(self.num_actions, kernel_init=kernel_init)(h)
