@@ -164,7 +164,7 @@ def gradient_step(
     config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
 ) -> tuple[State, dict]:
     """One update of the online network on ``batch``; then the hard or Polyak target update."""
-    hp, params = state.hparams, state.params
+    params = state.params
     net, rep = _network(config, env)
     target_dropout, chooser_dropout, online_dropout = jax.random.split(jax.random.fold_in(key, 1), 3)
     target_next, _ = net.apply_train(params.target, target_dropout, batch.next_obs)
@@ -178,20 +178,22 @@ def gradient_step(
         return jnp.mean(loss), out
 
     (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
+    metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(out)), "grad_norm": optax.global_norm(grads)}
+    return apply_gradients(config, state, grads), metrics
+
+
+def apply_gradients(config: Config, state: State, grads: Any) -> State:
+    """The optimizer step of the online network on ``grads``, then the target update: a Polyak step toward the
+    new online network, or (hard) a copy of it every ``target_update_period`` gradient steps."""
+    hp, params = state.hparams, state.params
     online, opt_state = common.optimizer_step(_optimizer(config, hp), grads, state.opt_state, params.online)
     num_updates = state.num_updates + 1
-    target = updated_target(config, hp, online, params.target, num_updates)
-    metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(out)), "grad_norm": optax.global_norm(grads)}
-    return state.replace(params=Params(online, target), opt_state=opt_state, num_updates=num_updates), metrics
-
-
-def updated_target(config: Config, hp: common.Hyperparams, online: Any, target: Any, num_updates: jax.Array) -> Any:
-    """The target network after gradient step ``num_updates``: a Polyak step toward ``online``, or (hard) a copy
-    of it every ``target_update_period`` steps."""
     if config.target_update == "polyak":
-        return polyak_update(target, online, hp.tau)
-    copy = num_updates % config.target_update_period == 0
-    return jax.tree.map(lambda o, t: jnp.where(copy, o, t), online, target)
+        target = polyak_update(params.target, online, hp.tau)
+    else:
+        copy = num_updates % config.target_update_period == 0
+        target = jax.tree.map(lambda o, t: jnp.where(copy, o, t), online, params.target)
+    return state.replace(params=Params(online, target), opt_state=opt_state, num_updates=num_updates)
 
 
 def _epsilon_greedy(

@@ -62,7 +62,6 @@ class Config(dqn.Config):
 Params = dqn.Params
 State = dqn.State
 steps_per_iteration = off_policy.steps_per_iteration
-epsilon = common.epsilon
 
 
 def _network(config: Config, env: Env) -> Model:
@@ -105,7 +104,7 @@ def gradient_step(
     config: Config, env: Env, state: State, batch: off_policy.Batch, key: jax.Array
 ) -> tuple[State, dict]:
     """One update of the online network on ``batch`` with freshly drawn fractions; then the target update."""
-    hp, params, net = state.hparams, state.params, _network(config, env)
+    params, net = state.params, _network(config, env)
     size = batch.action.shape[0]
     keys = jax.random.split(jax.random.fold_in(key, 1), 6)
     online_tau = _fractions(keys[0], size, config.num_tau_samples)
@@ -114,7 +113,6 @@ def gradient_step(
     target_next, _ = net.apply_train(params.target, keys[3], batch.next_obs, target_tau)
     chooser = params.online if config.double_q else params.target
     chooser_next, _ = net.apply_train(chooser, keys[4], batch.next_obs, chooser_tau)
-    target_next, chooser_next = jax.lax.stop_gradient((target_next, chooser_next))
 
     def objective(online_params):
         out, _ = net.apply_train(online_params, keys[5], batch.obs, online_tau)
@@ -124,11 +122,8 @@ def gradient_step(
         return jnp.mean(loss), out
 
     (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
-    online, opt_state = common.optimizer_step(dqn._optimizer(config, hp), grads, state.opt_state, params.online)
-    num_updates = state.num_updates + 1
-    target = dqn.updated_target(config, hp, online, params.target, num_updates)
     metrics = {"loss": loss, "q_mean": jnp.mean(out), "grad_norm": optax.global_norm(grads)}
-    return state.replace(params=Params(online, target), opt_state=opt_state, num_updates=num_updates), metrics
+    return dqn.apply_gradients(config, state, grads), metrics
 
 
 def mean_quantiles(config: Config, env: Env, online: Any, obs: jax.Array, fractions: jax.Array) -> jax.Array:

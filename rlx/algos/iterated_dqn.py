@@ -59,7 +59,6 @@ class Config(dqn.QLearningConfig):
 Params = dqn.Params  # online and target: [K, ...] stacked networks
 State = dqn.State
 steps_per_iteration = off_policy.steps_per_iteration
-epsilon = common.epsilon
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
