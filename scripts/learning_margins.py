@@ -59,6 +59,7 @@ ENTRIES = {
     "mdpo_inverted_pendulum": ("mdpo_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "mdpo_offpolicy_pendulum": ("mdpo_offpolicy_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "consistency_ac_pendulum": ("consistency_ac_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "cqn_pendulum": ("cqn_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "dqn_cartpole": ("dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {}, "eval/episode_return", 400.0),
     "pqn_cartpole": ("pqn_cartpole.yaml", {}, "eval/episode_return", 475.0),

@@ -198,6 +198,18 @@ SETTINGS = {
         3_000,
         False,
     ),
+    "cqn": Setting(
+        "gymnax/Pendulum-v1",
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "feature_dim": 8, "reset": ["q"]},
+        {
+            **OFF_POLICY_PROBE,
+            "learning_rate": 3e-3,
+            "feature_dim": 8,
+            "q": {"hidden": [16], "v_min": -2.0, "v_max": 2.0},
+        },
+        3_000,
+        True,
+    ),
     "dqn": Setting(
         "gymnax/CartPole-v1",
         {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"]},

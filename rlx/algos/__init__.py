@@ -14,7 +14,21 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from rlx.algos import consistency_ac, crossq, dqn, iqn, iterated_dqn, mdpo, mdpo_offpolicy, ppo, pqn, sac, simbav2, td3
+from rlx.algos import (
+    consistency_ac,
+    cqn,
+    crossq,
+    dqn,
+    iqn,
+    iterated_dqn,
+    mdpo,
+    mdpo_offpolicy,
+    ppo,
+    pqn,
+    sac,
+    simbav2,
+    td3,
+)
 from rlx.config import ConfigError
 from rlx.envs import Env
 
@@ -85,6 +99,7 @@ for _name, _module in (
     ("consistency_ac", consistency_ac),
     ("iterated_dqn", iterated_dqn),
     ("iqn", iqn),
+    ("cqn", cqn),
 ):
     register(_name, _module)
 

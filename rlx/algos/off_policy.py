@@ -342,15 +342,18 @@ def transitions_collected(config: OffPolicyConfig, state: Any) -> jax.Array:
     return state.iteration * config.transitions_per_iteration
 
 
-def collect(config: OffPolicyConfig, env: Env, state: Any, explore: Policy) -> tuple[Any, dict]:
-    """Steps every env ``rollout_length`` times with ``explore`` (or random actions during warm-up) and adds
-    the transitions to the buffer."""
+def collect(
+    config: OffPolicyConfig, env: Env, state: Any, explore: Policy, warmup_actions: Callable | None = None
+) -> tuple[Any, dict]:
+    """Steps every env ``rollout_length`` times with ``explore`` (or random actions during warm-up:
+    ``warmup_actions(key, num_envs)``, by default :func:`random_actions`) and adds the transitions to the buffer."""
     warmup = config.random_warmup & (transitions_collected(config, state) < config.learning_starts)
+    warmup_actions = warmup_actions or (lambda key, num: random_actions(env, key, num))
 
     def policy(obs, starts, carry, keys):
         explore_key, random_key = keys
         step = explore(prepare_obs(config, state, obs), starts, carry, explore_key)
-        action = jnp.where(warmup, random_actions(env, random_key, config.num_envs), step.action)
+        action = jnp.where(warmup, warmup_actions(random_key, config.num_envs), step.action)
         return PolicyStep(action, step.extras, step.carry)
 
     loop = state.loop
@@ -475,11 +478,12 @@ def train_iteration(
     explore: Policy,
     gradient_step: Callable[[Any, Env, Any, Batch, jax.Array], tuple[Any, dict]],
     init: Callable,
+    warmup_actions: Callable | None = None,
 ) -> tuple[Any, dict]:
-    """One iteration of an off-policy algorithm: :func:`collect` with ``explore``, then
-    :func:`train_updates` with ``gradient_step(config, env, state, batch, key)``, then :func:`maybe_reset`
+    """One iteration of an off-policy algorithm: :func:`collect` with ``explore`` (and ``warmup_actions``),
+    then :func:`train_updates` with ``gradient_step(config, env, state, batch, key)``, then :func:`maybe_reset`
     (with the algorithm's ``init``), then count it."""
-    state, episode_stats = collect(config, env, state, explore)
+    state, episode_stats = collect(config, env, state, explore, warmup_actions)
     state, metrics = train_updates(config, state, lambda s, b, k: gradient_step(config, env, s, b, k))
     state = maybe_reset(config, env, state, init)
     return state.replace(iteration=state.iteration + 1), {**metrics, **episode_stats}
