@@ -240,9 +240,8 @@ class Experiment:
         n = self.config.eval_episodes
         eval_env = Vmap(self.env, n)
         reset_key, act_key = jax.random.split(key)
-        out = unroll(
-            eval_env, self.eval_policy(state), eval_env.reset(reset_key), (), act_key, self.env.max_episode_steps
-        )
+        policy, carry = self.eval_policy(state, n)
+        out = unroll(eval_env, policy, eval_env.reset(reset_key), carry, act_key, self.env.max_episode_steps)
         alive = first_episode_mask(out.transitions)
         returns = jnp.sum(out.transitions.reward * alive, axis=0)
         lengths = jnp.sum(alive, axis=0)
@@ -252,15 +251,25 @@ class Experiment:
             "eval/episode_length": lengths.mean(),
         }
 
-    def eval_policy(self, state: Any) -> Policy:
-        """The deterministic policy of ``state`` as a rollout policy."""
+    def eval_policy(self, state: Any, num_envs: int) -> tuple[Policy, Any]:
+        """The deterministic policy of ``state`` as a rollout policy, and its carry at the start for ``num_envs``
+        envs: a recurrent policy's zero memory (algorithms with ``initial_memory`` and ``act_step``), else ``()``."""
+        initial_memory = getattr(self.algo, "initial_memory", None)
+        memory = initial_memory(self.static_agent, num_envs) if initial_memory else ()
+        if jax.tree.leaves(memory):
+
+            def recurrent_policy(obs, starts, carry, key):
+                action, carry = self.algo.act_step(self.static_agent, self.env, state, obs, starts, carry, key, True)
+                return PolicyStep(action, {}, carry)
+
+            return recurrent_policy, memory
 
         def policy(obs, starts, carry, key):
             return PolicyStep(
                 self.algo.act(self.static_agent, self.env, state, obs, key, deterministic=True), {}, carry
             )
 
-        return policy
+        return policy, ()
 
     # -- compiled entry points -----------------------------------------------------------------------
 

@@ -57,11 +57,12 @@ def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Traject
 
     def run(key):
         reset_key, act_key = jax.random.split(key)
+        policy, carry = experiment.eval_policy(state, 1)
         out = unroll(
             env,
-            experiment.eval_policy(state),
+            policy,
             env.reset(reset_key),
-            (),
+            carry,
             act_key,
             experiment.env.max_episode_steps,
             record_env_steps=True,

@@ -55,6 +55,22 @@ ENTRIES = {
         "eval/episode_return",
         900.0,
     ),
+    "ppo_gru_cartpole_positions_131k": (
+        "ppo_gru_cartpole_positions.yaml",
+        {"total_env_steps": 131072, "num_chunks": 2},
+        "eval/episode_return",
+        300.0,
+    ),
+    "ppo_feedforward_cartpole_positions_131k": (
+        "ppo_gru_cartpole_positions.yaml",
+        {
+            "total_env_steps": 131072,
+            "num_chunks": 2,
+            "agent": {"policy": {"recurrent": "none"}, "value": {"recurrent": "none"}},
+        },
+        "eval/episode_return",
+        100.0,
+    ),
     "mdpo_cartpole": ("mdpo_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "mdpo_inverted_pendulum": ("mdpo_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "mdpo_offpolicy_pendulum": ("mdpo_offpolicy_pendulum.yaml", {}, "eval/episode_return", -250.0),

@@ -98,6 +98,7 @@ class RolloutState:
     iteration: jax.Array  # int32, completed iterations
     total_iterations: jax.Array  # int32, length of the run (for schedules)
     hparams: Hyperparams
+    memory: Any = ()  # recurrent networks' carries [num_envs, ...] (PPO with recurrent networks; () otherwise)
 
 
 def optimizer(
@@ -161,9 +162,19 @@ def epsilon_greedy(q_values: jax.Array, eps: jax.Array, key: jax.Array) -> jax.A
 
 
 def check_network(
-    section: Any, prefix: str, *, dropout: bool = True, batch_renorm: bool = False, hyperspherical: bool = False
+    section: Any,
+    prefix: str,
+    *,
+    dropout: bool = True,
+    batch_renorm: bool = False,
+    hyperspherical: bool = False,
+    recurrent: bool = False,
 ) -> None:
     """One-line errors for network options an algorithm cannot use."""
+    if not recurrent and section.recurrent != "none":
+        raise ConfigError(
+            f"{prefix}recurrent: only PPO's policy and value networks can be recurrent; got {section.recurrent}"
+        )
     if not hyperspherical and section.architecture == "simbav2":
         raise ConfigError(
             f"{prefix}architecture: simbav2 networks need their weights projected after every update, which "

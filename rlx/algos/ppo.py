@@ -4,6 +4,11 @@ One iteration (``train_step``) collects ``unroll_length`` steps from ``num_envs`
 GAE(lambda) advantages that bootstrap on truncation and not on termination, then runs ``num_epochs``
 passes of ``num_minibatches`` clipped-surrogate updates. Discrete actions use a categorical policy,
 continuous ones a Gaussian squashed by tanh (or clipped) into [-1, 1].
+
+With ``agent.policy.recurrent`` (and/or ``agent.value.recurrent``) ``gru`` or ``lstm``, that network carries a
+hidden state (``state.memory``) through the rollout, zeroed where an episode starts; the update recomputes it
+over each env's whole unroll from the carry the rollout began with (truncated BPTT over the unroll, no burn-in),
+and minibatches are cut by env so sequences stay whole.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from flax import struct
 
 from rlx import nets
 from rlx.algos import common
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, Net, PolicyNet
+from rlx.nets.recurrent import RecurrentMLP, init_network, unrolled, with_next, zero_carry
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import gae
@@ -64,10 +70,18 @@ class PolicyGradientConfig(common.RolloutConfig):
         "min_std": "policy.min_std",
     }
 
+    RECURRENT: ClassVar[bool] = False  # whether the algorithm accepts recurrent networks
+
     def check(self) -> None:
         for name in ("policy", "value"):  # the importance ratio needs the same network at collection and update
-            common.check_network(getattr(self, name), f"agent.{name}.", dropout=False, batch_renorm=False)
+            section = getattr(self, name)
+            common.check_network(section, f"agent.{name}.", dropout=False, batch_renorm=False, recurrent=self.RECURRENT)
         super().check()
+        if recurrent(self) and self.num_envs % self.num_minibatches:
+            raise ConfigError(
+                f"agent.num_minibatches: with recurrent networks minibatches are cut by env, so it must divide "
+                f"num_envs = {self.num_envs}; got {self.num_minibatches}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +90,23 @@ class Config(PolicyGradientConfig):
 
     clip_epsilon: float = field(0.2, traced=True, gt=0, doc="ratio clip range")
 
+    RECURRENT: ClassVar[bool] = True
+
+
+def recurrent(config: PolicyGradientConfig) -> bool:
+    return config.policy.recurrent != "none" or config.value.recurrent != "none"
+
 
 @struct.dataclass
 class Params:
+    policy: Any
+    value: Any
+
+
+@struct.dataclass
+class Memory:
+    """The recurrent networks' carries ``[num_envs, ...]`` (``()`` for a feed-forward one)."""
+
     policy: Any
     value: Any
 
@@ -97,6 +125,8 @@ class Rollout:
     terminated: jax.Array
     truncated: jax.Array
     next_obs: jax.Array  # true next observation (final one when the episode ended)
+    start: jax.Array  # bool: obs begins an episode (recurrent carries were zeroed before it)
+    initial_memory: Any  # Memory at the rollout's first step, [num_envs, ...]
 
 
 def steps_per_iteration(config: PolicyGradientConfig) -> int:
@@ -107,10 +137,23 @@ def steps_per_iteration(config: PolicyGradientConfig) -> int:
 # ---------------------------------------------------------------- networks
 
 
-def _networks(config: PolicyGradientConfig, env: Env) -> tuple[Model, Model]:
+def _networks(config: PolicyGradientConfig, env: Env) -> tuple[Any, Any]:
+    """The policy and value networks: a :class:`Model` of an MLP, or a :class:`RecurrentMLP` (recurrent section)."""
     obs_ndim = len(env.observation_shape)
-    policy = MLP(config.policy, (nets.policy_outputs(env.action_space, config.policy),), obs_ndim)
-    return Model(policy), Model(MLP(config.value, (1,), obs_ndim))
+
+    def build(section: Net, out_shape: tuple[int, ...]) -> Any:
+        if section.recurrent != "none":
+            return RecurrentMLP(section, out_shape, obs_ndim)
+        return Model(MLP(section, out_shape, obs_ndim))
+
+    return build(config.policy, (nets.policy_outputs(env.action_space, config.policy),)), build(config.value, (1,))
+
+
+def initial_memory(config: PolicyGradientConfig, num: int) -> Memory:
+    """Zero carries for ``num`` envs (``()`` for feed-forward networks)."""
+    return Memory(
+        *(zero_carry(section, num) if section.recurrent != "none" else () for section in (config.policy, config.value))
+    )
 
 
 def _prepare_obs(config: PolicyGradientConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -142,7 +185,7 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
     policy_net, value_net = _networks(config, env)
     key, policy_key, value_key, env_key = jax.random.split(key, 4)
     params = Params(
-        policy_net.init(policy_key, common.dummy_obs(env))[0], value_net.init(value_key, common.dummy_obs(env))[0]
+        *(init_network(n, k, common.dummy_obs(env)) for n, k in ((policy_net, policy_key), (value_net, value_key)))
     )
     hparams = common.Hyperparams.from_config(config)
     opt_state = _optimizer(config, hparams, hparams.learning_rate).init(params)
@@ -156,6 +199,7 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
         iteration=jnp.zeros((), jnp.int32),
         total_iterations=jnp.asarray(total_iterations, jnp.int32),
         hparams=hparams,
+        memory=initial_memory(config, config.num_envs),
     )
 
 
@@ -165,19 +209,41 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
 def collect(config: PolicyGradientConfig, env: Env, state: State) -> tuple[State, Rollout, dict]:
     """Runs the current policy for ``unroll_length`` steps in every env."""
 
-    def policy(obs, starts, carry, key):
-        dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
-        raw_action = dist.sample(key)
-        return PolicyStep(
-            dist.env_action(raw_action), {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action)}, carry
+    def policy(obs, starts, memory, key):
+        memory, dist = step_policy(
+            config, env, state.params, memory, _prepare_obs(config, state.obs_stats, obs), starts
         )
+        raw_action = dist.sample(key)
+        extras = {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action), "start": starts}
+        return PolicyStep(dist.env_action(raw_action), extras, memory)
 
-    out = unroll(training_env(env, config.num_envs), policy, state.env_step, (), state.key, config.unroll_length)
+    env_ = training_env(env, config.num_envs)
+    out = unroll(env_, policy, state.env_step, state.memory, state.key, config.unroll_length)
     t = out.transitions
     rollout = Rollout(
-        t.obs, t.extras["raw_action"], t.extras["log_prob"], t.reward, t.terminated, t.truncated, t.next_obs
+        t.obs,
+        t.extras["raw_action"],
+        t.extras["log_prob"],
+        t.reward,
+        t.terminated,
+        t.truncated,
+        t.next_obs,
+        t.extras["start"],
+        state.memory,
     )
-    return state.replace(env_step=out.env_step, key=out.key), rollout, out.totals.metrics()
+    return state.replace(env_step=out.env_step, key=out.key, memory=out.carry), rollout, out.totals.metrics()
+
+
+def step_policy(
+    config: PolicyGradientConfig, env: Env, params: Params, memory: Memory, obs: jax.Array, starts: jax.Array
+) -> tuple[Memory, Any]:
+    """One step of the policy at (normalized) ``obs [B, ...]``: the next memory (the value network's carry
+    advanced too) and the action distribution."""
+    policy_net, value_net = _networks(config, env)
+    policy_carry, outputs = unrolled(policy_net, params.policy, memory.policy, obs[None], starts[None])
+    value_carry, _ = unrolled(value_net, params.value, memory.value, obs[None], starts[None])
+    dist = nets.policy_distribution(config.policy, env.action_space, outputs[0])
+    return Memory(policy_carry, value_carry), dist
 
 
 # ---------------------------------------------------------------- update
@@ -194,6 +260,29 @@ class Batch:
     targets: jax.Array
 
 
+@struct.dataclass
+class SequenceBatch(Batch):
+    """Env-major ``[envs, unroll_length, ...]`` sequences for recurrent networks, with each env's episode starts
+    and its carries at the first step (``memory``, ``[envs, ...]``)."""
+
+    start: jax.Array
+    memory: Memory
+
+
+def batch_outputs(config: PolicyGradientConfig, env: Env, params: Params, batch: Batch) -> tuple[Any, jax.Array]:
+    """The action distribution and ``V`` at the batch's observations (over whole sequences for a
+    :class:`SequenceBatch`, recomputing the recurrent carries from ``batch.memory``)."""
+    if not isinstance(batch, SequenceBatch):
+        return policy_distribution(config, env, params, batch.obs), value_estimate(config, env, params, batch.obs)
+    policy_net, value_net = _networks(config, env)
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    obs, starts = time_major(batch.obs), time_major(batch.start)
+    _, outputs = unrolled(policy_net, params.policy, batch.memory.policy, obs, starts)
+    _, values = unrolled(value_net, params.value, batch.memory.value, obs, starts)
+    dist = nets.policy_distribution(config.policy, env.action_space, time_major(outputs))
+    return dist, time_major(values[..., 0])
+
+
 def loss_fn(
     params: Params,
     config: Config,
@@ -203,13 +292,13 @@ def loss_fn(
     key: jax.Array,
 ) -> tuple[jax.Array, dict]:
     """Clipped surrogate + ``value_coef`` * value loss - ``entropy_coef`` * entropy."""
-    dist = policy_distribution(config, env, params, batch.obs)
+    dist, values = batch_outputs(config, env, params, batch)
     advantages = batch.advantages
     if config.normalize_advantages:
         advantages = normalize_advantages(advantages)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, ratio = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, hparams.clip_epsilon)
-    loss, metrics = with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, ratio, key)
+    loss, metrics = with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, ratio, key, values)
     metrics["clip_fraction"] = jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon)
     return loss, metrics
 
@@ -224,9 +313,13 @@ def with_value_and_entropy(
     policy_loss: jax.Array,
     ratio: jax.Array,
     key: jax.Array,
+    values: jax.Array | None = None,
 ) -> tuple[jax.Array, dict]:
-    """``policy_loss + value_coef * value loss - entropy_coef * entropy`` and the metrics PPO and MDPO both log."""
-    value_loss = squared_value_loss(value_estimate(config, env, params, batch.obs), batch.targets)
+    """``policy_loss + value_coef * value loss - entropy_coef * entropy`` and the metrics PPO and MDPO both log
+    (``values``: ``V`` at the batch, computed here if not given)."""
+    if values is None:
+        values = value_estimate(config, env, params, batch.obs)
+    value_loss = squared_value_loss(values, batch.targets)
     entropy = jnp.mean(dist.entropy(key))
     loss = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
     metrics = {
@@ -240,12 +333,20 @@ def with_value_and_entropy(
 
 
 def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Rollout) -> Batch:
-    """Advantages and value targets (GAE) for a rollout, flattened over time and envs."""
+    """Advantages and value targets (GAE) for a rollout, flattened over time and envs (recurrent networks: a
+    :class:`SequenceBatch` of whole env sequences)."""
     hp = state.hparams
     obs = _prepare_obs(config, state.obs_stats, rollout.obs)
     next_obs = _prepare_obs(config, state.obs_stats, rollout.next_obs)
-    values = value_estimate(config, env, state.params, obs)
-    next_values = value_estimate(config, env, state.params, next_obs)
+    if config.value.recurrent == "none":
+        values = value_estimate(config, env, state.params, obs)
+        next_values = value_estimate(config, env, state.params, next_obs)
+    else:
+        value_net = _networks(config, env)[1]
+        carry = rollout.initial_memory.value
+        values, next_values = (
+            v[..., 0] for v in with_next(value_net, state.params.value, carry, obs, next_obs, rollout.start)
+        )
     advantages, targets = gae(
         rollout.reward * hp.reward_scaling,
         values,
@@ -256,6 +357,10 @@ def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Ro
         hp.gae_lambda,
     )
     batch = Batch(obs, rollout.raw_action, rollout.log_prob, advantages, targets)
+    if recurrent(config):
+        env_major = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)
+        fields = {f.name: getattr(env_major, f.name) for f in dataclasses.fields(Batch)}
+        return SequenceBatch(**fields, start=jnp.swapaxes(rollout.start, 0, 1), memory=rollout.initial_memory)
     return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
 
 
@@ -310,12 +415,38 @@ def iterate(
 def act(
     config: PolicyGradientConfig, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
-    """Env actions for a batch of raw observations (mode of the policy when ``deterministic``)."""
+    """Env actions for a batch of raw observations (mode of the policy when ``deterministic``); a recurrent
+    policy treats each observation as an episode's first (:func:`act_step` threads its memory)."""
+    if recurrent(config):
+        starts = jnp.ones(obs.shape[:1], bool)
+        return act_step(config, env, state, obs, starts, initial_memory(config, obs.shape[0]), key, deterministic)[0]
     dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
     raw_action = dist.mode() if deterministic else dist.sample(key)
     return dist.env_action(raw_action)
 
 
+def act_step(
+    config: PolicyGradientConfig,
+    env: Env,
+    state: State,
+    obs: jax.Array,
+    starts: jax.Array,
+    memory: Memory,
+    key: jax.Array,
+    deterministic: bool = False,
+) -> tuple[jax.Array, Memory]:
+    """``(actions, next memory)`` for raw observations ``[B, ...]`` of envs whose memory is ``memory`` (from
+    :func:`initial_memory`; zeroed where ``starts``): how evaluation runs a recurrent policy."""
+    memory, dist = step_policy(config, env, state.params, memory, _prepare_obs(config, state.obs_stats, obs), starts)
+    raw_action = dist.mode() if deterministic else dist.sample(key)
+    return dist.env_action(raw_action), memory
+
+
 def value(config: PolicyGradientConfig, env: Env, state: State, obs: jax.Array) -> jax.Array:
-    """The value estimate ``V(obs)`` for a batch of raw observations."""
-    return value_estimate(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
+    """The value estimate ``V(obs)`` for a batch of raw observations (a recurrent network from zero memory)."""
+    norm_obs = _prepare_obs(config, state.obs_stats, obs)
+    if config.value.recurrent == "none":
+        return value_estimate(config, env, state.params, norm_obs)
+    starts = jnp.ones((1, obs.shape[0]), bool)
+    carry = zero_carry(config.value, obs.shape[0])
+    return unrolled(_networks(config, env)[1], state.params.value, carry, norm_obs[None], starts)[1][0, ..., 0]

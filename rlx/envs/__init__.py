@@ -18,6 +18,7 @@ from rlx.envs.wrappers import (
     ActionRepeat,
     AutoReset,
     EpisodeStats,
+    ObservationSubset,
     TimeLimit,
     Vmap,
     VmapAutoReset,
@@ -37,6 +38,9 @@ class EnvConfig:
     )
     episode_length: int | None = field(None, gt=0, doc="env steps before truncation (suite default if null)")
     action_repeat: int = field(1, gt=0, doc="repeat each action this many env steps")
+    observe: tuple[int, ...] | None = field(
+        None, doc="keep only these entries of a flat observation (null: all), e.g. [0, 2] for CartPole's positions"
+    )
 
     def check(self) -> None:
         suite, _, rest = self.name.partition("/")
@@ -92,6 +96,14 @@ def make(spec: str | EnvConfig, **options) -> Env:
         env = TimeLimit(base, spec.episode_length or base.max_episode_steps)
     else:
         raise EnvError(f"env {spec.name}: unknown suite {suite!r}; available: {', '.join(SUITES)}")
+    if spec.observe is not None:
+        size = env.observation_shape[0] if len(env.observation_shape) == 1 else None
+        if size is None or not spec.observe or any(not 0 <= i < size for i in spec.observe):
+            raise EnvError(
+                f"env.observe: indices into the {env.observation_shape} observation of {spec.name} (flat, "
+                f"each in 0..{(size or 0) - 1}); got {list(spec.observe)}"
+            )
+        env = ObservationSubset(env, spec.observe)
     if spec.action_repeat > 1:
         env = ActionRepeat(env, spec.action_repeat)
     return env
@@ -107,6 +119,7 @@ __all__ = [
     "EnvError",
     "EnvStep",
     "EpisodeStats",
+    "ObservationSubset",
     "PROBES",
     "ProbeEnv",
     "Space",

@@ -74,6 +74,25 @@ class ActionRepeat(Wrapper):
         return last.replace(reward=total)
 
 
+class ObservationSubset(Wrapper):
+    """Keeps only the observation entries ``indices`` (of a flat observation): a partially observed variant,
+    e.g. CartPole's positions ``[0, 2]`` without its velocities."""
+
+    def __init__(self, env: Env, indices: tuple[int, ...]):
+        super().__init__(env)
+        self.indices = tuple(indices)
+        self.observation_shape = (len(self.indices),)
+
+    def _keep(self, env_step: EnvStep) -> EnvStep:
+        return env_step.replace(obs=env_step.obs[jnp.asarray(self.indices)])
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        return self._keep(self.env.reset(key))
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        return self._keep(self.env.step(env_step, action))
+
+
 @struct.dataclass
 class EpisodeStatsState:
     inner: Any

@@ -38,6 +38,9 @@ class Net:
     architecture: str = field("mlp", choices=("mlp", "simbav2"), doc="MLP torso, or SimbaV2's hyperspherical one")
     expansion: int = field(4, gt=0, doc="simbav2: widening of each block's inner layer")
     c_shift: float = field(3.0, gt=0, doc="simbav2: constant appended to the input before its normalization")
+    recurrent: str = field(
+        "none", choices=("none", "gru", "lstm"), doc="a GRU or LSTM cell of width hidden[0] after the first layer (PPO)"
+    )
 
     def check(self, prefix: str = "") -> None:
         if self.architecture == "simbav2":
@@ -52,6 +55,10 @@ class Net:
                 raise ConfigError(
                     f"{prefix}hidden: simbav2 needs equal widths (one block each); got {list(self.hidden)}"
                 )
+        if self.recurrent != "none" and (self.architecture != "mlp" or self.norm == "batch_renorm"):
+            raise ConfigError(
+                f"{prefix}recurrent: needs architecture mlp and norm none or layer; got {self.architecture}, {self.norm}"
+            )
         if self.residual and len(set(self.hidden)) > 1:
             raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")
         if self.residual and self.norm == "batch_renorm":
