@@ -58,6 +58,14 @@ def test_defaults_build():
             "agent.actor.distribution: CrossQ needs gaussian (reparameterized actions); got bernoulli",
         ),
         (
+            {"algo": "sac", "agent": {"actor": {"distribution": "gaussian_mixture"}}},
+            "agent.actor.distribution: SAC needs gaussian (reparameterized actions); got gaussian_mixture",
+        ),
+        (
+            {"algo": "mdpo", "agent": {"policy": {"distribution": "gaussian_mixture"}}},
+            "agent.policy.distribution: MDPO needs a closed-form KL (gaussian or bernoulli); got gaussian_mixture",
+        ),
+        (
             {"algo": "consistency_ac", "agent": {"sigma_last": 100.0}},
             "agent.sigma_last: must lie between sigma_min = 0.002 and sigma_max = 80; got 100",
         ),
@@ -67,7 +75,7 @@ def test_defaults_build():
         ),
         (
             {"agent": {"policy": {"distribution": "beta"}}},
-            "agent.policy.distribution: must be one of gaussian, bernoulli; got 'beta'",
+            "agent.policy.distribution: must be one of gaussian, bernoulli, gaussian_mixture; got 'beta'",
         ),
         ({"algo": "td3", "agent": {"critic_hidden": [64]}}, "agent.critic_hidden: moved to agent.critic.hidden"),
         ({"algo": "dqn", "agent": {"value_loss": "c51"}}, "agent.value_loss: moved to agent.q.value"),

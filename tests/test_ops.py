@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, tanh_log_det_jacobian
+from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, GaussianMixture, tanh_log_det_jacobian
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import init_stats, normalize, update_stats
 from rlx.ops.returns import gae
@@ -122,6 +122,38 @@ def test_bernoulli_bang_bang_log_prob_entropy_sampling_and_actions():
     np.testing.assert_allclose(samples.mean(0), p, atol=0.015)
     # saturated logits stay finite
     assert np.isfinite(Bernoulli(jnp.array([80.0, -80.0])).log_prob(jnp.array([0.0, 1.0])))
+
+
+def test_gaussian_mixture_log_prob_sampling_mode_and_entropy():
+    weights = np.array([0.2, 0.5, 0.3])
+    mean = np.array([[-2.0, 0.5], [0.0, -1.0], [3.0, 1.5]])  # [K, d], well separated in dimension 0
+    std = np.array([[0.3, 0.5], [0.4, 0.2], [0.5, 0.6]])
+    gaussian = lambda squash: Gaussian(jnp.asarray(mean), jnp.asarray(std), squash)  # noqa: E731
+    logits = jnp.log(jnp.asarray(weights)) + 1.0  # a shift of the logits changes nothing
+    for squash in ("clip", "tanh"):
+        dist = GaussianMixture(logits, gaussian(squash))
+        raw = np.array([0.4, -0.7])
+        density = sum(
+            w * np.prod(np.exp(-0.5 * ((raw - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)))
+            for w, m, s in zip(weights, mean, std)
+        )
+        want = np.log(density) - (np.sum(np.log(1 - np.tanh(raw) ** 2)) if squash == "tanh" else 0.0)
+        np.testing.assert_allclose(dist.log_prob(jnp.asarray(raw)), want, rtol=1e-5)
+    dist = GaussianMixture(logits, gaussian("clip"))
+    samples = np.asarray(jax.vmap(dist.sample)(jax.random.split(jax.random.PRNGKey(0), 20000)))
+    component = np.digitize(samples[:, 0], [-1.0, 1.5])  # which component each sample came from
+    np.testing.assert_allclose(np.bincount(component, minlength=3) / 20000, weights, atol=0.015)
+    np.testing.assert_allclose(samples[component == 2].mean(0), mean[2], atol=0.03)
+    np.testing.assert_allclose(dist.mode(), mean[1])  # the heaviest component's mean
+    entropy = jax.vmap(dist.entropy)(jax.random.split(jax.random.PRNGKey(1), 20000))  # one-sample estimates
+    log_p = jax.vmap(dist.log_prob)(jnp.asarray(samples))
+    np.testing.assert_allclose(entropy.mean(), -log_p.mean(), atol=0.03)  # both estimate E[-log p]
+    # batched: logits [B, K], components [B, K, d]
+    batched = GaussianMixture(
+        jnp.stack([logits, logits[::-1]]), Gaussian(jnp.stack([mean, mean]), jnp.stack([std, std]))
+    )
+    assert batched.sample(jax.random.PRNGKey(2)).shape == (2, 2) and batched.log_prob(jnp.zeros((2, 2))).shape == (2,)
+    np.testing.assert_allclose(batched.mode(), [mean[1], mean[1]])
 
 
 def test_analytic_kls_match_numpy():

@@ -204,7 +204,8 @@ def act(
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
-    """The finest level's value at the greedy path, averaged over action dimensions, for raw observations."""
+    """The finest level's value at the greedy path, averaged over action dimensions, for raw observations (ties
+    broken with a fixed key, so it is deterministic)."""
     norm_obs = off_policy.prepare_obs(config, state, obs)
     net, rep = _network(config, env)
     path = greedy_path(config, env, state.params.online, norm_obs, jax.random.PRNGKey(0), state.hparams.tie_break)

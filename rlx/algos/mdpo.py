@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rlx.algos import common, ppo
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.ops.losses import (
     mirror_descent_policy_loss,
@@ -51,6 +51,13 @@ class Config(ppo.PolicyGradientConfig):
         "linear", choices=("linear", "constant"), doc="linear: t_k = step_size * (1 - k/K), the paper's"
     )
     step_size: float = field(1.0, traced=True, gt=0, doc="initial mirror-descent step size t_0 (KL weight 1/t_k)")
+
+    def check(self) -> None:
+        super().check()
+        if self.policy.distribution == "gaussian_mixture":
+            raise ConfigError(
+                "agent.policy.distribution: MDPO needs a closed-form KL (gaussian or bernoulli); got gaussian_mixture"
+            )
 
 
 Params = ppo.Params

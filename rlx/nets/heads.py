@@ -7,24 +7,41 @@ import jax.numpy as jnp
 
 from rlx.envs.base import Space
 from rlx.nets.spec import PolicyNet
-from rlx.ops.distributions import Bernoulli, Categorical, Gaussian
+from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, GaussianMixture
 
 
 def policy_outputs(space: Space, spec: PolicyNet | None = None) -> int:
     """Outputs a stochastic policy needs: one logit per discrete action, a mean and a std parameter per box
-    dimension, or one logit per box dimension for ``spec.distribution: bernoulli``."""
+    dimension, one logit per box dimension for ``spec.distribution: bernoulli``, or for ``gaussian_mixture``
+    one weight logit and a mean and std parameter per dimension for each of ``spec.num_components``."""
     if space.kind == "discrete":
         return space.n
-    return space.shape[0] if spec is not None and spec.distribution == "bernoulli" else 2 * space.shape[0]
+    distribution = "gaussian" if spec is None else spec.distribution
+    if distribution == "bernoulli":
+        return space.shape[0]
+    if distribution == "gaussian_mixture":
+        return spec.num_components * (1 + 2 * space.shape[0])
+    return 2 * space.shape[0]
 
 
-def policy_distribution(spec: PolicyNet, space: Space, outputs: jax.Array) -> Categorical | Gaussian | Bernoulli:
+def policy_distribution(
+    spec: PolicyNet, space: Space, outputs: jax.Array
+) -> Categorical | Gaussian | Bernoulli | GaussianMixture:
     """Categorical over discrete actions; for box actions per ``spec.distribution`` a diagonal Gaussian (std per
-    ``spec.std``) squashed by ``spec.squash``, or a Bernoulli per dimension on {-1, 1}."""
+    ``spec.std``) squashed by ``spec.squash``, a Bernoulli per dimension on {-1, 1}, or a mixture of
+    ``spec.num_components`` such Gaussians."""
     if space.kind == "discrete":
         return Categorical(outputs)
     if spec.distribution == "bernoulli":
         return Bernoulli(outputs)
+    if spec.distribution == "gaussian_mixture":
+        k = spec.num_components
+        logits, params = outputs[..., :k], outputs[..., k:].reshape((*outputs.shape[:-1], k, -1))
+        return GaussianMixture(logits, _gaussian(spec, params))
+    return _gaussian(spec, outputs)
+
+
+def _gaussian(spec: PolicyNet, outputs: jax.Array) -> Gaussian:
     mean, raw_std = jnp.split(outputs, 2, axis=-1)
     if spec.std == "softplus":
         std = jax.nn.softplus(raw_std) + spec.min_std

@@ -69,11 +69,16 @@ class Net:
 class PolicyNet(Net):
     """A stochastic policy's network: categorical over discrete actions; for box actions a diagonal
     Gaussian whose sample is squashed into [-1, 1] (``tanh``, with the log-det correction, or ``clip``), or
-    with ``distribution: bernoulli`` one Bernoulli per dimension over the extremes -1 and +1 (bang-bang)."""
+    with ``distribution: bernoulli`` one Bernoulli per dimension over the extremes -1 and +1 (bang-bang), or with
+    ``gaussian_mixture`` a mixture of ``num_components`` such Gaussians (PPO; it has no closed-form KL or
+    reparameterized sample)."""
 
     distribution: str = field(
-        "gaussian", choices=("gaussian", "bernoulli"), doc="box actions: Gaussian, or bang-bang Bernoulli on {-1, 1}"
+        "gaussian",
+        choices=("gaussian", "bernoulli", "gaussian_mixture"),
+        doc="box actions: Gaussian, bang-bang Bernoulli on {-1, 1}, or a mixture of num_components Gaussians",
     )
+    num_components: int = field(4, gt=0, doc="distribution gaussian_mixture: Gaussians in the mixture")
     squash: str = field("tanh", choices=("tanh", "clip"), doc="box actions into [-1, 1]")
     std: str = field(
         "softplus",

@@ -3,7 +3,7 @@
 ``sample``/``mode`` return a *raw* action (pre-squash for Gaussians, 0/1 per dimension for Bernoulli), which
 is what ``log_prob`` takes; ``env_action`` maps a raw action to what the env receives (int index, or a
 vector in [-1, 1]). ``kl(other)`` is the analytic ``KL(self || other)`` per sample where it exists in closed
-form (categorical, Bernoulli, unsquashed Gaussian).
+form (categorical, Bernoulli, unsquashed Gaussian; not for a Gaussian mixture).
 """
 
 from __future__ import annotations
@@ -124,3 +124,37 @@ class Gaussian:
         var_ratio = jnp.square(self.std / other.std)
         mean_term = jnp.square((self.mean - other.mean) / other.std)
         return jnp.sum(0.5 * (var_ratio + mean_term - 1.0 - jnp.log(var_ratio)), axis=-1)
+
+
+@struct.dataclass
+class GaussianMixture:
+    """A mixture of ``K`` diagonal Gaussians over raw actions, all squashed the same way: ``logits [..., K]``
+    weigh the ``components`` (a :class:`Gaussian` with ``mean``/``std [..., K, d]``). The component is not part
+    of the raw action: ``log_prob`` marginalizes it, ``sample`` draws one then its Gaussian, ``mode`` is the
+    mean of the heaviest component, ``entropy`` a one-sample estimate ``-log p(a)`` (no closed form)."""
+
+    logits: jax.Array
+    components: Gaussian
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        pick_key, gaussian_key = jax.random.split(key)
+        pick = jax.random.categorical(pick_key, self.logits)
+        return _component(self.components.sample(gaussian_key), pick)
+
+    def mode(self) -> jax.Array:
+        return _component(self.components.mean, jnp.argmax(self.logits, axis=-1))
+
+    def log_prob(self, raw_action: jax.Array) -> jax.Array:
+        per_component = self.components.log_prob(raw_action[..., None, :])  # [..., K], squash correction included
+        return jax.nn.logsumexp(jax.nn.log_softmax(self.logits) + per_component, axis=-1)
+
+    def entropy(self, key: jax.Array | None = None) -> jax.Array:
+        return -self.log_prob(self.sample(key))
+
+    def env_action(self, raw_action: jax.Array) -> jax.Array:
+        return self.components.env_action(raw_action)
+
+
+def _component(per_component: jax.Array, index: jax.Array) -> jax.Array:
+    """``per_component [..., K, d]`` at component ``index [...]`` -> ``[..., d]``."""
+    return jnp.take_along_axis(per_component, index[..., None, None], axis=-2)[..., 0, :]
