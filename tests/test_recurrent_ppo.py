@@ -92,7 +92,7 @@ def test_carry_is_zeroed_where_an_episode_starts():
     assert carry.shape == (2, 8)
 
 
-def test_minibatches_hold_whole_env_sequences_and_memory_resumes_bitwise(tmp_path):
+def test_minibatches_hold_whole_env_sequences_and_memory_resumes_bitwise(tmp_path, monkeypatch):
     config = small("gru")
     exp = driver.Experiment(config)
     state = exp.init()
@@ -115,11 +115,8 @@ def test_minibatches_hold_whole_env_sequences_and_memory_resumes_bitwise(tmp_pat
         seen.append((jax.tree.leaves(batch)[0].shape, num_minibatches))
         return original(gradient_step, params, opt_state, key, batch, num_epochs, num_minibatches)
 
-    ppo.common.minibatch_epochs = spy
-    try:
-        jax.eval_shape(lambda s: ppo.train_step(exp.static_agent, exp.env, s), state)
-    finally:
-        ppo.common.minibatch_epochs = original
+    monkeypatch.setattr(ppo.common, "minibatch_epochs", spy)
+    jax.eval_shape(lambda s: ppo.train_step(exp.static_agent, exp.env, s), state)
     assert seen == [((4, 32, 2), 2)]
     evaluation = exp.evaluate(first, 0)  # threads the memory through a whole episode
     assert np.isfinite(evaluation["eval/episode_return"])

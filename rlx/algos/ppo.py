@@ -217,8 +217,8 @@ def collect(config: PolicyGradientConfig, env: Env, state: State) -> tuple[State
         extras = {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action), "start": starts}
         return PolicyStep(dist.env_action(raw_action), extras, memory)
 
-    env_ = training_env(env, config.num_envs)
-    out = unroll(env_, policy, state.env_step, state.memory, state.key, config.unroll_length)
+    envs = training_env(env, config.num_envs)
+    out = unroll(envs, policy, state.env_step, state.memory, state.key, config.unroll_length)
     t = out.transitions
     rollout = Rollout(
         t.obs,
