@@ -23,7 +23,7 @@ import yaml
 from rlx import algos, host
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, field, from_dict, to_dict, traced_fields
-from rlx.envs import EnvConfig, Vmap, make
+from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
@@ -176,9 +176,12 @@ class Experiment:
         self.config = config
         self.algo = algos.get(config.algo)
         self.env = make(config.env)
+        eval_spec = evaluation_spec(config.env)  # domain randomization evaluates on the nominal model by default
+        self.eval_env = self.env if eval_spec == config.env else make(eval_spec)
         reason = algos.supports(config.algo, self.env)
         if reason is not None:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
+        algos.check_observation_keys(config.agent, self.env)
         self.plan = plan_for(config)
         # The compiled functions see the agent config with its traced fields blanked out, so every traced
         # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).
@@ -238,10 +241,10 @@ class Experiment:
     def evaluate_fn(self, state: Any, key: jax.Array) -> dict:
         """Mean undiscounted return of ``eval_episodes`` deterministic episodes (no auto-reset)."""
         n = self.config.eval_episodes
-        eval_env = Vmap(self.env, n)
+        eval_env = Vmap(self.eval_env, n)
         reset_key, act_key = jax.random.split(key)
         policy, carry = self.eval_policy(state, n)
-        out = unroll(eval_env, policy, eval_env.reset(reset_key), carry, act_key, self.env.max_episode_steps)
+        out = unroll(eval_env, policy, eval_env.reset(reset_key), carry, act_key, self.eval_env.max_episode_steps)
         alive = first_episode_mask(out.transitions)
         returns = jnp.sum(out.transitions.reward * alive, axis=0)
         lengths = jnp.sum(alive, axis=0)

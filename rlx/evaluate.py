@@ -53,7 +53,7 @@ class Trajectory:
 
 def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Trajectory:
     """Runs the deterministic policy for one episode (``max_episode_steps`` steps, masked after the end)."""
-    env = Vmap(experiment.env, 1)
+    env = Vmap(experiment.eval_env, 1)
 
     def run(key):
         reset_key, act_key = jax.random.split(key)
@@ -64,7 +64,7 @@ def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Traject
             env.reset(reset_key),
             carry,
             act_key,
-            experiment.env.max_episode_steps,
+            experiment.eval_env.max_episode_steps,
             record_env_steps=True,
         )
         alive = first_episode_mask(out.transitions) > 0

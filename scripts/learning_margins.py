@@ -61,6 +61,17 @@ ENTRIES = {
         "eval/episode_return",
         300.0,
     ),
+    "ppo_gru_privileged_critic_cartpole_positions_131k": (
+        "ppo_gru_cartpole_positions.yaml",
+        {
+            "total_env_steps": 131072,
+            "num_chunks": 2,
+            "env": {"privileged": True},
+            "agent": {"policy": {"obs_key": "state"}, "value": {"obs_key": "privileged_state", "recurrent": "none"}},
+        },
+        "eval/episode_return",
+        250.0,
+    ),
     "ppo_feedforward_cartpole_positions_131k": (
         "ppo_gru_cartpole_positions.yaml",
         {
@@ -76,6 +87,7 @@ ENTRIES = {
     "mdpo_offpolicy_pendulum": ("mdpo_offpolicy_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "consistency_ac_pendulum": ("consistency_ac_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "cqn_pendulum": ("cqn_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "ppo_knapsack": ("ppo_knapsack.yaml", {}, "eval/episode_return", 12.5),
     "dqn_cartpole": ("dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {}, "eval/episode_return", 400.0),
     "pqn_cartpole": ("pqn_cartpole.yaml", {}, "eval/episode_return", 475.0),

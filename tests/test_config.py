@@ -89,7 +89,7 @@ def test_defaults_build():
         ({"total_env_steps": -5}, "total_env_steps: must be > 0; got -5"),
         (
             {"env": {"name": "CartPole-v1"}},
-            "env.name: expected 'suite/name' with suite one of brax, gymnax, playground",
+            "env.name: expected 'suite/name' with suite one of brax, gymnax, jumanji, playground",
         ),
         ({"env": {"name": "gymnax/CartPole-v1", "action_repeat": 0}}, "env.action_repeat: must be > 0; got 0"),
     ],

@@ -166,7 +166,7 @@ def test_brax_inverted_pendulum_terminates_and_truncates():
 @pytest.mark.parametrize(
     "spec,message",
     [
-        ("mujoco/ant", "suite one of brax, gymnax, playground"),
+        ("mujoco/ant", "suite one of brax, gymnax, jumanji, playground"),
         ("brax/antt", "env brax/antt: unknown brax env; available: ant,"),
         ("brax/ant?backend=physx", "env brax/ant: backend must be one of generalized, mjx, positional, spring"),
         ("gymnax/CartPole-v0", "env gymnax/CartPole-v0: unknown gymnax env; available: CartPole-v1"),

@@ -9,6 +9,7 @@ registered algorithm must pass.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,6 +32,7 @@ from rlx.algos import (
 )
 from rlx.config import ConfigError
 from rlx.envs import Env
+from rlx.nets import Net
 
 
 @runtime_checkable
@@ -111,9 +113,28 @@ def get(name: str) -> types.ModuleType:
 
 
 def supports(name: str, env: Env) -> str | None:
-    """None if algorithm ``name`` can train on ``env``, else why not (its action space)."""
+    """None if algorithm ``name`` can train on ``env``, else why not (its action space, dict observations)."""
     algo = get(name)
     kind = env.action_space.kind
     if kind not in algo.ACTION_SPACES:
         return f"{name} needs {' or '.join(algo.ACTION_SPACES)} actions, got {kind}"
+    if isinstance(env.observation_shape, dict) and not getattr(algo, "DICT_OBSERVATIONS", False):
+        return f"{name} takes flat observations only; dict observations work with ppo and mdpo"
     return None
+
+
+def check_observation_keys(agent: Any, env: Env) -> None:
+    """Raises a one-line :class:`ConfigError` unless every network section of ``agent`` names an entry of
+    ``env``'s dict observations in ``obs_key`` (and none does for a flat observation)."""
+    keys = env.observation_shape if isinstance(env.observation_shape, dict) else None
+    for f in dataclasses.fields(agent):
+        section = getattr(agent, f.name)
+        if not isinstance(section, Net):
+            continue
+        name = f"agent.{f.name}.obs_key"
+        if keys is None and section.obs_key is not None:
+            raise ConfigError(f"{name}: {env.name} has flat observations; got {section.obs_key!r} (leave it null)")
+        if keys is not None and section.obs_key not in keys:
+            raise ConfigError(
+                f"{name}: one of {', '.join(keys)} ({env.name} has dict observations); got {section.obs_key!r}"
+            )

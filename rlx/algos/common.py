@@ -129,9 +129,17 @@ def optimizer_step(tx: optax.GradientTransformation, grads: Any, opt_state: Any,
     return optax.apply_updates(params, updates), opt_state
 
 
-def dummy_obs(env: Env) -> jax.Array:
-    """A batch of one zero observation, for network init."""
-    return jnp.zeros((1, *env.observation_shape), jnp.float32)
+def batch_size(obs: jax.Array | dict) -> int:
+    """The leading (batch) size of observations ``[N, ...]`` or of a dict of them."""
+    return jax.tree.leaves(obs)[0].shape[0]
+
+
+def dummy_obs(env: Env) -> jax.Array | dict:
+    """A batch of one zero observation, for network init (a dict of them for dict observations)."""
+    shape = env.observation_shape
+    if isinstance(shape, dict):
+        return {key: jnp.zeros((1, *s), jnp.float32) for key, s in shape.items()}
+    return jnp.zeros((1, *shape), jnp.float32)
 
 
 def dummy_action(env: Env) -> jax.Array:

@@ -38,6 +38,7 @@ from rlx.ops.losses import (
 
 DESCRIPTION = "MDPO (on-policy): PPO's rollout with a KL mirror-descent step instead of the ratio clip"
 ACTION_SPACES = ("discrete", "box")
+DICT_OBSERVATIONS = True  # PPO's networks and rollout
 
 
 @dataclasses.dataclass(frozen=True)

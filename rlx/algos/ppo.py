@@ -28,6 +28,7 @@ from rlx.config import ConfigError, field
 from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.nets.recurrent import RecurrentMLP, init_network, unrolled, with_next, zero_carry
+from rlx.nets.spec import network_input
 from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import gae
@@ -35,6 +36,7 @@ from rlx.rollout import PolicyStep, unroll
 
 DESCRIPTION = "PPO: clipped surrogate, GAE(lambda), minibatch epochs (A2C is a preset)"
 ACTION_SPACES = ("discrete", "box")
+DICT_OBSERVATIONS = True  # each network picks its entry (agent.policy.obs_key, agent.value.obs_key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,9 +141,9 @@ def steps_per_iteration(config: PolicyGradientConfig) -> int:
 
 def _networks(config: PolicyGradientConfig, env: Env) -> tuple[Any, Any]:
     """The policy and value networks: a :class:`Model` of an MLP, or a :class:`RecurrentMLP` (recurrent section)."""
-    obs_ndim = len(env.observation_shape)
 
     def build(section: Net, out_shape: tuple[int, ...]) -> Any:
+        obs_ndim = len(network_input(section, env.observation_shape))
         if section.recurrent != "none":
             return RecurrentMLP(section, out_shape, obs_ndim)
         return Model(MLP(section, out_shape, obs_ndim))
@@ -240,8 +242,9 @@ def step_policy(
     """One step of the policy at (normalized) ``obs [B, ...]``: the next memory (the value network's carry
     advanced too) and the action distribution."""
     policy_net, value_net = _networks(config, env)
-    policy_carry, outputs = unrolled(policy_net, params.policy, memory.policy, obs[None], starts[None])
-    value_carry, _ = unrolled(value_net, params.value, memory.value, obs[None], starts[None])
+    one_step = jax.tree.map(lambda x: x[None], obs)  # a time axis of length 1
+    policy_carry, outputs = unrolled(policy_net, params.policy, memory.policy, one_step, starts[None])
+    value_carry, _ = unrolled(value_net, params.value, memory.value, one_step, starts[None])
     dist = nets.policy_distribution(config.policy, env.action_space, outputs[0])
     return Memory(policy_carry, value_carry), dist
 
@@ -275,7 +278,7 @@ def batch_outputs(config: PolicyGradientConfig, env: Env, params: Params, batch:
     if not isinstance(batch, SequenceBatch):
         return policy_distribution(config, env, params, batch.obs), value_estimate(config, env, params, batch.obs)
     policy_net, value_net = _networks(config, env)
-    time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    time_major = lambda x: jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), x)  # noqa: E731
     obs, starts = time_major(batch.obs), time_major(batch.start)
     _, outputs = unrolled(policy_net, params.policy, batch.memory.policy, obs, starts)
     _, values = unrolled(value_net, params.value, batch.memory.value, obs, starts)
@@ -418,8 +421,10 @@ def act(
     """Env actions for a batch of raw observations (mode of the policy when ``deterministic``); a recurrent
     policy treats each observation as an episode's first (:func:`act_step` threads its memory)."""
     if recurrent(config):
-        starts = jnp.ones(obs.shape[:1], bool)
-        return act_step(config, env, state, obs, starts, initial_memory(config, obs.shape[0]), key, deterministic)[0]
+        num = common.batch_size(obs)
+        return act_step(
+            config, env, state, obs, jnp.ones((num,), bool), initial_memory(config, num), key, deterministic
+        )[0]
     dist = policy_distribution(config, env, state.params, _prepare_obs(config, state.obs_stats, obs))
     raw_action = dist.mode() if deterministic else dist.sample(key)
     return dist.env_action(raw_action)
@@ -447,6 +452,7 @@ def value(config: PolicyGradientConfig, env: Env, state: State, obs: jax.Array) 
     norm_obs = _prepare_obs(config, state.obs_stats, obs)
     if config.value.recurrent == "none":
         return value_estimate(config, env, state.params, norm_obs)
-    starts = jnp.ones((1, obs.shape[0]), bool)
-    carry = zero_carry(config.value, obs.shape[0])
-    return unrolled(_networks(config, env)[1], state.params.value, carry, norm_obs[None], starts)[1][0, ..., 0]
+    starts = jnp.ones((1, common.batch_size(obs)), bool)
+    carry = zero_carry(config.value, common.batch_size(obs))
+    one_step = jax.tree.map(lambda x: x[None], norm_obs)
+    return unrolled(_networks(config, env)[1], state.params.value, carry, one_step, starts)[1][0, ..., 0]

@@ -1,4 +1,4 @@
-"""Env registry: ``make("suite/name")`` for ``brax``, ``gymnax`` and ``playground`` envs, and ``probe`` envs
+"""Env registry: ``make("suite/name")`` for ``brax``, ``gymnax``, ``jumanji`` and ``playground`` envs, and ``probe`` envs
 with known values (``rlx.envs.probes``).
 
 Options can be given as fields of :class:`EnvConfig` or in the name's query string,
@@ -11,9 +11,10 @@ import dataclasses
 import urllib.parse
 
 from rlx.config import ConfigError, field, from_dict
-from rlx.envs.adapters import BraxEnv, EnvError, GymnaxEnv, PlaygroundEnv
+from rlx.envs.adapters import BraxEnv, EnvError, GymnaxEnv, JumanjiEnv, PlaygroundEnv
 from rlx.envs.base import Box, Discrete, Env, EnvStep, Space, Wrapper
 from rlx.envs.probes import PROBES, ProbeEnv
+from rlx.envs.randomization import DomainRandomization, RandomizationConfig
 from rlx.envs.wrappers import (
     ActionRepeat,
     AutoReset,
@@ -25,14 +26,14 @@ from rlx.envs.wrappers import (
     training_env,
 )
 
-SUITES = ("brax", "gymnax", "playground", "probe")
+SUITES = ("brax", "gymnax", "jumanji", "playground", "probe")
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """Which env to make and how."""
 
-    name: str = field("gymnax/CartPole-v1", doc="'suite/name', suite one of brax, gymnax, playground, probe")
+    name: str = field("gymnax/CartPole-v1", doc="'suite/name', suite one of brax, gymnax, jumanji, playground, probe")
     backend: str | None = field(
         None, doc="brax: generalized|mjx|positional|spring; playground: jax|warp (default jax on CPU)"
     )
@@ -40,6 +41,12 @@ class EnvConfig:
     action_repeat: int = field(1, gt=0, doc="repeat each action this many env steps")
     observe: tuple[int, ...] | None = field(
         None, doc="keep only these entries of a flat observation (null: all), e.g. [0, 2] for CartPole's positions"
+    )
+    privileged: bool = field(
+        False, doc="with observe: dict observations {state: the observed entries, privileged_state: all of them}"
+    )
+    randomize: RandomizationConfig = field(
+        RandomizationConfig(), doc="domain randomization of brax/Playground physics, drawn per env at each reset"
     )
 
     def check(self) -> None:
@@ -50,6 +57,10 @@ class EnvConfig:
             )
         if "?" in rest:
             raise ConfigError(f"env.name: options belong in env fields here, not in the name; got {self.name!r}")
+        if self.privileged and self.observe is None:
+            raise ConfigError("env.privileged: needs env.observe (the entries the state key keeps)")
+        if self.randomize.enabled and suite not in ("brax", "playground"):
+            raise ConfigError(f"env.randomize: brax and playground envs only; got {self.name!r}")
 
 
 def parse_env_spec(spec: str) -> dict:
@@ -65,6 +76,17 @@ def parse_env_spec(spec: str) -> dict:
         if key != "name" and key not in allowed:
             raise ConfigError(f"env option {key!r} in {spec!r}: unknown; allowed: {', '.join(allowed)}")
     return out
+
+
+def _randomized(env: Env, spec: EnvConfig) -> Env:
+    return DomainRandomization(env, spec.randomize) if spec.randomize.enabled else env
+
+
+def evaluation_spec(spec: EnvConfig) -> EnvConfig:
+    """The env evaluation episodes run on: without domain randomization unless ``randomize.evaluate`` asks."""
+    if spec.randomize.enabled and spec.randomize.evaluate == "nominal":
+        return dataclasses.replace(spec, randomize=RandomizationConfig())
+    return spec
 
 
 def make(spec: str | EnvConfig, **options) -> Env:
@@ -83,7 +105,15 @@ def make(spec: str | EnvConfig, **options) -> Env:
             raise EnvError(f"env {spec.name}: gymnax envs have no backend option; got {spec.backend!r}")
         env: Env = GymnaxEnv(name, spec.episode_length)
     elif suite == "brax":
-        env = TimeLimit(BraxEnv(name, spec.backend), spec.episode_length or 1000)
+        env = TimeLimit(_randomized(BraxEnv(name, spec.backend), spec), spec.episode_length or 1000)
+    elif suite == "jumanji":
+        if spec.backend is not None:
+            raise EnvError(f"env {spec.name}: Jumanji envs have no backend option; got {spec.backend!r}")
+        base = JumanjiEnv(name)
+        # Jumanji truncates at its own time limit where it has one; rlx's TimeLimit adds one where it has not.
+        env = (
+            TimeLimit(base, spec.episode_length or 1000) if spec.episode_length or not base.max_episode_steps else base
+        )
     elif suite == "probe":
         if spec.backend is not None or spec.episode_length is not None:
             raise EnvError(f"env {spec.name}: probe envs have no backend or episode_length option")
@@ -93,7 +123,7 @@ def make(spec: str | EnvConfig, **options) -> Env:
         env = ProbeEnv(kind, box=variant == "box")
     elif suite == "playground":
         base = PlaygroundEnv(name, spec.backend)
-        env = TimeLimit(base, spec.episode_length or base.max_episode_steps)
+        env = TimeLimit(_randomized(base, spec), spec.episode_length or base.max_episode_steps)
     else:
         raise EnvError(f"env {spec.name}: unknown suite {suite!r}; available: {', '.join(SUITES)}")
     if spec.observe is not None:
@@ -103,7 +133,7 @@ def make(spec: str | EnvConfig, **options) -> Env:
                 f"env.observe: indices into the {env.observation_shape} observation of {spec.name} (flat, "
                 f"each in 0..{(size or 0) - 1}); got {list(spec.observe)}"
             )
-        env = ObservationSubset(env, spec.observe)
+        env = ObservationSubset(env, spec.observe, spec.privileged)
     if spec.action_repeat > 1:
         env = ActionRepeat(env, spec.action_repeat)
     return env
@@ -114,6 +144,7 @@ __all__ = [
     "AutoReset",
     "Box",
     "Discrete",
+    "DomainRandomization",
     "Env",
     "EnvConfig",
     "EnvError",
@@ -122,11 +153,13 @@ __all__ = [
     "ObservationSubset",
     "PROBES",
     "ProbeEnv",
+    "RandomizationConfig",
     "Space",
     "TimeLimit",
     "Vmap",
     "VmapAutoReset",
     "Wrapper",
+    "evaluation_spec",
     "make",
     "parse_env_spec",
     "training_env",

@@ -1,4 +1,4 @@
-"""Adapters from brax, gymnax and MuJoCo Playground envs to the rlx protocol (one env, no batch)."""
+"""Adapters from brax, gymnax, Jumanji and MuJoCo Playground envs to the rlx protocol (one env, no batch)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def _box(size: int, low: Any = -1.0, high: Any = 1.0) -> Box:
     return Box((size,), tuple(float(x) for x in low), tuple(float(x) for x in high))
 
 
+def _float_obs(obs: Any) -> Any:
+    """A flat observation or a dict of them (Playground's ``state`` / ``privileged_state``), as float32."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), obs)
+
+
+def observation_shape_of(size: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
+    """Playground's ``observation_size`` (an int, a shape, or a dict of them) as rlx's ``observation_shape``."""
+    if isinstance(size, dict):
+        return {key: observation_shape_of(s) for key, s in size.items()}
+    return tuple(int(n) for n in np.atleast_1d(size))
+
+
 class _DoneFlagEnv:
     """Shared by brax and Playground: ``self._env`` has ``reset(key)``/``step(state, action)`` returning a
     state with ``obs``, ``reward`` and ``done``; without a time limit, ``done`` means termination."""
@@ -31,13 +43,13 @@ class _DoneFlagEnv:
 
     def reset(self, key: jax.Array) -> EnvStep:
         s = self._env.reset(key)
-        return first_step(s, s.obs.astype(jnp.float32))
+        return first_step(s, _float_obs(s.obs))
 
     def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
         s = self._env.step(env_step.state, action)
         return EnvStep(
             state=s,
-            obs=s.obs.astype(jnp.float32),
+            obs=_float_obs(s.obs),
             reward=jnp.asarray(s.reward, jnp.float32),
             terminated=jnp.asarray(s.done) > 0.5,
             truncated=jnp.zeros((), bool),
@@ -157,9 +169,89 @@ class PlaygroundEnv(_DoneFlagEnv):
                 "which needs network access"
             ) from None
         self.name = f"playground/{name}"
-        obs_size = self._env.observation_size
-        if isinstance(obs_size, dict):
-            raise EnvError(f"env playground/{name}: dict observations are not supported yet")
-        self.observation_shape = tuple(np.atleast_1d(obs_size).tolist())
+        self.observation_shape = observation_shape_of(self._env.observation_size)
         self.action_space = _box(self._env.action_size)
         self.max_episode_steps = int(config.episode_length)
+
+
+# Jumanji: a multi-discrete action space becomes one Discrete over the product of its sizes; above this many
+# joint actions a flat categorical head is the wrong tool and the adapter refuses.
+MAX_JOINT_ACTIONS = 4096
+
+
+def flatten_observation(observation: Any) -> jax.Array:
+    """Every leaf of a structured observation (a NamedTuple of arrays, possibly nested), ravelled and cast
+    to float32, concatenated in pytree order: ``[sum of leaf sizes]``."""
+    return jnp.concatenate([jnp.ravel(jnp.asarray(x)).astype(jnp.float32) for x in jax.tree.leaves(observation)])
+
+
+class JumanjiEnv:
+    """A Jumanji env (``jumanji.make(name)``). Observations are flattened (:func:`flatten_observation`),
+    the ``action_mask`` entry included as features; a ``MultiDiscreteArray`` action spec of sizes
+    ``(n_1, ..., n_k)`` becomes ``Discrete(n_1 * ... * n_k)``, decoded row-major (the last dimension varies
+    fastest). A last step with discount 0 terminates; one with a nonzero discount (Jumanji's own time
+    limit) truncates. Multi-agent envs that give one reward per agent are treated as one cooperative agent:
+    the team reward is the sum, and the episode terminates when every agent's discount is 0."""
+
+    def __init__(self, name: str):
+        try:
+            import jumanji
+        except ImportError as e:
+            raise EnvError(
+                f"env jumanji/{name}: the 'jumanji' package is not installed (pip install 'rlx[jumanji]'): {e}"
+            ) from None
+        names = sorted(jumanji.registered_environments())
+        if name not in names:
+            raise EnvError(f"env jumanji/{name}: unknown Jumanji env; available: {', '.join(names)}")
+        try:
+            self._env = jumanji.make(name)
+        except Exception as e:
+            first = (str(e).splitlines() or [""])[0][:200]
+            raise EnvError(f"env jumanji/{name}: could not be made ({type(e).__name__}: {first})") from None
+        self.name = f"jumanji/{name}"
+        spec = self._env.action_spec
+        kind = type(spec).__name__
+        if kind == "DiscreteArray":
+            self._sizes: tuple[int, ...] = (int(spec.num_values),)
+        elif kind == "MultiDiscreteArray" and np.ndim(spec.num_values) == 1:
+            self._sizes = tuple(int(n) for n in np.asarray(spec.num_values))
+        else:
+            raise EnvError(f"env jumanji/{name}: action spec {kind} is not supported (discrete or multi-discrete)")
+        joint = int(np.prod(self._sizes))
+        if joint > MAX_JOINT_ACTIONS:
+            raise EnvError(
+                f"env jumanji/{name}: {joint} joint actions {self._sizes} exceed the flat categorical limit "
+                f"{MAX_JOINT_ACTIONS}"
+            )
+        self.action_space = Discrete(joint)
+        _, first = jax.eval_shape(self._env.reset, jax.random.key(0))
+        self.observation_shape = (sum(int(np.prod(x.shape)) for x in jax.tree.leaves(first.observation)),)
+        limit = getattr(self._env, "time_limit", None)
+        self.max_episode_steps = int(limit) if limit else 0  # 0: no limit of its own (make() adds one)
+
+    def decode_action(self, action: jax.Array) -> jax.Array:
+        """Flat action index -> the env's action: an int32 scalar, or ``[k]`` indices for multi-discrete."""
+        if len(self._sizes) == 1:
+            return action.astype(jnp.int32)
+        indices, rest = [], action.astype(jnp.int32)
+        for size in reversed(self._sizes):
+            indices.append(rest % size)
+            rest = rest // size
+        return jnp.stack(indices[::-1])
+
+    def reset(self, key: jax.Array) -> EnvStep:
+        state, timestep = self._env.reset(key)
+        return first_step(state, flatten_observation(timestep.observation))
+
+    def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        state, timestep = self._env.step(env_step.state, self.decode_action(action))
+        last = timestep.last()
+        ended_mdp = jnp.all(jnp.asarray(timestep.discount) == 0)
+        return EnvStep(
+            state=state,
+            obs=flatten_observation(timestep.observation),
+            reward=jnp.sum(jnp.asarray(timestep.reward, jnp.float32)),
+            terminated=last & ended_mdp,
+            truncated=last & ~ended_mdp,
+            info={},
+        )

@@ -76,15 +76,20 @@ class ActionRepeat(Wrapper):
 
 class ObservationSubset(Wrapper):
     """Keeps only the observation entries ``indices`` (of a flat observation): a partially observed variant,
-    e.g. CartPole's positions ``[0, 2]`` without its velocities."""
+    e.g. CartPole's positions ``[0, 2]`` without its velocities. With ``privileged``, the observation becomes
+    the dict ``{"state": those entries, "privileged_state": all of them}`` (MuJoCo Playground's convention), for
+    an actor that sees ``state`` and a critic that sees ``privileged_state``."""
 
-    def __init__(self, env: Env, indices: tuple[int, ...]):
+    def __init__(self, env: Env, indices: tuple[int, ...], privileged: bool = False):
         super().__init__(env)
         self.indices = tuple(indices)
-        self.observation_shape = (len(self.indices),)
+        self.privileged = privileged
+        subset = (len(self.indices),)
+        self.observation_shape = {"state": subset, "privileged_state": env.observation_shape} if privileged else subset
 
     def _keep(self, env_step: EnvStep) -> EnvStep:
-        return env_step.replace(obs=env_step.obs[jnp.asarray(self.indices)])
+        kept = env_step.obs[jnp.asarray(self.indices)]
+        return env_step.replace(obs={"state": kept, "privileged_state": env_step.obs} if self.privileged else kept)
 
     def reset(self, key: jax.Array) -> EnvStep:
         return self._keep(self.env.reset(key))
@@ -151,7 +156,7 @@ def _continue_or_restart(nxt: EnvStep, fresh: EnvStep, key: jax.Array) -> EnvSte
         return jnp.where(done.reshape(done.shape + (1,) * (jnp.ndim(a) - done.ndim)), a, b)
 
     state = jax.tree.map(pick, fresh.state, nxt.state)
-    obs = pick(fresh.obs, nxt.obs)
+    obs = jax.tree.map(pick, fresh.obs, nxt.obs)
     info = {**nxt.info, "final_obs": nxt.obs}
     return nxt.replace(state=AutoResetState(state, key), obs=obs, info=info)
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from rlx.nets.hyper import HyperHead, hyper_torso
 from rlx.nets.layers import ACTIVATIONS, BatchRenorm, hidden_init, output_init
-from rlx.nets.spec import Net
+from rlx.nets.spec import Net, network_input
 
 
 def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
@@ -64,6 +64,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, *inputs: jax.Array) -> jax.Array:
+        inputs = (network_input(self.net, inputs[0]), *inputs[1:])
         batch_shape = inputs[0].shape[: inputs[0].ndim - self.obs_ndim]
         x = jnp.concatenate([x.reshape((*batch_shape, -1)) for x in inputs], axis=-1)
         if self.net.architecture == "simbav2":

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from rlx.nets.layers import ACTIVATIONS, hidden_init, orthogonal, output_init
 from rlx.nets.mlp import Model, _torso
-from rlx.nets.spec import Net
+from rlx.nets.spec import Net, network_input
 
 
 def zero_carry(net: Net, batch: int) -> Any:
@@ -38,6 +38,7 @@ class RecurrentMLP(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Any, obs: jax.Array, starts: jax.Array) -> tuple[Any, jax.Array]:
+        obs = network_input(self.net, obs)
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         width = self.net.hidden[0]
         x = obs.reshape((*batch_shape, -1))

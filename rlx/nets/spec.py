@@ -5,6 +5,7 @@ the program)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from rlx.config import ConfigError, field
 from rlx.nets.layers import ACTIVATIONS, KERNEL_INITS
@@ -41,6 +42,9 @@ class Net:
     recurrent: str = field(
         "none", choices=("none", "gru", "lstm"), doc="a GRU or LSTM cell of width hidden[0] after the first layer (PPO)"
     )
+    obs_key: str | None = field(
+        None, doc="dict observations: the entry this network sees, e.g. state or privileged_state (PPO)"
+    )
 
     def check(self, prefix: str = "") -> None:
         if self.architecture == "simbav2":
@@ -63,6 +67,11 @@ class Net:
             raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")
         if self.residual and self.norm == "batch_renorm":
             raise ConfigError(f"{prefix}residual: works with norm none or layer; got norm batch_renorm")
+
+
+def network_input(net: Net, obs: Any) -> Any:
+    """What ``net`` sees of an observation: ``obs[net.obs_key]`` for dict observations, else ``obs``."""
+    return obs if net.obs_key is None else obs[net.obs_key]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,13 +24,19 @@ class RunningStats:
         return self.m2 / jnp.maximum(self.count, 1.0)
 
 
-def init_stats(shape: tuple[int, ...]) -> RunningStats:
+def init_stats(shape: tuple[int, ...] | dict) -> RunningStats | dict:
+    """Empty statistics for observations of ``shape``; for dict observations (``{key: shape}``) one
+    :class:`RunningStats` per key, which :func:`update_stats` and :func:`normalize` handle key by key."""
+    if isinstance(shape, dict):
+        return {key: init_stats(s) for key, s in shape.items()}
     zeros = jnp.zeros(shape, jnp.float32)
     return RunningStats(count=jnp.zeros((), jnp.float32), mean=zeros, m2=zeros)
 
 
-def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
+def update_stats(stats: RunningStats | dict, batch: jax.Array | dict) -> RunningStats | dict:
     """Merges a batch ``[..., *shape]`` (all leading axes are samples) into ``stats``."""
+    if isinstance(stats, dict):
+        return {key: update_stats(s, batch[key]) for key, s in stats.items()}
     shape = stats.mean.shape
     batch = batch.reshape((-1, *shape)).astype(jnp.float32)
     n = jnp.asarray(batch.shape[0], jnp.float32)
@@ -43,8 +49,12 @@ def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
     return RunningStats(count=total, mean=mean, m2=m2)
 
 
-def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0, eps: float = 1e-8) -> jax.Array:
+def normalize(
+    stats: RunningStats | dict, x: jax.Array | dict, clip: float = 10.0, eps: float = 1e-8
+) -> jax.Array | dict:
     """``(x - mean) / std``, clipped to ``[-clip, clip]``; identity before any data was seen."""
+    if isinstance(stats, dict):
+        return {key: normalize(s, x[key], clip, eps) for key, s in stats.items()}
     std = jnp.sqrt(stats.variance + eps)
     seen = stats.count > 0
     z = jnp.where(seen, (x - stats.mean) / std, x)
