@@ -107,7 +107,8 @@ def _trace_page(title: str, trajectory: Trajectory, length: int) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    obs = np.asarray(trajectory.env_steps.obs)[:length].reshape(length, -1)
+    leaves = jax.tree.leaves(trajectory.env_steps.obs)  # a flat observation, or a dict's entries in key order
+    obs = np.concatenate([np.asarray(x)[:length].reshape(length, -1) for x in leaves], axis=1)
     actions = np.asarray(trajectory.actions)[:length].reshape(length, -1)
     rewards = np.asarray(trajectory.env_steps.reward)[:length]
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)

@@ -130,7 +130,9 @@ def test_bad_observation_keys_get_one_line_before_anything_compiles(overrides, m
     dqn = driver.build_config(
         {"algo": "dqn", "env": {"name": SPEC.split("?")[0], "observe": [0, 2], "privileged": True}}
     )
-    with pytest.raises(ConfigError, match="dqn takes flat observations only; dict observations work with ppo and mdpo"):
+    with pytest.raises(
+        ConfigError, match="dqn takes flat observations only; dict observations work with ppo, mdpo, sac and td3"
+    ):
         driver.Experiment(dqn)
 
 
@@ -159,3 +161,47 @@ def test_mdpo_trains_on_dict_observations_too():
     exp = driver.Experiment(asymmetric(algo="mdpo"))
     state, metrics = exp.run_chunk(exp.init(), 0)
     assert state.params.policy["Dense_0"]["kernel"].shape == (2, 16) and all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_off_policy_actor_and_critic_see_their_own_entries(algo):
+    config = driver.build_config(
+        {
+            "algo": algo,
+            "env": {"name": "gymnax/Pendulum-v1", "observe": [0, 1], "privileged": True},
+            "total_env_steps": 512,
+            "num_chunks": 1,
+            "agent": {
+                "num_envs": 4,
+                "learning_starts": 128,
+                "batch_size": 32,
+                "normalize_observations": True,
+                "actor": {"hidden": [16], "obs_key": "state"},
+                "critic": {"hidden": [16], "obs_key": "privileged_state"},
+            },
+        }
+    )
+    exp = driver.Experiment(config)
+    state, metrics = exp.run_chunk(exp.init(), 0)
+    assert all(np.isfinite(v) for v in metrics.values())
+    first_layer = lambda params: jax.tree.leaves(params)[1].shape  # noqa: E731 - Dense_0's kernel
+    assert first_layer(state.params.actor)[-2:] == (2, 16)
+    assert first_layer(state.params.critic)[-2:] == (3 + 1, 16)  # privileged_state and the action
+    assert set(state.loop.obs_stats) == {"state", "privileged_state"}
+    module = exp.algo
+    obs = {"state": jnp.array([[0.6, 0.8]]), "privileged_state": jnp.array([[0.6, 0.8, 0.5]])}
+    moved = {"state": obs["state"], "privileged_state": obs["privileged_state"].at[:, 2].set(-3.0)}
+    act = jax.jit(lambda o: module.act(exp.static_agent, exp.env, state, o, jax.random.PRNGKey(0), True))
+    value = jax.jit(lambda o: module.value(exp.static_agent, exp.env, state, o))
+    np.testing.assert_array_equal(act(obs), act(moved))  # the actor cannot see the angular velocity
+    assert abs(float(value(obs)[0] - value(moved)[0])) > 1e-6  # the critic does
+
+
+def test_a_rollout_of_a_dict_observation_run_renders(tmp_path):
+    from rlx import evaluate
+
+    exp = driver.Experiment(asymmetric())
+    state = exp.init()
+    trajectory = evaluate.rollout(exp, state)
+    path = evaluate.render_html(exp, trajectory, str(tmp_path / "rollout.html"))
+    assert os.path.getsize(path) > 1000

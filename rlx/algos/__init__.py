@@ -119,7 +119,7 @@ def supports(name: str, env: Env) -> str | None:
     if kind not in algo.ACTION_SPACES:
         return f"{name} needs {' or '.join(algo.ACTION_SPACES)} actions, got {kind}"
     if isinstance(env.observation_shape, dict) and not getattr(algo, "DICT_OBSERVATIONS", False):
-        return f"{name} takes flat observations only; dict observations work with ppo and mdpo"
+        return f"{name} takes flat observations only; dict observations work with ppo, mdpo, sac and td3"
     return None
 
 

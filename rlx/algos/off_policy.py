@@ -28,6 +28,7 @@ from rlx.buffers import ReplayBuffer
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
 from rlx.nets import MLP, CriticNet, Ensemble, Model
+from rlx.nets.spec import network_input
 from rlx.ops import values
 from rlx.ops.normalization import (
     ReturnScale,
@@ -265,7 +266,7 @@ def init_loop(
     """Fresh envs, an empty buffer and observation statistics; ``extras_example`` holds one env's explore
     extras (shapes and dtypes), if the algorithm stores any."""
     env_step = training_env(env, config.num_envs).reset(key)
-    obs = jnp.zeros(env.observation_shape, jnp.float32)
+    obs = jax.tree.map(lambda x: x[0], common.dummy_obs(env))  # one env's (zero) observation
     space = env.action_space
     action = jnp.zeros((), jnp.int32) if space.kind == "discrete" else jnp.zeros(space.shape, jnp.float32)
     example = Transition(
@@ -287,7 +288,8 @@ def prepare_obs(config: OffPolicyConfig, state: Any, obs: jax.Array) -> jax.Arra
 def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]:
     """The ensemble of ``num_critics`` Q-networks ``Q(s, a)`` and its value representation."""
     rep = values.from_section(config.critic)
-    module = Ensemble(config.critic, (rep.num_outputs,), config.num_critics, len(env.observation_shape))
+    obs_ndim = len(network_input(config.critic, env.observation_shape))
+    module = Ensemble(config.critic, (rep.num_outputs,), config.num_critics, obs_ndim)
     return Model(module), rep
 
 
@@ -295,7 +297,8 @@ def tanh_gaussian_actor(config: Any, env: Env) -> Model:
     """The ``agent.actor`` network of SAC-style methods: the parameters of a tanh-squashed Gaussian policy."""
     outputs = (nets.policy_outputs(env.action_space),)
     branches = 2 if config.actor.architecture == "simbav2" else 1  # SimbaV2: separate mean and log-std heads
-    return Model(MLP(config.actor, outputs, len(env.observation_shape), branches=branches))
+    obs_ndim = len(network_input(config.actor, env.observation_shape))
+    return Model(MLP(config.actor, outputs, obs_ndim, branches=branches))
 
 
 def check_tanh_actor(section: Any, algo_name: str) -> None:

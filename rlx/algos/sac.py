@@ -32,6 +32,7 @@ from rlx.ops.td import polyak_update
 
 DESCRIPTION = "SAC: tanh-Gaussian actor, clipped ensemble of Q critics (any value representation), auto temperature"
 ACTION_SPACES = ("box",)
+DICT_OBSERVATIONS = True  # each network picks its entry (agent.actor.obs_key, agent.critic.obs_key)
 
 
 @dataclasses.dataclass(frozen=True)

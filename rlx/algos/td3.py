@@ -22,12 +22,14 @@ from rlx.algos import common, off_policy
 from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import MLP, Model, Net
+from rlx.nets.spec import network_input
 from rlx.ops import values
 from rlx.ops.td import polyak_update, smoothed_target_action
 from rlx.rollout import PolicyStep
 
 DESCRIPTION = "TD3: deterministic actor, clipped double Q with target smoothing, delayed updates (DDPG is a preset)"
 ACTION_SPACES = ("box",)
+DICT_OBSERVATIONS = True  # each network picks its entry (agent.actor.obs_key, agent.critic.obs_key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +87,8 @@ steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
-    return Model(MLP(config.actor, env.action_space.shape, len(env.observation_shape))), *off_policy.critic(config, env)
+    obs_ndim = len(network_input(config.actor, env.observation_shape))
+    return Model(MLP(config.actor, env.action_space.shape, obs_ndim)), *off_policy.critic(config, env)
 
 
 def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> jax.Array:
