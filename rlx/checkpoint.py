@@ -34,6 +34,16 @@ def state_digest(state: Any) -> str:
     return digest.hexdigest()
 
 
+def _is_empty(leaf: Any) -> bool:
+    return int(np.prod(leaf.shape)) == 0
+
+
+def _without_empty(state: Any) -> Any:
+    """Orbax cannot write zero-size arrays (MJX's ``data.act`` in envs without activation states): each is
+    stored as a scalar of its dtype and rebuilt from the abstract state on restore (it holds no data)."""
+    return jax.tree.map(lambda x: np.zeros((), x.dtype) if _is_empty(x) else x, state)
+
+
 class Checkpointer:
     """Saves (asynchronously) and restores ``{"state": train state, "meta": JSON}``; keeps the last ``keep``."""
 
@@ -64,7 +74,7 @@ class Checkpointer:
     def save(self, chunks_done: int, state: Any, meta: dict) -> None:
         host_state = jax.device_get(state)  # one copy serves the checksum and the asynchronous write
         meta = {**meta, "state_sha256": state_digest(host_state)}
-        args = ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(_without_empty(host_state)), meta=ocp.args.JsonSave(meta))
         self._manager.save(chunks_done, args=args)
 
     def all_steps(self) -> list[int]:
@@ -77,11 +87,14 @@ class Checkpointer:
         """Restores into the shapes/dtypes of ``abstract_state`` (e.g. from ``jax.eval_shape``) and verifies
         the checksum; raises :class:`CorruptCheckpointError` naming the directory if anything is wrong."""
         path = self.path(chunks_done)
-        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _without_empty(abstract_state))
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
         try:
             restored = self._manager.restore(chunks_done, args=args)
-            state, meta = restored["state"], restored["meta"]
+            meta = restored["meta"]
+            state = jax.tree.map(
+                lambda x, a: np.zeros(a.shape, a.dtype) if _is_empty(a) else x, restored["state"], abstract_state
+            )
         except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise CorruptCheckpointError(

@@ -142,3 +142,40 @@ def test_bad_randomization_gets_one_line_before_anything_compiles(randomize, mes
     assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
     with pytest.raises(ConfigError, match="env.randomize: brax and playground envs only"):
         driver.build_config({"algo": "ppo", "env": {"name": "gymnax/CartPole-v1", "randomize": {"mass": [0.5, 1.0]}}})
+
+
+def test_playground_envs_step_on_their_randomized_mjx_models_and_resume(tmp_path):
+    """Playground keeps its model in ``_mjx_model``; its state has zero-size arrays the checkpoint must keep."""
+    config = driver.build_config(
+        {
+            "algo": "ppo",
+            "env": {"name": "playground/CartpoleBalance", "randomize": RANGES},
+            "total_env_steps": 128,
+            "num_chunks": 2,
+            "eval_episodes": 1,
+            "agent": {"num_envs": 4, "unroll_length": 16, "num_minibatches": 1, "num_epochs": 1},
+        }
+    )
+    exp = driver.Experiment(config)
+    randomized = exp.env.env
+    assert isinstance(randomized, DomainRandomization) and randomized._attr == "_mjx_model"
+    first, _ = exp.run_chunk(exp.init(), 0)
+    checkpointer = Checkpointer(str(tmp_path))
+    checkpointer.save(1, first, {"chunks_done": 1})
+    checkpointer.wait()
+    restored, _ = checkpointer.restore(1, exp.abstract_state())
+    checkpointer.close()
+    uninterrupted, _ = exp.run_chunk(first, 1)
+    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
+    assert tree_equal(resumed, uninterrupted)
+    # env 1 of the batch, stepped by hand on the model its factors define
+    env_step = jax.tree.map(lambda x: x[1], first.env_step)
+    inner = env_step.state.inner.inner.inner  # AutoReset > EpisodeStats > TimeLimit > randomization
+    playground = randomized.env._env
+    playground._mjx_model = scaled_model(randomized.nominal, inner.factors)
+    try:
+        reference = jax.jit(playground.step)(inner.inner, jnp.array([0.8]))
+    finally:
+        playground._mjx_model = randomized.nominal
+    ours = jax.jit(exp.env.step)(env_step.replace(state=env_step.state.inner.inner), jnp.array([0.8]))
+    np.testing.assert_allclose(ours.obs, reference.obs, rtol=1e-6, atol=1e-6)

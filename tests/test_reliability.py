@@ -409,3 +409,15 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(driver.Experiment, "evaluate", evaluate)
     result = driver.resume(run_dir, progress=False)
     assert result.status == "completed" and [r["chunk"] for r in result.rows] == [1, 2, 3]
+
+
+def test_zero_size_arrays_round_trip_through_a_checkpoint(tmp_path):
+    """MJX states hold zero-size arrays (``data.act`` without activation states), which orbax cannot write."""
+    state = {"act": np.zeros((4, 0), np.float32), "qpos": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    checkpointer = Checkpointer(str(tmp_path))
+    checkpointer.save(1, state, {"chunks_done": 1})
+    checkpointer.wait()
+    restored, _ = checkpointer.restore(1, jax.eval_shape(lambda: state))
+    checkpointer.close()
+    assert restored["act"].shape == (4, 0) and restored["act"].dtype == np.float32
+    np.testing.assert_array_equal(restored["qpos"], state["qpos"])
