@@ -24,6 +24,23 @@ def tree_equal(a, b):
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+def assert_resumes_bitwise(exp, state, directory):
+    """Saves ``state`` (the train state after ``exp``'s first chunk) to ``directory``, restores it, checks the round
+    trip is bitwise, then runs the second chunk from both and checks they agree bitwise. Returns the resumed state."""
+    from rlx.checkpoint import Checkpointer
+
+    checkpointer = Checkpointer(str(directory))
+    checkpointer.save(1, state, {"chunks_done": 1})
+    checkpointer.wait()
+    restored, meta = checkpointer.restore(1, exp.abstract_state())
+    checkpointer.close()
+    assert meta["chunks_done"] == 1 and tree_equal(restored, state)
+    uninterrupted, _ = exp.run_chunk(state, 1)
+    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
+    assert tree_equal(resumed, uninterrupted)
+    return resumed
+
+
 def subprocess_env(cache_dir):
     """Environment for ``python -m rlx.cli`` subprocesses sharing a persistent JAX compilation cache."""
     return {

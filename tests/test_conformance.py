@@ -18,11 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import tree_equal
+from helpers import assert_resumes_bitwise
 
 from rlx import driver
 from rlx.algos import ALGORITHMS
-from rlx.checkpoint import Checkpointer
 from rlx.config import traced_fields
 from rlx.envs import PROBES, ProbeEnv, make
 
@@ -360,15 +359,7 @@ def test_vmapped_seeds_and_hyperparameters_equal_single_runs(algo):
 def test_checkpoint_round_trip_and_resume_are_bitwise(algo, tmp_path):
     exp = experiment(algo)
     first, _ = exp.run_chunk(exp.init(), 0)
-    checkpointer = Checkpointer(str(tmp_path))
-    checkpointer.save(1, first, {"chunks_done": 1})
-    checkpointer.wait()
-    restored, meta = checkpointer.restore(1, exp.abstract_state())
-    checkpointer.close()
-    assert meta["chunks_done"] == 1 and tree_equal(restored, first)
-    uninterrupted, _ = exp.run_chunk(first, 1)
-    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
-    assert tree_equal(resumed, uninterrupted)
+    assert_resumes_bitwise(exp, first, tmp_path)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))

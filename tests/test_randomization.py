@@ -5,10 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import tree_equal
+from helpers import assert_resumes_bitwise, tree_equal
 
 from rlx import driver
-from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
 from rlx.envs import DomainRandomization, Vmap, make, training_env
 from rlx.envs.randomization import scaled_model
@@ -108,15 +107,7 @@ def test_training_state_carries_the_factors_through_a_checkpoint_and_resumes_bit
     exp = driver.Experiment(small_run(mass=[0.5, 2.0]))
     assert not isinstance(exp.eval_env.unwrapped, DomainRandomization)  # evaluation: the nominal model
     first, _ = exp.run_chunk(exp.init(), 0)
-    checkpointer = Checkpointer(str(tmp_path))
-    checkpointer.save(1, first, {"chunks_done": 1})
-    checkpointer.wait()
-    restored, _ = checkpointer.restore(1, exp.abstract_state())
-    checkpointer.close()
-    assert tree_equal(restored, first)
-    uninterrupted, _ = exp.run_chunk(first, 1)
-    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
-    assert tree_equal(resumed, uninterrupted)
+    resumed = assert_resumes_bitwise(exp, first, tmp_path)
     assert np.isfinite(exp.evaluate(resumed, 0)["eval/episode_return"])
     randomized_eval = driver.Experiment(small_run(mass=[0.5, 2.0], evaluate="randomized"))
     assert randomized_eval.eval_env is randomized_eval.env
@@ -160,14 +151,7 @@ def test_playground_envs_step_on_their_randomized_mjx_models_and_resume(tmp_path
     randomized = exp.env.env
     assert isinstance(randomized, DomainRandomization) and randomized._attr == "_mjx_model"
     first, _ = exp.run_chunk(exp.init(), 0)
-    checkpointer = Checkpointer(str(tmp_path))
-    checkpointer.save(1, first, {"chunks_done": 1})
-    checkpointer.wait()
-    restored, _ = checkpointer.restore(1, exp.abstract_state())
-    checkpointer.close()
-    uninterrupted, _ = exp.run_chunk(first, 1)
-    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
-    assert tree_equal(resumed, uninterrupted)
+    assert_resumes_bitwise(exp, first, tmp_path)
     # env 1 of the batch, stepped by hand on the model its factors define
     env_step = jax.tree.map(lambda x: x[1], first.env_step)
     inner = env_step.state.inner.inner.inner  # AutoReset > EpisodeStats > TimeLimit > randomization

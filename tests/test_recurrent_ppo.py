@@ -11,11 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from helpers import CONFIGS, tree_equal
+from helpers import CONFIGS, assert_resumes_bitwise
 
 from rlx import driver
 from rlx.algos import ppo
-from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, merge
 from rlx.envs import make
 from rlx.nets import Net
@@ -99,14 +98,7 @@ def test_minibatches_hold_whole_env_sequences_and_memory_resumes_bitwise(tmp_pat
     assert state.memory.policy.shape == (4, 8) and state.memory.value.shape == (4, 8)
     first, _ = exp.run_chunk(state, 0)
     assert float(jnp.abs(first.memory.policy).sum()) > 0
-    checkpointer = Checkpointer(str(tmp_path))
-    checkpointer.save(1, first, {"chunks_done": 1})
-    checkpointer.wait()
-    restored, _ = checkpointer.restore(1, exp.abstract_state())
-    checkpointer.close()
-    uninterrupted, _ = exp.run_chunk(first, 1)
-    resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
-    assert tree_equal(resumed, uninterrupted)
+    assert_resumes_bitwise(exp, first, tmp_path)
     # minibatches are cut along the env axis: each gradient step sees num_envs / num_minibatches whole sequences
     seen = []
     original = ppo.common.minibatch_epochs
