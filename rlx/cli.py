@@ -128,6 +128,17 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("sweep_dir", metavar="DIR", help="a run directory (rlx train) or a sweep directory (rlx sweep)")
     plot.add_argument("--metric", default="eval/episode_return", help="sweeps: the metrics.jsonl column to plot")
     plot.add_argument("--out", help="directory for the PNGs (default: DIR)")
+    bench = sub.add_parser(
+        "bench", help="run a reproduction suite (smoke, cpu, gpu): sweeps and a report vs references"
+    )
+    bench.add_argument("suite", nargs="?", help="a packaged suite's name or a suite YAML (none: list the suites)")
+    bench.add_argument("--out", help="report directory (default bench/<suite>); finished entries there are kept")
+    bench.add_argument("--only", action="append", default=[], metavar="ENTRY", help="run only this entry (repeatable)")
+    bench.add_argument(
+        "--tiny", action="store_true", help="one iteration and two seeds per entry (checks the machinery)"
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     sub.add_parser("algos", help="list the algorithms: action spaces, presets, description")
     listing = sub.add_parser("presets", help="list the packaged presets: algorithm, env, budget, what they reach")
     listing.add_argument("algo", nargs="?", help="only this algorithm's presets")
@@ -325,6 +336,24 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from rlx import repro
+
+    if not args.suite:
+        for name in repro.suite_names():
+            suite = repro.load_suite(name)
+            summary = suite.description.split(". ")[0]
+            print(f"{name:8s} {len(suite.entries):3d} entries  {summary}")
+        return 0
+    suite = repro.load_suite(args.suite)
+    out = args.out or os.path.join("bench", suite.name + ("-tiny" if args.tiny else ""))
+    print(f"rlx: bench directory {out}", file=sys.stderr)
+    repro.run_suite(suite, out, only=tuple(args.only), tiny=args.tiny, progress=not args.quiet)
+    with open(os.path.join(out, "report.md")) as f:
+        print(f.read(), end="")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     from rlx import plot
 
@@ -395,7 +424,7 @@ def _presets(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("train", "sweep", "eval") and not getattr(args, "no_compile_cache", False):
+    if args.command in ("train", "sweep", "eval", "bench") and not getattr(args, "no_compile_cache", False):
         compile_cache.enable()
     try:
         if args.command == "train":
@@ -406,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "algos":
             return _algos(args)
         if args.command == "presets":

@@ -181,7 +181,7 @@ class Experiment:
         reason = algos.supports(config.algo, self.env)
         if reason is not None:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
-        algos.check_observation_keys(config.agent, self.env)
+        algos.check_networks(config.agent, self.env)
         self.plan = plan_for(config)
         # The compiled functions see the agent config with its traced fields blanked out, so every traced
         # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).

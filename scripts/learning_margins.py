@@ -91,6 +91,12 @@ ENTRIES = {
     "dqn_cartpole": ("dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {}, "eval/episode_return", 400.0),
     "pqn_cartpole": ("pqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
+    "pqn_breakout_minatar": (
+        "pqn_breakout_minatar.yaml",
+        {"total_env_steps": 262_144, "num_chunks": 2},
+        "eval/episode_return",
+        5.0,
+    ),
     "iqn_cartpole": ("iqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "c51_cartpole": ("c51_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "qr_dqn_cartpole": ("qr_dqn_cartpole.yaml", {}, "eval/episode_return", 475.0),

@@ -1,8 +1,25 @@
-"""Network building blocks: vmapped initialization is safe on XLA:CPU and equals one-at-a-time init."""
+"""Network building blocks: vmapped initialization is safe on XLA:CPU and equals one-at-a-time init; conv layers
+and the conv torso against NumPy."""
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import driver
+from rlx.config import ConfigError
+from rlx.nets import MLP, Net, QNet
+from rlx.nets.coarse_to_fine import CoarseToFineQ
+from rlx.nets.implicit import ImplicitQuantileMLP
+from rlx.nets.layers import Conv
+from rlx.nets.recurrent import RecurrentMLP, zero_carry
+from rlx.nets.spec import conv_output_shape
 
 # Actor and twin-critic init vmapped over 3 seeds: with flax's own orthogonal initializer this program
 # deadlocked every time on a 2-core machine (batched QR decompositions waiting on each other in XLA:CPU's
@@ -34,3 +51,116 @@ PROGRAM = textwrap.dedent("""
 def test_vmapped_init_completes_and_equals_one_seed_at_a_time():
     result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def _numpy_conv(x, kernel, bias, stride):
+    """VALID 2-D convolution by loops: x [N, H, W, C], kernel [k, k, C, F] -> [N, H', W', F]."""
+    k = kernel.shape[0]
+    out_h, out_w = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+    out = np.zeros((x.shape[0], out_h, out_w, kernel.shape[-1]))
+    for i in range(out_h):
+        for j in range(out_w):
+            window = x[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
+            out[:, i, j] = np.einsum("nhwc,hwcf->nf", window, kernel) + bias
+    return out
+
+
+@pytest.mark.parametrize("kernel_size,stride", [(3, 1), (2, 2), (3, 2)])
+def test_conv_layer_matches_numpy_and_flax(kernel_size, stride):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 10, 9, 4))
+    layer = Conv(5, kernel_size, stride)
+    params = layer.init(jax.random.PRNGKey(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias
+    kernel, bias = (np.asarray(params["params"][n], np.float64) for n in ("kernel", "bias"))
+    out = np.asarray(layer.apply(params, x))
+    np.testing.assert_allclose(out, _numpy_conv(np.asarray(x, np.float64), kernel, bias, stride), rtol=1e-5, atol=1e-5)
+    flax_conv = nn.Conv(5, (kernel_size, kernel_size), stride, "VALID")
+    np.testing.assert_allclose(out, flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)  # same parameter layout
+
+
+def test_conv_torso_sees_images_with_any_batch_axes_and_layer_norms_them():
+    net = Net(hidden=(8,), conv=(4, 3), conv_kernel=3, norm="layer")
+    module = MLP(net, (2,), obs_ndim=3)
+    images = jax.random.uniform(jax.random.PRNGKey(0), (2, 3, 7, 7, 2))
+    params = module.init(jax.random.PRNGKey(1), images)["params"]
+    assert params["Conv_0"]["kernel"].shape == (3, 3, 2, 4) and params["Conv_1"]["kernel"].shape == (3, 3, 4, 3)
+    assert params["Dense_0"]["kernel"].shape == (3 * 3 * 3, 8)  # 7 -> 5 -> 3 pixels, 3 channels, flattened
+    assert conv_output_shape(net, (7, 7, 2)) == (3, 3, 3)
+    out = module.apply({"params": params}, images)
+    assert out.shape == (2, 3, 2)
+    one = module.apply({"params": params}, images[1, 2])  # no batch axes
+    np.testing.assert_allclose(one, out[1, 2], rtol=1e-5, atol=1e-6)
+
+    def reference(image):
+        h = image
+        for name in ("Conv_0", "Conv_1"):
+            p = {k: np.asarray(v, np.float64) for k, v in params[name].items()}
+            h = _numpy_conv(h[None], p["kernel"], p["bias"], 1)[0]
+            norm = params[f"LayerNorm_{name[-1]}"]
+            h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-6)
+            h = np.maximum(h * np.asarray(norm["scale"]) + np.asarray(norm["bias"]), 0.0)
+        return h.reshape(-1)
+
+    features = reference(np.asarray(images[0, 0], np.float64))
+    h = features @ np.asarray(params["Dense_0"]["kernel"]) + np.asarray(params["Dense_0"]["bias"])
+    norm = params["LayerNorm_2"]
+    h = (h - h.mean()) / np.sqrt(h.var() + 1e-6) * np.asarray(norm["scale"]) + np.asarray(norm["bias"])
+    h = np.maximum(h, 0.0) @ np.asarray(params["Dense_1"]["kernel"]) + np.asarray(params["Dense_1"]["bias"])
+    np.testing.assert_allclose(out[0, 0], h, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"algo": "dqn", "env": {"name": "gymnax/CartPole-v1"}, "agent": {"q": {"conv": [16]}}},
+            "agent.q.conv: needs image observations [height, width, channels]; gymnax/CartPole-v1 gives shape [4]",
+        ),
+        (
+            {
+                "algo": "pqn",
+                "env": {"name": "gymnax/Breakout-MinAtar"},
+                "agent": {"q": {"conv": [16, 16], "conv_kernel": 6}},
+            },
+            "agent.q.conv_kernel: 6 (stride 1) leaves no pixels of gymnax/Breakout-MinAtar's 10x10 images after 2",
+        ),
+        (
+            {"algo": "simbav2", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"critic": {"conv": [16]}}},
+            "agent.critic.conv: not available with architecture simbav2",
+        ),
+        (
+            {"algo": "dqn", "env": {"name": "gymnax/Breakout-MinAtar"}, "agent": {"q": {"conv": [0]}}},
+            "agent.q.conv",
+        ),
+    ],
+)
+def test_conv_configs_that_cannot_work_fail_in_one_line_before_compiling(data, message):
+    with pytest.raises(ConfigError) as info:
+        driver.Experiment(driver.build_config(data))
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_every_network_module_puts_the_conv_layers_first():
+    """IQN's, CQN's and the recurrent network see conv features of the image like the MLP (same first layer)."""
+    images = jax.random.uniform(jax.random.PRNGKey(0), (3, 6, 6, 2))
+    net = QNet(hidden=(8, 8), conv=(4,))
+    modules = {
+        "mlp": (MLP(net, (2,), obs_ndim=3), (images,)),
+        "implicit": (ImplicitQuantileMLP(net, 2, 4, obs_ndim=3), (images, jnp.full((3, 5), 0.5))),
+        "coarse_to_fine": (
+            CoarseToFineQ(net, levels=2, bins=3, num_outputs=1, feature_dim=4, obs_ndim=3),
+            (images, jnp.zeros((3, 1)), jnp.zeros((3,), jnp.int32)),
+        ),
+        "recurrent": (
+            RecurrentMLP(dataclasses.replace(net, recurrent="gru"), (2,), obs_ndim=3),
+            (zero_carry(dataclasses.replace(net, recurrent="gru"), 3), images, jnp.ones((3,), bool)),
+        ),
+    }
+    first = None
+    for name, (module, inputs) in modules.items():
+        params = module.init(jax.random.PRNGKey(1), *inputs)["params"]
+        assert params["Conv_0"]["kernel"].shape == (3, 3, 2, 4), name
+        out = module.apply({"params": params}, *inputs)
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(out)), name
+        first = params["Conv_0"]["kernel"] if first is None else first
+        np.testing.assert_array_equal(params["Conv_0"]["kernel"], first)  # same init path: same first layer

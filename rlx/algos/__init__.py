@@ -33,6 +33,7 @@ from rlx.algos import (
 from rlx.config import ConfigError
 from rlx.envs import Env
 from rlx.nets import Net
+from rlx.nets.spec import conv_output_shape, network_input
 
 
 @runtime_checkable
@@ -123,9 +124,10 @@ def supports(name: str, env: Env) -> str | None:
     return None
 
 
-def check_observation_keys(agent: Any, env: Env) -> None:
-    """Raises a one-line :class:`ConfigError` unless every network section of ``agent`` names an entry of
-    ``env``'s dict observations in ``obs_key`` (and none does for a flat observation)."""
+def check_networks(agent: Any, env: Env) -> None:
+    """Raises a one-line :class:`ConfigError` unless every network section of ``agent`` fits ``env``'s
+    observations: ``obs_key`` names an entry of dict observations (and is null for a flat one), and ``conv``
+    layers see ``[height, width, channels]`` images large enough for them."""
     keys = env.observation_shape if isinstance(env.observation_shape, dict) else None
     for f in dataclasses.fields(agent):
         section = getattr(agent, f.name)
@@ -137,4 +139,19 @@ def check_observation_keys(agent: Any, env: Env) -> None:
         if keys is not None and section.obs_key not in keys:
             raise ConfigError(
                 f"{name}: one of {', '.join(keys)} ({env.name} has dict observations); got {section.obs_key!r}"
+            )
+        if not section.conv:
+            continue
+        shape = tuple(network_input(section, env.observation_shape))
+        if len(shape) != 3:
+            raise ConfigError(
+                f"agent.{f.name}.conv: needs image observations [height, width, channels]; {env.name} gives shape "
+                f"{list(shape)} (leave conv empty)"
+            )
+        height, width, _ = conv_output_shape(section, shape)
+        if height < 1 or width < 1:
+            raise ConfigError(
+                f"agent.{f.name}.conv_kernel: {section.conv_kernel} (stride {section.conv_stride}) leaves no pixels of "
+                f"{env.name}'s {shape[0]}x{shape[1]} images after {len(section.conv)} conv layers; use a smaller kernel "
+                "or fewer layers"
             )

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.layers import hidden_init
-from rlx.nets.mlp import _torso
+from rlx.nets.mlp import _torso, observation_features
 from rlx.nets.spec import QNet
 
 
@@ -51,8 +51,7 @@ class CoarseToFineQ(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, centres: jax.Array, level: jax.Array) -> jax.Array:
-        batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
-        obs = obs.reshape((*batch_shape, -1))
+        obs = observation_features(self.net, obs, self.obs_ndim)
         dims = centres.shape[-1]
         conditioning = jnp.concatenate([centres, jax.nn.one_hot(level, self.levels, dtype=centres.dtype)], axis=-1)
         stream = (self.net, self.feature_dim)

@@ -4,7 +4,7 @@
 ``psi`` is the MLP torso over all but the last of ``hidden``; ``phi(tau) = act(sum_{i<n} cos(pi i tau) w_i + b)``
 embeds a fraction by ``n`` cosine features into ``psi``'s width; ``f`` is one more hidden layer of width
 ``hidden[-1]`` and a linear output per action. With one entry in ``hidden``, ``psi`` is the flattened
-observation itself. (On Atari, ``psi`` is the conv torso and ``f`` the 512-unit layer.)
+observation itself (or its conv features: on Atari, ``psi`` is the conv torso and ``f`` the 512-unit layer).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.layers import ACTIVATIONS, hidden_init, output_init
-from rlx.nets.mlp import _torso
+from rlx.nets.mlp import _torso, observation_features
 from rlx.nets.spec import Net
 
 
@@ -36,8 +36,7 @@ class ImplicitQuantileMLP(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, fractions: jax.Array) -> jax.Array:
-        batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
-        x = obs.reshape((*batch_shape, -1))
+        x = observation_features(self.net, obs, self.obs_ndim)
         state = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[:-1]), x, self.train)  # psi
         embedding = nn.Dense(state.shape[-1], kernel_init=hidden_init(self.net.kernel_init))(
             cosine_features(fractions, self.embedding_dim)

@@ -84,3 +84,29 @@ class BatchRenorm(nn.Module):
         running_var.value = self.momentum * running_var.value + (1.0 - self.momentum) * jax.lax.stop_gradient(var)
         steps.value = steps.value + 1
         return scale * ((x - mean) / std * r + d) + bias
+
+
+class Conv(nn.Module):
+    """A 2-D convolution with VALID padding over ``x [N, height, width, channels]``, ``kernel [k, k, channels,
+    features]`` and ``bias [features]`` (``flax.linen.Conv``'s parameters and result).
+
+    Computed as one matrix product of the ``k * k`` shifted views of ``x`` concatenated along channels: on
+    XLA:CPU this trains MinAtar's 3x3 / 16-channel layer ~3x faster than ``lax.conv_general_dilated``, whose
+    backward pass dominates a small network's gradient step there.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.stride
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+        views = [
+            x[:, i : i + s * (out_h - 1) + 1 : s, j : j + s * (out_w - 1) + 1 : s] for i in range(k) for j in range(k)
+        ]
+        return jnp.concatenate(views, axis=-1) @ kernel.reshape(-1, self.features) + bias

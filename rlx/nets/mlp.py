@@ -14,8 +14,22 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.hyper import HyperHead, hyper_torso
-from rlx.nets.layers import ACTIVATIONS, BatchRenorm, hidden_init, output_init
+from rlx.nets.layers import ACTIVATIONS, BatchRenorm, Conv, hidden_init, output_init
 from rlx.nets.spec import Net, network_input
+
+
+def observation_features(net: Net, obs: jax.Array, obs_ndim: int) -> jax.Array:
+    """``obs [*batch, *obs_shape]`` -> ``[*batch, features]``: flattened, after ``net.conv``'s layers if any
+    (then ``obs_shape`` is ``[height, width, channels]``). Called inside the compact ``__call__`` of the module
+    that owns the layers (``Conv_0``, ...)."""
+    batch_shape = obs.shape[: obs.ndim - obs_ndim]
+    if net.conv:
+        act = ACTIVATIONS[net.activation]
+        obs = obs.reshape((-1, *obs.shape[obs.ndim - obs_ndim :]))
+        for channels in net.conv:
+            obs = Conv(channels, net.conv_kernel, net.conv_stride, kernel_init=hidden_init(net.kernel_init))(obs)
+            obs = act(nn.LayerNorm()(obs) if net.norm == "layer" else obs)
+    return obs.reshape((*batch_shape, -1))
 
 
 def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
@@ -48,8 +62,8 @@ def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
 
 
 class MLP(nn.Module):
-    """Inputs (the first has ``obs_ndim`` trailing sample axes; all are flattened past the batch axes and
-    concatenated) -> torso of ``net`` -> linear output of shape ``out_shape``. With ``dueling`` (Q-values,
+    """Inputs (the first has ``obs_ndim`` trailing sample axes and may go through conv layers; all are flattened
+    past the batch axes and concatenated) -> torso of ``net`` -> linear output of shape ``out_shape``. With ``dueling`` (Q-values,
     ``out_shape = (num_actions, k)``) the output is ``V + A - mean_a A`` from separate linear streams.
     ``train`` turns dropout on and makes batch renorm use and update batch statistics (an attribute, not
     a call argument, because ``nn.vmap`` drops keyword arguments). With ``architecture: simbav2`` the
@@ -64,9 +78,10 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, *inputs: jax.Array) -> jax.Array:
-        inputs = (network_input(self.net, inputs[0]), *inputs[1:])
-        batch_shape = inputs[0].shape[: inputs[0].ndim - self.obs_ndim]
-        x = jnp.concatenate([x.reshape((*batch_shape, -1)) for x in inputs], axis=-1)
+        obs = network_input(self.net, inputs[0])
+        batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
+        features = observation_features(self.net, obs, self.obs_ndim)
+        x = jnp.concatenate([features, *(x.reshape((*batch_shape, -1)) for x in inputs[1:])], axis=-1)
         if self.net.architecture == "simbav2":
             width = self.net.hidden[0]
             x = hyper_torso(x, width, len(self.net.hidden), self.net.expansion, self.net.c_shift)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.layers import ACTIVATIONS, hidden_init, orthogonal, output_init
-from rlx.nets.mlp import Model, _torso
+from rlx.nets.mlp import Model, _torso, observation_features
 from rlx.nets.spec import Net, network_input
 
 
@@ -41,7 +41,7 @@ class RecurrentMLP(nn.Module):
         obs = network_input(self.net, obs)
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         width = self.net.hidden[0]
-        x = obs.reshape((*batch_shape, -1))
+        x = observation_features(self.net, obs, self.obs_ndim)
         x = ACTIVATIONS[self.net.activation](nn.Dense(width, kernel_init=hidden_init(self.net.kernel_init))(x))
         carry = jax.tree.map(lambda c: jnp.where(starts[..., None], 0.0, c), carry)
         # flax's default recurrent init is an orthogonal matrix by batched QR when vmapped, which deadlocks XLA:CPU

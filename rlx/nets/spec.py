@@ -14,7 +14,11 @@ from rlx.ops.values import VALUE_KINDS
 
 @dataclasses.dataclass(frozen=True)
 class Net:
-    """An MLP torso (``hidden`` widths) and a linear output layer.
+    """An MLP torso (``hidden`` widths) and a linear output layer, optionally after conv layers.
+
+    With ``conv`` (image observations ``[height, width, channels]``), the observation first goes through one
+    ``Conv(conv_kernel x conv_kernel, conv_stride, VALID) -> LayerNorm (norm layer) -> activation`` per entry (its
+    output channels) and is flattened; MinAtar's network (Young & Tian 2019) is ``conv: [16]``, ``hidden: [128]``.
 
     A hidden layer is ``Dense -> dropout -> LayerNorm -> activation`` (the parts that are on); with
     ``norm: batch_renorm`` it is ``Dense -> dropout -> activation -> BatchRenorm`` and the input is
@@ -28,6 +32,11 @@ class Net:
     """
 
     hidden: tuple[int, ...] = field((256, 256), gt=0, doc="torso widths")
+    conv: tuple[int, ...] = field(
+        (), gt=0, doc="image observations [height, width, channels]: output channels of conv layers before the torso"
+    )
+    conv_kernel: int = field(3, gt=0, doc="conv: square kernel size")
+    conv_stride: int = field(1, gt=0, doc="conv: stride (VALID padding)")
     activation: str = field("relu", choices=tuple(ACTIVATIONS))
     norm: str = field("none", choices=("none", "layer", "batch_renorm"), doc="normalization in the torso")
     residual: bool = field(False, doc="residual blocks after the first layer (equal widths)")
@@ -59,6 +68,8 @@ class Net:
                 raise ConfigError(
                     f"{prefix}hidden: simbav2 needs equal widths (one block each); got {list(self.hidden)}"
                 )
+            if self.conv:
+                raise ConfigError(f"{prefix}conv: not available with architecture simbav2; got {list(self.conv)}")
         if self.recurrent != "none" and (self.architecture != "mlp" or self.norm == "batch_renorm"):
             raise ConfigError(
                 f"{prefix}recurrent: needs architecture mlp and norm none or layer; got {self.architecture}, {self.norm}"
@@ -67,6 +78,17 @@ class Net:
             raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")
         if self.residual and self.norm == "batch_renorm":
             raise ConfigError(f"{prefix}residual: works with norm none or layer; got norm batch_renorm")
+
+
+def conv_output_shape(net: Net, image_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``[height, width, channels]`` after ``net``'s conv layers (VALID padding); non-positive sizes mean the
+    image is too small for them."""
+    height, width, channels = image_shape
+    for out_channels in net.conv:
+        height = (height - net.conv_kernel) // net.conv_stride + 1
+        width = (width - net.conv_kernel) // net.conv_stride + 1
+        channels = out_channels
+    return height, width, channels
 
 
 def network_input(net: Net, obs: Any) -> Any:

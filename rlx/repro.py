@@ -1,0 +1,288 @@
+"""Reproduction suites: ``rlx bench SUITE`` runs each entry of a suite (a preset, a budget, seeds, a published
+reference) as one vmapped ``rlx sweep`` and writes a Markdown report next to the references.
+
+A suite is YAML (``rlx/configs/suites/<name>.yaml``, or any path)::
+
+    description: what the tier is for
+    entries:
+      - name: ppo_cartpole              # the entry's folder and row
+        config: ppo_cartpole            # a preset name or a YAML path
+        steps: 524288                   # env steps per run (default: the preset's)
+        seeds: 5
+        set: {num_chunks: 4}            # run-config overrides (dotted paths)
+        threshold: 475                  # steps to threshold: the first evaluation whose IQM over seeds reaches it
+        reference: {low: 475, high: 500, source: "CartPole-v1's maximum is 500"}
+
+Per entry the report gives the IQM and 95% bootstrap CI of the final evaluation return, the IQM at a quarter,
+half and three quarters of the budget (the last evaluation at or before each), steps to the threshold, wall and
+compile time, env steps/s over all seeds, and whether the final IQM lies below, within or above the reference's
+band. A finished entry is kept (its folder holds ``entry.json``), so a suite can be stopped and run again.
+``tiny=True`` runs every entry for one iteration with two seeds, at most 4 envs and small batches and buffers: the
+machinery end to end on a CPU, whatever the entry's budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+from rlx import driver, plot, stats, sweep
+from rlx.config import ConfigError, load_yaml
+from rlx.presets import PRESETS_DIR
+from rlx.sweep.spec import _assign
+
+SUITES_DIR = os.path.join(PRESETS_DIR, "suites")
+FRACTIONS = (0.25, 0.5, 0.75)
+_ENTRY_KEYS = ("name", "config", "steps", "seeds", "set", "threshold", "reference", "note")
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One row of a suite: a preset run for ``steps`` env steps over ``seeds`` seeds, with its reference."""
+
+    name: str
+    config: str
+    steps: int | None = None
+    seeds: int = 5
+    set: dict = dataclasses.field(default_factory=dict)
+    threshold: float | None = None
+    reference: dict | None = None  # low, high, source
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    entries: tuple[Entry, ...]
+
+
+def suite_names() -> list[str]:
+    return sorted(f[: -len(".yaml")] for f in os.listdir(SUITES_DIR) if f.endswith(".yaml"))
+
+
+def _entry(raw: Any, where: str) -> Entry:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with name and config, got {raw!r}")
+    unknown = [k for k in raw if k not in _ENTRY_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: {', '.join(_ENTRY_KEYS)}")
+    for key in ("name", "config"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ConfigError(f"{where}.{key}: required, a string; got {raw.get(key)!r}")
+    where = f"{where} ({raw['name']})"
+    for key in ("steps", "seeds"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{where}.{key}: must be an integer > 0; got {value!r}")
+    reference = raw.get("reference")
+    if reference is not None:
+        if not isinstance(reference, dict) or set(reference) != {"low", "high", "source"}:
+            raise ConfigError(f"{where}.reference: needs exactly low, high and source; got {reference!r}")
+        if not float(reference["low"]) <= float(reference["high"]):
+            raise ConfigError(f"{where}.reference.high: must be >= low = {reference['low']}; got {reference['high']}")
+    if not isinstance(raw.get("set") or {}, dict):
+        raise ConfigError(f"{where}.set: expected a mapping of field paths to values; got {raw['set']!r}")
+    return Entry(**{**raw, "set": dict(raw.get("set") or {}), "seeds": raw.get("seeds") or 5})
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A packaged suite by name (``smoke``, ``cpu``, ``gpu``) or a suite YAML path; every entry's run config is
+    validated (one-line :class:`ConfigError`) before anything runs."""
+    path = name_or_path if os.path.exists(name_or_path) else os.path.join(SUITES_DIR, f"{name_or_path}.yaml")
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"suite: {name_or_path!r} is neither a file nor a packaged suite ({', '.join(suite_names())})"
+        )
+    data = load_yaml(path) or {}
+    if not isinstance(data.get("entries"), list) or not data["entries"]:
+        raise ConfigError(f"suite {name_or_path}: needs a non-empty list under entries")
+    entries = tuple(_entry(raw, f"entries[{i}]") for i, raw in enumerate(data["entries"]))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"suite {name_or_path}: entry names must be unique; got {names}")
+    suite = Suite(os.path.basename(path)[: -len(".yaml")], str(data.get("description", "")), entries)
+    for entry in entries:
+        driver.build_config(run_data(entry, tiny=False))
+    return suite
+
+
+def run_data(entry: Entry, tiny: bool) -> dict:
+    """The entry's run-config data: its preset with ``steps`` and the ``set`` overrides; ``tiny``: one iteration
+    in one chunk."""
+    from rlx import presets
+
+    data = presets.load(entry.config, field=f"entry {entry.name}: config")
+    if entry.steps is not None:
+        data["total_env_steps"] = entry.steps
+    for path, value in entry.set.items():
+        data = _assign(data, path, value)
+    if tiny:
+        data = _shrunk(data)
+    return data
+
+
+# Tiny runs: at most these values (the fields each algorithm has), so a GPU-sized entry runs on a CPU in seconds.
+_TINY_AGENT = {"num_envs": 4, "unroll_length": 16, "num_minibatches": 1, "batch_size": 32, "buffer_size": 4096}
+
+
+def _shrunk(data: dict) -> dict:
+    """``data`` for one iteration in one chunk, at most 4 envs, small batches and buffers, one eval episode."""
+    from rlx import algos
+
+    fields = {f.name for f in dataclasses.fields(algos.get(data.get("algo", "ppo")).Config)}
+    agent = dict(data.get("agent") or {})
+    for name, cap in _TINY_AGENT.items():
+        if name in fields:
+            default = getattr(algos.get(data.get("algo", "ppo")).Config(), name)
+            agent[name] = min(int(agent.get(name, default)), cap)
+    if "utd_ratio" in fields:  # the fewest envs (a divisor of the entry's) that still make whole gradient steps
+        config = algos.get(data.get("algo", "ppo")).Config()
+        envs, utd = (
+            int((data.get("agent") or {}).get("num_envs", config.num_envs)),
+            float(agent.get("utd_ratio", config.utd_ratio)),
+        )
+        per_env = utd * int(agent.get("rollout_length", getattr(config, "rollout_length", 1)))
+        fits = [
+            d for d in range(1, envs + 1) if envs % d == 0 and (d * per_env) >= 1 and float(d * per_env).is_integer()
+        ]
+        agent["num_envs"] = next((d for d in fits if d >= _TINY_AGENT["num_envs"]), fits[0] if fits else envs)
+        agent["learning_starts"] = agent["num_envs"]  # gradient steps start in the one iteration
+    return {**data, "agent": agent, "total_env_steps": 1, "num_chunks": 1, "eval_episodes": 1}
+
+
+def _at_or_before(curve: dict, step: float) -> float | None:
+    steps = curve["env_steps"]
+    index = np.searchsorted(steps, step, side="right") - 1
+    return float(curve["iqm"][index]) if index >= 0 else None
+
+
+def summarize(entry: Entry, entry_dir: str, wall_seconds: float) -> dict:
+    """The entry's report row from its sweep directory."""
+    curve = next(iter(plot.curves(entry_dir).values()))
+    summary = json.load(open(os.path.join(entry_dir, "summary.json")))
+    runs = summary["runs"]
+    finals = np.array([r["eval/episode_return"] for r in runs], np.float64)
+    finite = finals[np.isfinite(finals)] if finals.size else finals
+    estimate, low, high = stats.bootstrap_ci(finite) if finite.size else (math.nan, math.nan, math.nan)
+    budget = max(r["env_steps"] for r in runs)
+    reached = None
+    if entry.threshold is not None:
+        hits = np.nonzero(curve["iqm"] >= entry.threshold)[0]
+        reached = int(curve["env_steps"][hits[0]]) if hits.size else None
+    compile_seconds = [r["compile_seconds"] for r in runs if r.get("compile_seconds") is not None]
+    compile_s = float(max(compile_seconds)) if compile_seconds else math.nan
+    verdict = ""
+    if entry.reference is not None and math.isfinite(estimate):
+        ref_low, ref_high = float(entry.reference["low"]), float(entry.reference["high"])
+        verdict = "BELOW" if estimate < ref_low else ("above" if estimate > ref_high else "within")
+    return {
+        "name": entry.name,
+        "config": entry.config,
+        "env_steps": budget,
+        "seeds": len(runs),
+        "final_iqm": estimate,
+        "ci_low": low,
+        "ci_high": high,
+        "per_seed": [float(x) for x in finals],
+        **{f"iqm_at_{f:g}": _at_or_before(curve, f * budget) for f in FRACTIONS},
+        "threshold": entry.threshold,
+        "steps_to_threshold": reached,
+        "wall_seconds": wall_seconds,
+        "compile_seconds": compile_s,
+        "env_steps_per_second": budget * len(runs) / max(wall_seconds - compile_s, 1e-9),
+        "reference": entry.reference,
+        "verdict": verdict,
+        "status": summary["status"],
+        "note": entry.note,
+    }
+
+
+def run_suite(
+    suite: Suite, out_dir: str, *, only: tuple[str, ...] = (), tiny: bool = False, progress: bool = False
+) -> list[dict]:
+    """Runs the suite's entries (those named in ``only``, if given) into ``out_dir/<entry>``, keeping finished
+    ones, and writes ``out_dir/report.md`` and ``report.json``. Returns the report rows."""
+    unknown = [n for n in only if n not in {e.name for e in suite.entries}]
+    if unknown:
+        raise ConfigError(
+            f"--only: no entry {unknown[0]!r} in suite {suite.name}; entries: {[e.name for e in suite.entries]}"
+        )
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for entry in suite.entries:
+        if only and entry.name not in only:
+            continue
+        entry_dir = os.path.join(out_dir, entry.name)
+        record = os.path.join(entry_dir, "entry.json")
+        if os.path.exists(record):
+            with open(record) as f:
+                rows.append(json.load(f))
+            continue
+        data = {"config": run_data(entry, tiny), "seeds": 2 if tiny else entry.seeds}
+        tic = time.perf_counter()
+        result = sweep.run(sweep.spec_from_dict(data), entry_dir, progress=progress, overwrite=True)
+        row = summarize(entry, entry_dir, time.perf_counter() - tic)
+        if result.status == "completed":
+            with open(record, "w") as f:
+                json.dump(row, f, indent=2)
+        plot.plot_sweep(entry_dir)
+        rows.append(row)
+        write_report(suite, out_dir, rows, tiny)
+    write_report(suite, out_dir, rows, tiny)
+    return rows
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}g}"
+    return str(value)
+
+
+def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> str:
+    """``report.md`` (a table, then each reference's source) and ``report.json``; returns the Markdown."""
+    import jax
+
+    device = jax.devices()[0]
+    header = [
+        f"# rlx bench {suite.name}{' (tiny: one iteration, two seeds)' if tiny else ''}",
+        "",
+        suite.description,
+        "",
+        f"{datetime.date.today().isoformat()}, {device.platform} ({device.device_kind}), "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}",
+        "",
+        "| entry | env steps | seeds | final IQM [95% CI] | IQM at 1/4, 1/2, 3/4 | steps to threshold | reference | "
+        "verdict | wall s | compile s | env steps/s |",
+        "|---|---:|---:|---|---|---|---|---|---:|---:|---:|",
+    ]
+    lines = []
+    for r in rows:
+        ref = r["reference"]
+        band = f"[{_cell(float(ref['low']))}, {_cell(float(ref['high']))}]" if ref else "-"
+        fractions = " / ".join(_cell(r[f"iqm_at_{f:g}"]) for f in FRACTIONS)
+        reached = "-" if r["steps_to_threshold"] is None else f"{r['steps_to_threshold']:,}"
+        threshold = "-" if r["threshold"] is None else f"{reached} (≥ {_cell(r['threshold'])})"
+        lines.append(
+            f"| {r['name']} | {r['env_steps']:,} | {r['seeds']} | {_cell(r['final_iqm'])} [{_cell(r['ci_low'])}, "
+            f"{_cell(r['ci_high'])}] | {fractions} | {threshold} | {band} | {r['verdict'] or '-'} | "
+            f"{r['wall_seconds']:.0f} | {_cell(r['compile_seconds'], 3)} | {r['env_steps_per_second']:,.0f} |"
+        )
+    sources = [f"- {r['name']}: {r['reference']['source']}" for r in rows if r["reference"]]
+    sources += [f"- {r['name']}: {r['note']}" for r in rows if r.get("note")]
+    text = "\n".join(header + lines + (["", "References:", *sources] if sources else [])) + "\n"
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, "report.json"), "w") as f:
+        json.dump({"suite": suite.name, "tiny": tiny, "rows": rows}, f, indent=2)
+    return text

@@ -1,0 +1,120 @@
+"""Reproduction suites (``rlx bench``): the smoke tier runs, reports and resumes; its statistics recomputed from the
+runs' metrics; the GPU tier's configs all build and a sample of its entries runs end to end at tiny sizes on CPU."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from rlx import cli, repro, stats, sweep
+from rlx.config import ConfigError
+from rlx.metrics_log import read_metrics
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("smoke"))
+    suite = repro.load_suite("smoke")
+    return suite, out, repro.run_suite(suite, out)
+
+
+def test_smoke_suite_reports_every_entry_with_statistics_from_its_runs(smoke):
+    suite, out, rows = smoke
+    assert [r["name"] for r in rows] == [e.name for e in suite.entries]
+    for entry, row in zip(suite.entries, rows, strict=True):
+        runs_dir = os.path.join(out, entry.name, "runs")
+        metrics = [read_metrics(os.path.join(runs_dir, run)) for run in sorted(os.listdir(runs_dir))]
+        assert len(metrics) == entry.seeds == row["seeds"] and row["status"] == "completed"
+        finals = [m[-1]["eval/episode_return"] for m in metrics]
+        assert row["per_seed"] == pytest.approx(finals)
+        assert row["final_iqm"] == pytest.approx(stats.iqm(np.array(finals)))
+        assert row["ci_low"] <= row["final_iqm"] <= row["ci_high"]
+        steps = [r["env_steps"] for r in metrics[0] if "eval/episode_return" in r]
+        curve = [stats.iqm(np.array([m[i]["eval/episode_return"] for m in metrics])) for i in range(len(steps))]
+        half = [c for s, c in zip(steps, curve, strict=True) if s <= row["env_steps"] / 2]
+        assert row["iqm_at_0.5"] == (pytest.approx(half[-1]) if half else None)
+        if entry.threshold is not None:
+            reached = [s for s, c in zip(steps, curve, strict=True) if c >= entry.threshold]
+            assert row["steps_to_threshold"] == (reached[0] if reached else None)
+        if entry.reference is not None:
+            low, high = entry.reference["low"], entry.reference["high"]
+            expected = "BELOW" if row["final_iqm"] < low else ("above" if row["final_iqm"] > high else "within")
+            assert row["verdict"] == expected
+        assert os.path.exists(os.path.join(out, entry.name, "curves.png"))
+    report = open(os.path.join(out, "report.md")).read()
+    assert all(f"| {e.name} |" in report for e in suite.entries) and "References:" in report
+    assert json.load(open(os.path.join(out, "report.json")))["rows"] == json.loads(json.dumps(rows))
+
+
+def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, capsys):
+    suite, out, rows = smoke
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished entry was trained again")
+
+    monkeypatch.setattr(sweep, "run", no_training)
+    assert repro.run_suite(suite, out) == json.loads(json.dumps(rows))
+    assert cli.main(["bench", "smoke", "--out", out, "--quiet"]) == 0
+    assert "| ppo_cartpole |" in capsys.readouterr().out
+
+
+def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):
+    suite = repro.load_suite("gpu")  # builds every entry's run config
+    for entry in suite.entries:
+        tiny = repro.run_data(entry, tiny=True)
+        assert tiny["total_env_steps"] == 1 and tiny["agent"]["num_envs"] <= 16, entry.name
+    sample = ("ppo_playground_cartpole_balance", "iqn_breakout_minatar")
+    rows = repro.run_suite(suite, str(tmp_path), only=sample, tiny=True)
+    assert [r["name"] for r in rows] == list(sample)
+    assert all(r["status"] == "completed" and r["seeds"] == 2 and np.isfinite(r["final_iqm"]) for r in rows)
+    assert "tiny: one iteration, two seeds" in open(tmp_path / "report.md").read()
+
+
+def write_suite(tmp_path, entries):
+    path = tmp_path / "suite.yaml"
+    path.write_text(json.dumps({"entries": entries}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            [{"name": "a", "config": "ppo_cartpole", "budget": 5}],
+            "entries[0].budget: unknown key; allowed: name, config",
+        ),
+        ([{"name": "a"}], "entries[0].config: required, a string"),
+        ([{"name": "a", "config": "ppo_cartpole", "seeds": 0}], "entries[0] (a).seeds: must be an integer > 0"),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "reference": {"low": 1}}],
+            "entries[0] (a).reference: needs exactly low, high and source",
+        ),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "reference": {"low": 2, "high": 1, "source": "x"}}],
+            "entries[0] (a).reference.high: must be >= low = 2",
+        ),
+        ([{"name": "a", "config": "no_such_preset"}], "no_such_preset"),
+        ([{"name": "a", "config": "ppo_cartpole", "set": {"agent.num_envs": -1}}], "agent.num_envs: must be > 0"),
+        (
+            [{"name": "a", "config": "ppo_cartpole"}, {"name": "a", "config": "dqn_cartpole"}],
+            "entry names must be unique",
+        ),
+        ([], "needs a non-empty list under entries"),
+    ],
+)
+def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path, entries, message):
+    with pytest.raises(ConfigError) as info:
+        repro.load_suite(write_suite(tmp_path, entries))
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
+    assert cli.main(["bench", "nosuch"]) == cli.EXIT_CONFIG_ERROR
+    assert "suite: 'nosuch' is neither a file nor a packaged suite (cpu, gpu, smoke)" in capsys.readouterr().err
+    suite = repro.load_suite(write_suite(tmp_path, [{"name": "a", "config": "ppo_cartpole"}]))
+    with pytest.raises(ConfigError, match="--only: no entry 'b' in suite suite"):
+        repro.run_suite(suite, str(tmp_path / "out"), only=("b",))
+    assert cli.main(["bench"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("smoke", "cpu", "gpu"))
