@@ -13,49 +13,29 @@ import argparse
 import os
 import platform
 import sys
-import time
 
 import flax.linen as nn
 import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from bench_quantile_cost import time_iterations  # this script's folder is on sys.path
+
 from rlx.algos import dqn
 from rlx.envs import make
 from rlx.nets import QNet, mlp
+from rlx.nets.layers import Conv
 
 LOOP = {"num_envs": 16, "utd_ratio": 0.125, "batch_size": 128, "buffer_size": 20_000, "learning_starts": 1_000}
 
 
-class FlaxConv(nn.Module):
-    """``rlx.nets.layers.Conv``'s signature on ``flax.linen.Conv`` (same parameters, VALID padding)."""
-
-    features: int
-    kernel_size: int
-    stride: int = 1
-    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+class FlaxConv(Conv):
+    """:class:`rlx.nets.layers.Conv`'s fields and parameters on ``flax.linen.Conv`` (VALID padding)."""
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = (self.kernel_size, self.kernel_size)
         return nn.Conv(self.features, kernel, self.stride, "VALID", kernel_init=self.kernel_init, name="conv")(x)
-
-
-def time_iterations(config, env, iterations: int, repeats: int) -> float:
-    """Best seconds per train iteration over ``repeats`` scans of ``iterations`` steps."""
-    state = dqn.init(config, env, jax.random.PRNGKey(0), 10 * iterations)
-
-    def scan(s):
-        return jax.lax.scan(lambda s, _: (dqn.train_step(config, env, s)[0], None), s, None, iterations)[0]
-
-    run = jax.jit(scan)
-    state = jax.block_until_ready(run(state))  # compile, and fill the buffer past learning_starts
-    best = float("inf")
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        state = jax.block_until_ready(run(state))
-        best = min(best, (time.perf_counter() - tic) / iterations)
-    return best
 
 
 def main() -> None:
@@ -74,7 +54,7 @@ def main() -> None:
     for name, config, layer in rows:
         original, mlp.Conv = mlp.Conv, layer
         try:
-            seconds = time_iterations(config, env, args.iterations, args.repeats)
+            seconds = time_iterations(dqn, config, env, args.iterations, args.repeats)
         finally:
             mlp.Conv = original
         base = base or seconds
