@@ -138,22 +138,21 @@ def _shrunk(data: dict) -> dict:
     """``data`` for one iteration in one chunk, at most 4 envs, small batches and buffers, one eval episode."""
     from rlx import algos
 
-    fields = {f.name for f in dataclasses.fields(algos.get(data.get("algo", "ppo")).Config)}
-    agent = dict(data.get("agent") or {})
+    defaults = algos.get(data.get("algo", "ppo")).Config()
+    given = data.get("agent") or {}
+
+    def value(name: str) -> Any:
+        return given.get(name, getattr(defaults, name))
+
+    agent = dict(given)
     for name, cap in _TINY_AGENT.items():
-        if name in fields:
-            default = getattr(algos.get(data.get("algo", "ppo")).Config(), name)
-            agent[name] = min(int(agent.get(name, default)), cap)
-    if "utd_ratio" in fields:  # the fewest envs (a divisor of the entry's) that still make whole gradient steps
-        config = algos.get(data.get("algo", "ppo")).Config()
-        envs, utd = (
-            int((data.get("agent") or {}).get("num_envs", config.num_envs)),
-            float(agent.get("utd_ratio", config.utd_ratio)),
-        )
-        per_env = utd * int(agent.get("rollout_length", getattr(config, "rollout_length", 1)))
-        fits = [
-            d for d in range(1, envs + 1) if envs % d == 0 and (d * per_env) >= 1 and float(d * per_env).is_integer()
-        ]
+        if hasattr(defaults, name):
+            agent[name] = min(int(value(name)), cap)
+    if hasattr(
+        defaults, "utd_ratio"
+    ):  # the fewest envs (a divisor of the entry's) that still make whole gradient steps
+        envs, per_env = int(value("num_envs")), float(value("utd_ratio")) * int(value("rollout_length"))
+        fits = [d for d in range(1, envs + 1) if envs % d == 0 and d * per_env >= 1 and float(d * per_env).is_integer()]
         agent["num_envs"] = next((d for d in fits if d >= _TINY_AGENT["num_envs"]), fits[0] if fits else envs)
         agent["learning_starts"] = agent["num_envs"]  # gradient steps start in the one iteration
     return {**data, "agent": agent, "total_env_steps": 1, "num_chunks": 1, "eval_episodes": 1}
@@ -165,11 +164,10 @@ def _at_or_before(curve: dict, step: float) -> float | None:
     return float(curve["iqm"][index]) if index >= 0 else None
 
 
-def summarize(entry: Entry, entry_dir: str, wall_seconds: float) -> dict:
-    """The entry's report row from its sweep directory."""
+def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seconds: float) -> dict:
+    """The entry's report row from its sweep's result (final rows) and directory (evaluation curves)."""
     curve = next(iter(plot.curves(entry_dir).values()))
-    summary = json.load(open(os.path.join(entry_dir, "summary.json")))
-    runs = summary["runs"]
+    runs = result.runs
     finals = np.array([r["eval/episode_return"] for r in runs], np.float64)
     finite = finals[np.isfinite(finals)] if finals.size else finals
     estimate, low, high = stats.bootstrap_ci(finite) if finite.size else (math.nan, math.nan, math.nan)
@@ -201,7 +199,7 @@ def summarize(entry: Entry, entry_dir: str, wall_seconds: float) -> dict:
         "env_steps_per_second": budget * len(runs) / max(wall_seconds - compile_s, 1e-9),
         "reference": entry.reference,
         "verdict": verdict,
-        "status": summary["status"],
+        "status": result.status,
         "note": entry.note,
     }
 
@@ -230,7 +228,7 @@ def run_suite(
         data = {"config": run_data(entry, tiny), "seeds": 2 if tiny else entry.seeds}
         tic = time.perf_counter()
         result = sweep.run(sweep.spec_from_dict(data), entry_dir, progress=progress, overwrite=True)
-        row = summarize(entry, entry_dir, time.perf_counter() - tic)
+        row = summarize(entry, entry_dir, result, time.perf_counter() - tic)
         if result.status == "completed":
             with open(record, "w") as f:
                 json.dump(row, f, indent=2)
