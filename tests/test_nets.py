@@ -2,6 +2,7 @@
 and the conv torso against NumPy."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 import textwrap
@@ -164,3 +165,52 @@ def test_every_network_module_puts_the_conv_layers_first():
         assert all(np.isfinite(x).all() for x in jax.tree.leaves(out)), name
         first = params["Conv_0"]["kernel"] if first is None else first
         np.testing.assert_array_equal(params["Conv_0"]["kernel"], first)  # same init path: same first layer
+
+
+# ---------------------------------------------------------------- mixed precision
+
+
+@pytest.mark.parametrize(
+    "net,obs_shape",
+    [(Net(hidden=(64, 64), norm="layer"), (5,)), (Net(hidden=(32,), conv=(8,), conv_kernel=3), (6, 6, 2))],
+)
+def test_bfloat16_compute_keeps_float32_params_and_gradients_and_stays_close(net, obs_shape):
+    """Same parameters, matmuls in bfloat16: outputs within 3% and each gradient within 5% (relative norm) of
+    float32, everything the optimizer sees float32, and the program really multiplies in bfloat16."""
+    obs = jax.random.normal(jax.random.PRNGKey(0), (16, *obs_shape))
+    full = MLP(net, (3,), obs_ndim=len(obs_shape))
+    mixed = MLP(dataclasses.replace(net, compute_dtype="bfloat16"), (3,), obs_ndim=len(obs_shape))
+    params = full.init(jax.random.PRNGKey(1), obs)["params"]
+    assert jax.tree.structure(params) == jax.tree.structure(mixed.init(jax.random.PRNGKey(1), obs)["params"])
+
+    def loss(module, p):
+        return jnp.mean(jnp.square(module.apply({"params": p}, obs)))
+
+    out_full, out_mixed = full.apply({"params": params}, obs), mixed.apply({"params": params}, obs)
+    assert out_mixed.dtype == jnp.float32
+    scale = float(jnp.max(jnp.abs(out_full)))
+    assert 0 < float(jnp.max(jnp.abs(out_mixed - out_full))) < 0.03 * scale
+    grads_full, grads_mixed = (jax.grad(lambda p, m=m: loss(m, p))(params) for m in (full, mixed))
+    for g_full, g_mixed in zip(jax.tree.leaves(grads_full), jax.tree.leaves(grads_mixed), strict=True):
+        assert g_mixed.dtype == jnp.float32
+        assert float(jnp.linalg.norm(g_mixed - g_full)) < 0.05 * float(jnp.linalg.norm(g_full))
+    program = str(jax.make_jaxpr(lambda p: loss(mixed, p))(params))
+    assert re.search(r"bf16\[[0-9,]*\] = dot_general", program), program
+    assert "bf16" not in str(jax.make_jaxpr(lambda p: loss(full, p))(params))
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ({"critic": {"compute_dtype": "float16"}}, "agent.critic.compute_dtype: must be one of"),
+        (
+            {"critic": {"architecture": "simbav2", "compute_dtype": "bfloat16"}},
+            "agent.critic.compute_dtype: bfloat16 needs architecture mlp and recurrent none",
+        ),
+    ],
+)
+def test_compute_dtype_configs_that_cannot_work_fail_in_one_line(agent, message):
+    data = {"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent}
+    with pytest.raises(ConfigError) as info:
+        driver.Experiment(driver.build_config(data))
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)

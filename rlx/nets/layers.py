@@ -35,6 +35,15 @@ def hidden_init(kind: str) -> nn.initializers.Initializer:
     return orthogonal(math.sqrt(2.0)) if kind == "orthogonal" else nn.initializers.lecun_normal()
 
 
+def mixed_dense(x: jax.Array, width: int, kernel_init: nn.initializers.Initializer, compute_dtype: str) -> jax.Array:
+    """``nn.Dense(width)(x)`` with float32 parameters whose matmul runs in ``compute_dtype`` (``float32`` or
+    ``bfloat16``: input, kernel and bias cast down); the result is float32 either way. Call it inside a compact
+    ``__call__`` (it creates ``Dense_i`` there)."""
+    if compute_dtype == "float32":
+        return nn.Dense(width, kernel_init=kernel_init)(x)
+    return nn.Dense(width, kernel_init=kernel_init, dtype=jnp.dtype(compute_dtype))(x).astype(jnp.float32)
+
+
 def output_init(kind: str, scale: float) -> nn.initializers.Initializer:
     """Kernel initializer of an output layer: orthogonal with gain ``scale``, or lecun_normal scaled by it."""
     if kind == "orthogonal":
@@ -92,13 +101,15 @@ class Conv(nn.Module):
 
     Computed as one matrix product of the ``k * k`` shifted views of ``x`` concatenated along channels: on
     XLA:CPU this trains MinAtar's 3x3 / 16-channel layer ~3x faster than ``lax.conv_general_dilated``, whose
-    backward pass dominates a small network's gradient step there.
+    backward pass dominates a small network's gradient step there. ``compute_dtype: bfloat16`` runs the matmul in
+    bfloat16 and returns float32.
     """
 
     features: int
     kernel_size: int
     stride: int = 1
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    compute_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -109,4 +120,8 @@ class Conv(nn.Module):
         views = [
             x[:, i : i + s * (out_h - 1) + 1 : s, j : j + s * (out_w - 1) + 1 : s] for i in range(k) for j in range(k)
         ]
-        return jnp.concatenate(views, axis=-1) @ kernel.reshape(-1, self.features) + bias
+        patches, kernel = jnp.concatenate(views, axis=-1), kernel.reshape(-1, self.features)
+        if self.compute_dtype == "float32":
+            return patches @ kernel + bias
+        low = jnp.dtype(self.compute_dtype)
+        return (patches.astype(low) @ kernel.astype(low)).astype(jnp.float32) + bias

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.hyper import HyperHead, hyper_torso
-from rlx.nets.layers import ACTIVATIONS, BatchRenorm, Conv, hidden_init, output_init
+from rlx.nets.layers import ACTIVATIONS, BatchRenorm, Conv, hidden_init, mixed_dense, output_init
 from rlx.nets.spec import Net, network_input
 
 
@@ -27,7 +27,8 @@ def observation_features(net: Net, obs: jax.Array, obs_ndim: int) -> jax.Array:
         act = ACTIVATIONS[net.activation]
         obs = obs.reshape((-1, *obs.shape[obs.ndim - obs_ndim :]))
         for channels in net.conv:
-            obs = Conv(channels, net.conv_kernel, net.conv_stride, kernel_init=hidden_init(net.kernel_init))(obs)
+            conv = Conv(channels, net.conv_kernel, net.conv_stride, hidden_init(net.kernel_init), net.compute_dtype)
+            obs = conv(obs)
             obs = act(nn.LayerNorm()(obs) if net.norm == "layer" else obs)
     return obs.reshape((*batch_shape, -1))
 
@@ -41,7 +42,7 @@ def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
         return BatchRenorm(net.renorm_momentum, warmup_steps=net.renorm_warmup)(h, train)
 
     def dense(h: jax.Array, width: int) -> jax.Array:
-        h = nn.Dense(width, kernel_init=hidden_init(net.kernel_init))(h)
+        h = mixed_dense(h, width, hidden_init(net.kernel_init), net.compute_dtype)
         return nn.Dropout(net.dropout, deterministic=not train)(h) if net.dropout > 0 else h
 
     def layer(h: jax.Array, width: int) -> jax.Array:

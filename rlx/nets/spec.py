@@ -25,6 +25,10 @@ class Net:
     batch-renormalized too (CrossQ's placement). With ``residual``, every layer after the first is a
     block ``x + norm(Dense(act(norm(Dense(x)))))`` (BRO's), so the widths must be equal.
 
+    ``compute_dtype: bfloat16`` is mixed precision: the hidden dense and conv layers cast their input and float32
+    parameters to bfloat16 for the matmul and return float32 (``rlx.nets.layers.mixed_dense``), so parameters,
+    optimizer state, gradients, norms, the output layer and every loss stay float32.
+
     ``architecture: simbav2`` replaces all of this by SimbaV2's hyperspherical network
     (``rlx.nets.hyper``): an embedder to ``hidden[0]`` features and one LERP residual block per entry of
     ``hidden`` (equal widths), relu, unit-norm features and weights, a dense -> scaler -> dense head. Only
@@ -54,8 +58,18 @@ class Net:
     obs_key: str | None = field(
         None, doc="dict observations: the entry this network sees, e.g. state or privileged_state (PPO)"
     )
+    compute_dtype: str = field(
+        "float32",
+        choices=("float32", "bfloat16"),
+        doc="matmuls of the hidden dense and conv layers (params, norms, output layer and losses stay float32)",
+    )
 
     def check(self, prefix: str = "") -> None:
+        if self.compute_dtype != "float32" and (self.architecture != "mlp" or self.recurrent != "none"):
+            raise ConfigError(
+                f"{prefix}compute_dtype: {self.compute_dtype} needs architecture mlp and recurrent none (simbav2's "
+                f"and the recurrent cells' layers compute in float32); got {self.architecture}, {self.recurrent}"
+            )
         if self.architecture == "simbav2":
             fixed = {"norm": ("none", self.norm), "residual": (False, self.residual), "dropout": (0.0, self.dropout)}
             fixed["activation"] = ("relu", self.activation)
