@@ -15,7 +15,9 @@ authors' (3x256 mish networks, 5 steps on levels ``linspace(80, 2)``, actor lr 1
 Differences from the authors' code (quantumiracle/Consistency_Model_For_Reinforcement_Learning,
 ``online_agent.py``): rlx's shared replay loop (uniform random actions until ``learning_starts``; a truncated
 episode bootstraps, theirs are terminal); the candidates' values come from the target critics, as theirs. The
-paper's behaviour-cloning consistency loss is not used online by the authors' code and is not here either.
+paper's behaviour-cloning consistency loss is not used online by the authors' code and is not here either. Their
+online runs clip both networks' gradient norms (1.0 by default, 1-10 per env in ``online.py``) and train once per
+4 steps of 2 envs; here clipping is off unless ``agent.max_grad_norm`` is set (not yet measured with it).
 """
 
 from __future__ import annotations
