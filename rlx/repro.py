@@ -148,9 +148,8 @@ def _shrunk(data: dict) -> dict:
     for name, cap in _TINY_AGENT.items():
         if hasattr(defaults, name):
             agent[name] = min(int(value(name)), cap)
-    if hasattr(
-        defaults, "utd_ratio"
-    ):  # the fewest envs (a divisor of the entry's) that still make whole gradient steps
+    if hasattr(defaults, "utd_ratio"):
+        # the fewest envs (a divisor of the entry's) that still make whole gradient steps
         envs, per_env = int(value("num_envs")), float(value("utd_ratio")) * int(value("rollout_length"))
         fits = [d for d in range(1, envs + 1) if envs % d == 0 and d * per_env >= 1 and float(d * per_env).is_integer()]
         agent["num_envs"] = next((d for d in fits if d >= _TINY_AGENT["num_envs"]), fits[0] if fits else envs)
