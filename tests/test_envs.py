@@ -195,3 +195,20 @@ def test_playground_dm_control_env_steps():
     assert s.truncated.all() and s.reward.shape == (2,)
     with pytest.raises(EnvError, match="unknown Playground env"):
         envs.make("playground/NoSuchEnv")
+
+
+def _playground_impl(env) -> str:
+    while hasattr(env, "_env") or hasattr(env, "env"):
+        env = getattr(env, "_env", None) or env.env
+    return env._config.impl
+
+
+def test_playground_uses_mjx_jax_where_warp_is_missing(monkeypatch):
+    # On a GPU Playground's default implementation is Warp; without warp-lang installed that fails to load.
+    from rlx.envs import adapters
+
+    monkeypatch.setattr(adapters.jax, "default_backend", lambda: "gpu")
+    real_find_spec = adapters.importlib.util.find_spec
+    monkeypatch.setattr(adapters.importlib.util, "find_spec", lambda n: None if n == "warp" else real_find_spec(n))
+    assert _playground_impl(envs.make("playground/CartpoleBalance?episode_length=4")) == "jax"
+    assert _playground_impl(envs.make("playground/CartpoleBalance?episode_length=4&backend=jax")) == "jax"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, GaussianMixture, tanh_log_det_jacobian
-from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
+from rlx.ops.losses import approx_kl, clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import init_stats, normalize, update_stats
 from rlx.ops.returns import gae
 
@@ -185,3 +185,13 @@ def test_clipped_surrogate_and_value_loss():
     np.testing.assert_allclose(squared_value_loss(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])), 1.25)
     z = normalize_advantages(jnp.array([1.0, 2.0, 3.0]))
     np.testing.assert_allclose([z.mean(), z.std()], [0.0, 1.0], atol=1e-6)
+
+
+def test_approx_kl_is_k3_and_stays_finite_when_a_ratio_underflows():
+    log_ratio = np.array([np.log(1.5), np.log(0.5), 0.0])
+    r = np.exp(log_ratio)
+    np.testing.assert_allclose(approx_kl(jnp.asarray(log_ratio)), np.mean(r - 1 - np.log(r)), rtol=1e-6)
+    # exp(-200) underflows to 0 in float32, where the ratio form reads log(0) = -inf: here (e^-200 - 1 + 200) / 2
+    extreme = approx_kl(jnp.array([-200.0, 0.0], jnp.float32))
+    assert np.isfinite(extreme)
+    np.testing.assert_allclose(extreme, 199.0 / 2, rtol=1e-6)

@@ -29,7 +29,7 @@ from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.nets.recurrent import RecurrentMLP, init_network, unrolled, with_next, zero_carry
 from rlx.nets.spec import network_input
-from rlx.ops.losses import clipped_surrogate_loss, normalize_advantages, squared_value_loss
+from rlx.ops.losses import approx_kl, clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 from rlx.ops.returns import gae
 from rlx.rollout import PolicyStep, unroll
@@ -301,7 +301,10 @@ def loss_fn(
         advantages = normalize_advantages(advantages)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, ratio = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, hparams.clip_epsilon)
-    loss, metrics = with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, ratio, key, values)
+    log_ratio = log_prob - batch.log_prob
+    loss, metrics = with_value_and_entropy(
+        config, env, params, hparams, batch, dist, policy_loss, log_ratio, key, values
+    )
     metrics["clip_fraction"] = jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon)
     return loss, metrics
 
@@ -314,12 +317,13 @@ def with_value_and_entropy(
     batch: Batch,
     dist: Any,
     policy_loss: jax.Array,
-    ratio: jax.Array,
+    log_ratio: jax.Array,
     key: jax.Array,
     values: jax.Array | None = None,
 ) -> tuple[jax.Array, dict]:
     """``policy_loss + value_coef * value loss - entropy_coef * entropy`` and the metrics PPO and MDPO both log
-    (``values``: ``V`` at the batch, computed here if not given)."""
+    (``log_ratio``: new minus old log-probabilities of the batch's actions; ``values``: ``V`` at the batch,
+    computed here if not given)."""
     if values is None:
         values = value_estimate(config, env, params, batch.obs)
     value_loss = squared_value_loss(values, batch.targets)
@@ -330,7 +334,7 @@ def with_value_and_entropy(
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
-        "approx_kl": jnp.mean((ratio - 1.0) - jnp.log(ratio)),
+        "approx_kl": approx_kl(log_ratio),
     }
     return loss, metrics
 

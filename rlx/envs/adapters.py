@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import jax
@@ -155,8 +156,9 @@ class PlaygroundEnv(_DoneFlagEnv):
         impls = ("jax", "warp")
         if backend is not None and backend not in impls:
             raise EnvError(f"env playground/{name}: backend must be one of {', '.join(impls)}; got {backend!r}")
-        if backend is None:  # MJX's JAX implementation is far faster than Warp on CPU.
-            backend = "jax" if jax.default_backend() == "cpu" else None
+        if backend is None:  # MJX's JAX implementation: far faster than Warp on CPU; Warp needs warp-lang.
+            warp_missing = importlib.util.find_spec("warp") is None
+            backend = "jax" if jax.default_backend() == "cpu" or warp_missing else None
         overrides = {} if backend is None else {"impl": backend}
         try:
             config = registry.get_default_config(name)

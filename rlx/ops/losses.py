@@ -18,6 +18,14 @@ def clipped_surrogate_loss(
     return -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages)), ratio
 
 
+def approx_kl(log_ratio: jax.Array) -> jax.Array:
+    """Schulman's ``k3`` estimate of ``KL(old || new)`` from ``log_ratio = log_prob - old_log_prob``:
+    ``mean(r - 1 - log r)``, written as ``expm1(log_ratio) - log_ratio`` so that a sample whose ratio underflows
+    to 0 (a log-ratio below about -88 in float32, seen on a GPU when the policy's std shrinks) stays finite
+    rather than reading as a divergence."""
+    return jnp.mean(jnp.expm1(log_ratio) - log_ratio)
+
+
 def squared_value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
     """``0.5 * mean((V - target)^2)``."""
     return 0.5 * jnp.mean(jnp.square(values - targets))
