@@ -57,6 +57,21 @@ def test_sampling_chain_matches_numpy():
         c_out = 0.5 * (t - 0.002) / np.sqrt(t**2 + 0.25)
         action = c_skip * noisy + c_out * (o - noisy / t)
     np.testing.assert_allclose(got, np.clip(action, -1, 1), rtol=1e-4, atol=1e-5)
+    tanh = sample_actions(lambda o, a, t: o - a / t[:, None], obs, key, 2, levels, bound="tanh")
+    np.testing.assert_allclose(tanh, np.tanh(action), rtol=1e-4, atol=1e-5)
+
+
+def test_clip_bound_has_no_gradient_past_the_bounds_and_tanh_has():
+    """An actor whose every sample lands past +1 gets no Q-gradient under ``clip`` (the authors'; how a run can
+    get stuck on one action); under ``tanh`` an actor past the bounds still gets one."""
+    obs, key, levels = jnp.ones((4, 1)), jax.random.PRNGKey(0), sampling_levels(5)
+
+    def mean_action(shift, bound):
+        return jnp.mean(sample_actions(lambda o, a, t: o * shift, obs, key, 1, levels, bound=bound))
+
+    assert float(mean_action(50.0, "clip")) == 1.0
+    assert float(jax.grad(mean_action)(50.0, "clip")) == 0.0
+    assert float(jax.grad(mean_action)(3.0, "tanh")) > 0.0  # pre-squash mean about 1.45: still a gradient
 
 
 def test_normalized_q_loss_by_hand_and_its_scale_has_no_gradient():

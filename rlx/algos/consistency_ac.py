@@ -17,7 +17,9 @@ Differences from the authors' code (quantumiracle/Consistency_Model_For_Reinforc
 episode bootstraps, theirs are terminal); the candidates' values come from the target critics, as theirs. The
 paper's behaviour-cloning consistency loss is not used online by the authors' code and is not here either. Their
 online runs clip both networks' gradient norms (1.0 by default, 1-10 per env in ``online.py``) and train once per
-4 steps of 2 envs; here clipping is off unless ``agent.max_grad_norm`` is set (not yet measured with it).
+4 steps of 2 envs; here clipping is off unless ``agent.max_grad_norm`` is set. Their sampler clips the action to
+[-1, 1] (``bound: clip``, the default); an actor whose samples all land past a bound then gets no Q-gradient and
+stays there (one inverted_pendulum seed: a constant action, episodes of 7 steps). ``bound: tanh`` squashes instead.
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ class Config(off_policy.ActorCriticConfig):
     sigma_min: float = field(0.002, gt=0, doc="epsilon: the level where the consistency function is the identity")
     time_embedding: int = field(16, ge=4, doc="width of the noise level's sinusoidal embedding (even)")
     num_candidates: int = field(50, gt=0, doc="actions sampled per decision, one picked by its Q-value")
+    bound: str = field(
+        "clip",
+        choices=("clip", "tanh"),
+        doc="how sampled actions are brought into [-1, 1]: clip (the authors'; no actor gradient past the bounds) "
+        "or tanh",
+    )
     ema_every: int = field(5, gt=0, doc="gradient steps between EMA updates of the target actor")
     ema_start: int = field(1000, ge=0, doc="gradient steps before the first EMA update")
     actor_learning_rate: float = field(1e-5, traced=True, gt=0)
@@ -122,6 +130,7 @@ def policy_sample(config: Config, env: Env, actor_params: Any, obs: jax.Array, k
         config.sigma_data,
         config.sigma_min,
         len(env.observation_shape),
+        config.bound,
     )
 
 

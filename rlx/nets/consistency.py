@@ -75,9 +75,11 @@ def sample_actions(
     sigma_data: float = 0.5,
     epsilon: float = 0.002,
     obs_ndim: int = 1,
+    bound: str = "clip",
 ) -> jax.Array:
     """Multistep consistency sampling (Song et al. 2023, Algorithm 1): ``a = f(levels[0] z, levels[0])``, then at
-    every lower level ``t``: ``a = f(a + sqrt(t^2 - eps^2) z', t)``; the result is clipped to [-1, 1].
+    every lower level ``t``: ``a = f(a + sqrt(t^2 - eps^2) z', t)``; the result is brought into [-1, 1] by ``bound``:
+    ``clip`` (the authors'; no gradient beyond the bounds) or ``tanh``.
     ``apply_network(obs, a_t, t) -> F``; ``obs`` (``obs_ndim`` sample axes) gives the batch shape. Differentiable."""
     batch_shape = obs.shape[: obs.ndim - obs_ndim]
     keys = jax.random.split(key, len(levels))
@@ -88,4 +90,4 @@ def sample_actions(
         noisy = action + scale * noise
         t = jnp.full(batch_shape, level)
         action = consistency_function(apply_network(obs, noisy, t), noisy, t, sigma_data, epsilon)
-    return jnp.clip(action, -1.0, 1.0)
+    return jnp.tanh(action) if bound == "tanh" else jnp.clip(action, -1.0, 1.0)
