@@ -4,6 +4,12 @@
 # checks the imports, then runs the GPU measurements in priority order, each under its own timeout, logging to
 # $OUT/log.txt (with the results' JSON and the bench report beside it). PARTS="learning sac_cheetah" runs only
 # those parts. Locally: OUT=/tmp/out WHEELS=dir-of-cp311-wheels bash scripts/bench/device_run.sh
+# The wheels (.whl/ is git-ignored through .git/info/exclude; the device image's python is 3.12):
+#   for p in brax==0.14.2 playground==0.2.0 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-mjx==3.17.0 gymnax==1.0.1 \
+#       flashbax==0.1.3 tensorboardX==2.6.5 ml_collections==1.1.0 trimesh==5.2.0 glfw==2.11.0 PyOpenGL==3.1.10 \
+#       jaxopt==0.8.5 mediapy==1.2.7 gymnasium==1.3.0; do pip download -q --no-deps --only-binary=:all: \
+#       --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform any -d .whl $p; done
+# (30 MB; mujoco-studio and warp-lang are not needed). Then: device run with carry [".whl"].
 set -u
 OUT=${OUT:-/tmp/rlx_device_out}
 mkdir -p "$OUT"
