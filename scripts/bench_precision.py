@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     loop = {"num_envs": args.num_envs, "utd_ratio": args.utd_ratio, "batch_size": args.batch_size}
     loop |= {"buffer_size": 10 * args.iterations * args.num_envs, "learning_starts": args.batch_size}
-    gradient_steps = round(args.num_envs * args.utd_ratio)
+    gradient_steps = sac.Config(**loop).updates_per_iteration
     dtypes = args.dtype or ["float32", "bfloat16"]
     env = make(args.env)
     print(

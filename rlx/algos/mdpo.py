@@ -98,8 +98,7 @@ def loss_fn(
     kl = dist.kl(batch.old_policy)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, _ = mirror_descent_policy_loss(log_prob, batch.log_prob, advantages, kl, step_size)
-    log_ratio = log_prob - batch.log_prob
-    loss, metrics = ppo.with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, log_ratio, key)
+    loss, metrics = ppo.with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, log_prob, key)
     return loss, {**metrics, "kl": jnp.mean(kl), "kl_weight": 1.0 / step_size}
 
 

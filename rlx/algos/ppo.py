@@ -301,9 +301,8 @@ def loss_fn(
         advantages = normalize_advantages(advantages)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, ratio = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, hparams.clip_epsilon)
-    log_ratio = log_prob - batch.log_prob
     loss, metrics = with_value_and_entropy(
-        config, env, params, hparams, batch, dist, policy_loss, log_ratio, key, values
+        config, env, params, hparams, batch, dist, policy_loss, log_prob, key, values
     )
     metrics["clip_fraction"] = jnp.mean(jnp.abs(ratio - 1.0) > hparams.clip_epsilon)
     return loss, metrics
@@ -317,12 +316,12 @@ def with_value_and_entropy(
     batch: Batch,
     dist: Any,
     policy_loss: jax.Array,
-    log_ratio: jax.Array,
+    log_prob: jax.Array,
     key: jax.Array,
     values: jax.Array | None = None,
 ) -> tuple[jax.Array, dict]:
     """``policy_loss + value_coef * value loss - entropy_coef * entropy`` and the metrics PPO and MDPO both log
-    (``log_ratio``: new minus old log-probabilities of the batch's actions; ``values``: ``V`` at the batch,
+    (``log_prob``: the current policy's log-probabilities of the batch's actions; ``values``: ``V`` at the batch,
     computed here if not given)."""
     if values is None:
         values = value_estimate(config, env, params, batch.obs)
@@ -334,7 +333,7 @@ def with_value_and_entropy(
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
-        "approx_kl": approx_kl(log_ratio),
+        "approx_kl": approx_kl(log_prob - batch.log_prob),
     }
     return loss, metrics
 

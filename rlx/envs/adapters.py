@@ -157,8 +157,8 @@ class PlaygroundEnv(_DoneFlagEnv):
         if backend is not None and backend not in impls:
             raise EnvError(f"env playground/{name}: backend must be one of {', '.join(impls)}; got {backend!r}")
         if backend is None:  # MJX's JAX implementation: far faster than Warp on CPU; Warp needs warp-lang.
-            warp_missing = importlib.util.find_spec("warp") is None
-            backend = "jax" if jax.default_backend() == "cpu" or warp_missing else None
+            use_jax = jax.default_backend() == "cpu" or importlib.util.find_spec("warp") is None
+            backend = "jax" if use_jax else None
         overrides = {} if backend is None else {"impl": backend}
         try:
             config = registry.get_default_config(name)
