@@ -288,12 +288,15 @@ class Experiment:
         return jax.eval_shape(self.init_fn, jax.random.PRNGKey(0))
 
     def run_chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict]:
-        """Runs chunk ``chunk_index`` (0-based) on ``state``; metrics come back as Python floats."""
+        """Runs chunk ``chunk_index`` (0-based) on ``state``; metrics come back as Python floats.
+
+        ``state`` is donated: the new state reuses its buffers (the replay buffer is updated in place, not
+        copied) and ``state`` is deleted, so keep a copy (``jax.tree.map(jnp.copy, state)``) to run a chunk
+        twice from it. Arrays with a live host view (``jax.device_get`` on CPU) are copied instead."""
         if self._compiled_chunk is None:
             start = time.perf_counter()
-            donate = () if jax.default_backend() == "cpu" else (0,)  # CPU cannot donate buffers
             state = jax.block_until_ready(state)  # compile_seconds counts compiling only, not init still running
-            lowered = jax.jit(self.chunk_fn, donate_argnums=donate).lower(state, jnp.int32(0))
+            lowered = jax.jit(self.chunk_fn, donate_argnums=0).lower(state, jnp.int32(0))
             self._compiled_chunk = lowered.compile()
             self.compile_seconds += time.perf_counter() - start
         num_active = self.plan.iterations_done(chunk_index + 1) - self.plan.iterations_done(chunk_index)

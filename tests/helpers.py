@@ -3,6 +3,7 @@
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import yaml
 
@@ -35,7 +36,7 @@ def assert_resumes_bitwise(exp, state, directory):
     restored, meta = checkpointer.restore(1, exp.abstract_state())
     checkpointer.close()
     assert meta["chunks_done"] == 1 and tree_equal(restored, state)
-    uninterrupted, _ = exp.run_chunk(state, 1)
+    uninterrupted, _ = exp.run_chunk(jax.tree.map(jnp.copy, state), 1)  # run_chunk donates its input
     resumed, _ = exp.run_chunk(jax.device_put(restored), 1)
     assert tree_equal(resumed, uninterrupted)
     return resumed

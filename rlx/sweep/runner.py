@@ -114,7 +114,7 @@ def run_group(
         jax.vmap(experiment.chunk_fn, in_axes=(0, None)),
         in_shardings=(placement.sharding, placement.replicated),
         out_shardings=(placement.sharding, placement.sharding),
-        donate_argnums=() if jax.default_backend() == "cpu" else (0,),
+        donate_argnums=0,  # the replay buffers are updated in place, not copied each chunk
     )
     chunk_fn = chunk_fn.lower(state, jnp.int32(0)).compile()
     evaluate = jax.jit(jax.vmap(experiment.evaluate_fn), out_shardings=placement.sharding)

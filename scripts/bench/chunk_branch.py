@@ -36,11 +36,10 @@ def measure(config: driver.RunConfig, iterations: int, repeats: int) -> dict[str
     runs = {}
     for name, short in (("no branch", False), ("branch", True)):
         exp = experiment(config, iterations, repeats + 2, short)
-        state = jax.block_until_ready(exp.init())
-        exp.run_chunk(state, 0)  # compiles
+        carried = {"state": jax.block_until_ready(exp.run_chunk(exp.init(), 0)[0])}  # compiles
 
-        def call(exp=exp, state=state):
-            jax.block_until_ready(exp.run_chunk(state, 0)[0])
+        def call(exp=exp, carried=carried):  # run_chunk donates its input: each call continues from the last
+            carried["state"] = jax.block_until_ready(exp.run_chunk(carried["state"], 0)[0])
 
         runs[name] = call
     seconds = time_interleaved(runs, repeats)
