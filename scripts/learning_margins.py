@@ -41,6 +41,18 @@ ENTRIES = {
         -250.0,
     ),
     "sac_pendulum_c51": ("sac_pendulum.yaml", {"agent": {"critic": {"value": "c51"}}}, "eval/episode_return", -250.0),
+    "sac_pendulum_quantile": (
+        "sac_pendulum.yaml",
+        {"agent": {"critic": {"value": "quantile"}}},
+        "eval/episode_return",
+        -250.0,
+    ),
+    "td3_pendulum_quantile": (
+        "td3_pendulum.yaml",
+        {"agent": {"critic": {"value": "quantile"}}},
+        "eval/episode_return",
+        -250.0,
+    ),
     "sac_pendulum_bfloat16": (
         "sac_pendulum.yaml",
         {"agent": {"actor": {"compute_dtype": "bfloat16"}, "critic": {"compute_dtype": "bfloat16"}}},

@@ -5,12 +5,22 @@ losses and ``gradient_update_fn`` (alpha, critic and actor updates from the same
 ``--updates`` steps on fixed random transitions per iteration, a ``lax.scan`` over ``--iterations`` iterations
 per call; ms per iteration of the fastest of ``--repeats`` calls. Default shapes: brax ant (27 observations,
 8 actions), batch 256, 2 x 256 networks, 32 steps per iteration (``configs/sac_ant.yaml`` at 64 envs).
+
+With ``--rlx-config`` it also builds rlx's SAC gradient step (``sac.gradient_step``, as ``profile_sac.py``'s
+"gradient steps" piece: one fixed batch, random values) from that preset on ``--rlx-env`` in the same process, so
+both run on the same jax, and times the two programs interleaved (a drift of the machine's speed hits both alike)::
+
+    .bench/brax-venv/bin/python scripts/bench/brax_sgd_step.py --rlx-config configs/sac_ant.yaml --repeats 9
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +29,57 @@ from brax.training import gradients, types
 from brax.training.acme import running_statistics, specs
 from brax.training.agents.sac import losses as sac_losses
 from brax.training.agents.sac import networks as sac_networks
+
+sys.path.insert(0, os.path.dirname(__file__))
+from profile_rlx import time_interleaved  # via rlx_side, also puts the rlx checkout on the path
+
+
+def rlx_program(config_path: str, env_spec: str, args: argparse.Namespace) -> tuple[Callable[[], Any], float]:
+    """rlx's ``args.iterations`` x ``args.updates`` SAC gradient steps on one fixed random batch, compiled, as a
+    no-argument call; and its compile seconds. The preset's batch size and network widths must match brax's."""
+    import rlx_side
+    import yaml
+
+    from rlx import driver
+    from rlx.algos import off_policy, sac
+
+    with open(config_path) as f:
+        data = yaml.safe_load(f)
+    config = rlx_side.run_config(data, env_spec, {**rlx_side.agent_overrides(args.rlx_agent), "learning_starts": 0})
+    experiment = driver.Experiment(config)
+    agent, env = experiment.static_agent, experiment.env
+    if (agent.updates_per_iteration, agent.batch_size) != (args.updates, args.batch_size):
+        sys.exit(
+            f"brax_sgd_step: {config_path} gives {agent.updates_per_iteration} gradient steps of "
+            f"{agent.batch_size} per iteration; match them with --updates/--batch-size or --rlx-agent"
+        )
+    state = experiment.init()
+    sample = jax.jit(
+        lambda s: off_policy.td_batch(agent, s, off_policy.replay_buffer(agent).sample(s.loop.buffer, s.key))
+    )
+    batch = sample(state)
+    leaves, treedef = jax.tree.flatten(batch)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    batch = treedef.unflatten(
+        [
+            jnp.tanh(jax.random.normal(k, x.shape, x.dtype)) if jnp.issubdtype(x.dtype, jnp.floating) else x
+            for k, x in zip(keys, leaves)
+        ]
+    )
+
+    def one(state, _):
+        key, step_key = jax.random.split(state.key)
+        return sac.gradient_step(agent, env, state.replace(key=key), batch, step_key)[0], None
+
+    def program(state):
+        return jax.lax.scan(
+            lambda s, _: (jax.lax.scan(one, s, None, length=args.updates)[0], None), state, None, length=args.iterations
+        )[0]
+
+    state = jax.block_until_ready(state)
+    tic = time.perf_counter()
+    compiled = jax.jit(program).lower(state).compile()
+    return (lambda: jax.block_until_ready(compiled(state))), time.perf_counter() - tic
 
 
 def main() -> None:
@@ -30,6 +91,9 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=32, help="gradient steps per iteration")
     p.add_argument("--iterations", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rlx-config", help="also time rlx's gradient step from this SAC preset, interleaved")
+    p.add_argument("--rlx-env", default="brax/ant?backend=mjx")
+    p.add_argument("--rlx-agent", action="append", default=["num_envs=64"], metavar="KEY=VALUE")
     args = p.parse_args()
     net = sac_networks.make_sac_networks(
         args.obs, args.actions, running_statistics.normalize, hidden_layer_sizes=tuple(args.hidden)
@@ -72,18 +136,16 @@ def main() -> None:
 
     tic = time.perf_counter()
     compiled = jax.jit(program).lower(state, key).compile()
-    compile_seconds = time.perf_counter() - tic
-    jax.block_until_ready(compiled(state, key))
-    seconds = []
-    for _ in range(args.repeats):
-        tic = time.perf_counter()
-        jax.block_until_ready(compiled(state, key))
-        seconds.append(time.perf_counter() - tic)
-    per_iteration = min(seconds) / args.iterations
-    print(
-        f"brax SAC gradient steps: {1e3 * per_iteration:.1f} ms / iteration of {args.updates} "
-        f"({1e3 * per_iteration / args.updates:.2f} ms / step); compile {compile_seconds:.1f} s; jax {jax.__version__}"
-    )
+    calls = {"brax": (lambda: jax.block_until_ready(compiled(state, key)), time.perf_counter() - tic)}
+    if args.rlx_config:
+        calls["rlx"] = rlx_program(args.rlx_config, args.rlx_env, args)
+    seconds = time_interleaved({name: call for name, (call, _) in calls.items()}, args.repeats)
+    for name, (_, compile_seconds) in calls.items():
+        per_iteration = seconds[name] / args.iterations
+        print(
+            f"{name} SAC gradient steps: {1e3 * per_iteration:.1f} ms / iteration of {args.updates} "
+            f"({1e3 * per_iteration / args.updates:.2f} ms / step); compile {compile_seconds:.1f} s; jax {jax.__version__}"
+        )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=20, help="iterations per chunk")
     p.add_argument("--repeats", type=int, default=7, help="timed calls of each variant")
     args = p.parse_args()
-    overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.agent)}
+    overrides = rlx_side.agent_overrides(args.agent)
     print(
         f"# chunk with vs without the per-iteration branch: `{args.env}`, {args.iterations} iterations per "
         f"chunk, fastest of {args.repeats} calls; jax {jax.__version__} on {jax.devices()[0].device_kind}; "

@@ -123,7 +123,7 @@ def main() -> None:
     args = p.parse_args()
     with open(args.config) as f:
         data = yaml.safe_load(f)
-    agent = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.agent)}
+    agent = rlx_side.agent_overrides(args.agent)
     config = rlx_side.run_config(data, args.env, agent)
     if config.algo != "sac":
         sys.exit(f"profile_sac: {args.config} is a {config.algo} preset; this profiles SAC")

@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import timing
+import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -36,6 +37,11 @@ from rlx import algos, driver
 from rlx.algos.off_policy import random_actions
 from rlx.config import to_dict
 from rlx.envs import Vmap, make, parse_env_spec
+
+
+def agent_overrides(items: list[str]) -> dict:
+    """``--agent KEY=VALUE`` items as agent fields, each value read as YAML (``3e-4``, ``true``, ``[64, 64]``)."""
+    return {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in items)}
 
 
 def run_config(config_data: dict, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:

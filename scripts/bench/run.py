@@ -72,10 +72,7 @@ def agent_overrides(args: argparse.Namespace, algo: str, spec: dict) -> dict:
     """The row's ``agent`` fields, then ``--agent KEY=VALUE`` and ``--num-envs`` where ``algo`` has them."""
     fields = {f.name for f in dataclasses.fields(algos.get(algo).Config)}
     out = dict(spec.get("agent") or {})
-    for item in args.agent:
-        key, _, value = item.partition("=")
-        if key in fields:
-            out[key] = yaml.safe_load(value)
+    out.update({key: value for key, value in rlx_side.agent_overrides(args.agent).items() if key in fields})
     if args.num_envs:
         out["num_envs"] = args.num_envs
     return out
