@@ -37,11 +37,12 @@ from profile_rlx import time_interleaved  # via rlx_side, also puts the rlx chec
 def rlx_program(config_path: str, env_spec: str, args: argparse.Namespace) -> tuple[Callable[[], Any], float]:
     """rlx's ``args.iterations`` x ``args.updates`` SAC gradient steps on one fixed random batch, compiled, as a
     no-argument call; and its compile seconds. The preset's batch size and network widths must match brax's."""
+    import profile_sac
     import rlx_side
     import yaml
 
     from rlx import driver
-    from rlx.algos import off_policy, sac
+    from rlx.algos import off_policy
 
     with open(config_path) as f:
         data = yaml.safe_load(f)
@@ -54,32 +55,23 @@ def rlx_program(config_path: str, env_spec: str, args: argparse.Namespace) -> tu
             f"{agent.batch_size} per iteration; match them with --updates/--batch-size or --rlx-agent"
         )
     state = experiment.init()
-    sample = jax.jit(
-        lambda s: off_policy.td_batch(agent, s, off_policy.replay_buffer(agent).sample(s.loop.buffer, s.key))
+    shapes = jax.eval_shape(
+        lambda s: off_policy.td_batch(agent, s, off_policy.replay_buffer(agent).sample(s.loop.buffer, s.key)), state
     )
-    batch = sample(state)
-    leaves, treedef = jax.tree.flatten(batch)
+    leaves, treedef = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
     batch = treedef.unflatten(
         [
-            jnp.tanh(jax.random.normal(k, x.shape, x.dtype)) if jnp.issubdtype(x.dtype, jnp.floating) else x
+            jnp.tanh(jax.random.normal(k, x.shape, x.dtype))
+            if jnp.issubdtype(x.dtype, jnp.floating)
+            else jnp.zeros(x.shape, x.dtype)
             for k, x in zip(keys, leaves)
         ]
     )
-
-    def one(state, _):
-        key, step_key = jax.random.split(state.key)
-        return sac.gradient_step(agent, env, state.replace(key=key), batch, step_key)[0], None
-
-    def program(state):
-        return jax.lax.scan(
-            lambda s, _: (jax.lax.scan(one, s, None, length=args.updates)[0], None), state, None, length=args.iterations
-        )[0]
-
     state = jax.block_until_ready(state)
     tic = time.perf_counter()
-    compiled = jax.jit(program).lower(state).compile()
-    return (lambda: jax.block_until_ready(compiled(state))), time.perf_counter() - tic
+    compiled = jax.jit(profile_sac.gradient_steps(agent, env, args.iterations)).lower(state, batch).compile()
+    return (lambda: jax.block_until_ready(compiled(state, batch))), time.perf_counter() - tic
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def main() -> None:
     state = experiment.init()
     n = agent.num_envs
     keys = jax.random.split(jax.random.PRNGKey(0), n)
-    first = jax.vmap(env.reset)(keys)
+    first = jax.eval_shape(jax.vmap(env.reset), keys)  # lowering needs only its shapes
     rows = {
         "vmap(env.reset)": compile_seconds(jax.vmap(env.reset), keys),
         "vmap(env.step)": compile_seconds(jax.vmap(env.step), first, jnp.zeros((n, *env.action_space.shape))),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,24 @@ from profile_rlx import checksum, compile_program, time_interleaved
 from rlx import driver
 from rlx.algos import off_policy, sac
 from rlx.config import to_dict
+from rlx.envs import Env
+
+
+def gradient_steps(agent: sac.Config, env: Env, iterations: int) -> Callable[[sac.State, off_policy.Batch], sac.State]:
+    """``program(state, batch)``: ``iterations`` x ``agent.updates_per_iteration`` calls of ``sac.gradient_step``
+    (critic, actor and temperature updates, target computation, Polyak update) on the one ``batch``."""
+
+    def program(state, batch):
+        def one(state, _):
+            key, step_key = jax.random.split(state.key)
+            return sac.gradient_step(agent, env, state.replace(key=key), batch, step_key)[0], None
+
+        def iteration(state, _):
+            return jax.lax.scan(one, state, None, length=agent.updates_per_iteration)[0], None
+
+        return jax.lax.scan(iteration, state, None, length=iterations)[0]
+
+    return program
 
 
 def profile(config: driver.RunConfig, iterations: int, repeats: int, fill: int) -> dict:
@@ -72,13 +91,6 @@ def profile(config: driver.RunConfig, iterations: int, repeats: int, fill: int) 
 
     batch = jax.jit(lambda s: off_policy.td_batch(agent, s, buffer.sample(s.loop.buffer, s.key)))(state)
 
-    def gradient_steps(state, batch):
-        def one(state, _):
-            key, step_key = jax.random.split(state.key)
-            return sac.gradient_step(agent, env, state.replace(key=key), batch, step_key)[0], None
-
-        return scan(lambda s: jax.lax.scan(one, s, None, length=updates)[0], state)
-
     def collect(state):
         return scan(lambda s: off_policy.collect(agent, env, s, sac.explore(agent, env, s))[0], state)
 
@@ -90,7 +102,7 @@ def profile(config: driver.RunConfig, iterations: int, repeats: int, fill: int) 
     programs = {
         "buffer add": compile_program(add, (state,)),
         "buffer sample": compile_program(sample, (state, zero)),
-        "gradient steps": compile_program(gradient_steps, (state, batch)),
+        "gradient steps": compile_program(gradient_steps(agent, env, iterations), (state, batch)),
         "collect": compile_program(collect, (state,)),
         "train_step": compile_program(train_step, (state,)),
     }
