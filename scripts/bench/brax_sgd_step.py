@@ -39,14 +39,13 @@ def rlx_program(config_path: str, env_spec: str, args: argparse.Namespace) -> tu
     no-argument call; and its compile seconds. The preset's batch size and network widths must match brax's."""
     import profile_sac
     import rlx_side
-    import yaml
 
     from rlx import driver
     from rlx.algos import off_policy
 
-    with open(config_path) as f:
-        data = yaml.safe_load(f)
-    config = rlx_side.run_config(data, env_spec, {**rlx_side.agent_overrides(args.rlx_agent), "learning_starts": 0})
+    config = rlx_side.preset_config(
+        config_path, env_spec, {**rlx_side.agent_overrides(args.rlx_agent), "learning_starts": 0}
+    )
     experiment = driver.Experiment(config)
     agent, env = experiment.static_agent, experiment.env
     if (agent.updates_per_iteration, agent.batch_size) != (args.updates, args.batch_size):

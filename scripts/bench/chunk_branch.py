@@ -15,7 +15,6 @@ import argparse
 
 import jax
 import rlx_side
-import yaml
 from profile_rlx import time_interleaved
 
 from rlx import driver
@@ -64,8 +63,7 @@ def main() -> None:
     print("| config | num_envs | no branch (env steps/s) | branch (env steps/s) | no branch / branch |")
     print("|---|---:|---:|---:|---:|")
     for path in args.config or ["configs/ppo_inverted_pendulum.yaml"]:
-        with open(path) as f:
-            data = yaml.safe_load(f)
+        data = rlx_side.load_preset(path)
         config = rlx_side.run_config(data, args.env, overrides)
         if hasattr(config.agent, "learning_starts"):  # every iteration does its gradient steps
             config = rlx_side.run_config(data, args.env, {**overrides, "learning_starts": 0})

@@ -20,7 +20,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import rlx_side
-import yaml
 
 from rlx import driver
 from rlx.algos import off_policy, sac
@@ -62,9 +61,9 @@ def main() -> None:
     p.add_argument("--config", default="configs/sac_ant.yaml", help="a SAC preset")
     p.add_argument("--agent", action="append", default=[], metavar="KEY=VALUE", help="override an agent field")
     args = p.parse_args()
-    with open(args.config) as f:
-        data = yaml.safe_load(f)
-    config = rlx_side.run_config(data, args.env, {**rlx_side.agent_overrides(args.agent), "learning_starts": 0})
+    config = rlx_side.preset_config(
+        args.config, args.env, {**rlx_side.agent_overrides(args.agent), "learning_starts": 0}
+    )
     experiment = driver.Experiment(config)
     agent, env = experiment.static_agent, experiment.env
     state = experiment.init()

@@ -34,7 +34,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import rlx_side
-import yaml
 
 from rlx import driver
 from rlx.algos import ppo
@@ -189,12 +188,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed calls per program")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
-    with open(args.config) as f:
-        data = yaml.safe_load(f)
     agent = rlx_side.agent_overrides(args.agent)
     if args.num_envs:
         agent["num_envs"] = args.num_envs
-    config = rlx_side.run_config(data, args.env, agent)
+    config = rlx_side.preset_config(args.config, args.env, agent)
     if config.algo != "ppo":
         sys.exit(f"profile_rlx: {args.config} is a {config.algo} preset; this profiles PPO")
     pieces = profile(config, args.iterations, args.repeats)

@@ -27,7 +27,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import rlx_side
-import yaml
 from profile_rlx import checksum, compile_program, time_interleaved
 
 from rlx import driver
@@ -133,10 +132,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed calls per program")
     p.add_argument("--fill", type=int, default=20, help="iterations of collection before timing")
     args = p.parse_args()
-    with open(args.config) as f:
-        data = yaml.safe_load(f)
     agent = rlx_side.agent_overrides(args.agent)
-    config = rlx_side.run_config(data, args.env, agent)
+    config = rlx_side.preset_config(args.config, args.env, agent)
     if config.algo != "sac":
         sys.exit(f"profile_sac: {args.config} is a {config.algo} preset; this profiles SAC")
     pieces = profile(config, args.iterations, args.repeats, args.fill)

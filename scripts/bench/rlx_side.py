@@ -38,10 +38,25 @@ from rlx.algos.off_policy import random_actions
 from rlx.config import to_dict
 from rlx.envs import Vmap, make, parse_env_spec
 
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
 
 def agent_overrides(items: list[str]) -> dict:
     """``--agent KEY=VALUE`` items as agent fields, each value read as YAML (``3e-4``, ``true``, ``[64, 64]``)."""
     return {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in items)}
+
+
+def load_preset(path: str) -> dict:
+    """A preset YAML file, relative to the working directory or else to the repository root."""
+    if not os.path.isabs(path) and not os.path.exists(path):
+        path = os.path.join(REPO, path)
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def preset_config(path: str, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:
+    """``run_config`` of the preset YAML file at ``path``."""
+    return run_config(load_preset(path), env_spec, agent, **run_fields)
 
 
 def run_config(config_data: dict, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:

@@ -35,7 +35,6 @@ import brax_venv
 import mapping
 import rlx_side
 import timing
-import yaml
 
 from rlx import algos, driver
 from rlx.config import ConfigError, to_dict
@@ -44,21 +43,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LOG_DIR = os.path.join(brax_venv.REPO, ".bench", "logs")
 
 
-def load_yaml(path: str) -> dict:
-    """A YAML file, relative to the working directory or else to the repository root."""
-    if not os.path.isabs(path) and not os.path.exists(path):
-        path = os.path.join(brax_venv.REPO, path)
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
-
-
 def load_suite(args: argparse.Namespace) -> dict:
     """``{"mode", "rows": [{"env", "algos": {algo: {"config", "iterations"?, "agent"?}}}]}`` from the
     preset or the command line."""
     preset = "gpu" if args.gpu else args.preset
     if preset:
         path = preset if preset.endswith(".yaml") else os.path.join(HERE, f"{preset}.yaml")
-        suite = load_yaml(path)
+        suite = rlx_side.load_preset(path)
     else:
         configs = {"ppo": args.ppo_config, "sac": args.sac_config}
         suite = {"rows": [{"env": args.env, "algos": {a: {"config": c} for a, c in configs.items() if c}}]}
@@ -149,13 +140,13 @@ def measure(args: argparse.Namespace, mode: str, env_spec: str, algo: str, spec:
     agent = agent_overrides(args, algo, spec)
     if mode == "throughput" and algo != "ppo":
         agent["learning_starts"] = 0  # every iteration takes its gradient steps, on both sides
-    config = rlx_side.run_config(load_yaml(spec["config"]), env_spec, agent)
+    config = rlx_side.preset_config(spec["config"], env_spec, agent)
     per_chunk, chunks = plan_run(args, mode, config, spec)
     steps_per_iteration = rlx_side.env_steps_per_iteration(config)
     total = per_chunk * chunks * steps_per_iteration
     run_fields = {"eval_episodes": args.eval_episodes} if args.eval_episodes else {}
-    config = rlx_side.run_config(
-        load_yaml(spec["config"]), env_spec, agent, total_env_steps=total, num_chunks=chunks, eval_every=1, **run_fields
+    config = rlx_side.preset_config(
+        spec["config"], env_spec, agent, total_env_steps=total, num_chunks=chunks, eval_every=1, **run_fields
     )
     num_envs = config.agent.num_envs
     # throughput: brax SAC still evaluates after every epoch (outside its timings); keep that cheap
