@@ -33,6 +33,8 @@ CASES = {  # name: (preset, overrides)
             "agent": {"policy": {"squash": "clip"}},
         },
     ),
+    "ppo_gru_cartpole": ("ppo_gru_cartpole_positions.yaml", {"total_env_steps": 8192, "num_chunks": 2}),
+    "mdpo_cartpole": ("mdpo_cartpole.yaml", {"total_env_steps": 8192, "num_chunks": 2}),
     "sac_pendulum": ("sac_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
     "td3_pendulum": ("td3_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
     "ddpg_pendulum": ("ddpg_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),

@@ -14,7 +14,7 @@ import yaml
 from helpers import CONFIGS, assert_resumes_bitwise
 
 from rlx import driver
-from rlx.algos import ppo
+from rlx.algos import policy_gradient, ppo
 from rlx.config import ConfigError, merge
 from rlx.envs import make
 from rlx.nets import Net
@@ -61,9 +61,9 @@ def test_update_recomputes_the_collected_log_probs_and_values(cell):
     dist, values = ppo.batch_outputs(config, env, state.params, batch)
     np.testing.assert_allclose(dist.log_prob(batch.raw_action), batch.log_prob, atol=1e-5)
     # the value bootstrap: V(next_obs_t) continues step t's carry, so within an episode it is V(obs_{t+1})
-    obs = ppo._prepare_obs(config, state.obs_stats, rollout.obs)
-    next_obs = ppo._prepare_obs(config, state.obs_stats, rollout.next_obs)
-    value_net = ppo._networks(config, env)[1]
+    obs = policy_gradient._prepare_obs(config, state.obs_stats, rollout.obs)
+    next_obs = policy_gradient._prepare_obs(config, state.obs_stats, rollout.next_obs)
+    value_net = policy_gradient._networks(config, env)[1]
     v, next_v = with_next(value_net, state.params.value, rollout.initial_memory.value, obs, next_obs, rollout.start)
     v, next_v = v[..., 0], next_v[..., 0]
     np.testing.assert_allclose(values, v.T, atol=1e-5)

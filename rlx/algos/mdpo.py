@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlx.algos import common, ppo
+from rlx.algos import common, policy_gradient
 from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.ops.losses import (
@@ -42,7 +42,7 @@ DICT_OBSERVATIONS = True  # PPO's networks and rollout
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(ppo.PolicyGradientConfig):
+class Config(policy_gradient.PolicyGradientConfig):
     """MDPO hyperparameters: PPO's shared ones (authors' defaults where they differ) plus the step size."""
 
     num_minibatches: int = field(1, gt=0, doc="minibatches per epoch (1: full-batch steps, the authors')")
@@ -61,25 +61,25 @@ class Config(ppo.PolicyGradientConfig):
             )
 
 
-Params = ppo.Params
-State = ppo.State
-steps_per_iteration = ppo.steps_per_iteration
-init = ppo.init
-act = ppo.act
-value = ppo.value
+Params = policy_gradient.Params
+State = policy_gradient.State
+steps_per_iteration = policy_gradient.steps_per_iteration
+init = policy_gradient.init
+act = policy_gradient.act
+value = policy_gradient.value
 
 
 @struct.dataclass
-class Batch(ppo.Batch):
+class Batch(policy_gradient.Batch):
     """PPO's batch plus the distribution of the policy that collected it, at each sample."""
 
     old_policy: Any  # the action distribution pi_k(.|s), a pytree of [batch, ...] parameters
 
 
-def make_batch(config: Config, env: Env, state: State, rollout: ppo.Rollout) -> Batch:
+def make_batch(config: Config, env: Env, state: State, rollout: policy_gradient.Rollout) -> Batch:
     """PPO's advantages and targets, plus ``pi_k`` at each observation (the params that collected them)."""
-    batch = ppo.make_batch(config, env, state, rollout)
-    old_policy = ppo.policy_distribution(config, env, state.params, batch.obs)
+    batch = policy_gradient.make_batch(config, env, state, rollout)
+    old_policy = policy_gradient.policy_distribution(config, env, state.params, batch.obs)
     return Batch(**{f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}, old_policy=old_policy)
 
 
@@ -93,12 +93,14 @@ def loss_fn(
     key: jax.Array,
 ) -> tuple[jax.Array, dict]:
     """Mirror-descent surrogate + ``value_coef`` * value loss - ``entropy_coef`` * entropy at step size ``t_k``."""
-    dist = ppo.policy_distribution(config, env, params, batch.obs)
+    dist = policy_gradient.policy_distribution(config, env, params, batch.obs)
     advantages = normalize_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
     kl = dist.kl(batch.old_policy)
     log_prob = dist.log_prob(batch.raw_action)
     policy_loss, _ = mirror_descent_policy_loss(log_prob, batch.log_prob, advantages, kl, step_size)
-    loss, metrics = ppo.with_value_and_entropy(config, env, params, hparams, batch, dist, policy_loss, log_prob, key)
+    loss, metrics = policy_gradient.with_value_and_entropy(
+        config, env, params, hparams, batch, dist, policy_loss, log_prob, key
+    )
     return loss, {**metrics, "kl": jnp.mean(kl), "kl_weight": 1.0 / step_size}
 
 
@@ -110,4 +112,4 @@ def _loss_for(config: Config, env: Env, state: State):
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     """One iteration: collect with ``pi_k``, advantages, mirror-descent steps, observation statistics."""
-    return ppo.iterate(config, env, state, make_batch, functools.partial(_loss_for, config, env))
+    return policy_gradient.iterate(config, env, state, make_batch, functools.partial(_loss_for, config, env))
