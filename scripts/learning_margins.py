@@ -63,6 +63,8 @@ ENTRIES = {
     "crossq_pendulum": ("crossq_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "droq_pendulum": ("droq_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "simbav2_pendulum": ("simbav2_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "fasttd3_pendulum": ("fasttd3_pendulum.yaml", {}, "eval/episode_return", -250.0),
+    "droq_inverted_pendulum": ("droq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "simbav2_inverted_pendulum": ("simbav2_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "sac_inverted_pendulum": ("sac_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "crossq_inverted_pendulum": ("crossq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
