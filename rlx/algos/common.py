@@ -11,8 +11,8 @@ import optax
 from flax import struct
 
 from rlx.config import ConfigError, field, traced_fields
-from rlx.envs import Env, EnvStep
-from rlx.ops.normalization import RunningStats
+from rlx.envs import Env, EnvStep, training_env
+from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -99,6 +99,39 @@ class RolloutState:
     total_iterations: jax.Array  # int32, length of the run (for schedules)
     hparams: Hyperparams
     memory: Any = ()  # recurrent networks' carries [num_envs, ...] (PPO with recurrent networks; () otherwise)
+
+
+def start_rollout(
+    env: Env,
+    num_envs: int,
+    env_key: jax.Array,
+    total_iterations: int,
+    *,
+    params: Any,
+    opt_state: Any,
+    hparams: Hyperparams,
+    key: jax.Array,
+    memory: Any = (),
+) -> RolloutState:
+    """A fresh :class:`RolloutState`: ``num_envs`` envs reset from ``env_key``, observation statistics seeded
+    with their first observations, zero completed iterations."""
+    env_step = training_env(env, num_envs).reset(env_key)
+    return RolloutState(
+        params=params,
+        opt_state=opt_state,
+        env_step=env_step,
+        obs_stats=update_stats(init_stats(env.observation_shape), env_step.obs),
+        key=key,
+        iteration=jnp.zeros((), jnp.int32),
+        total_iterations=jnp.asarray(total_iterations, jnp.int32),
+        hparams=hparams,
+        memory=memory,
+    )
+
+
+def network_obs(normalize_observations: bool, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
+    """What the networks see: ``obs`` normalized by the running statistics when the config asks for it."""
+    return normalize(obs_stats, obs) if normalize_observations else obs
 
 
 def optimizer(

@@ -29,7 +29,7 @@ from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.nets.recurrent import RecurrentMLP, init_network, unrolled, with_next, zero_carry
 from rlx.nets.spec import network_input
 from rlx.ops.losses import approx_kl, squared_value_loss
-from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
+from rlx.ops.normalization import RunningStats, update_stats
 from rlx.ops.returns import gae
 from rlx.rollout import PolicyStep, unroll
 
@@ -145,7 +145,7 @@ def initial_memory(config: PolicyGradientConfig, num: int) -> Memory:
 
 
 def _prepare_obs(config: PolicyGradientConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
-    return normalize(obs_stats, obs) if config.normalize_observations else obs
+    return common.network_obs(config.normalize_observations, obs_stats, obs)
 
 
 def policy_distribution(config: PolicyGradientConfig, env: Env, params: Params, obs: jax.Array):
@@ -177,16 +177,15 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
     )
     hparams = common.Hyperparams.from_config(config)
     opt_state = _optimizer(config, hparams, hparams.learning_rate).init(params)
-    env_step = training_env(env, config.num_envs).reset(env_key)
-    return State(
+    return common.start_rollout(
+        env,
+        config.num_envs,
+        env_key,
+        total_iterations,
         params=params,
         opt_state=opt_state,
-        env_step=env_step,
-        obs_stats=update_stats(init_stats(env.observation_shape), env_step.obs),
-        key=key,
-        iteration=jnp.zeros((), jnp.int32),
-        total_iterations=jnp.asarray(total_iterations, jnp.int32),
         hparams=hparams,
+        key=key,
         memory=initial_memory(config, config.num_envs),
     )
 

@@ -27,7 +27,7 @@ from rlx.algos import common
 from rlx.config import ConfigError, field
 from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, QNet
-from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
+from rlx.ops.normalization import RunningStats, update_stats
 from rlx.ops.returns import q_lambda_returns
 from rlx.rollout import PolicyStep, unroll
 
@@ -92,7 +92,7 @@ def _network(config: Config, env: Env) -> Model:
 
 
 def _prepare_obs(config: Config, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
-    return normalize(obs_stats, obs) if config.normalize_observations else obs
+    return common.network_obs(config.normalize_observations, obs_stats, obs)
 
 
 def _optimizer(config: Config, hparams: common.Hyperparams, learning_rate: Any) -> optax.GradientTransformation:
@@ -105,16 +105,9 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     key, net_key, env_key = jax.random.split(key, 3)
     params, _ = _network(config, env).init(net_key, common.dummy_obs(env))
     hparams = common.Hyperparams.from_config(config)
-    env_step = training_env(env, config.num_envs).reset(env_key)
-    return State(
-        params=params,
-        opt_state=_optimizer(config, hparams, 1.0).init(params),
-        env_step=env_step,
-        obs_stats=update_stats(init_stats(env.observation_shape), env_step.obs),
-        key=key,
-        iteration=jnp.zeros((), jnp.int32),
-        total_iterations=jnp.asarray(total_iterations, jnp.int32),
-        hparams=hparams,
+    opt_state = _optimizer(config, hparams, 1.0).init(params)
+    return common.start_rollout(
+        env, config.num_envs, env_key, total_iterations, params=params, opt_state=opt_state, hparams=hparams, key=key
     )
 
 
