@@ -268,6 +268,11 @@ def test_rlx_algos_lists_every_registered_algorithm(capsys):
 
 
 _EXPERIMENTS: dict[str, driver.Experiment] = {}
+# The tests that share an algorithm's compiled experiment run in one xdist worker (``--dist loadgroup`` in
+# pyproject.toml), so each algorithm's chunk compiles once per test run, not once per worker.
+SHARED_EXPERIMENT = [
+    pytest.param(algo, marks=pytest.mark.xdist_group(f"experiment-{algo}")) for algo in sorted(ALGORITHMS)
+]
 
 
 def experiment(algo: str) -> driver.Experiment:
@@ -296,7 +301,7 @@ def run_chunks(exp: driver.Experiment, state, chunks):
     return state, metrics
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algo", SHARED_EXPERIMENT)
 def test_train_step_jits_and_keeps_the_state_shapes(algo):
     exp = experiment(algo)
     state = exp.init()
@@ -331,7 +336,7 @@ def test_act_respects_the_action_space(algo):
         assert jax.jit(lambda s, o, c=config, e=env: module.value(c, e, s, o))(state, obs).shape == (64,)
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algo", SHARED_EXPERIMENT)
 def test_vmapped_seeds_and_hyperparameters_equal_single_runs(algo):
     exp = experiment(algo)
     name = next(f for f in traced_fields(type(exp.config.agent)) if "learning_rate" in f)
@@ -355,7 +360,7 @@ def test_vmapped_seeds_and_hyperparameters_equal_single_runs(algo):
             np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algo", SHARED_EXPERIMENT)
 def test_checkpoint_round_trip_and_resume_are_bitwise(algo, tmp_path):
     exp = experiment(algo)
     state = exp.init()
