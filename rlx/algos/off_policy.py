@@ -235,6 +235,14 @@ def temperature_step(
     return log_alpha, opt_state, loss
 
 
+def actor_value(q: jax.Array, kind: str) -> jax.Array:
+    """What an actor maximizes from its critics' values ``q`` ``[num_critics, batch]``: ``"first"`` critic's
+    (TD3), the ``"min"`` (SAC, FastTD3) or the ``"mean"`` (REDQ, DroQ). Shape ``[batch]``."""
+    if kind == "first":
+        return q[0]
+    return jnp.min(q, axis=0) if kind == "min" else jnp.mean(q, axis=0)
+
+
 def delayed(
     period: int, num_updates: jax.Array, update: Callable[[Any], tuple[Any, dict]], current: Any
 ) -> tuple[Any, dict]:

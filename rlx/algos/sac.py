@@ -153,8 +153,7 @@ def gradient_step(
         raw = dist.sample(actor_key)
         log_prob = dist.log_prob(raw)
         out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, dist.env_action(raw))
-        q_pi = rep.decode(out)
-        q_pi = jnp.min(q_pi, axis=0) if config.actor_q == "min" else jnp.mean(q_pi, axis=0)
+        q_pi = off_policy.actor_value(rep.decode(out), config.actor_q)
         if actor_penalty is None:
             return jnp.mean(alpha * log_prob - q_pi), log_prob
         return jnp.mean(alpha * log_prob - q_pi + actor_penalty(batch.obs, raw, log_prob)), log_prob

@@ -5,7 +5,9 @@ A deterministic tanh actor explores with clipped Gaussian noise. Each gradient s
 critics toward the clipped double-Q target at a smoothed target action (``agent.critic.value`` picks the
 representation: a C51 critic with many envs and n-step returns is FastTD3's recipe); every
 ``policy_delay``-th step also updates the actor (maximizing the first critic) and Polyak-averages both
-targets.
+targets. FastTD3's variant (``actor_q: min``, ``target_actor: false``, ``delay_targets: false``): the actor
+maximizes the min of the critics, the smoothed target action comes from the online actor, and the target
+critic follows the critic after every critic step.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ class Config(off_policy.ActorCriticConfig):
     )
     policy_noise: float = field(0.2, traced=True, ge=0, doc="std of target-policy smoothing noise (0: none)")
     noise_clip: float = field(0.5, traced=True, ge=0, doc="target-policy noise is clipped to +-noise_clip")
+    actor_q: str = field(
+        "first",
+        choices=("first", "min", "mean"),
+        doc="the actor maximizes the first critic (TD3), the min of the critics (FastTD3) or their mean",
+    )
+    target_actor: bool = field(
+        True, doc="smoothed target actions from a Polyak target actor (TD3); false: from the online actor (FastTD3)"
+    )
+    delay_targets: bool = field(
+        True, doc="Polyak target updates with the delayed actor steps (TD3); false: after every critic step (FastTD3)"
+    )
 
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {
         "actor": ("params.actor", "params.target_actor", "opt_state.actor"),
@@ -127,8 +140,9 @@ def gradient_step(
     _, critic_net, rep = _networks(config, env)
     target_dropout, critic_dropout, actor_dropout = jax.random.split(jax.random.fold_in(key, 1), 3)
 
+    next_actor = params.target_actor if config.target_actor else params.actor
     next_action = smoothed_target_action(
-        policy(config, env, params.target_actor, batch.next_obs), key, hp.policy_noise, hp.noise_clip
+        policy(config, env, next_actor, batch.next_obs), key, hp.policy_noise, hp.noise_clip
     )
     next_out, _ = critic_net.apply_train(params.target_critic, target_dropout, batch.next_obs, next_action)
     target = values.clipped_target(rep, next_out, batch.returns, batch.discount)
@@ -143,23 +157,28 @@ def gradient_step(
 
     def actor_objective(actor_params):
         out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, policy(config, env, actor_params, batch.obs))
-        return -jnp.mean(rep.decode(out)[0])
+        return -jnp.mean(off_policy.actor_value(rep.decode(out), config.actor_q))
+
+    def targets_after(actor, targets):
+        target_actor, target_critic = targets
+        if config.target_actor:
+            target_actor = polyak_update(target_actor, actor, hp.tau)
+        return target_actor, polyak_update(target_critic, critic, hp.tau)
 
     def update_actor_and_targets(current):
-        actor, actor_opt, _ = current
+        actor, actor_opt, targets = current
         actor_loss, grads = jax.value_and_grad(actor_objective)(actor)
         tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
         actor, actor_opt = common.optimizer_step(tx, grads, actor_opt, actor)
-        targets = (
-            polyak_update(params.target_actor, actor, hp.tau),
-            polyak_update(params.target_critic, critic, hp.tau),
-        )
+        if config.delay_targets:
+            targets = targets_after(actor, targets)
         return (actor, actor_opt, targets), {"actor_loss": actor_loss}
 
     current = (params.actor, state.opt_state.actor, (params.target_actor, params.target_critic))
-    (actor, actor_opt, (target_actor, target_critic)), actor_metrics = off_policy.delayed(
+    (actor, actor_opt, targets), actor_metrics = off_policy.delayed(
         config.policy_delay, state.num_updates, update_actor_and_targets, current
     )
+    target_actor, target_critic = targets if config.delay_targets else targets_after(actor, targets)
     metrics = {"critic_loss": q_loss, **actor_metrics, "q_mean": jnp.mean(q)}
     return state.replace(
         params=Params(actor, critic, target_actor, target_critic),
@@ -206,8 +225,8 @@ def act(
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
-    """``Q_1(obs, policy(obs))`` (the critic the actor maximizes) for raw observations."""
+    """The value the actor maximizes (``actor_q`` of the critics at ``policy(obs)``) for raw observations."""
     norm_obs = off_policy.prepare_obs(config, state, obs)
     _, critic_net, rep = _networks(config, env)
     action = policy(config, env, state.params.actor, norm_obs)
-    return rep.decode(critic_net.apply(state.params.critic, norm_obs, action))[0]
+    return off_policy.actor_value(rep.decode(critic_net.apply(state.params.critic, norm_obs, action)), config.actor_q)
