@@ -77,14 +77,17 @@ def test_crossq_learns_brax_inverted_pendulum():
     assert median(runs) >= 900, runs
 
 
-# Seeds 0-4 (one vmapped rlx sweep each) on an AMD EPYC (AVX2) / under --xla_cpu_max_isa=AVX: FastTD3 1000 for every
-# seed on both at 32k env steps (seed 0 alone: 1000 / 1000; 274 / 250 at 16k), so seed 0 is asserted. With TD3's target actor,
-# delayed target updates and the first critic for the actor (the preset before 2026-12-01), seed 2 ended at 537.
+# Seeds 0-4 (one vmapped rlx sweep each) on an AMD EPYC (AVX2) / under --xla_cpu_max_isa=AVX: FastTD3 1000 for
+# every seed on both at 32k env steps (seed 0 alone: 1000 / 1000; 274 / 250 at 16k), so seed 0 is asserted. With
+# TD3's target actor, delayed target updates and the first critic for the actor (the preset before 2026-12-01),
+# seed 2 ended at 537.
 def test_fasttd3_learns_brax_inverted_pendulum():
     final = driver.train(preset("fasttd3_inverted_pendulum.yaml"), None, progress=False).rows[-1]
     assert final["eval/episode_return"] >= 900, final
 
 
+# Seeds 0-4 (scripts/learning_margins.py) on an AMD EPYC (AVX2) / under --xla_cpu_max_isa=AVX: DroQ 1000 for every
+# seed on both in 4.8k env steps (8 envs, 20 critic steps per transition), so seed 0 is asserted.
 def test_droq_learns_brax_inverted_pendulum():
     final = driver.train(preset("droq_inverted_pendulum.yaml"), None, progress=False).rows[-1]
     assert final["eval/episode_return"] >= 900, final

@@ -35,7 +35,6 @@ from rlx.ops.normalization import (
     RunningStats,
     init_return_scale,
     init_stats,
-    normalize,
     reward_scale,
     update_return_scale,
     update_stats,
@@ -290,7 +289,7 @@ def init_loop(
 
 def prepare_obs(config: OffPolicyConfig, state: Any, obs: jax.Array) -> jax.Array:
     """Raw observations as the networks see them (normalized with ``normalize_observations``)."""
-    return normalize(state.loop.obs_stats, obs) if config.normalize_observations else obs
+    return common.network_obs(config.normalize_observations, state.loop.obs_stats, obs)
 
 
 def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]:
