@@ -300,7 +300,8 @@ def test_adding_steps_at_once_equals_adding_them_one_by_one():
 
 def test_td_batch_n_step_returns_and_bootstrap_observation():
     config = off_policy.OffPolicyConfig(n_step=3, gamma=0.5)
-    state = type("S", (), {"hparams": common.Hyperparams.from_config(config), "obs_stats": None})()
+    loop = type("L", (), {"obs_stats": None})()  # unread: normalize_observations is off
+    state = type("S", (), {"hparams": common.Hyperparams.from_config(config), "loop": loop})()
     obs = jnp.arange(2 * 3, dtype=jnp.float32).reshape(2, 3, 1)
     sample = Transition(
         obs,

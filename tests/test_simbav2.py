@@ -189,7 +189,7 @@ def test_reward_scale_matches_the_authors_running_return_statistics(g_max):
 def test_td_batch_divides_rewards_by_the_current_scale():
     config = off_policy.OffPolicyConfig(normalize_rewards=True, reward_scaling=2.0, gamma=0.5)
     scale = update_return_scale(init_return_scale(2), jnp.array([[1.0, 3.0], [2.0, 0.0]]), jnp.zeros((2, 2), bool), 0.5)
-    loop = type("L", (), {"return_scale": scale})()
+    loop = type("L", (), {"return_scale": scale, "obs_stats": None})()
     state = type("S", (), {"hparams": common.Hyperparams.from_config(config), "loop": loop})()
     sample = Transition(
         jnp.zeros((2, 1)),
