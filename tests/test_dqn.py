@@ -95,7 +95,7 @@ def test_dueling_head_centres_advantages():
 # dqn 500/500/500/500/234 and 491/500/500/500/261; c51 473/500/500/500/500 and 500 for every seed;
 # hl_gauss 500 for every seed on both; qr_dqn 500 for every seed and 500/500/367/500/500 (BENCHMARKS). Each test
 # trains one seed that ends at 500 on both kernel sets, alone (AMD EPYC AVX2 / AVX): dqn seed 1 500 / 500, c51
-# seed 1 500 / 500, qr_dqn seed 0 500 / 500, hl_gauss seed 0. The medians of seeds 0-2 took 120 / 277 / 559 s.
+# seed 1 500 / 500, qr_dqn seed 0 500 / 500, hl_gauss seed 0 500 / 500. The 3-seed medians took 120 / 277 / 559 s.
 @pytest.mark.parametrize(
     "name,seed",
     [
