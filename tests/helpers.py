@@ -52,6 +52,11 @@ def subprocess_env(cache_dir):
     }
 
 
+def final_row(config):
+    """The last logged row of one run of ``config`` (one seed, trained in process like ``rlx train``)."""
+    return driver.train(config, None, progress=False).rows[-1]
+
+
 def final_rows(config, seeds=(0, 1, 2)):
     """Each seed's final row (``eval/episode_return``, ``train/episode_return``, ...) of ``config``, the seeds
     trained together as one vmapped sweep: a learning assertion on the median over seeds holds on any CPU,

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import preset
+from helpers import final_row, preset
 
 from rlx import driver
 from rlx.algos import cqn
@@ -205,5 +205,5 @@ def test_config_errors_name_the_field(agent, message):
 
 
 def test_cqn_learns_pendulum():
-    final = driver.train(preset("cqn_pendulum.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("cqn_pendulum.yaml"))
     assert final["eval/episode_return"] >= -250, final

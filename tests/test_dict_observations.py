@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from helpers import CONFIGS
+from helpers import CONFIGS, final_row
 
 from rlx import driver
 from rlx.algos import ppo
@@ -153,7 +153,7 @@ def test_asymmetric_ppo_learns_cartpole_positions_with_a_privileged_critic():
                 },
             },
         )
-    final = driver.train(driver.build_config(data), None, progress=False).rows[-1]
+    final = final_row(driver.build_config(data))
     assert final["eval/episode_return"] >= 250, final
 
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import preset
+from helpers import final_row, preset
 
 from rlx import driver
 from rlx.config import ConfigError
@@ -106,7 +106,7 @@ def test_dueling_head_centres_advantages():
     ],
 )
 def test_learns_cartpole(name, seed):
-    final = driver.train(preset(name, seed=seed), None, progress=False).rows[-1]
+    final = final_row(preset(name, seed=seed))
     assert final["eval/episode_return"] >= 475, final
 
 

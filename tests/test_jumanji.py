@@ -7,9 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import preset
+from helpers import final_row, preset
 
-from rlx import driver
 from rlx.envs import EnvError, adapters, make
 from rlx.envs.adapters import flatten_observation
 
@@ -116,5 +115,5 @@ def test_ppo_learns_knapsack():
     # Seeds 0-4, final evaluation, default / AVX kernels: 14.29 / 13.93 / 13.95 / 14.03 / 13.50 and
     # 13.67 / 14.26 / 13.61 / 13.16 / 13.50; a uniformly random policy packs 4.2, the greedy value-per-weight heuristic 20.1
     # (BENCHMARKS "PPO on Jumanji Knapsack").
-    final = driver.train(preset("ppo_knapsack.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("ppo_knapsack.yaml"))
     assert final["eval/episode_return"] >= 12.5, final

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 import yaml
-from helpers import CONFIGS, preset
+from helpers import CONFIGS, final_row, preset
 
 from rlx import cli, driver
 from rlx.algos import common, crossq, off_policy, sac, td3
@@ -30,7 +30,7 @@ from rlx.envs import make
     ["sac_pendulum.yaml", "td3_pendulum.yaml", "ddpg_pendulum.yaml", "crossq_pendulum.yaml", "droq_pendulum.yaml"],
 )
 def test_learns_pendulum(name):
-    final = driver.train(preset(name), None, progress=False).rows[-1]
+    final = final_row(preset(name))
     assert final["eval/episode_return"] >= -250, final
 
 
@@ -50,7 +50,7 @@ def test_value_representations_n_step_and_precision_are_a_config_line(argv):
     bfloat16 matmuls (seeds 0-4: -168 / -164 / -180 / -162 / -133 on the default kernels; quantile -167 / -201 /
     -199 / -166 / -134 on an AMD EPYC (AVX2), -167 / -248 / -200 / -167 / -134 under AVX; one seed asserted)."""
     args = cli._parser().parse_args(["train", *argv.replace("configs/", CONFIGS + "/").split()])
-    final = driver.train(driver.build_config(cli.resolve_train_config(args)), None, progress=False).rows[-1]
+    final = final_row(driver.build_config(cli.resolve_train_config(args)))
     assert final["eval/episode_return"] >= -250, final
 
 
@@ -58,7 +58,7 @@ def test_fasttd3_learns_pendulum():
     # Seeds 0-4 (scripts/learning_margins.py), AMD EPYC (AVX2): -164 / -1226 / -178 / -164 / -132, under
     # --xla_cpu_max_isa=AVX: -166 / -1339 / -178 / -163 / -131; seed 1 has not learned by 32k env steps on either
     # (BENCHMARKS). Seed 0 trained alone: -165.5 / -165.3, so seed 0 is asserted (the median of seeds 0-2 took ~690 s).
-    final = driver.train(preset("fasttd3_pendulum.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("fasttd3_pendulum.yaml"))
     assert final["eval/episode_return"] >= -250, final
 
 
@@ -66,7 +66,7 @@ def test_sac_learns_brax_inverted_pendulum():
     # Seeds 0-4: 1000/1000/205/1000/1000 (default kernels), 1000/1000/167/1000/1000 (--xla_cpu_max_isa=AVX): seed 2
     # does not learn within 64k steps (BENCHMARKS). Seed 0 trained alone: 1000 / 1000 (AMD EPYC AVX2 / AVX), so
     # seed 0 is asserted.
-    final = driver.train(preset("sac_inverted_pendulum.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("sac_inverted_pendulum.yaml"))
     assert final["eval/episode_return"] >= 900, final
 
 
@@ -75,7 +75,7 @@ def test_sac_learns_brax_inverted_pendulum():
 # 301 alone) at 38.4k, the others 1000 (BENCHMARKS). Seed 1 trained alone: 1000 / 1000 (AVX2 / AVX), so seed 1 is
 # asserted.
 def test_crossq_learns_brax_inverted_pendulum():
-    final = driver.train(preset("crossq_inverted_pendulum.yaml", seed=1), None, progress=False).rows[-1]
+    final = final_row(preset("crossq_inverted_pendulum.yaml", seed=1))
     assert final["eval/episode_return"] >= 900, final
 
 
@@ -84,14 +84,14 @@ def test_crossq_learns_brax_inverted_pendulum():
 # TD3's target actor, delayed target updates and the first critic for the actor (the preset before 2026-12-01),
 # seed 2 ended at 537.
 def test_fasttd3_learns_brax_inverted_pendulum():
-    final = driver.train(preset("fasttd3_inverted_pendulum.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("fasttd3_inverted_pendulum.yaml"))
     assert final["eval/episode_return"] >= 900, final
 
 
 # Seeds 0-4 (scripts/learning_margins.py) on an AMD EPYC (AVX2) / under --xla_cpu_max_isa=AVX: DroQ 1000 for every
 # seed on both in 4.8k env steps (8 envs, 20 critic steps per transition), so seed 0 is asserted.
 def test_droq_learns_brax_inverted_pendulum():
-    final = driver.train(preset("droq_inverted_pendulum.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("droq_inverted_pendulum.yaml"))
     assert final["eval/episode_return"] >= 900, final
 
 

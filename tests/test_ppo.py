@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import final_rows, median, preset, tree_equal
+from helpers import final_row, final_rows, median, preset, tree_equal
 
 from rlx import driver
 from rlx.algos import ppo
@@ -39,7 +39,7 @@ def test_bang_bang_ppo_learns_brax_inverted_pendulum():
     config = preset("ppo_inverted_pendulum.yaml", total_env_steps=81920, num_chunks=2)
     policy = dataclasses.replace(config.agent.policy, distribution="bernoulli")
     config = dataclasses.replace(config, agent=dataclasses.replace(config.agent, policy=policy))
-    final = driver.train(config, None, progress=False).rows[-1]
+    final = final_row(config)
     assert final["eval/episode_return"] >= 900, final
 
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import preset
+from helpers import final_row, preset
 
 from rlx import driver
 from rlx.algos import common
@@ -122,7 +122,7 @@ def test_bad_pqn_configs_fail_in_one_line(agent, expected):
 
 
 def test_pqn_learns_cartpole():
-    final = driver.train(preset("pqn_cartpole.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("pqn_cartpole.yaml"))
     assert final["eval/episode_return"] >= 475, final
 
 
@@ -132,5 +132,5 @@ def test_pqn_learns_cartpole():
 def test_pqn_with_minatars_conv_network_learns_breakout():
     config = preset("pqn_breakout_minatar.yaml", total_env_steps=262_144, num_chunks=2)
     assert config.agent.q.conv == (16,)
-    final = driver.train(config, None, progress=False).rows[-1]
+    final = final_row(config)
     assert final["eval/episode_return"] >= 5, final

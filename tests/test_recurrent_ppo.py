@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from helpers import CONFIGS, assert_resumes_bitwise
+from helpers import CONFIGS, assert_resumes_bitwise, final_row
 
 from rlx import driver
 from rlx.algos import policy_gradient, ppo
@@ -141,8 +141,8 @@ def test_gru_policy_learns_cartpole_without_velocities_where_a_feedforward_one_c
     # Seeds 0-4, final evaluation, default / AVX kernels: GRU 402 / 329 / 317 / 402 / 443 and 387 / 348 / 358 /
     # 409 / 365; the same settings feed-forward 47 / 42 / 45 / 47 / 42 and 47 / 44 / 43 / 46 / 44 (BENCHMARKS "Recurrent
     # PPO"). The vmapped inits of the measurements also check that the GRU's orthogonal init does not deadlock.
-    gru = driver.train(positions_cartpole(), None, progress=False).rows[-1]
+    gru = final_row(positions_cartpole())
     assert gru["eval/episode_return"] >= 250, gru
     feedforward = positions_cartpole(policy={"recurrent": "none"}, value={"recurrent": "none"})
-    final = driver.train(feedforward, None, progress=False).rows[-1]
+    final = final_row(feedforward)
     assert final["eval/episode_return"] <= 100, final

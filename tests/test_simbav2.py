@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import preset
+from helpers import final_row, preset
 
 from rlx import driver, nets
 from rlx.algos import common, off_policy, simbav2
@@ -254,5 +254,5 @@ def test_bad_simbav2_configs_fail_in_one_line(data, expected):
 
 
 def test_simbav2_learns_pendulum():
-    final = driver.train(preset("simbav2_pendulum.yaml"), None, progress=False).rows[-1]
+    final = final_row(preset("simbav2_pendulum.yaml"))
     assert final["eval/episode_return"] >= -250, final
