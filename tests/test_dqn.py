@@ -93,9 +93,10 @@ def test_dueling_head_centres_advantages():
 
 # Seeds 0-4, one vmapped sweep each (scripts/learning_margins.py); default kernels / --xla_cpu_max_isa=AVX:
 # dqn 500/500/500/500/234 and 491/500/500/500/261; c51 473/500/500/500/500 and 500 for every seed;
-# hl_gauss 500 for every seed on both; qr_dqn 500 for every seed and 500/500/367/500/500 (BENCHMARKS). Each test
-# trains one seed that ends at 500 on both kernel sets, alone (AMD EPYC AVX2 / AVX): dqn seed 1 500 / 500, c51
-# seed 1 500 / 500, qr_dqn seed 0 500 / 500, hl_gauss seed 0 500 / 500. The 3-seed medians took 120 / 277 / 559 s.
+# hl_gauss 500 for every seed on both; qr_dqn (with the hand-written quantile gradient, 2026-12-02)
+# 500/191/500/500/500 and 500/174/467/500/500 (BENCHMARKS). Each test trains one seed that ends at 500 on both
+# kernel sets, alone (AMD EPYC AVX2 / AVX): dqn seed 1 500 / 500, c51 seed 1 500 / 500, qr_dqn seed 0 500 / 500
+# (70 / 75 s), hl_gauss seed 0 500 / 500. The 3-seed medians took 120 / 277 / 559 s.
 @pytest.mark.parametrize(
     "name,seed",
     [

