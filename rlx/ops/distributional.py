@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def support(v_min: float, v_max: float, num_atoms: int) -> jax.Array:
@@ -77,21 +78,16 @@ def quantile_huber_loss(
     return _quantile_huber(quantiles.astype(dtype), targets, fractions, jnp.asarray(kappa, dtype))
 
 
-def _pairwise(quantiles, targets, fractions, kappa):
+def _pairwise(quantiles, targets, fractions):
     u = targets[..., None, :] - quantiles[..., :, None]  # [..., N, M]
     below = (u < 0).astype(u.dtype)
     return u, fractions[..., :, None] - below  # u and the signed weight tau_i - 1{u_ij < 0}
 
 
-def _huber(u, kappa):
-    abs_u = jnp.abs(u)
-    return jnp.where(abs_u <= kappa, 0.5 * jnp.square(u), kappa * (abs_u - 0.5 * kappa))
-
-
 @jax.custom_vjp
 def _quantile_huber(quantiles, targets, fractions, kappa):
-    u, signed = _pairwise(quantiles, targets, fractions, kappa)
-    return jnp.sum(jnp.mean(jnp.abs(signed) * _huber(u, kappa) / kappa, axis=-1), axis=-1)
+    u, signed = _pairwise(quantiles, targets, fractions)
+    return jnp.sum(jnp.mean(jnp.abs(signed) * optax.losses.huber_loss(u, delta=kappa) / kappa, axis=-1), axis=-1)
 
 
 def _quantile_huber_forward(quantiles, targets, fractions, kappa):
@@ -102,10 +98,10 @@ def _quantile_huber_backward(residuals, cotangent):
     """d/dq_i = -mean_j |w_ij| clip(u_ij, -kappa, kappa) / kappa; d/dtau_i = mean_j sign(w_ij) L_kappa(u_ij) /
     kappa (``w_ij = tau_i - 1{u_ij < 0}``; the indicator's derivative is zero almost everywhere)."""
     quantiles, targets, fractions, kappa = residuals
-    u, signed = _pairwise(quantiles, targets, fractions, kappa)
+    u, signed = _pairwise(quantiles, targets, fractions)
     scale = cotangent[..., None] / (kappa * u.shape[-1])
     d_quantiles = -jnp.sum(jnp.abs(signed) * jnp.clip(u, -kappa, kappa), axis=-1) * scale
-    d_fractions = jnp.sum(jnp.sign(signed) * _huber(u, kappa), axis=-1) * scale
+    d_fractions = jnp.sum(jnp.sign(signed) * optax.losses.huber_loss(u, delta=kappa), axis=-1) * scale
     return d_quantiles, jnp.zeros_like(targets), d_fractions, jnp.zeros_like(kappa)
 
 
