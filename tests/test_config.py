@@ -55,11 +55,27 @@ def test_defaults_build():
         ({"algo": "sac", "agent": {"actor": {"squash": "clip"}}}, "agent.actor.squash: SAC needs tanh"),
         (
             {"algo": "crossq", "agent": {"actor": {"distribution": "bernoulli"}}},
-            "agent.actor.distribution: CrossQ needs gaussian (reparameterized actions); got bernoulli",
+            "agent.actor.distribution: CrossQ needs gaussian (actions it can backpropagate through); got bernoulli",
         ),
         (
             {"algo": "sac", "agent": {"actor": {"distribution": "gaussian_mixture"}}},
-            "agent.actor.distribution: SAC needs gaussian (reparameterized actions); got gaussian_mixture",
+            "agent.actor.distribution: SAC needs gaussian or bernoulli (actions it can backpropagate through); got "
+            "gaussian_mixture",
+        ),
+        (
+            {"algo": "sac", "agent": {"actor": {"distribution": "bernoulli"}}},
+            "agent.target_entropy_per_dim: a Bernoulli actor needs a value in (0, log 2 = 0.693); got -1.0",
+        ),
+        (
+            {"algo": "sac", "agent": {"actor": {"distribution": "bernoulli"}, "target_entropy": -2.0}},
+            "agent.target_entropy: a Bernoulli actor needs > 0; got -2.0",
+        ),
+        (
+            {
+                "algo": "mdpo_offpolicy",
+                "agent": {"actor": {"distribution": "bernoulli"}, "target_entropy_per_dim": 0.3},
+            },
+            "agent.actor.distribution: off-policy MDPO needs gaussian; got bernoulli",
         ),
         (
             {"algo": "mdpo", "agent": {"policy": {"distribution": "gaussian_mixture"}}},

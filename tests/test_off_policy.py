@@ -43,13 +43,16 @@ def test_learns_pendulum(name):
         "td3 --env gymnax/Pendulum-v1 --config configs/td3_pendulum.yaml --set agent.n_step=3",
         "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.actor.compute_dtype=bfloat16 "
         "--set agent.critic.compute_dtype=bfloat16",
+        "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.actor.distribution=bernoulli "
+        "--set agent.target_entropy_per_dim=0.35",
     ],
 )
-def test_value_representations_n_step_and_precision_are_a_config_line(argv):
+def test_value_representations_n_step_precision_and_bang_bang_are_a_config_line(argv):
     """The README's commands: SAC with an HL-Gauss, C51 or quantile critic, TD3 with 3-step returns, SAC with
     bfloat16 matmuls (seeds 0-4: -168 / -164 / -180 / -162 / -133 on the default kernels; quantile -167 / -203 /
-    -200 / -166 / -134 on an AMD EPYC (AVX2), -166 / -247 / -200 / -166 / -135 under AVX, seed 0 alone -167 / -166;
-    one seed asserted)."""
+    -200 / -166 / -134 on an AMD EPYC (AVX2), -166 / -247 / -200 / -166 / -135 under AVX, seed 0 alone -167 / -166),
+    bang-bang SAC (seeds 0-4, AMD EPYC: -168 / -164 / -183 / -181 / -134 (AVX2), -169 / -169 / -182 / -163 / -136
+    (AVX); seed 0 alone -168 / -167); one seed asserted."""
     args = cli._parser().parse_args(["train", *argv.replace("configs/", CONFIGS + "/").split()])
     final = final_row(driver.build_config(cli.resolve_train_config(args)))
     assert final["eval/episode_return"] >= -250, final

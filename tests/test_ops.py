@@ -124,6 +124,17 @@ def test_bernoulli_bang_bang_log_prob_entropy_sampling_and_actions():
     assert np.isfinite(Bernoulli(jnp.array([80.0, -80.0])).log_prob(jnp.array([0.0, 1.0])))
 
 
+def test_bernoulli_straight_through_sample_is_the_sample_with_the_probabilitys_gradient():
+    logits = jnp.array([[0.3, -1.2, 2.0], [-0.5, 0.0, 4.0]])
+    weights = jnp.array([1.0, -2.0, 0.5])
+    key = jax.random.PRNGKey(7)
+    sample = Bernoulli(logits).straight_through_sample(key)
+    np.testing.assert_array_equal(sample, Bernoulli(logits).sample(key))  # exactly 0/1, the same draw
+    grad = jax.grad(lambda x: jnp.sum(Bernoulli(x).straight_through_sample(key) * weights))(logits)
+    p = 1.0 / (1.0 + np.exp(-np.asarray(logits)))
+    np.testing.assert_allclose(grad, p * (1 - p) * np.asarray(weights), rtol=1e-6)
+
+
 def test_gaussian_mixture_log_prob_sampling_mode_and_entropy():
     weights = np.array([0.2, 0.5, 0.3])
     mean = np.array([[-2.0, 0.5], [0.0, -1.0], [3.0, 1.5]])  # [K, d], well separated in dimension 0

@@ -16,6 +16,7 @@ from rlx.envs import Vmap, make, training_env
 from rlx.nets import MLP, BatchRenorm, CriticNet, Ensemble, Model, Net
 from rlx.ops import values
 from rlx.ops.distributional import quantile_huber_loss, quantile_midpoints
+from rlx.ops.distributions import Bernoulli
 from rlx.ops.returns import n_step_return
 from rlx.rollout import PolicyStep, Transition, first_episode_mask, unroll
 
@@ -371,3 +372,25 @@ def test_hyperparams_come_from_traced_fields_and_vmap():
     np.testing.assert_allclose(jax.vmap(lambda h: h.rate * 2)(stacked), [0.2, 1.0])
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(hp)[0]]
     assert paths == [".rate"]
+
+
+def test_bernoulli_actor_sample_gives_the_exact_gradient_for_a_linear_critic():
+    """``off_policy.actor_sample`` of a Bernoulli (bang-bang SAC): the log-prob term is minus the analytic entropy,
+    and for a critic linear in the action the straight-through loss's gradient is the exact gradient of
+    ``E_a[alpha log pi(a) - w . a] = -alpha H(p) - w . (2p - 1)`` (NumPy, by hand)."""
+    logits = jnp.array([[0.4, -1.5], [2.0, 0.1], [-0.3, 0.8]])
+    w, alpha = jnp.array([1.5, -0.7]), 0.3
+
+    def loss(x):
+        dist = Bernoulli(x)
+        raw, log_prob = off_policy.actor_sample(dist, jax.random.PRNGKey(11))
+        return jnp.sum(alpha * log_prob - dist.env_action(raw) @ w), log_prob
+
+    (_, log_prob), grad = jax.value_and_grad(loss, has_aux=True)(logits)
+    x = np.asarray(logits, np.float64)
+    p = 1.0 / (1.0 + np.exp(-x))
+    entropy = -np.sum(p * np.log(p) + (1 - p) * np.log(1 - p), axis=-1)
+    np.testing.assert_allclose(log_prob, -entropy, rtol=1e-5)
+    # d/dx of -alpha H - w (2p - 1), with dp/dx = p (1 - p) and dH/dp = log((1 - p) / p)
+    expected = p * (1 - p) * (-alpha * np.log((1 - p) / p) - 2.0 * np.asarray(w))
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)

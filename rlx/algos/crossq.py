@@ -100,7 +100,7 @@ steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
-    return off_policy.tanh_gaussian_actor(config, env), *off_policy.critic(config, env)
+    return off_policy.stochastic_actor(config, env), *off_policy.critic(config, env)
 
 
 def policy(config: Config, env: Env, state: State, obs: jax.Array) -> Gaussian:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rlx.algos import off_policy, sac
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 
 DESCRIPTION = "MDPO (off-policy): SAC whose actor steps are regularized by KL to a periodically frozen policy"
@@ -48,6 +48,11 @@ class Config(sac.Config):
         **sac.Config.RESETTABLE,
         "actor": (*sac.Config.RESETTABLE["actor"], "old_actor"),
     }
+
+    def check(self) -> None:
+        if self.actor.distribution == "bernoulli":  # its KL estimate needs the sampled action's log-prob
+            raise ConfigError("agent.actor.distribution: off-policy MDPO needs gaussian; got bernoulli")
+        super().check()
 
 
 Params = sac.Params

@@ -30,6 +30,7 @@ from rlx.envs import Env, EnvStep, training_env
 from rlx.nets import MLP, CriticNet, Ensemble, Model
 from rlx.nets.spec import network_input
 from rlx.ops import values
+from rlx.ops.distributions import Bernoulli
 from rlx.ops.normalization import (
     ReturnScale,
     RunningStats,
@@ -300,23 +301,39 @@ def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]
     return Model(module), rep
 
 
-def tanh_gaussian_actor(config: Any, env: Env) -> Model:
-    """The ``agent.actor`` network of SAC-style methods: the parameters of a tanh-squashed Gaussian policy."""
-    outputs = (nets.policy_outputs(env.action_space),)
+def stochastic_actor(config: Any, env: Env) -> Model:
+    """The ``agent.actor`` network of SAC-style methods: the parameters of a tanh-squashed Gaussian policy
+    (or, where the method allows ``distribution: bernoulli``, one logit per action dimension)."""
+    outputs = (nets.policy_outputs(env.action_space, config.actor),)
     branches = 2 if config.actor.architecture == "simbav2" else 1  # SimbaV2: separate mean and log-std heads
     obs_ndim = len(network_input(config.actor, env.observation_shape))
     return Model(MLP(config.actor, outputs, obs_ndim, branches=branches))
 
 
-def check_tanh_actor(section: Any, algo_name: str) -> None:
-    """One line if a SAC-style actor (``agent.actor``) is not a tanh-squashed Gaussian: its actions are
-    reparameterized and its log-probs need the tanh correction."""
-    if section.distribution != "gaussian":
+def check_tanh_actor(section: Any, algo_name: str, bernoulli: bool = False) -> None:
+    """One line if a SAC-style actor (``agent.actor``) is not a tanh-squashed Gaussian (its actions are
+    reparameterized and its log-probs need the tanh correction), or with ``bernoulli`` a bang-bang Bernoulli."""
+    allowed = ("gaussian", "bernoulli") if bernoulli else ("gaussian",)
+    if section.distribution not in allowed:
         raise ConfigError(
-            f"agent.actor.distribution: {algo_name} needs gaussian (reparameterized actions); got {section.distribution}"
+            f"agent.actor.distribution: {algo_name} needs {' or '.join(allowed)} (actions it can backpropagate "
+            f"through); got {section.distribution}"
         )
+    if section.distribution == "bernoulli":
+        return  # no squash
     if section.squash != "tanh":
         raise ConfigError(f"agent.actor.squash: {algo_name} needs tanh (its log-prob correction); got {section.squash}")
+
+
+def actor_sample(dist: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(raw_action, log_prob)`` for an actor loss ``alpha log_prob - Q(s, action)``, both carrying the policy's
+    gradient: a tanh-Gaussian's reparameterized sample and its log-prob, or a Bernoulli's straight-through
+    sample and minus its analytic entropy (a sampled log-prob at a fixed discrete action has a zero-mean
+    gradient, so it could not hold the entropy up). Shapes ``[..., d]`` and ``[...]``."""
+    if isinstance(dist, Bernoulli):
+        return dist.straight_through_sample(key), -dist.entropy()
+    raw_action = dist.sample(key)
+    return raw_action, dist.log_prob(raw_action)
 
 
 def sample_from(distribution: Callable[[jax.Array], Any]) -> Policy:

@@ -5,7 +5,10 @@ Each iteration collects ``num_envs * rollout_length`` transitions into the repla
 critics toward the soft TD target ``returns + discount * (Q'(s', a') - alpha log pi(a'|s'))`` of the lowest
 Polyak-averaged target critic (``agent.critic.value`` picks the representation: scalar, HL-Gauss, C51,
 quantile), the tanh-squashed Gaussian actor by the reparameterized ``alpha log pi - min_k Q_k``, and
-``log alpha`` toward the target entropy ``-|A|`` (or keeps ``alpha`` fixed). Critic dropout is on in
+``log alpha`` toward the target entropy ``-|A|`` (or keeps ``alpha`` fixed). With ``agent.actor.distribution:
+bernoulli`` the actor is bang-bang (Seyde et al. 2021: each dimension a Bernoulli over -1 and +1): its loss
+backpropagates through a straight-through sample and uses the analytic entropy in place of ``-log pi``
+(``off_policy.actor_sample``), and the target entropy must be set per dimension in (0, log 2). Critic dropout is on in
 every critic pass of a gradient step. DroQ (Hiraoka et al. 2022) is a preset: dropout + LayerNorm critics,
 20 gradient steps per transition, the actor and temperature updated every 20th step
 (``policy_delay``) against the mean of the critics (``actor_q: mean``), as in the authors' code.
@@ -14,6 +17,7 @@ every critic pass of a gradient step. DroQ (Hiraoka et al. 2022) is a preset: dr
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -23,14 +27,14 @@ from flax import struct
 
 from rlx import nets
 from rlx.algos import common, off_policy
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import Model, PolicyNet
 from rlx.ops import values
-from rlx.ops.distributions import Gaussian
+from rlx.ops.distributions import Bernoulli, Gaussian
 from rlx.ops.td import polyak_update
 
-DESCRIPTION = "SAC: tanh-Gaussian actor, clipped ensemble of Q critics (any value representation), auto temperature"
+DESCRIPTION = "SAC: tanh-Gaussian (or bang-bang) actor, clipped ensemble of Q critics (any value representation), auto temperature"
 ACTION_SPACES = ("box",)
 DICT_OBSERVATIONS = True  # each network picks its entry (agent.actor.obs_key, agent.critic.obs_key)
 
@@ -41,7 +45,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
 
     actor: PolicyNet = field(
         default_factory=lambda: PolicyNet(hidden=(256, 256), activation="relu", std="log_range"),
-        doc="tanh-Gaussian policy network",
+        doc="tanh-Gaussian policy network (or distribution: bernoulli, bang-bang)",
     )
     policy_delay: int = field(1, gt=0, doc="critic steps per actor and temperature update (DroQ: 20)")
     actor_q: str = field(
@@ -59,7 +63,9 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         super().check()
         common.check_network(self.actor, "agent.actor.", dropout=False)
         common.check_network(self.critic, "agent.critic.")
-        off_policy.check_tanh_actor(self.actor, self.NAME)
+        off_policy.check_tanh_actor(self.actor, self.NAME, bernoulli=True)
+        if self.actor.distribution == "bernoulli" and self.autotune_alpha:
+            check_bernoulli_target_entropy(self)
 
 
 @struct.dataclass
@@ -83,11 +89,24 @@ steps_per_iteration = off_policy.steps_per_iteration
 
 
 def _networks(config: Config, env: Env) -> tuple[Model, Model, values.ValueRep]:
-    return off_policy.tanh_gaussian_actor(config, env), *off_policy.critic(config, env)
+    return off_policy.stochastic_actor(config, env), *off_policy.critic(config, env)
 
 
-def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gaussian:
-    """The tanh-squashed Gaussian policy at (normalized) ``obs``."""
+def check_bernoulli_target_entropy(config: Config) -> None:
+    """One line unless a Bernoulli actor's target entropy is reachable: a Bernoulli's entropy per dimension lies
+    in [0, log 2], so the Gaussian default of -1 per dimension would drive alpha to zero."""
+    if config.target_entropy is not None:
+        if config.target_entropy <= 0:
+            raise ConfigError(f"agent.target_entropy: a Bernoulli actor needs > 0; got {config.target_entropy}")
+    elif not 0 < config.target_entropy_per_dim < math.log(2.0):
+        raise ConfigError(
+            "agent.target_entropy_per_dim: a Bernoulli actor needs a value in (0, log 2 = 0.693); "
+            f"got {config.target_entropy_per_dim}"
+        )
+
+
+def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gaussian | Bernoulli:
+    """The policy at (normalized) ``obs``: tanh-squashed Gaussian, or Bernoulli on {-1, 1} per dimension."""
     return nets.policy_distribution(config.actor, env.action_space, _networks(config, env)[0].apply(actor_params, obs))
 
 
@@ -150,8 +169,7 @@ def gradient_step(
 
     def actor_objective(actor_params):
         dist = policy(config, env, actor_params, batch.obs)
-        raw = dist.sample(actor_key)
-        log_prob = dist.log_prob(raw)
+        raw, log_prob = off_policy.actor_sample(dist, actor_key)
         out, _ = critic_net.apply_train(critic, actor_dropout, batch.obs, dist.env_action(raw))
         q_pi = off_policy.actor_value(rep.decode(out), config.actor_q)
         if actor_penalty is None:
@@ -193,7 +211,8 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
 def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
-    """Env actions for raw observations: the squashed mean when ``deterministic``, else a sample."""
+    """Env actions for raw observations: the squashed mean (Bernoulli: the likelier extreme) when
+    ``deterministic``, else a sample."""
     dist = policy(config, env, state.params.actor, off_policy.prepare_obs(config, state, obs))
     return dist.env_action(dist.mode() if deterministic else dist.sample(key))
 

@@ -56,6 +56,13 @@ class Bernoulli:
     def mode(self) -> jax.Array:
         return (self.logits > 0).astype(self.logits.dtype)
 
+    def straight_through_sample(self, key: jax.Array) -> jax.Array:
+        """A 0/1 sample (the same draw as ``sample(key)``) whose gradient is the probability's: the
+        straight-through estimator (Bengio et al. 2013), for losses that backpropagate through the action."""
+        p = jax.nn.sigmoid(self.logits)
+        hard = jax.random.bernoulli(key, p).astype(self.logits.dtype)
+        return hard + (p - jax.lax.stop_gradient(p))  # forward value exactly ``hard``
+
     def log_prob(self, raw_action: jax.Array) -> jax.Array:
         # log sigmoid(x) for a 1, log sigmoid(-x) for a 0
         return jnp.sum(jax.nn.log_sigmoid(jnp.where(raw_action > 0.5, self.logits, -self.logits)), axis=-1)
