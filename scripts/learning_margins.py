@@ -59,6 +59,12 @@ ENTRIES = {
         "eval/episode_return",
         -250.0,
     ),
+    "sac_inverted_pendulum_bang_bang": (
+        "sac_inverted_pendulum.yaml",
+        {"agent": {"actor": {"distribution": "bernoulli"}, "target_entropy_per_dim": 0.35}},
+        "eval/episode_return",
+        900.0,
+    ),
     "sac_pendulum_bfloat16": (
         "sac_pendulum.yaml",
         {"agent": {"actor": {"compute_dtype": "bfloat16"}, "critic": {"compute_dtype": "bfloat16"}}},

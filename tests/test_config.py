@@ -67,6 +67,10 @@ def test_defaults_build():
             "agent.target_entropy_per_dim: a Bernoulli actor needs a value in (0, log 2 = 0.693); got -1.0",
         ),
         (
+            {"algo": "sac", "agent": {"bang_bang_gradient": "straight_through"}},
+            "agent.bang_bang_gradient: straight_through needs agent.actor.distribution bernoulli; got gaussian",
+        ),
+        (
             {"algo": "sac", "agent": {"actor": {"distribution": "bernoulli"}, "target_entropy": -2.0}},
             "agent.target_entropy: a Bernoulli actor needs > 0; got -2.0",
         ),

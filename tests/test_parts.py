@@ -3,6 +3,7 @@ against a NumPy reference, value representations against NumPy references, the c
 target, the one rollout, n-step TD batches of the off-policy loop, traced hyperparameters."""
 
 import dataclasses
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -394,3 +395,49 @@ def test_bernoulli_actor_sample_gives_the_exact_gradient_for_a_linear_critic():
     # d/dx of -alpha H - w (2p - 1), with dp/dx = p (1 - p) and dH/dp = log((1 - p) / p)
     expected = p * (1 - p) * (-alpha * np.log((1 - p) / p) - 2.0 * np.asarray(w))
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_bernoulli_expectation_sums_every_extreme_action_exactly():
+    """``Bernoulli.expectation`` (bang-bang SAC's ``bang_bang_gradient: exact``) against a NumPy sum over
+    the 2^3 joint actions in {-1, 1}^3 of a non-linear value, and its gradient against central differences."""
+    logits = jnp.array([[0.4, -1.5, 0.2], [2.0, 0.1, -0.7]])
+    w = np.array([1.5, -0.7, 0.3])
+
+    def value_of(action):  # [batch, 3] -> [batch]
+        return jnp.sin(action @ w) + action[..., 0] * action[..., 1]
+
+    def reference(x):
+        p = 1.0 / (1.0 + np.exp(-x))
+        total = np.zeros(len(x))
+        for bits in itertools.product((0, 1), repeat=3):
+            action = 2.0 * np.array(bits) - 1.0
+            prob = np.prod(np.where(np.array(bits) == 1, p, 1 - p), axis=-1)
+            total += prob * (np.sin(action @ w) + action[0] * action[1])
+        return total
+
+    x = np.asarray(logits, np.float64)
+    np.testing.assert_allclose(Bernoulli(logits).expectation(value_of), reference(x), rtol=1e-5)
+    grad = jax.grad(lambda y: jnp.sum(Bernoulli(y).expectation(value_of)))(logits)
+    eps, numeric = 1e-6, np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        numeric[index] = (reference(x + step).sum() - reference(x - step).sum()) / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_exact_bang_bang_gradient_refuses_more_than_ten_action_dimensions():
+    from types import SimpleNamespace
+
+    from rlx.algos import sac
+    from rlx.config import ConfigError
+    from rlx.envs.base import Box
+
+    config = sac.Config(
+        actor=dataclasses.replace(sac.Config().actor, distribution="bernoulli"),
+        target_entropy_per_dim=0.3,
+        bang_bang_gradient="exact",
+    )
+    env = SimpleNamespace(action_space=Box((11,), (-1.0,) * 11, (1.0,) * 11))
+    with pytest.raises(ConfigError, match=r"agent.bang_bang_gradient: exact sums over 2\^\|A\| actions, so needs"):
+        sac.init(config, env, jax.random.PRNGKey(0), 1)

@@ -9,6 +9,7 @@ form (categorical, Bernoulli, unsquashed Gaussian; not for a Gaussian mixture).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +74,17 @@ class Bernoulli:
 
     def env_action(self, raw_action: jax.Array) -> jax.Array:
         return 2.0 * raw_action - 1.0
+
+    def expectation(self, value_of: Callable[[jax.Array], jax.Array]) -> jax.Array:
+        """``E_{a ~ self}[value_of(a)]``, shape ``[batch]``, summed exactly over the ``2^d`` joint actions in
+        ``{-1, 1}^d``: ``value_of`` maps env actions ``[batch, d]`` to ``[batch]`` and runs once per joint action
+        (vmapped); the gradient reaches ``logits`` through the joint probabilities."""
+        num_dims = self.logits.shape[-1]
+        bits = (jnp.arange(2**num_dims)[:, None] >> jnp.arange(num_dims)) & 1  # [2^d, d]: joint action j's bits
+        ones = bits[:, None, :].astype(bool)  # [2^d, 1, d]
+        log_prob = jnp.sum(jax.nn.log_sigmoid(jnp.where(ones, self.logits, -self.logits)), axis=-1)  # [2^d, batch]
+        actions = jnp.broadcast_to(2.0 * ones - 1.0, (*log_prob.shape, num_dims)).astype(self.logits.dtype)
+        return jnp.sum(jnp.exp(log_prob) * jax.vmap(value_of)(actions), axis=0)
 
     def kl(self, other: Bernoulli) -> jax.Array:
         p = jax.nn.sigmoid(self.logits)
