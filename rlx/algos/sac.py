@@ -37,7 +37,7 @@ from rlx.ops import values
 from rlx.ops.distributions import Bernoulli, Gaussian
 from rlx.ops.td import polyak_update
 
-DESCRIPTION = "SAC: tanh-Gaussian (or bang-bang) actor, clipped ensemble of Q critics (any value representation), auto temperature"
+DESCRIPTION = "SAC: tanh-Gaussian or bang-bang actor, clipped ensemble of Q critics (any value rep), auto temperature"
 ACTION_SPACES = ("box",)
 DICT_OBSERVATIONS = True  # each network picks its entry (agent.actor.obs_key, agent.critic.obs_key)
 MAX_EXACT_BANG_BANG_DIMS = 10  # bang_bang_gradient exact: 2^10 critic passes per sample

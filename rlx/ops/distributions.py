@@ -81,9 +81,9 @@ class Bernoulli:
         (vmapped); the gradient reaches ``logits`` through the joint probabilities."""
         num_dims = self.logits.shape[-1]
         bits = (jnp.arange(2**num_dims)[:, None] >> jnp.arange(num_dims)) & 1  # [2^d, d]: joint action j's bits
-        ones = bits[:, None, :].astype(bool)  # [2^d, 1, d]
-        log_prob = jnp.sum(jax.nn.log_sigmoid(jnp.where(ones, self.logits, -self.logits)), axis=-1)  # [2^d, batch]
-        actions = jnp.broadcast_to(2.0 * ones - 1.0, (*log_prob.shape, num_dims)).astype(self.logits.dtype)
+        raw = bits[:, None, :].astype(self.logits.dtype)  # [2^d, 1, d]
+        log_prob = self.log_prob(raw)  # [2^d, batch]
+        actions = jnp.broadcast_to(self.env_action(raw), (*log_prob.shape, num_dims))
         return jnp.sum(jnp.exp(log_prob) * jax.vmap(value_of)(actions), axis=0)
 
     def kl(self, other: Bernoulli) -> jax.Array:
