@@ -43,13 +43,13 @@ ENTRIES = {
     "sac_pendulum_c51": ("sac_pendulum.yaml", {"agent": {"critic": {"value": "c51"}}}, "eval/episode_return", -250.0),
     "sac_pendulum_quantile": (
         "sac_pendulum.yaml",
-        {"agent": {"critic": {"value": "quantile"}}},
+        {"agent": {"critic": {"value": "quantile", "num_bins": 25}}},
         "eval/episode_return",
         -250.0,
     ),
     "td3_pendulum_quantile": (
         "td3_pendulum.yaml",
-        {"agent": {"critic": {"value": "quantile"}}},
+        {"agent": {"critic": {"value": "quantile", "num_bins": 25}}},
         "eval/episode_return",
         -250.0,
     ),

@@ -39,7 +39,8 @@ def test_learns_pendulum(name):
     [
         "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.critic.value=hl_gauss",
         "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.critic.value=c51",
-        "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.critic.value=quantile",
+        "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.critic.value=quantile "
+        "--set agent.critic.num_bins=25",
         "td3 --env gymnax/Pendulum-v1 --config configs/td3_pendulum.yaml --set agent.n_step=3",
         "sac --env gymnax/Pendulum-v1 --config configs/sac_pendulum.yaml --set agent.actor.compute_dtype=bfloat16 "
         "--set agent.critic.compute_dtype=bfloat16",
@@ -49,8 +50,9 @@ def test_learns_pendulum(name):
 )
 def test_value_representations_n_step_precision_and_bang_bang_are_a_config_line(argv):
     """The README's commands: SAC with an HL-Gauss, C51 or quantile critic, TD3 with 3-step returns, SAC with
-    bfloat16 matmuls (seeds 0-4: -168 / -164 / -180 / -162 / -133 on the default kernels; quantile -167 / -203 /
-    -200 / -166 / -134 on an AMD EPYC (AVX2), -166 / -247 / -200 / -166 / -135 under AVX, seed 0 alone -167 / -166),
+    bfloat16 matmuls (seeds 0-4: -168 / -164 / -180 / -162 / -133 on the default kernels; 25 quantiles (TQC's count)
+    -167 / -165 / -185 / -165 / -133 on an AMD EPYC (AVX2), -166 / -166 / -186 / -165 / -133 under AVX, seed 0 alone
+    -166 / -166; with the preset's 101 bins as quantiles seed 1 ended at -203 / -247, 4.5x slower),
     bang-bang SAC (the exact expectation over both extremes; seeds 0-4, AMD EPYC: -164 / -164 / -183 / -164 / -134
     (AVX2), -164 / -163 / -182 / -166 / -335 (AVX; seed 4 was -111 at 9k); seed 0 alone -164 / -164); one seed
     asserted."""
