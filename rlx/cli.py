@@ -409,7 +409,7 @@ def _presets(args: argparse.Namespace) -> int:
         (
             p.name + (" *" if p.default else ""),
             p.algo,
-            p.env,
+            ", ".join(p.default_envs) if len(p.default_envs) > 1 else p.env,
             f"{p.total_env_steps:,}" if p.total_env_steps else "-",
             p.reaches,
         )
@@ -418,7 +418,10 @@ def _presets(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(4)]
     for row in [header, *table]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
-    print(f"* the default for its algorithm and env (rlx train ALGO --env ENV); files in {presets.PRESETS_DIR}")
+    print(
+        f"* the default for its algorithm and env(s) (rlx train ALGO --env ENV; a preset listing several envs is "
+        f"written for their family and runs the first); files in {presets.PRESETS_DIR}"
+    )
     return 0
 
 

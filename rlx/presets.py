@@ -2,7 +2,9 @@
 install and from any directory; the repository's ``configs/`` links there).
 
 A preset is a YAML run config (``algo``, ``env``, budget, ``agent``). ``_index.yaml`` records what each
-reaches and which one ``rlx train ALGO --env ENV`` picks by default for its (algorithm, env) pair.
+reaches and which one ``rlx train ALGO --env ENV`` picks by default for its (algorithm, env) pair: ``default:
+true`` for the file's own env, or a list of envs for a preset tuned for a family of them (e.g. brax's locomotion
+envs, Playground's DM Control Suite), whose env options (backend, episode length) then carry over.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ class Preset:
     algo: str
     env: str  # the env name (suite/name), without options
     total_env_steps: int | None
-    default: bool  # picked by ``rlx train ALGO --env ENV`` for its (algo, env)
+    default_envs: tuple[str, ...]  # the envs ``rlx train ALGO --env ENV`` picks it for (empty: none)
     reaches: str
+
+    @property
+    def default(self) -> bool:
+        return bool(self.default_envs)
 
 
 def _index() -> dict:
@@ -48,6 +54,8 @@ def all_presets() -> tuple[Preset, ...]:
         name = file[: -len(".yaml")]
         about = index.get(name, {})
         env = (data.get("env") or {}).get("name", "gymnax/CartPole-v1")
+        default = about.get("default", False)
+        default_envs = tuple(default) if isinstance(default, list) else (env,) if default else ()
         found.append(
             Preset(
                 name,
@@ -55,7 +63,7 @@ def all_presets() -> tuple[Preset, ...]:
                 data.get("algo", "ppo"),
                 env,
                 data.get("total_env_steps"),
-                bool(about.get("default", False)),
+                default_envs,
                 about.get("reaches", "not recorded"),
             )
         )
@@ -89,6 +97,6 @@ def load(name_or_path: str, field: str = "--config") -> dict:
 def default_for(algo: str, env_name: str) -> Preset | None:
     """The preset ``rlx train`` uses for ``algo`` on ``env_name`` when no ``--config`` is given, if any."""
     for preset in all_presets():
-        if preset.default and preset.algo == algo and preset.env == env_name:
+        if preset.algo == algo and env_name in preset.default_envs:
             return preset
     return None

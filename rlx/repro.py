@@ -149,10 +149,18 @@ def _shrunk(data: dict) -> dict:
         if hasattr(defaults, name):
             agent[name] = min(int(value(name)), cap)
     if hasattr(defaults, "utd_ratio"):
-        # the fewest envs (a divisor of the entry's) that still make whole gradient steps
-        envs, per_env = int(value("num_envs")), float(value("utd_ratio")) * int(value("rollout_length"))
-        fits = [d for d in range(1, envs + 1) if envs % d == 0 and d * per_env >= 1 and float(d * per_env).is_integer()]
-        agent["num_envs"] = next((d for d in fits if d >= _TINY_AGENT["num_envs"]), fits[0] if fits else envs)
+        # the fewest envs (a divisor of the entry's, at most 16) that still make whole gradient steps; else 4 envs
+        # and one gradient step (an entry with 1,024 envs and 2 gradient steps per vector step)
+        envs, rollout = int(value("num_envs")), int(value("rollout_length"))
+        per_env = float(value("utd_ratio")) * rollout
+        fits = [
+            d
+            for d in range(1, min(envs, 16) + 1)
+            if envs % d == 0 and float(d * per_env).is_integer() and d * per_env >= 1
+        ]
+        agent["num_envs"] = next((d for d in fits if d >= _TINY_AGENT["num_envs"]), fits[0] if fits else min(envs, 4))
+        if not fits:
+            agent["utd_ratio"] = 1.0 / (agent["num_envs"] * rollout)
         agent["learning_starts"] = agent["num_envs"]  # gradient steps start in the one iteration
     return {**data, "agent": agent, "total_env_steps": 1, "num_chunks": 1, "eval_episodes": 1}
 

@@ -19,9 +19,13 @@ def resolve(argv):
 def test_every_preset_has_an_index_entry_and_each_pair_at_most_one_default():
     index = load_yaml(os.path.join(presets.PRESETS_DIR, presets.INDEX))
     assert sorted(index) == presets.names()
-    defaults = [(p.algo, p.env) for p in presets.all_presets() if p.default]
+    defaults = [(p.algo, env) for p in presets.all_presets() for env in p.default_envs]
     assert len(defaults) == len(set(defaults)), defaults
     assert all(p.reaches != "not recorded" for p in presets.all_presets())
+    # a preset written for a family of envs lists its own env first
+    assert all(p.default_envs[0] == p.env for p in presets.all_presets() if p.default), [
+        p.name for p in presets.all_presets() if p.default and p.default_envs[0] != p.env
+    ]
 
 
 def test_presets_are_package_data():
@@ -62,6 +66,19 @@ def test_train_picks_the_preset_tuned_for_the_algorithm_and_env_and_says_so(caps
     data = resolve(["td3", "--env", "brax/inverted_pendulum?backend=mjx", "--steps", "64", "--set", "agent.tau=0.01"])
     assert data["env"] == {"name": "brax/inverted_pendulum", "backend": "mjx", "episode_length": 1000}
     assert data["total_env_steps"] == 64 and data["agent"]["tau"] == 0.01 and data["agent"]["num_envs"] == 64
+
+
+def test_a_preset_written_for_an_env_family_is_the_default_on_each_and_keeps_its_env_options(capsys):
+    family = load_yaml(os.path.join(presets.PRESETS_DIR, "simbav2_locomotion.yaml"))
+    assert family["env"] == {"name": "brax/hopper", "backend": "positional", "episode_length": 1000}
+    for env in ("brax/hopper", "brax/halfcheetah", "brax/walker2d", "brax/ant"):
+        assert presets.default_for("simbav2", env).name == "simbav2_locomotion"
+        assert resolve(["simbav2", "--env", env]) == {**family, "env": {**family["env"], "name": env}}
+    assert presets.default_for("simbav2", "brax/humanoid") is None
+    assert presets.default_for("cqn", "playground/HumanoidRun").name == "cqn_playground_dmc"
+    assert cli.main(["presets", "crossq"]) == 0
+    listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert "brax/hopper, brax/halfcheetah, brax/walker2d, brax/ant" in listing["crossq_locomotion"]
 
 
 def test_config_takes_a_preset_name_from_any_directory(tmp_path, monkeypatch):
