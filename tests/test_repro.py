@@ -113,10 +113,19 @@ def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path, entries, mes
 
 def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
     assert cli.main(["bench", "nosuch"]) == cli.EXIT_CONFIG_ERROR
-    assert "suite: 'nosuch' is neither a file nor a packaged suite (cpu, gpu, smoke)" in capsys.readouterr().err
+    assert (
+        "suite: 'nosuch' is neither a file nor a packaged suite (cpu, gpu, hopper_cpu, smoke)"
+        in capsys.readouterr().err
+    )
     suite = repro.load_suite(write_suite(tmp_path, [{"name": "a", "config": "ppo_cartpole"}]))
     with pytest.raises(ConfigError, match="--only: no entry 'b' in suite suite"):
         repro.run_suite(suite, str(tmp_path / "out"), only=("b",))
     assert cli.main(["bench"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in ("smoke", "cpu", "gpu"))
+    assert all(name in listing for name in ("smoke", "cpu", "gpu", "hopper_cpu"))
+
+
+def test_every_packaged_suite_builds_every_entry():
+    for name in repro.suite_names():
+        suite = repro.load_suite(name)  # builds each entry's run config; a bad one raises ConfigError
+        assert suite.entries, name
