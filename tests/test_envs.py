@@ -128,6 +128,22 @@ def test_action_repeat_sums_rewards_and_stops_at_episode_end():
     assert bool(outs[2].truncated) and float(outs[2].obs[0]) == 5.0
 
 
+def test_action_repeat_under_the_training_wrappers():
+    """Under EpisodeStats and AutoReset (whose info keys the wrapped env does not return), as in training:
+    episodes of 5 env steps in 3 agent steps, restarting, and a terminating action ends the repeat early."""
+    env = AutoReset(EpisodeStats(envs.ActionRepeat(TimeLimit(CounterEnv(), 5), 2)))
+    outs = rollout(env, [0, 0, 0, 0, 1, 0])
+    np.testing.assert_allclose([float(o.reward) for o in outs], [2.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    assert [bool(o.done) for o in outs] == [False, False, True, False, True, False]
+    assert float(outs[2].info["final_obs"][0]) == 5.0 and float(outs[2].info["episode_return"]) == 5.0
+    assert float(outs[4].info["final_obs"][0]) == 3.0 and int(outs[4].info["episode_length"]) == 2
+    vec = training_env(envs.make("gymnax/CartPole-v1?action_repeat=3"), 4)
+    step = jax.jit(vec.step)
+    s = step(vec.reset(jax.random.PRNGKey(0)), jnp.zeros(4, jnp.int32))
+    np.testing.assert_array_equal(s.reward, 3.0)  # CartPole pays 1 per env step: 3 per agent step
+    assert not s.done.any()
+
+
 def test_gymnax_cartpole_adapter():
     env = envs.make("gymnax/CartPole-v1")
     assert env.observation_shape == (4,) and env.action_space == Discrete(2) and env.max_episode_steps == 500

@@ -61,16 +61,16 @@ class ActionRepeat(Wrapper):
         return self.env.reset(key)
 
     def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
-        def one(carry, _):
-            current, total, ended = carry
-            nxt = self.env.step(current, action)
-            nxt = _select(ended, current, nxt)
-            total = total + jnp.where(ended, 0.0, nxt.reward)
-            return (nxt, total, ended | nxt.done), None
+        # The first step outside the scan: ``env_step`` carries the outer wrappers' info keys, which the
+        # wrapped env's steps do not return, so only the wrapped env's own steps can be the scan's carry.
+        first = self.env.step(env_step, action)
 
-        start = env_step.replace(terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool))
-        init = (start, jnp.zeros((), jnp.float32), jnp.zeros((), bool))
-        (last, total, _), _ = jax.lax.scan(one, init, None, length=self.repeat)
+        def one(carry, _):
+            current, total = carry
+            nxt = _select(current.done, current, self.env.step(current, action))
+            return (nxt, total + jnp.where(current.done, 0.0, nxt.reward)), None
+
+        (last, total), _ = jax.lax.scan(one, (first, first.reward), None, length=self.repeat - 1)
         return last.replace(reward=total)
 
 
