@@ -76,7 +76,7 @@ class Config(off_policy.TemperatureConfig, off_policy.OffPolicyConfig):
                 f"agent.critic.norm: CrossQ needs batch_renorm (without target networks the critic diverges "
                 f"otherwise); got {self.critic.norm}"
             )
-        off_policy.check_tanh_actor(self.actor, "CrossQ")
+        off_policy.check_sac_actor(self.actor, "CrossQ")
 
 
 @struct.dataclass

@@ -310,9 +310,10 @@ def stochastic_actor(config: Any, env: Env) -> Model:
     return Model(MLP(config.actor, outputs, obs_ndim, branches=branches))
 
 
-def check_tanh_actor(section: Any, algo_name: str, bernoulli: bool = False) -> None:
-    """One line if a SAC-style actor (``agent.actor``) is not a tanh-squashed Gaussian (its actions are
-    reparameterized and its log-probs need the tanh correction), or with ``bernoulli`` a bang-bang Bernoulli."""
+def check_sac_actor(section: Any, algo_name: str, bernoulli: bool = False) -> None:
+    """One line if a SAC-style actor (``agent.actor``) is not one its loss can backpropagate through: a
+    tanh-squashed Gaussian (reparameterized, with the tanh log-prob correction), or with ``bernoulli`` also a
+    bang-bang Bernoulli."""
     allowed = ("gaussian", "bernoulli") if bernoulli else ("gaussian",)
     if section.distribution not in allowed:
         raise ConfigError(

@@ -73,7 +73,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         super().check()
         common.check_network(self.actor, "agent.actor.", dropout=False)
         common.check_network(self.critic, "agent.critic.")
-        off_policy.check_tanh_actor(self.actor, self.NAME, bernoulli=True)
+        off_policy.check_sac_actor(self.actor, self.NAME, bernoulli=True)
         if self.actor.distribution == "bernoulli" and self.autotune_alpha:
             check_bernoulli_target_entropy(self)
         if self.bang_bang_gradient == "straight_through" and self.actor.distribution != "bernoulli":
@@ -125,10 +125,14 @@ def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> Gauss
     return nets.policy_distribution(config.actor, env.action_space, _networks(config, env)[0].apply(actor_params, obs))
 
 
+def exact_bang_bang(config: Config) -> bool:
+    """Whether the actor's Q is the exact expectation of a bang-bang actor over all 2^|A| extreme actions."""
+    return config.actor.distribution == "bernoulli" and config.bang_bang_gradient == "exact"
+
+
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
     del total_iterations  # constant learning rates
-    bernoulli = config.actor.distribution == "bernoulli"
-    if bernoulli and config.bang_bang_gradient == "exact" and env.action_space.shape[0] > MAX_EXACT_BANG_BANG_DIMS:
+    if exact_bang_bang(config) and env.action_space.shape[0] > MAX_EXACT_BANG_BANG_DIMS:
         raise ConfigError(
             f"agent.bang_bang_gradient: exact sums over 2^|A| actions, so needs |A| <= "
             f"{MAX_EXACT_BANG_BANG_DIMS} (else straight_through); this env has {env.action_space.shape[0]}"
@@ -194,7 +198,7 @@ def gradient_step(
 
     def actor_objective(actor_params):
         dist = policy(config, env, actor_params, batch.obs)
-        if config.actor.distribution == "bernoulli" and config.bang_bang_gradient == "exact":
+        if exact_bang_bang(config):
             raw, log_prob = None, -dist.entropy()
             q_pi = dist.expectation(actor_q)
         else:

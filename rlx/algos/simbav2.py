@@ -74,7 +74,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         super().check()
         common.check_network(self.actor, "agent.actor.", dropout=False, hyperspherical=True)
         common.check_network(self.critic, "agent.critic.", dropout=False, hyperspherical=True)
-        off_policy.check_tanh_actor(self.actor, "SimbaV2")
+        off_policy.check_sac_actor(self.actor, "SimbaV2")
 
 
 Params = sac.Params  # actor, critic, target_critic, log_alpha
