@@ -8,7 +8,7 @@ StableHLO) or the back end (XLA:CPU compiling and running it). Never imports rlx
 The program is brax's raw stepping as ``run.py``'s raw column (``EpisodeWrapper(VmapWrapper(env))``, uniform
 random actions, a 100-step ``lax.scan``) over the state's flat leaves, so a file exported by one jax
 (``jax.export``, needs ``flatbuffers``) runs unchanged under another: the same StableHLO, compiled and run by
-each venv's XLA. Steps/s: the median of 5 blocks of >= 0.6 s after a warm-up call.
+each venv's XLA. Steps/s: the median of 5 blocks of >= 0.6 s after two warm-up calls.
 """
 
 from __future__ import annotations
