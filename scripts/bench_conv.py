@@ -1,5 +1,5 @@
 """Cost of one DQN training iteration on MinAtar (16 env steps into the buffer plus one gradient step on a batch
-of 128 every 8 transitions, as ``dqn_breakout_minatar``) for MinAtar's network with rlx's conv layer
+of 128 every 8 transitions, as ``dqn_minatar``) for MinAtar's network with rlx's conv layer
 (``rlx.nets.layers.Conv``: one matrix product of the shifted views), the same network with ``flax.linen.Conv``
 (``lax.conv_general_dilated``), and the flattened image through a 256-256 MLP: ``lax.scan`` over ``--iterations``
 train steps, compile excluded, best of ``--repeats``.

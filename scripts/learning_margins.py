@@ -126,7 +126,7 @@ ENTRIES = {
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {}, "eval/episode_return", 400.0),
     "pqn_cartpole": ("pqn_cartpole.yaml", {}, "eval/episode_return", 475.0),
     "pqn_breakout_minatar": (
-        "pqn_breakout_minatar.yaml",
+        "pqn_minatar.yaml",
         {"total_env_steps": 262_144, "num_chunks": 2},
         "eval/episode_return",
         5.0,

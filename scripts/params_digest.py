@@ -55,7 +55,7 @@ CASES = {  # name: (preset, overrides)
     "c51_cartpole": ("c51_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "dqn_breakout_3step": (
-        "dqn_breakout_minatar.yaml",
+        "dqn_minatar.yaml",
         {"total_env_steps": 3008, "num_chunks": 1, "agent": {"learning_starts": 1000, "buffer_size": 5000}},
     ),
 }

@@ -130,7 +130,7 @@ def test_pqn_learns_cartpole():
 # 9.5/10.25/9.0/8.69/9.0 and 11.0/8.0/10.0/7.0/6.94; a uniformly random policy scores 0.39 (256 episodes).
 # Every seed clears 5 on both: one seed asserted.
 def test_pqn_with_minatars_conv_network_learns_breakout():
-    config = preset("pqn_breakout_minatar.yaml", total_env_steps=262_144, num_chunks=2)
+    config = preset("pqn_minatar.yaml", total_env_steps=262_144, num_chunks=2)
     assert config.agent.q.conv == (16,)
     final = final_row(config)
     assert final["eval/episode_return"] >= 5, final

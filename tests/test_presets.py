@@ -76,6 +76,9 @@ def test_a_preset_written_for_an_env_family_is_the_default_on_each_and_keeps_its
         assert resolve(["simbav2", "--env", env]) == {**family, "env": {**family["env"], "name": env}}
     assert presets.default_for("simbav2", "brax/humanoid") is None
     assert presets.default_for("cqn", "playground/HumanoidRun").name == "cqn_playground_dmc"
+    for algo in ("dqn", "pqn", "iterated_dqn", "iqn"):  # one preset per method for the three MinAtar games
+        for game in ("Breakout", "Asterix", "Freeway"):
+            assert presets.default_for(algo, f"gymnax/{game}-MinAtar").name == f"{algo}_minatar"
     assert cli.main(["presets", "crossq"]) == 0
     listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert "brax/hopper, brax/halfcheetah, brax/walker2d, brax/ant" in listing["crossq_locomotion"]
