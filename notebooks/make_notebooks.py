@@ -31,13 +31,12 @@ quickstart = [
     ),
     new_code_cell(
         "import os, shutil\n"
-        "import jax, numpy as np, yaml\n"
+        "import jax, numpy as np\n"
         "import matplotlib.pyplot as plt\n"
-        "from rlx import driver, evaluate\n"
+        "from rlx import driver, evaluate, presets\n"
         "from rlx.envs import parse_env_spec\n"
         "from rlx.metrics_log import read_metrics\n\n"
-        "with open(PRESET) as f:\n"
-        "    data = yaml.safe_load(f)\n"
+        "data = presets.load(PRESET)   # a packaged preset's name or a YAML path; `extends:` chains resolved\n"
         "data.update(env=parse_env_spec(ENV), total_env_steps=TOTAL_ENV_STEPS, num_chunks=8)\n"
         "config = driver.build_config(data)   # validated: a bad field raises a one-line ConfigError here\n"
         "run_dir = os.path.join(OUTPUT_DIR, 'run')\n"

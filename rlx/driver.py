@@ -94,6 +94,10 @@ class RunConfig:
 def build_config(data: dict | None = None) -> RunConfig:
     """Validates plain data (from YAML and ``--set``) into a :class:`RunConfig`; defaults fill the rest."""
     data = dict(data or {})
+    if "extends" in data:
+        raise ConfigError(
+            f"extends: {data['extends']!r} is resolved when a file is read; load it with rlx.presets.load"
+        )
     algo_name = data.get("algo", "ppo")
     if not isinstance(algo_name, str):
         raise ConfigError(f"algo: expected a string, got {algo_name!r}")

@@ -5,6 +5,11 @@ A preset is a YAML run config (``algo``, ``env``, budget, ``agent``). ``_index.y
 reaches and which one ``rlx train ALGO --env ENV`` picks by default for its (algorithm, env) pair: ``default:
 true`` for the file's own env, or a list of envs for a preset tuned for a family of them (e.g. brax's locomotion
 envs, Playground's DM Control Suite), whose env options (backend, episode length) then carry over.
+
+Any run config, packaged or a user's file, may start with ``extends: NAME`` (a packaged preset, or a YAML path
+relative to the extending file): its data is the parent's with the file's own keys merged on top, recursively
+(mappings merge key by key, everything else is replaced). ``load`` resolves the chain; the run's ``config.yaml``
+records the result, so a run never depends on the files it came from.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 
 import yaml
 
-from rlx.config import ConfigError, load_yaml
+from rlx.config import ConfigError, load_yaml, merge
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 INDEX = "_index.yaml"
@@ -46,12 +51,9 @@ def all_presets() -> tuple[Preset, ...]:
     """Every packaged preset, sorted by name (package data: read once per process)."""
     index = _index()
     found = []
-    for file in sorted(os.listdir(PRESETS_DIR)):
-        if not file.endswith(".yaml") or file.startswith("_"):
-            continue
-        path = os.path.join(PRESETS_DIR, file)
-        data = load_yaml(path)
-        name = file[: -len(".yaml")]
+    for name in names():
+        path = os.path.join(PRESETS_DIR, name + ".yaml")
+        data = load_file(path)
         about = index.get(name, {})
         env = (data.get("env") or {}).get("name", "gymnax/CartPole-v1")
         default = about.get("default", False)
@@ -71,7 +73,8 @@ def all_presets() -> tuple[Preset, ...]:
 
 
 def names() -> list[str]:
-    return [p.name for p in all_presets()]
+    """The packaged presets' names, sorted (from the folder, so errors can list them without loading any)."""
+    return sorted(f[: -len(".yaml")] for f in os.listdir(PRESETS_DIR) if f.endswith(".yaml") and not f.startswith("_"))
 
 
 def resolve(name_or_path: str, field: str = "--config") -> str:
@@ -90,8 +93,35 @@ def resolve(name_or_path: str, field: str = "--config") -> str:
 
 
 def load(name_or_path: str, field: str = "--config") -> dict:
-    """The run-config data of a preset name or a YAML path (``field`` names the option in errors)."""
-    return load_yaml(resolve(name_or_path, field))
+    """The run-config data of a preset name or a YAML path, ``extends`` resolved (``field`` names the option in
+    errors)."""
+    return load_file(resolve(name_or_path, field))
+
+
+def load_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
+    """The run-config data of the YAML file at ``path`` with its ``extends`` chain merged in (parents first)."""
+    data = load_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    where = f"{path}: extends"
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{where}: expected a packaged preset name or a YAML path, got {parent!r}")
+    nearby = os.path.join(os.path.dirname(path), parent)
+    if os.path.isfile(nearby):
+        parent_path = nearby
+    else:
+        name = parent[: -len(".yaml")] if parent.endswith(".yaml") else parent
+        parent_path = os.path.join(PRESETS_DIR, name + ".yaml")
+        if os.sep in name or name.startswith("_") or not os.path.isfile(parent_path):
+            raise ConfigError(
+                f"{where} {parent}: no such file next to it and no such packaged preset; presets: {', '.join(names())}"
+            )
+    chain = (*_chain, os.path.realpath(path))
+    if os.path.realpath(parent_path) in chain:
+        cycle = " -> ".join(os.path.basename(p) for p in (*chain, os.path.realpath(parent_path)))
+        raise ConfigError(f"{where} {parent}: a cycle ({cycle})")
+    return merge(load_file(parent_path, chain), data)
 
 
 def default_for(algo: str, env_name: str) -> Preset | None:

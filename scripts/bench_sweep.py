@@ -22,8 +22,7 @@ import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from rlx import driver, sweep
-from rlx.config import load_yaml
+from rlx import driver, presets, sweep
 
 
 def sequential(config_data: dict, seeds: int) -> dict:
@@ -67,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     # One chunk and no evaluation between chunks: the comparison is about training, as in a plain run.
     data = {
-        **load_yaml(args.config),
+        **presets.load(args.config),
         "total_env_steps": args.steps,
         "num_chunks": 1,
         "eval_every": 0,

@@ -21,11 +21,12 @@ import platform
 import sys
 
 import jax
-import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "bench"))
 
 from rlx_side import bench_raw, bench_train, run_config
+
+from rlx import presets
 
 
 def main() -> None:
@@ -37,8 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     config_data = {}
     if args.config:
-        with open(args.config) as f:
-            config_data = yaml.safe_load(f)
+        config_data = presets.load(args.config)
     algo = config_data.get("algo", "ppo").upper()
     print(
         f"# {args.env} | jax {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind}), "

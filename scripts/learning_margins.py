@@ -19,9 +19,8 @@ import os
 import time
 
 import numpy as np
-import yaml
 
-from rlx import stats, sweep
+from rlx import presets, stats, sweep
 from rlx.config import merge
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -140,8 +139,7 @@ ENTRIES = {
 
 def measure(name: str, seeds: list[int]) -> dict:
     preset, overrides, metric, threshold = ENTRIES[name]
-    with open(os.path.join(CONFIGS, preset)) as f:
-        config = merge(yaml.safe_load(f), overrides)
+    config = merge(presets.load_file(os.path.join(CONFIGS, preset)), overrides)
     tic = time.perf_counter()
     result = sweep.run(sweep.spec_from_dict({"config": config, "seeds": seeds}), None, progress=False)
     scores = np.array([run[metric] if run[metric] is not None else np.nan for run in result.runs])

@@ -15,9 +15,8 @@ import sys
 
 import jax
 import numpy as np
-import yaml
 
-from rlx import driver
+from rlx import driver, presets
 from rlx.config import merge
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -63,8 +62,7 @@ CASES = {  # name: (preset, overrides)
 
 def digest(name: str) -> str:
     preset, overrides = CASES[name]
-    with open(os.path.join(CONFIGS, preset)) as f:
-        config = driver.build_config(merge(yaml.safe_load(f), overrides))
+    config = driver.build_config(merge(presets.load_file(os.path.join(CONFIGS, preset)), overrides))
     result = driver.train(config, None, progress=False)
     leaves = jax.tree.leaves(jax.device_get(result.state.params))
     sha = hashlib.sha256(b"".join(np.ascontiguousarray(x).tobytes() for x in leaves)).hexdigest()[:16]

@@ -5,17 +5,15 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
-from rlx import driver
+from rlx import driver, presets
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 
 
 def preset(name, **overrides):
     """The RunConfig of ``configs/<name>`` with top-level fields replaced by ``overrides``."""
-    with open(os.path.join(CONFIGS, name)) as f:
-        data = yaml.safe_load(f)
+    data = presets.load_file(os.path.join(CONFIGS, name))
     data.update(overrides)
     return driver.build_config(data)
 

@@ -3,8 +3,8 @@
 import os
 
 import pytest
-import yaml
 
+from rlx import presets
 from rlx.config import ConfigError, parse_assignment
 from rlx.driver import build_config
 from rlx.envs import parse_env_spec
@@ -174,6 +174,5 @@ def test_a_nested_section_keeps_the_algorithms_defaults_for_fields_not_given():
     ),
 )
 def test_every_preset_is_valid(name):
-    with open(os.path.join(os.path.dirname(__file__), "..", "configs", name)) as f:
-        config = build_config(yaml.safe_load(f))
+    config = build_config(presets.load_file(os.path.join(os.path.dirname(__file__), "..", "configs", name)))
     assert name.startswith(config.algo) or config.algo in ("ppo", "sac", "td3", "dqn")  # a2c, droq, ddpg, c51: presets

@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import yaml
-from helpers import CONFIGS, final_row
+from helpers import final_row
 
-from rlx import driver
+from rlx import driver, presets
 from rlx.algos import ppo
 from rlx.config import ConfigError, merge
 from rlx.envs import adapters, make, training_env
@@ -140,19 +139,18 @@ def test_asymmetric_ppo_learns_cartpole_positions_with_a_privileged_critic():
     # GRU actor on `state` (positions only), feed-forward critic on `privileged_state` (all four entries).
     # Seeds 0-4 at 131k steps, default / AVX kernels: 319 / 347 / 368 / 375 / 428 and
     # 390 / 377 / 350 / 423 / 373 (BENCHMARKS "Dict observations").
-    with open(os.path.join(CONFIGS, "ppo_gru_cartpole_positions.yaml")) as f:
-        data = merge(
-            yaml.safe_load(f),
-            {
-                "total_env_steps": 131072,
-                "num_chunks": 2,
-                "env": {"privileged": True},
-                "agent": {
-                    "policy": {"obs_key": "state"},
-                    "value": {"obs_key": "privileged_state", "recurrent": "none"},
-                },
+    data = merge(
+        presets.load("ppo_gru_cartpole_positions"),
+        {
+            "total_env_steps": 131072,
+            "num_chunks": 2,
+            "env": {"privileged": True},
+            "agent": {
+                "policy": {"obs_key": "state"},
+                "value": {"obs_key": "privileged_state", "recurrent": "none"},
             },
-        )
+        },
+    )
     final = final_row(driver.build_config(data))
     assert final["eval/episode_return"] >= 250, final
 

@@ -2,7 +2,6 @@
 fail-fast errors, and bit-exact resume with the replay buffer."""
 
 import dataclasses
-import os
 import subprocess
 import sys
 
@@ -11,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import yaml
 from helpers import CONFIGS, final_row, preset
 
-from rlx import cli, driver
+from rlx import cli, driver, presets
 from rlx.algos import common, crossq, off_policy, sac, td3
 from rlx.buffers import ReplayBuffer
 from rlx.checkpoint import Checkpointer
@@ -184,7 +182,7 @@ def test_sac_fixed_temperature_stays_fixed_and_autotuned_moves():
         config = preset(
             "sac_pendulum.yaml",
             agent={
-                **yaml.safe_load(open(os.path.join(CONFIGS, "sac_pendulum.yaml")))["agent"],
+                **presets.load("sac_pendulum")["agent"],
                 "autotune_alpha": autotune,
                 "initial_alpha": 0.3,
             },

@@ -117,3 +117,61 @@ def test_sweep_base_may_name_a_preset(base):
 
     spec = sweep.spec_from_dict({"base": base, "seeds": 2}, base_dir=os.path.join(presets.PRESETS_DIR, "sweeps"))
     assert spec.config["algo"] == "sac" and spec.config["total_env_steps"] == 12000
+
+
+def test_a_config_may_extend_a_preset_or_a_file_next_to_it_and_the_run_records_the_result(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c51.yaml").write_text("extends: dqn_cartpole\nagent:\n  q: {value: c51, v_max: 200.0}\n")
+    (tmp_path / "deeper").mkdir()
+    (tmp_path / "deeper" / "mine.yaml").write_text(
+        "extends: ../c51.yaml\ntotal_env_steps: 1000\nagent: {q: {hidden: [32]}, learning_rate: 1.0e-3}\n"
+    )
+    base = presets.load("dqn_cartpole")
+    data = resolve(["--config", "deeper/mine.yaml"])
+    # mappings merge key by key (q keeps its other fields), other values and lists are replaced
+    assert data["agent"]["q"] == {"hidden": [32], "value": "c51", "v_max": 200.0}
+    assert data == {
+        **base,
+        "total_env_steps": 1000,
+        "agent": {**base["agent"], "q": data["agent"]["q"], "learning_rate": 1.0e-3},
+    }
+    assert "extends" not in data
+    config = driver.build_config(data)
+    assert config.algo == "dqn" and config.agent.q.value == "c51" and config.agent.q.hidden == (32,)
+
+
+def test_packaged_presets_that_extend_another_differ_from_it_only_where_they_say():
+    td3, ddpg = presets.load("td3_hopper"), presets.load("ddpg_hopper")
+    assert ddpg == {**td3, "agent": {**td3["agent"], "num_critics": 1, "policy_noise": 0.0, "policy_delay": 1}}
+    dqn, iqn = presets.load("dqn_minatar"), presets.load("iqn_minatar")
+    assert iqn["algo"] == "iqn" and iqn["env"] == dqn["env"] and iqn["total_env_steps"] == dqn["total_env_steps"]
+    assert iqn["agent"]["q"] == {**dqn["agent"]["q"], "dueling": False, "value": "quantile"}
+    assert {k: v for k, v in iqn["agent"].items() if k in dqn["agent"] and k not in ("q", "double_q")} == {
+        k: v for k, v in dqn["agent"].items() if k not in ("q", "double_q")
+    }
+    assert presets.load("dqn_acrobot") == {**presets.load("dqn_cartpole"), "env": {"name": "gymnax/Acrobot-v1"}}
+    index = {p.name: p for p in presets.all_presets()}
+    assert index["iqn_minatar"].algo == "iqn" and index["ddpg_hopper"].env == "brax/hopper"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("extends: dqn_cartpol\n", "mine.yaml: extends dqn_cartpol: no such file next to it and no such packaged"),
+        ("extends: [dqn_cartpole]\n", "mine.yaml: extends: expected a packaged preset name or a YAML path, got"),
+        ("extends: _index\n", "mine.yaml: extends _index: no such file next to it and no such packaged preset"),
+        ("extends: other.yaml\n", "other.yaml: extends mine.yaml: a cycle (mine.yaml -> other.yaml -> mine.yaml)"),
+    ],
+)
+def test_a_bad_extends_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(text)
+    (tmp_path / "other.yaml").write_text("extends: mine.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        presets.load("mine.yaml")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_build_config_refuses_an_unresolved_extends():
+    with pytest.raises(ConfigError, match="^extends: 'dqn_cartpole' is resolved when a file is read; load it with"):
+        driver.build_config({"extends": "dqn_cartpole"})

@@ -4,16 +4,13 @@ mix, the value bootstrap continues the carry, minibatches hold whole env sequenc
 resumes bitwise, evaluation threads it, config errors, and the partially observed CartPole (positions only) that a
 GRU policy learns and a feed-forward one does not."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import yaml
-from helpers import CONFIGS, assert_resumes_bitwise, final_row
+from helpers import assert_resumes_bitwise, final_row
 
-from rlx import driver
+from rlx import driver, presets
 from rlx.algos import policy_gradient, ppo
 from rlx.config import ConfigError, merge
 from rlx.envs import make
@@ -132,8 +129,9 @@ def test_config_errors_name_the_field(algo, agent, message):
 
 def positions_cartpole(**agent):
     """ppo_gru_cartpole_positions.yaml at 131k steps (a quarter of it), with ``agent`` fields replaced."""
-    with open(os.path.join(CONFIGS, "ppo_gru_cartpole_positions.yaml")) as f:
-        data = merge(yaml.safe_load(f), {"total_env_steps": 131072, "num_chunks": 2, "agent": agent})
+    data = merge(
+        presets.load("ppo_gru_cartpole_positions"), {"total_env_steps": 131072, "num_chunks": 2, "agent": agent}
+    )
     return driver.build_config(data)
 
 

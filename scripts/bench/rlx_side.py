@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-from rlx import algos, driver
+from rlx import algos, driver, presets
 from rlx.algos.off_policy import random_actions
 from rlx.config import to_dict
 from rlx.envs import Vmap, make, parse_env_spec
@@ -50,8 +50,7 @@ def load_preset(path: str) -> dict:
     """A preset YAML file, relative to the working directory or else to the repository root."""
     if not os.path.isabs(path) and not os.path.exists(path):
         path = os.path.join(REPO, path)
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+    return presets.load_file(path)
 
 
 def preset_config(path: str, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:
