@@ -235,11 +235,32 @@ def parse_assignment(text: str) -> dict:
     return nested
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error rather than last-wins (a
+    second ``agent:`` section would otherwise silently drop the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor``: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise _DuplicateKey(f"key {key!r} given twice (line {key_node.start_mark.line + 1})")
+            if isinstance(key, typing.Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str) -> dict:
-    """Reads a YAML mapping; a missing or malformed file is a one-line ConfigError."""
+    """Reads a YAML mapping; a missing or malformed file (a key given twice included) is a one-line ConfigError."""
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"--config {path}: file not found") from None
     except yaml.YAMLError as e:

@@ -18,8 +18,6 @@ import dataclasses
 import functools
 import os
 
-import yaml
-
 from rlx.config import ConfigError, load_yaml, merge
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -42,8 +40,7 @@ class Preset:
 
 
 def _index() -> dict:
-    with open(os.path.join(PRESETS_DIR, INDEX)) as f:
-        return yaml.safe_load(f) or {}
+    return load_yaml(os.path.join(PRESETS_DIR, INDEX))
 
 
 @functools.cache

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from rlx import presets
-from rlx.config import ConfigError, parse_assignment
+from rlx.config import ConfigError, load_yaml, parse_assignment
 from rlx.driver import build_config
 from rlx.envs import parse_env_spec
 
@@ -176,3 +176,33 @@ def test_a_nested_section_keeps_the_algorithms_defaults_for_fields_not_given():
 def test_every_preset_is_valid(name):
     config = build_config(presets.load_file(os.path.join(os.path.dirname(__file__), "..", "configs", name)))
     assert name.startswith(config.algo) or config.algo in ("ppo", "sac", "td3", "dqn")  # a2c, droq, ddpg, c51: presets
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "algo: dqn\nagent: {learning_rate: 1.0e-3}\nagent:\n  num_envs: 4\n",
+            "invalid YAML (key 'agent' given twice (line 3))",
+        ),
+        ("agent:\n  q: {hidden: [64], hidden: [32]}\n", "invalid YAML (key 'hidden' given twice (line 2))"),
+        ("agent: {num_envs: 4\n", "invalid YAML (while parsing a flow mapping)"),
+        ("- algo\n", "expected a mapping at top level"),
+    ],
+)
+def test_a_malformed_config_file_is_a_one_line_error_and_a_repeated_key_is_one(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_yaml(str(path))
+    assert str(info.value) == f"--config {path}: {message}"
+    with pytest.raises(ConfigError, match="file not found"):
+        load_yaml(str(tmp_path / "missing.yaml"))
+
+
+def test_yaml_merge_keys_may_be_overridden_without_counting_as_repeats(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "net: &net {hidden: [64, 64], activation: relu}\nagent:\n  critic:\n    <<: *net\n    hidden: [32]\n"
+    )
+    assert load_yaml(str(path))["agent"]["critic"] == {"hidden": [32], "activation": "relu"}

@@ -150,6 +150,8 @@ def test_packaged_presets_that_extend_another_differ_from_it_only_where_they_say
         k: v for k, v in dqn["agent"].items() if k not in ("q", "double_q")
     }
     assert presets.load("dqn_acrobot") == {**presets.load("dqn_cartpole"), "env": {"name": "gymnax/Acrobot-v1"}}
+    sac, mdpo = presets.load("sac_inverted_pendulum"), presets.load("mdpo_offpolicy_inverted_pendulum")
+    assert mdpo["algo"] == "mdpo_offpolicy" and {k: mdpo["agent"][k] for k in sac["agent"]} == sac["agent"]
     index = {p.name: p for p in presets.all_presets()}
     assert index["iqn_minatar"].algo == "iqn" and index["ddpg_hopper"].env == "brax/hopper"
 
