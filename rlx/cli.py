@@ -14,8 +14,10 @@ import os
 import sys
 import time
 
+import yaml
+
 from rlx import compile_cache
-from rlx.config import ConfigError, load_yaml, merge, parse_assignment
+from rlx.config import ConfigError, load_yaml, merge, parse_assignment, to_dict
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
@@ -69,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
+    train.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the full validated config (preset, extends, flags, --set and defaults) as YAML and exit",
+    )
     sweep = sub.add_parser("sweep", help="train seeds x traced-hyperparameter settings together (vmapped, sharded)")
     sweep.add_argument("algo", nargs="?", help="algorithm (or give it in --config / --spec)")
     sweep.add_argument("--spec", help="sweep YAML: base, config, seeds, grid, random, num_random, random_seed, groups")
@@ -217,6 +224,9 @@ def _train(args: argparse.Namespace) -> int:
                 f"--resume: cannot be combined with {', '.join(extra + (['--set'] if args.set else []))}; "
                 "a resumed run keeps its config.yaml"
             )
+        if args.print_config:
+            print(yaml.safe_dump(to_dict(driver.load_run_config(args.resume)), sort_keys=False), end="")
+            return 0
         result = driver.resume(
             args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks, total_env_steps=args.steps
         )
@@ -224,6 +234,10 @@ def _train(args: argparse.Namespace) -> int:
         if not args.algo and not args.config:
             raise ConfigError(f"train: name an algorithm ({_algorithm_names()}) or give --config")
         config = driver.build_config(resolve_train_config(args))
+        if args.print_config:  # what the run would record as config.yaml; nothing is built or compiled
+            driver.plan_for(config)
+            print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+            return 0
         chosen = default_preset(args)
         if chosen is not None:
             steps = f"{chosen.total_env_steps:,} env steps" if chosen.total_env_steps else "its budget"

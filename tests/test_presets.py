@@ -177,3 +177,25 @@ def test_a_bad_extends_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch
 def test_build_config_refuses_an_unresolved_extends():
     with pytest.raises(ConfigError, match="^extends: 'dqn_cartpole' is resolved when a file is read; load it with"):
         driver.build_config({"extends": "dqn_cartpole"})
+
+
+def test_print_config_shows_the_full_resolved_config_and_builds_nothing(capsys, monkeypatch, tmp_path):
+    import yaml
+
+    from rlx import host
+
+    def never(*args, **kwargs):
+        raise AssertionError("--print-config must not train")
+
+    monkeypatch.setattr(driver, "train", never)
+    argv = ["train", "td3", "--config", "ddpg_hopper", "--set", "agent.tau=0.01", "--print-config"]
+    assert cli.main(argv) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = driver.build_config(resolve(argv[1:-1]))
+    assert driver.build_config(printed) == expected  # complete: it runs as --config as it stands
+    assert printed["agent"]["tau"] == 0.01 and printed["agent"]["num_critics"] == 1 and "noise_clip" in printed["agent"]
+    host.write_config(str(tmp_path), expected)  # a run directory's record prints the same
+    assert cli.main(["train", "--resume", str(tmp_path), "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == printed
+    assert cli.main(["train", "td3", "--config", "ddpg_hopper", "--set", "agent.tau=-1", "--print-config"]) == 2
+    assert "agent.tau" in capsys.readouterr().err
