@@ -114,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs (name, compiled group, setting, seed, swept values), validated, and exit without training",
+    )
+    sweep.add_argument(
         "--coordinator",
         default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
         metavar="HOST:PORT",
@@ -309,6 +314,25 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     return data, base_dir
 
 
+def _sweep_dry_run(spec) -> int:
+    """Prints the runs ``spec`` expands to, each config validated and its budget planned; builds nothing."""
+    from rlx import driver, sweep
+
+    groups = sweep.expand(spec)
+    rows = []
+    for group in groups:
+        driver.plan_for(group.config)
+        for m in group.members:
+            rows.append({"run": m.name, "group": m.group, "setting": m.setting, "seed": m.seed, **m.values})
+    print(sweep.markdown_table(rows))
+    config = groups[0].config
+    print(
+        f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {config.algo} on {config.env.name}, "
+        f"{config.total_env_steps:,} env steps each (rlx train --config ... --print-config shows a full config)"
+    )
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from rlx import sweep
 
@@ -337,6 +361,8 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         data, base_dir = sweep_spec_data(args)
         spec = sweep.spec_from_dict(data, base_dir)
+        if args.dry_run:
+            return _sweep_dry_run(spec)
         algo = spec.config.get("algo", "ppo")
         env = str((spec.config.get("env") or {}).get("name", "env")).replace("/", "_")
         out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")

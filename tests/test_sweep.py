@@ -308,6 +308,23 @@ def test_example_sweep_spec_expands():
     assert [g.config.agent.policy.hidden for g in groups] == [(64, 64), (128, 128)]
 
 
+def test_dry_run_lists_the_runs_and_their_groups_and_trains_nothing(capsys, tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("--dry-run must not train")
+
+    monkeypatch.setattr(sweep, "run", never)
+    argv = ["sweep", "--config", "dqn_cartpole", "--seeds", "2", "--out", str(tmp_path / "out"), "--dry-run"]
+    argv += ["--grid", "agent.learning_rate=1e-4,3e-4", "--group", "agent.batch_size=64,128"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| run | group | setting | seed | agent.batch_size | agent.learning_rate |"
+    assert out[2] == "| h00-seed0 | 0 | 0 | 0 | 64 | 0.0001 |" and out[9] == "| h03-seed1 | 1 | 3 | 1 | 128 | 0.0003 |"
+    assert out[10].startswith("rlx: 8 runs in 2 compiled group(s); dqn on gymnax/CartPole-v1, 500,000 env steps")
+    assert not os.path.exists(tmp_path / "out")
+    assert cli.main([*argv, "--set", "agent.num_envs=0"]) == cli.EXIT_CONFIG_ERROR  # validated all the same
+    assert "agent.num_envs" in capsys.readouterr().err
+
+
 def test_cli_sweep_reports_a_static_axis_as_a_config_error(capsys):
     assert cli.main(["sweep", "ppo", "--grid", "agent.num_envs=8,16"]) == cli.EXIT_CONFIG_ERROR
     assert "grid.agent.num_envs: is static" in capsys.readouterr().err
