@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("algo", nargs="?", help="algorithm (or give it in --config / --spec)")
     sweep.add_argument("--spec", help="sweep YAML: base, config, seeds, grid, random, num_random, random_seed, groups")
     sweep.add_argument("--config", help="a preset's name or a YAML file for the base run config")
+    sweep.add_argument(
+        "--no-preset",
+        action="store_true",
+        help="without --config or --spec, use the algorithm's defaults even where a tuned preset exists for the env",
+    )
     sweep.add_argument("--env", help="env as suite/name[?option=value&...]")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base field")
     sweep.add_argument("--steps", type=int, help="total env steps per run")
@@ -175,6 +180,17 @@ def default_preset(args: argparse.Namespace):
     return presets.default_for(args.algo, env_name)
 
 
+def _announce(chosen, algo: str, env_name: str) -> None:
+    """Says on stderr which :func:`default_preset` a command starts from, if any."""
+    if chosen is not None:
+        steps = f"{chosen.total_env_steps:,} env steps" if chosen.total_env_steps else "its budget"
+        print(
+            f"rlx: using preset {chosen.name} for {algo} on {env_name} ({steps}; reaches {chosen.reaches}); "
+            "--no-preset for the algorithm's defaults",
+            file=sys.stderr,
+        )
+
+
 def resolve_train_config(args: argparse.Namespace) -> dict:
     """Merges defaults, preset, flags and ``--set`` into plain data (validated by the driver). Without
     ``--config``, the :func:`default_preset` is the base when there is one."""
@@ -243,14 +259,7 @@ def _train(args: argparse.Namespace) -> int:
             driver.plan_for(config)
             print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
             return 0
-        chosen = default_preset(args)
-        if chosen is not None:
-            steps = f"{chosen.total_env_steps:,} env steps" if chosen.total_env_steps else "its budget"
-            print(
-                f"rlx: using preset {chosen.name} for {config.algo} on {config.env.name} ({steps}; reaches "
-                f"{chosen.reaches}); --no-preset for the algorithm's defaults",
-                file=sys.stderr,
-            )
+        _announce(default_preset(args), config.algo, config.env.name)
         out = args.out or os.path.join(
             "runs", f"{config.algo}-{config.env.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
@@ -287,6 +296,9 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
         from rlx import presets
 
         data = {**data, "base": os.path.abspath(presets.resolve(args.config))}
+    chosen = None if args.spec else default_preset(args)
+    if chosen is not None:  # as rlx train: the preset tuned for the algorithm on the env
+        data = {**data, "base": chosen.path}
     config: dict = {}
     if args.algo:
         config["algo"] = args.algo
@@ -361,6 +373,8 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         data, base_dir = sweep_spec_data(args)
         spec = sweep.spec_from_dict(data, base_dir)
+        if not args.spec:
+            _announce(default_preset(args), spec.config["algo"], spec.config["env"]["name"])
         if args.dry_run:
             return _sweep_dry_run(spec)
         algo = spec.config.get("algo", "ppo")

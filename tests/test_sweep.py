@@ -325,6 +325,27 @@ def test_dry_run_lists_the_runs_and_their_groups_and_trains_nothing(capsys, tmp_
     assert "agent.num_envs" in capsys.readouterr().err
 
 
+def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
+    from rlx import presets
+
+    def spec(*flags):
+        data, base_dir = cli.sweep_spec_data(cli._parser().parse_args(["sweep", *flags]))
+        return sweep.spec_from_dict(data, base_dir)
+
+    tuned = spec("sac", "--env", "gymnax/Pendulum-v1", "--seeds", "2")
+    assert tuned.config == {**presets.load("sac_pendulum"), "algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}}
+    assert spec("sac", "--env", "gymnax/Pendulum-v1", "--no-preset").config["algo"] == "sac"
+    assert "total_env_steps" not in spec("sac", "--env", "gymnax/Pendulum-v1", "--no-preset").config
+    kept = spec("ppo", "--env", "brax/inverted_pendulum?backend=generalized").config["env"]
+    assert kept == {"name": "brax/inverted_pendulum", "backend": "generalized", "episode_length": 1000}
+    (tmp_path / "spec.yaml").write_text("config: {algo: sac, env: {name: gymnax/Pendulum-v1}}\n")
+    assert "total_env_steps" not in spec("--spec", str(tmp_path / "spec.yaml")).config  # a spec file says it all
+    assert cli.main(["sweep", "sac", "--env", "gymnax/Pendulum-v1", "--seeds", "2", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "rlx: using preset sac_pendulum for sac on gymnax/Pendulum-v1 (12,000 env steps" in captured.err
+    assert "sac on gymnax/Pendulum-v1, 12,000 env steps each" in captured.out
+
+
 def test_cli_sweep_reports_a_static_axis_as_a_config_error(capsys):
     assert cli.main(["sweep", "ppo", "--grid", "agent.num_envs=8,16"]) == cli.EXIT_CONFIG_ERROR
     assert "grid.agent.num_envs: is static" in capsys.readouterr().err
