@@ -296,6 +296,7 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
         from rlx import presets
 
         data = {**data, "base": os.path.abspath(presets.resolve(args.config))}
+    named_base = bool(data.get("base"))  # by --config or the spec file, not chosen for the env
     chosen = None if args.spec else default_preset(args)
     if chosen is not None:  # as rlx train: the preset tuned for the algorithm on the env
         data = {**data, "base": chosen.path}
@@ -303,9 +304,11 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     if args.algo:
         config["algo"] = args.algo
     if args.env:
-        from rlx.envs import parse_env_spec
+        from rlx.envs import EnvConfig, parse_env_spec
 
         config["env"] = parse_env_spec(args.env)
+        if named_base and "?" not in args.env:  # as rlx train: a new env drops the named base's env options
+            config["env"] = {**to_dict(EnvConfig()), **config["env"]}
     if args.steps is not None:
         config["total_env_steps"] = args.steps
     for assignment in args.set:

@@ -346,6 +346,23 @@ def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     assert "sac on gymnax/Pendulum-v1, 12,000 env steps each" in captured.out
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["sac", "--env", "gymnax/Pendulum-v1"],
+        ["ppo", "--env", "brax/inverted_pendulum"],
+        ["--config", "sac_inverted_pendulum", "--env", "gymnax/Pendulum-v1"],  # the preset's env options go
+        ["--config", "sac_inverted_pendulum", "--env", "brax/hopper?backend=generalized"],  # ... or merge
+        ["td3", "--env", "gymnax/Pendulum-v1", "--no-preset", "--set", "agent.tau=0.01", "--steps", "4000"],
+    ],
+)
+def test_a_sweep_run_has_the_config_of_the_same_train_command(flags):
+    data, base_dir = cli.sweep_spec_data(cli._parser().parse_args(["sweep", *flags, "--seeds", "3,4"]))
+    runs = [m for g in sweep.expand(sweep.spec_from_dict(data, base_dir)) for m in g.members]
+    trained = driver.build_config(cli.resolve_train_config(cli._parser().parse_args(["train", *flags, "--seed", "4"])))
+    assert [m.seed for m in runs] == [3, 4] and runs[1].config == trained
+
+
 def test_cli_sweep_reports_a_static_axis_as_a_config_error(capsys):
     assert cli.main(["sweep", "ppo", "--grid", "agent.num_envs=8,16"]) == cli.EXIT_CONFIG_ERROR
     assert "grid.agent.num_envs: is static" in capsys.readouterr().err
