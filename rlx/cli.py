@@ -296,6 +296,9 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
         from rlx import presets
 
         data = {**data, "base": os.path.abspath(presets.resolve(args.config))}
+        preset_algo = presets.load(data["base"]).get("algo")
+        if args.algo and preset_algo and preset_algo != args.algo:  # as rlx train
+            raise ConfigError(f"--config {args.config}: is a preset for algo {preset_algo!r}, not {args.algo!r}")
     named_base = bool(data.get("base"))  # by --config or the spec file, not chosen for the env
     chosen = None if args.spec else default_preset(args)
     if chosen is not None:  # as rlx train: the preset tuned for the algorithm on the env

@@ -344,6 +344,8 @@ def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     captured = capsys.readouterr()
     assert "rlx: using preset sac_pendulum for sac on gymnax/Pendulum-v1 (12,000 env steps" in captured.err
     assert "sac on gymnax/Pendulum-v1, 12,000 env steps each" in captured.out
+    assert cli.main(["sweep", "dqn", "--config", "ddpg_hopper", "--dry-run"]) == cli.EXIT_CONFIG_ERROR  # as train
+    assert "--config ddpg_hopper: is a preset for algo 'td3', not 'dqn'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
