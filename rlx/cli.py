@@ -371,6 +371,7 @@ def _sweep(args: argparse.Namespace) -> int:
             )
             if v is not None
         ] + [f"--{k}" for k in ("set", "grid", "random", "group") if getattr(args, k)]
+        given += ["--dry-run"] if args.dry_run else []
         if given:
             raise ConfigError(
                 f"--resume: cannot be combined with {', '.join(given)}; a resumed sweep keeps its sweep.yaml"
@@ -379,12 +380,13 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         data, base_dir = sweep_spec_data(args)
         spec = sweep.spec_from_dict(data, base_dir)
+        algo = spec.config.get("algo", "ppo")
+        env_name = str((spec.config.get("env") or {}).get("name", "env"))
         if not args.spec:
-            _announce(default_preset(args), spec.config["algo"], spec.config["env"]["name"])
+            _announce(default_preset(args), algo, env_name)
         if args.dry_run:
             return _sweep_dry_run(spec)
-        algo = spec.config.get("algo", "ppo")
-        env = str((spec.config.get("env") or {}).get("name", "env")).replace("/", "_")
+        env = env_name.replace("/", "_")
         out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
         print(f"rlx: sweep directory {out}", file=sys.stderr)
         result = sweep.run(spec, out, overwrite=args.overwrite, **options)

@@ -346,6 +346,11 @@ def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     assert "sac on gymnax/Pendulum-v1, 12,000 env steps each" in captured.out
     assert cli.main(["sweep", "dqn", "--config", "ddpg_hopper", "--dry-run"]) == cli.EXIT_CONFIG_ERROR  # as train
     assert "--config ddpg_hopper: is a preset for algo 'td3', not 'dqn'" in capsys.readouterr().err
+    (tmp_path / "mine.yaml").write_text("algo: dqn\n")  # no env: the defaults' (a traceback until the mend)
+    assert cli.main(["sweep", "--config", str(tmp_path / "mine.yaml"), "--dry-run"]) == 0
+    assert "dqn on gymnax/CartPole-v1" in capsys.readouterr().out
+    assert cli.main(["sweep", "--resume", str(tmp_path), "--dry-run"]) == cli.EXIT_CONFIG_ERROR  # never trains
+    assert "--resume: cannot be combined with --dry-run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
