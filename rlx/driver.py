@@ -377,6 +377,13 @@ def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
     )
 
 
+def resumed_config(config: RunConfig, total_env_steps: int | None = None) -> RunConfig:
+    """The config :func:`resume` continues a run of ``config`` with: its own, or extended to ``total_env_steps``."""
+    if total_env_steps is None or total_env_steps == config.total_env_steps:
+        return config
+    return extended_config(config, total_env_steps)
+
+
 def resume(
     run_dir: str, *, progress: bool = True, stop_after_chunks: int | None = None, total_env_steps: int | None = None
 ) -> RunResult:
@@ -385,10 +392,9 @@ def resume(
     (:func:`extended_config`); schedules that depend on the run's length (``total_iterations`` in the
     state: PPO's linear learning rate, DQN's and PQN's epsilon, SimbaV2's decay) are stretched to the new
     length from the current iteration on."""
-    config = load_run_config(run_dir)
-    extend = total_env_steps is not None and total_env_steps != config.total_env_steps
-    if extend:
-        config = extended_config(config, total_env_steps)
+    recorded = load_run_config(run_dir)
+    config = resumed_config(recorded, total_env_steps)
+    extend = config.total_env_steps != recorded.total_env_steps
     experiment = Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:

@@ -1,6 +1,7 @@
 """Packaged presets: chosen by (algorithm, env), named by --config, listed by rlx presets, shipped as
 package data."""
 
+import dataclasses
 import fnmatch
 import os
 
@@ -197,5 +198,10 @@ def test_print_config_shows_the_full_resolved_config_and_builds_nothing(capsys, 
     host.write_config(str(tmp_path), expected)  # a run directory's record prints the same
     assert cli.main(["train", "--resume", str(tmp_path), "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == printed
+    one_chunk = dataclasses.replace(expected, num_chunks=1)  # --steps extends a resumed run: print the extension
+    host.write_config(str(tmp_path), one_chunk)
+    longer = 2 * one_chunk.total_env_steps
+    assert cli.main(["train", "--resume", str(tmp_path), "--steps", str(longer), "--print-config"]) == 0
+    assert driver.build_config(yaml.safe_load(capsys.readouterr().out)) == driver.extended_config(one_chunk, longer)
     assert cli.main(["train", "td3", "--config", "ddpg_hopper", "--set", "agent.tau=-1", "--print-config"]) == 2
     assert "agent.tau" in capsys.readouterr().err
