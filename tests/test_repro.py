@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from rlx import cli, repro, stats, sweep
+from rlx import cli, driver, repro, stats, sweep
 from rlx.config import ConfigError
 from rlx.metrics_log import read_metrics
 
@@ -114,7 +114,7 @@ def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path, entries, mes
 def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
     assert cli.main(["bench", "nosuch"]) == cli.EXIT_CONFIG_ERROR
     assert (
-        "suite: 'nosuch' is neither a file nor a packaged suite (cpu, gpu, hopper_cpu, smoke)"
+        "suite: 'nosuch' is neither a file nor a packaged suite (cpu, gpu, hopper_cpu, methods_cpu, smoke)"
         in capsys.readouterr().err
     )
     suite = repro.load_suite(write_suite(tmp_path, [{"name": "a", "config": "ppo_cartpole"}]))
@@ -122,10 +122,21 @@ def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
         repro.run_suite(suite, str(tmp_path / "out"), only=("b",))
     assert cli.main(["bench"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in ("smoke", "cpu", "gpu", "hopper_cpu"))
+    assert all(name in listing for name in ("smoke", "cpu", "gpu", "hopper_cpu", "methods_cpu"))
 
 
 def test_every_packaged_suite_builds_every_entry():
     for name in repro.suite_names():
         suite = repro.load_suite(name)  # builds each entry's run config; a bad one raises ConfigError
         assert suite.entries, name
+
+
+def test_the_cpu_tiers_run_every_algorithm_on_a_cpu_task():
+    from rlx.algos import ALGORITHMS
+
+    covered = {
+        driver.build_config(repro.run_data(entry, tiny=False)).algo
+        for name in ("cpu", "methods_cpu")
+        for entry in repro.load_suite(name).entries
+    }
+    assert covered == set(ALGORITHMS), set(ALGORITHMS) - covered
