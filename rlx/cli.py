@@ -246,12 +246,8 @@ def _train(args: argparse.Namespace) -> int:
                 "a resumed run keeps its config.yaml"
             )
         if args.print_config:
-            print(
-                yaml.safe_dump(
-                    to_dict(driver.resumed_config(driver.load_run_config(args.resume), args.steps)), sort_keys=False
-                ),
-                end="",
-            )
+            config = driver.resumed_config(driver.load_run_config(args.resume), args.steps)
+            print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
             return 0
         result = driver.resume(
             args.resume, progress=progress, stop_after_chunks=args.stop_after_chunks, total_env_steps=args.steps
