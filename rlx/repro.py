@@ -148,6 +148,9 @@ def _shrunk(data: dict) -> dict:
     for name, cap in _TINY_AGENT.items():
         if hasattr(defaults, name):
             agent[name] = min(int(value(name)), cap)
+    segment = int(given.get("gae_segment_length", 0))
+    if segment:  # whole GAE segments: as many as fit in the tiny unroll, at least one
+        agent["unroll_length"] = segment * max(1, _TINY_AGENT["unroll_length"] // segment)
     if hasattr(defaults, "utd_ratio"):
         # the fewest envs (a divisor of the entry's, at most 16) that still make whole gradient steps; else 4 envs
         # and one gradient step (an entry with 1,024 envs and 2 gradient steps per vector step)

@@ -64,6 +64,7 @@ def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):
     for entry in suite.entries:
         tiny = repro.run_data(entry, tiny=True)
         assert tiny["total_env_steps"] == 1 and tiny["agent"]["num_envs"] <= 16, entry.name
+        driver.build_config(tiny)  # valid when shrunk too (e.g. whole GAE segments in the shorter unroll)
     # two gymnax entries: a Playground entry's tiny run is ~80 s of mjx compile here, and PPO on a Playground env
     # is trained (and resumed) by test_randomization.py
     sample = ("pqn_breakout_minatar", "iqn_breakout_minatar")

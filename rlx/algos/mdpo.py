@@ -59,6 +59,8 @@ class Config(policy_gradient.PolicyGradientConfig):
             raise ConfigError(
                 "agent.policy.distribution: MDPO needs a closed-form KL (gaussian or bernoulli); got gaussian_mixture"
             )
+        if self.advantages != "rollout":  # its batch carries pi_k per sample, which segment batches do not
+            raise ConfigError(f"agent.advantages: MDPO computes them once per rollout (rollout); got {self.advantages}")
 
 
 Params = policy_gradient.Params

@@ -48,6 +48,16 @@ class PolicyGradientConfig(common.RolloutConfig):
     value: Net = field(default_factory=lambda: Net(hidden=(64, 64), activation="tanh"), doc="value network")
     normalize_observations: bool = field(True, doc="Welford running mean/std of observations")
     normalize_advantages: bool = field(True, doc="per minibatch")
+    advantages: str = field(
+        "rollout",
+        choices=("rollout", "minibatch"),
+        doc="rollout: GAE once per iteration with the value network that collected it (PureJaxRL, CleanRL); "
+        "minibatch: recomputed in every minibatch with the current value network, minibatches of whole "
+        "gae_segment_length segments (brax.training, so Playground's tuned settings)",
+    )
+    gae_segment_length: int = field(
+        0, ge=0, doc="GAE traces end, bootstrapping from V, every this many steps (brax: its unroll_length); 0: unroll"
+    )
     lr_schedule: str = field("constant", choices=("constant", "linear"), doc="linear: anneal to 0")
     adam_eps: float = field(1e-5, gt=0)
     # Traced: shape-free, vmappable.
@@ -79,6 +89,27 @@ class PolicyGradientConfig(common.RolloutConfig):
                 f"agent.num_minibatches: with recurrent networks minibatches are cut by env, so it must divide "
                 f"num_envs = {self.num_envs}; got {self.num_minibatches}"
             )
+        if self.unroll_length % segment_length(self):
+            raise ConfigError(
+                f"agent.gae_segment_length: must divide unroll_length = {self.unroll_length}; "
+                f"got {self.gae_segment_length}"
+            )
+        if self.advantages == "minibatch":
+            if recurrent(self):
+                raise ConfigError(
+                    "agent.advantages: minibatch needs feed-forward networks; allowed with recurrent: rollout"
+                )
+            segments = self.num_envs * self.unroll_length // segment_length(self)
+            if segments % self.num_minibatches:
+                raise ConfigError(
+                    f"agent.num_minibatches: with advantages: minibatch, minibatches are cut into whole segments, so "
+                    f"it must divide num_envs*unroll_length/gae_segment_length = {segments}; got {self.num_minibatches}"
+                )
+
+
+def segment_length(config: PolicyGradientConfig) -> int:
+    """Steps per GAE segment (the whole unroll unless ``gae_segment_length`` cuts it)."""
+    return config.gae_segment_length or config.unroll_length
 
 
 def recurrent(config: PolicyGradientConfig) -> bool:
@@ -239,7 +270,7 @@ def step_policy(
 
 @struct.dataclass
 class Batch:
-    """Flat ``[batch, ...]`` samples for the loss."""
+    """Flat ``[batch, ...]`` samples for the loss (``[segments, length, ...]`` from :func:`with_advantages`)."""
 
     obs: jax.Array  # normalized
     raw_action: jax.Array
@@ -301,12 +332,17 @@ def with_value_and_entropy(
     return loss, metrics
 
 
-def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Rollout) -> Batch:
+def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Rollout) -> Batch | SegmentBatch:
     """Advantages and value targets (GAE) for a rollout, flattened over time and envs (recurrent networks: a
-    :class:`SequenceBatch` of whole env sequences)."""
+    :class:`SequenceBatch` of whole env sequences; ``advantages: minibatch``: a :class:`SegmentBatch`, whose
+    advantages each minibatch computes)."""
     hp = state.hparams
     obs = _prepare_obs(config, state.obs_stats, rollout.obs)
     next_obs = _prepare_obs(config, state.obs_stats, rollout.next_obs)
+    length = segment_length(config)
+    if config.advantages == "minibatch":
+        return _segment_batch(config, env, state, rollout, obs, next_obs, length)
+    segment_end = (jnp.arange(config.unroll_length) % length == length - 1)[:, None]  # [T, 1]
     if config.value.recurrent == "none":
         values = value_estimate(config, env, state.params, obs)
         next_values = value_estimate(config, env, state.params, next_obs)
@@ -321,7 +357,7 @@ def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Ro
         values,
         next_values,
         rollout.terminated,
-        rollout.truncated,
+        rollout.truncated | segment_end,  # a segment's end bootstraps from V(s') and starts a new trace
         hp.gamma,
         hp.gae_lambda,
     )
@@ -331,6 +367,74 @@ def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Ro
         fields = {f.name: getattr(env_major, f.name) for f in dataclasses.fields(Batch)}
         return SequenceBatch(**fields, start=jnp.swapaxes(rollout.start, 0, 1), memory=rollout.initial_memory)
     return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
+
+
+@struct.dataclass
+class SegmentBatch:
+    """``[segments, gae_segment_length, ...]`` transitions (each env's unroll cut into segments) whose advantages
+    every minibatch recomputes with the current value network (``advantages: minibatch``, :func:`with_advantages`)."""
+
+    obs: jax.Array  # normalized
+    raw_action: jax.Array
+    log_prob: jax.Array
+    reward: jax.Array  # scaled by reward_scaling
+    terminated: jax.Array
+    truncated: jax.Array
+    truncation_value: jax.Array  # V(final observation) where truncated, by the collecting network (0 elsewhere)
+    bootstrap_obs: jax.Array  # [segments, ...] the observation after each segment's last step
+
+
+def _segment_batch(
+    config: PolicyGradientConfig,
+    env: Env,
+    state: State,
+    rollout: Rollout,
+    obs: jax.Array,
+    next_obs: jax.Array,
+    length: int,
+) -> SegmentBatch:
+    def segments(x):  # [T, E, ...] -> [T / length * E, length, ...], each env's steps in order
+        x = x.reshape((x.shape[0] // length, length, *x.shape[1:]))
+        x = jnp.swapaxes(x, 1, 2)
+        return x.reshape((-1, *x.shape[2:]))
+
+    # Truncations are rare (once an episode), so V at their final observations comes from the collecting network,
+    # once per iteration, rather than a second forward pass over every next observation in every minibatch.
+    truncation_value = jnp.where(rollout.truncated, value_estimate(config, env, state.params, next_obs), 0.0)
+    last_next_obs = jax.tree.map(lambda x: segments(x)[:, -1], next_obs)
+    return SegmentBatch(
+        *(jax.tree.map(segments, x) for x in (obs, rollout.raw_action, rollout.log_prob)),
+        *(segments(x) for x in (rollout.reward * state.hparams.reward_scaling, rollout.terminated, rollout.truncated)),
+        segments(truncation_value),
+        last_next_obs,
+    )
+
+
+def with_advantages(
+    config: PolicyGradientConfig,
+    env: Env,
+    params: Params,
+    hparams: common.Hyperparams,
+    batch: Batch | SegmentBatch,
+    values: jax.Array,
+) -> Batch:
+    """The minibatch with its advantages and value targets: ``batch`` itself when they were computed at collection;
+    for a :class:`SegmentBatch`, GAE over each segment from ``values`` (``V`` by ``params`` at its observations,
+    ``[segments, length]``) and ``V`` by ``params`` after its last step, gradients stopped (brax.training's PPO)."""
+    if not isinstance(batch, SegmentBatch):
+        return batch
+    values = jax.lax.stop_gradient(values)
+    bootstrap = jax.lax.stop_gradient(value_estimate(config, env, params, batch.bootstrap_obs))
+    following = jnp.concatenate([values[:, 1:], bootstrap[:, None]], axis=1)  # V(s_{t+1}) within the segment
+    stale = batch.truncated.at[:, -1].set(False)  # a truncation at the segment's end has its V in `bootstrap`
+    next_values = jnp.where(stale, batch.truncation_value, following)
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    advantages, targets = gae(
+        *(time_major(x) for x in (batch.reward, values, next_values, batch.terminated, batch.truncated)),
+        hparams.gamma,
+        hparams.gae_lambda,
+    )
+    return Batch(batch.obs, batch.raw_action, batch.log_prob, time_major(advantages), time_major(targets))
 
 
 def update(config: PolicyGradientConfig, env: Env, state: State, batch: Any, loss: Callable) -> tuple[State, dict]:

@@ -22,6 +22,7 @@ from rlx.algos.policy_gradient import (  # noqa: F401  (PPO's interface: the reg
     Params,
     PolicyGradientConfig,
     Rollout,
+    SegmentBatch,
     SequenceBatch,
     State,
     act,
@@ -37,6 +38,7 @@ from rlx.algos.policy_gradient import (  # noqa: F401  (PPO's interface: the reg
     steps_per_iteration,
     value,
     value_estimate,
+    with_advantages,
     with_value_and_entropy,
 )
 from rlx.config import field
@@ -67,6 +69,7 @@ def loss_fn(
 ) -> tuple[jax.Array, dict]:
     """Clipped surrogate + ``value_coef`` * value loss - ``entropy_coef`` * entropy."""
     dist, values = batch_outputs(config, env, params, batch)
+    batch = with_advantages(config, env, params, hparams, batch, values)
     advantages = batch.advantages
     if config.normalize_advantages:
         advantages = normalize_advantages(advantages)

@@ -6,7 +6,9 @@ transitions. One brax training step collects ``batch_size * num_minibatches / nu
 ``unroll_length`` per env, then takes ``num_updates_per_batch`` x ``num_minibatches`` gradient steps on
 minibatches of ``batch_size`` unrolls. With ``batch_size = num_envs / num_minibatches`` and
 ``num_updates_per_batch = num_epochs`` both take the same env steps and the same number and size of
-gradient steps per iteration.
+gradient steps per iteration. With ``gae_segment_length`` L < ``unroll_length`` T, brax's ``unroll_length`` is L
+and it collects T / L unrolls per env (``batch_size = num_envs * T / L / num_minibatches``). With
+``advantages: minibatch`` rlx computes advantages as brax does (per minibatch, with the current value network).
 
 SAC. One rlx iteration steps ``num_envs`` envs ``rollout_length`` times and takes
 ``num_envs * rollout_length * utd_ratio`` gradient steps of ``batch_size``; one brax training step steps
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlx.algos.policy_gradient import segment_length
 from rlx.config import ConfigError
 from rlx.driver import RunConfig
 
@@ -72,16 +75,18 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     """brax ``ppo.train`` with ``config.agent``'s hyperparameters; ``epochs`` timed training epochs of
     ``num_timesteps / epochs`` env steps each, evaluated after each only if ``run_evals``."""
     a = config.agent
-    if a.num_envs % a.num_minibatches:
+    length = segment_length(a)
+    segments = a.num_envs * (a.unroll_length // length)  # brax's unrolls per training step
+    if segments % a.num_minibatches:
         raise ConfigError(
-            f"PPO num_envs={a.num_envs} must be a multiple of num_minibatches={a.num_minibatches} "
-            "for brax (batch_size = num_envs / num_minibatches)"
+            f"PPO num_envs * unroll_length / gae_segment_length = {segments} must be a multiple of "
+            f"num_minibatches={a.num_minibatches} for brax (batch_size = that / num_minibatches)"
         )
-    batch_size = a.num_envs // a.num_minibatches
+    batch_size = segments // a.num_minibatches
     train = {
         **_shared(config, num_timesteps, epochs, num_eval_envs),
         "run_evals": run_evals,
-        "unroll_length": a.unroll_length,
+        "unroll_length": length,
         "batch_size": batch_size,
         "num_minibatches": a.num_minibatches,
         "num_updates_per_batch": a.num_epochs,
@@ -110,7 +115,8 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     matched = [
         f"num_envs={a.num_envs}, unroll_length={a.unroll_length}, episode_length, action_repeat",
         f"env steps per iteration {a.num_envs * a.unroll_length * config.env.action_repeat} (brax batch_size="
-        f"{batch_size} x num_minibatches={a.num_minibatches} = num_envs: one unroll per env per iteration)",
+        f"{batch_size} x num_minibatches={a.num_minibatches} = {segments} unrolls of {length} steps, "
+        f"{a.unroll_length // length} per env, GAE bootstrapping at each unroll's end)",
         f"{a.num_epochs * a.num_minibatches} gradient steps per iteration of {samples} transitions "
         f"(num_updates_per_batch = num_epochs = {a.num_epochs}, num_minibatches = {a.num_minibatches})",
         f"networks: policy {list(a.policy.hidden)}, value {list(a.value.hidden)}, {a.policy.activation}",
@@ -119,11 +125,16 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         f"reward_scaling={a.reward_scaling:g}, max_grad_norm={a.max_grad_norm}",
         f"normalize_observations={a.normalize_observations}, normalize_advantage={a.normalize_advantages}",
     ]
-    unmatched = [
-        f"Adam eps: rlx {a.adam_eps:g}, brax 1e-8 (optax default; not configurable)",
-        "minibatches: rlx shuffles single transitions, brax whole unroll_length trajectories (same count and size)",
-        "advantages: rlx computes values and GAE once per iteration; brax recomputes values and GAE of each "
-        "minibatch inside the loss at every gradient step (more value-network work per step in brax)",
+    brax_advantages = "minibatches of whole unrolls, values and GAE recomputed in each with the current value network"
+    unmatched = [f"Adam eps: rlx {a.adam_eps:g}, brax 1e-8 (optax default; not configurable)"]
+    if a.advantages == "minibatch":
+        matched.append(f"advantages: {brax_advantages} (rlx advantages: minibatch)")
+    else:
+        unmatched.append(
+            "advantages: rlx (advantages: rollout) shuffles single transitions and computes values and GAE once per "
+            f"iteration; brax: {brax_advantages}"
+        )
+    unmatched += [
         "time limits: rlx bootstraps from V(final obs) on truncation; brax (bootstrap_on_timeout=False) "
         "cuts the GAE recursion there without bootstrapping",
         "observation statistics: brax updates them before the SGD epochs, rlx after",
