@@ -182,8 +182,9 @@ def _segments(x, length):
 @pytest.fixture(scope="module")
 def short_episodes():
     """One collected rollout of 8 envs x 24 steps on inverted_pendulum whose episode ends are then redrawn
-    (terminations and truncations inside 8-step GAE segments and at their ends), with ``next_obs`` made to agree
-    (the next step's observation wherever the episode goes on), and the rollout- and minibatch-mode configs."""
+    (terminations and truncations inside 8-step GAE segments and at their ends), with ``next_obs`` made to agree:
+    the next step's observation wherever the episode goes on, another one (a final observation, not the reset
+    one that follows) where it ended; and the rollout- and minibatch-mode configs."""
     env = make("brax/inverted_pendulum?backend=positional")
     agent = dict(num_envs=8, unroll_length=24, num_minibatches=2, num_epochs=1, gae_segment_length=8)
     agent.update(policy={"hidden": [8]}, value={"hidden": [8]}, normalize_observations=False)
@@ -196,7 +197,7 @@ def short_episodes():
     segment_end = np.arange(24) % 8 == 7
     assert truncated[segment_end].any() and truncated[~segment_end].any() and terminated[segment_end].any()
     goes_on = ~(terminated | truncated)[:-1, :, None]
-    next_obs = rollout.next_obs.at[:-1].set(jnp.where(goes_on, rollout.obs[1:], rollout.next_obs[:-1]))
+    next_obs = rollout.next_obs.at[:-1].set(jnp.where(goes_on, rollout.obs[1:], rollout.obs[1:] + 0.5))
     redrawn = rollout.replace(terminated=jnp.asarray(terminated), truncated=jnp.asarray(truncated), next_obs=next_obs)
     return env, configs, state, redrawn
 
