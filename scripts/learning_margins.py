@@ -77,6 +77,12 @@ ENTRIES = {
     "fasttd3_pendulum": ("fasttd3_pendulum.yaml", {}, "eval/episode_return", -250.0),
     "droq_inverted_pendulum": ("droq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "simbav2_inverted_pendulum": ("simbav2_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
+    "simbav2_inverted_pendulum_32": (  # the CI test's: both networks 1 block x 32
+        "simbav2_inverted_pendulum.yaml",
+        {"agent": {"actor": {"hidden": [32]}, "critic": {"hidden": [32]}}},
+        "eval/episode_return",
+        900.0,
+    ),
     "sac_inverted_pendulum": ("sac_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "crossq_inverted_pendulum": ("crossq_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
     "fasttd3_inverted_pendulum": ("fasttd3_inverted_pendulum.yaml", {}, "eval/episode_return", 900.0),
