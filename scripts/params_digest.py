@@ -45,6 +45,7 @@ CASES = {  # name: (preset, overrides)
         "droq_pendulum.yaml",
         {"total_env_steps": 600, "num_chunks": 2, "agent": {"learning_starts": 400}},
     ),
+    "droq_inverted_pendulum": ("droq_inverted_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
     "simbav2_pendulum": (
         "simbav2_pendulum.yaml",
         {"total_env_steps": 1600, "num_chunks": 2, "agent": {"learning_starts": 800}},

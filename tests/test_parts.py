@@ -5,6 +5,7 @@ target, the one rollout, n-step TD batches of the off-policy loop, traced hyperp
 import dataclasses
 import itertools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +15,7 @@ from helpers import tree_equal
 from rlx.algos import common, off_policy
 from rlx.buffers import ReplayBuffer
 from rlx.envs import Vmap, make, training_env
-from rlx.nets import MLP, BatchRenorm, CriticNet, Ensemble, Model, Net
+from rlx.nets import MLP, BatchRenorm, CriticNet, Ensemble, Model, Net, layers
 from rlx.ops import values
 from rlx.ops.distributional import quantile_huber_loss, quantile_midpoints
 from rlx.ops.distributions import Bernoulli
@@ -85,6 +86,47 @@ def test_dropout_masks_differ_per_key_and_are_reproducible():
     assert not np.allclose(a, c)
     np.testing.assert_array_equal(model.apply(params, X), model.apply(params, X))  # evaluation: no dropout
     assert not np.allclose(model.apply(params, X), a)
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (256, 64), (3, 5, 11)])
+def test_dropout_masks_are_jax_bernoulli_bit_for_bit(shape):
+    """rlx's unrolled threefry gives jax.random.bernoulli's masks: raw, typed, folded and vmapped keys; keys
+    of another PRNG fall back to jax's own."""
+    for p in (0.99, 0.5, 0.1):
+        for key in (jax.random.fold_in(jax.random.PRNGKey(3), 17), jax.random.key(5)):
+            np.testing.assert_array_equal(
+                jax.jit(lambda k, p=p: layers.bernoulli(k, p, shape))(key), jax.random.bernoulli(key, p, shape)
+            )
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    np.testing.assert_array_equal(
+        jax.vmap(lambda k: layers.bernoulli(k, 0.9, shape))(keys),
+        jax.vmap(lambda k: jax.random.bernoulli(k, 0.9, shape))(keys),
+    )
+    rbg = jax.random.key(1, impl="rbg")
+    np.testing.assert_array_equal(layers.bernoulli(rbg, 0.9, shape), jax.random.bernoulli(rbg, 0.9, shape))
+
+
+def test_dropout_equals_flax_dropout_alone_and_in_an_ensemble():
+    class Net2(nn.Module):
+        flax_dropout: bool
+
+        @nn.compact
+        def __call__(self, x):
+            h = nn.Dense(16)(x)
+            h = nn.Dropout(0.2, deterministic=False)(h) if self.flax_dropout else layers.Dropout(0.2)(h, False)
+            return nn.Dense(3)(h)
+
+    def ensemble(flax_dropout):
+        members = nn.vmap(
+            Net2, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True}, in_axes=None, axis_size=4
+        )
+        return members(flax_dropout)
+
+    for make_net in (Net2, ensemble):
+        params = make_net(False).init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, X)
+        ours, theirs = (make_net(f).apply(params, X, rngs={"dropout": jax.random.PRNGKey(6)}) for f in (False, True))
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(layers.Dropout(0.2).apply({}, X, True), X)  # evaluation: the identity
 
 
 def test_ensemble_members_are_independent_and_stacked():

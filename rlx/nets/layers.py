@@ -1,5 +1,6 @@
 """Layers and initializers the torso is built from: activations, a vmap-safe orthogonal initializer,
-and batch renormalization (Ioffe 2017) whose running statistics live in the ``batch_stats`` collection."""
+batch renormalization (Ioffe 2017) whose running statistics live in the ``batch_stats`` collection, and
+dropout whose masks cost a quarter of flax's on XLA:CPU."""
 
 from __future__ import annotations
 
@@ -51,6 +52,60 @@ def output_init(kind: str, scale: float) -> nn.initializers.Initializer:
     if scale == 1.0:
         return nn.initializers.lecun_normal()
     return nn.initializers.variance_scaling(scale**2, "fan_in", "truncated_normal")
+
+
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), written out: jax lowers its own to a 5-step ``while``
+    loop on CPU, which XLA:CPU runs ~4x slower on large arrays; on GPU jax already unrolls it."""
+    ks = (k1, k2, k1 ^ k2 ^ jnp.uint32(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in _THREEFRY_ROTATIONS[i % 2]:
+            x1 = x1 + x2
+            x2 = x1 ^ ((x2 << jnp.uint32(r)) | (x2 >> jnp.uint32(32 - r)))
+        x1, x2 = x1 + ks[(i + 1) % 3], x2 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+    return x1, x2
+
+
+def bernoulli(key: jax.Array, p: float, shape: tuple[int, ...]) -> jax.Array:
+    """``jax.random.bernoulli(key, p, shape)``, bit for bit, with the hash unrolled (:func:`_threefry2x32`).
+
+    Same bits as jax's partitionable threefry (the default since jax 0.5): element ``n`` of the flattened
+    array hashes the counter ``(0, n)`` under the key; the two words' xor gives a float32 in ``[0, 1)`` through
+    its top 23 bits, compared with ``p``. Keys of another PRNG, the non-partitionable scheme, 64-bit mode and
+    arrays of 2^32 or more elements take ``jax.random.bernoulli`` itself."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    data = jax.random.key_data(key) if typed else key
+    threefry = (str(jax.random.key_impl(key)) == "threefry2x32") if typed else data.shape == (2,)
+    if (
+        not threefry
+        or not jax.config.jax_threefry_partitionable
+        or jax.config.jax_enable_x64
+        or math.prod(shape) >= 2**32
+    ):
+        return jax.random.bernoulli(key, p, shape)
+    counts = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    bits1, bits2 = _threefry2x32(data[0], data[1], jnp.zeros_like(counts), counts)
+    mantissa = ((bits1 ^ bits2) >> jnp.uint32(9)) | jnp.uint32(0x3F800000)
+    return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0) < jnp.float32(p)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout(rate)`` with the same masks, bit for bit (:func:`bernoulli`; rng stream ``dropout``), at a
+    quarter of the mask cost on XLA:CPU: DroQ's 20 critic steps per transition spent 70% of each step on them."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+        if deterministic or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = bernoulli(self.make_rng("dropout"), keep, x.shape)
+        return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
 
 
 class BatchRenorm(nn.Module):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.hyper import HyperHead, hyper_torso
-from rlx.nets.layers import ACTIVATIONS, BatchRenorm, Conv, hidden_init, mixed_dense, output_init
+from rlx.nets.layers import ACTIVATIONS, BatchRenorm, Conv, Dropout, hidden_init, mixed_dense, output_init
 from rlx.nets.spec import Net, network_input
 
 
@@ -43,7 +43,7 @@ def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
 
     def dense(h: jax.Array, width: int) -> jax.Array:
         h = mixed_dense(h, width, hidden_init(net.kernel_init), net.compute_dtype)
-        return nn.Dropout(net.dropout, deterministic=not train)(h) if net.dropout > 0 else h
+        return Dropout(net.dropout)(h, deterministic=not train) if net.dropout > 0 else h
 
     def layer(h: jax.Array, width: int) -> jax.Array:
         h = dense(h, width)
