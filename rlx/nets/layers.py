@@ -77,17 +77,13 @@ def bernoulli(key: jax.Array, p: float, shape: tuple[int, ...]) -> jax.Array:
     array hashes the counter ``(0, n)`` under the key; the two words' xor gives a float32 in ``[0, 1)`` through
     its top 23 bits, compared with ``p``. Keys of another PRNG, the non-partitionable scheme, 64-bit mode and
     arrays of 2^32 or more elements take ``jax.random.bernoulli`` itself."""
+    size = math.prod(shape)
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     data = jax.random.key_data(key) if typed else key
     threefry = (str(jax.random.key_impl(key)) == "threefry2x32") if typed else data.shape == (2,)
-    if (
-        not threefry
-        or not jax.config.jax_threefry_partitionable
-        or jax.config.jax_enable_x64
-        or math.prod(shape) >= 2**32
-    ):
+    if not threefry or not jax.config.jax_threefry_partitionable or jax.config.jax_enable_x64 or size >= 2**32:
         return jax.random.bernoulli(key, p, shape)
-    counts = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    counts = jax.lax.iota(jnp.uint32, size).reshape(shape)
     bits1, bits2 = _threefry2x32(data[0], data[1], jnp.zeros_like(counts), counts)
     mantissa = ((bits1 ^ bits2) >> jnp.uint32(9)) | jnp.uint32(0x3F800000)
     return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0) < jnp.float32(p)
