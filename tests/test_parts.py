@@ -75,6 +75,27 @@ def test_kernel_inits_and_output_scale():
     assert abs(float(jnp.std(lecun["Dense_0"]["kernel"])) - (1 / 5) ** 0.5) < 0.05
 
 
+def test_mish_and_its_slope_match_float64_references_and_stay_finite():
+    """rlx's one-exponential mish against ``x tanh(log1p(exp(x)))`` and its derivative in float64, over the range
+    where float32 is not subnormal, and jax.nn.mish; the slope is written out, so it is checked on its own."""
+    x = np.concatenate([np.linspace(-80.0, 80.0, 20_001), np.geomspace(1e-20, 1e4, 200), -np.geomspace(1e-20, 80, 200)])
+    x = x.astype(np.float32)
+    x64 = x.astype(np.float64)
+    tanh_softplus = np.tanh(np.logaddexp(0.0, x64))
+    want = x64 * tanh_softplus
+    want_slope = tanh_softplus + x64 * (1.0 - tanh_softplus**2) * 0.5 * (1.0 + np.tanh(0.5 * x64))
+    got = np.asarray(jax.jit(layers.mish)(x), np.float64)
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - want) / ulp) <= 4.0
+    np.testing.assert_allclose(got, jax.nn.mish(x), rtol=5e-7, atol=1e-37)
+    slope = np.asarray(jax.jit(jax.vmap(jax.grad(layers.mish)))(x), np.float64)
+    np.testing.assert_allclose(slope, want_slope, rtol=1e-6, atol=5e-7)
+    extremes = jnp.array([-1e30, -1e4, 1e4, 1e30, np.inf], jnp.float32)
+    np.testing.assert_array_equal(layers.mish(extremes), jnp.array([-0.0, -0.0, 1e4, 1e30, np.inf], jnp.float32))
+    np.testing.assert_array_equal(jax.vmap(jax.grad(layers.mish))(extremes), [0.0, 0.0, 1.0, 1.0, 1.0])
+    assert np.isnan(layers.mish(jnp.float32(np.nan))) and layers.ACTIVATIONS["mish"] is layers.mish
+
+
 def test_dropout_masks_differ_per_key_and_are_reproducible():
     model = Model(MLP(Net(hidden=(64,), dropout=0.5), (4,)))
     params, collections = model.init(jax.random.PRNGKey(0), X)

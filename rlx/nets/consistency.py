@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlx.nets.layers import mish
 from rlx.nets.mlp import MLP
 from rlx.nets.spec import Net
 
@@ -38,7 +39,7 @@ class ConsistencyNet(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, noisy_action: jax.Array, t: jax.Array) -> jax.Array:
         emb = nn.Dense(2 * self.embedding_dim)(time_embedding(t, self.embedding_dim))
-        emb = nn.Dense(self.embedding_dim)(jax.nn.mish(emb))
+        emb = nn.Dense(self.embedding_dim)(mish(emb))
         return MLP(self.net, (self.action_dim,), self.obs_ndim)(obs, noisy_action, emb)
 
 
