@@ -10,7 +10,6 @@ the consistency network's time embedding use whichever mish is swapped in.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import sys
@@ -21,10 +20,8 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bench_quantile_cost import time_iterations
+from bench_quantile_cost import preset_iterations_row
 
-from rlx import algos, driver, presets
-from rlx.envs import make
 from rlx.nets import consistency, layers
 
 IMPLEMENTATIONS = {"jax.nn.mish": jax.nn.mish, "rlx mish": layers.mish}
@@ -65,18 +62,10 @@ def main() -> None:
         with_grad = jax.jit(jax.value_and_grad(lambda v, f=mish: jnp.sum(f(v))))
         cells = [1e6 * best_seconds(f, x, args.repeats) for f in (forward, with_grad)]
         print(f"| {name} | {cells[0]:.1f} | {cells[1]:.1f} |", flush=True)
+    installs = {name: lambda mish=mish: use(mish) for name, mish in IMPLEMENTATIONS.items()}
     for preset in args.preset:
-        config = driver.build_config(presets.load(preset))
-        module, env = algos.get(config.algo), make(config.env)
-        agent = dataclasses.replace(config.agent, learning_starts=config.agent.batch_size)  # updates in every scan
-        seconds = {}
-        for name, mish in IMPLEMENTATIONS.items():
-            use(mish)
-            seconds[name] = time_iterations(module, agent, env, args.iterations, args.repeats)
-        use(layers.mish)
-        base = seconds["jax.nn.mish"]
-        cells = " | ".join(f"{1e3 * s:.1f} ms ({base / s:.2f}x)" for s in seconds.values())
-        print(f"| {preset} iteration | {cells} |", flush=True)
+        print(preset_iterations_row(preset, installs, args.iterations, args.repeats), flush=True)
+    use(layers.mish)
 
 
 if __name__ == "__main__":

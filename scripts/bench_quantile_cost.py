@@ -9,6 +9,7 @@ on batch x N rows (three times per gradient step: online, target, chooser), so i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -57,6 +58,23 @@ def time_iterations(module, config, env, iterations: int, repeats: int) -> float
         state = jax.block_until_ready(run(state))
         best = min(best, (time.perf_counter() - tic) / iterations)
     return best
+
+
+def preset_iterations_row(preset: str, implementations: dict, iterations: int, repeats: int, digits: int = 1) -> str:
+    """A Markdown row: seconds per training iteration of ``preset`` (``learning_starts`` set to one batch, so every
+    scan updates) with each of ``implementations`` (name -> a function that installs that implementation before the
+    networks and losses are traced), each relative to the first."""
+    from rlx import algos, driver, presets
+
+    config = driver.build_config(presets.load(preset))
+    module, env = algos.get(config.algo), make(config.env)
+    agent = dataclasses.replace(config.agent, learning_starts=config.agent.batch_size)
+    seconds = []
+    for install in implementations.values():
+        install()
+        seconds.append(time_iterations(module, agent, env, iterations, repeats))
+    cells = " | ".join(f"{1e3 * s:.{digits}f} ms ({seconds[0] / s:.2f}x)" for s in seconds)
+    return f"| {preset} iteration | {cells} |"
 
 
 def main() -> None:
