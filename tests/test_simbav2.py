@@ -262,11 +262,11 @@ def test_simbav2_learns_pendulum():
 def test_simbav2_learns_brax_inverted_pendulum():
     # The preset with both networks narrowed to 1 block x 32 (the preset's 64 costs ~1.5x as much per seed and was
     # less robust). Since the C51 projection became two scatter-adds (2026-12-04): seeds 0-4 in one vmapped sweep
-    # 1000 each (AMD EPYC, AVX-512), but trained alone seed 0 ends at 140, and seeds 2 and 3 reach 1000 at the third
-    # of four evaluations on the default kernels, under --xla_cpu_max_isa=AVX2 and AVX, then fall back on two of the
-    # three (seed 3: 69 / 580 / 1000 / 1000, 65 / 623 / 1000 / 297, 166 / 67 / 1000 / 423; BENCHMARKS "Learning-test
-    # margins"). This budget's SimbaV2 balances the pole but does not hold it, so seed 3 is held to reaching 900 at
-    # some evaluation of the whole run (its learning rates decay over its length). ~2 CPU-minutes.
+    # 1000 each (AMD EPYC, AVX-512), but trained alone seed 0 never reaches 1000 (68 / 157 / 111 / 140), and seed 3,
+    # alone on the default kernels, under --xla_cpu_max_isa=AVX2 and AVX, reaches 1000 at the third of four
+    # evaluations and ends at 1000 / 297 / 423 (seed 2 alike; BENCHMARKS "C51's projection by scatter-add"). This
+    # budget's SimbaV2 balances the pole but does not always hold it, so seed 3 is held to reaching 900 at some
+    # evaluation of the whole run (its learning rates decay over its length). ~2 CPU-minutes.
     config = preset("simbav2_inverted_pendulum.yaml", seed=3)
     narrow = {name: dataclasses.replace(getattr(config.agent, name), hidden=(32,)) for name in ("actor", "critic")}
     narrowed = dataclasses.replace(config, agent=dataclasses.replace(config.agent, **narrow))
