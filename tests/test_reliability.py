@@ -21,6 +21,7 @@ from rlx import cli, driver, evaluate
 from rlx.algos import ALGORITHMS
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError
+from rlx.envs import EnvConfig
 
 # 8 chunks of 4 PPO iterations on CartPole: each chunk is long enough that kills land inside it too.
 RUN_ARGS = [
@@ -192,21 +193,6 @@ def test_all_checkpoints_damaged_is_an_error_not_a_silent_restart(reference):
 
 # ------------------------------------------------------------------ malformed configs
 
-FIELDS = {
-    "": [
-        "algo",
-        "env",
-        "seed",
-        "total_env_steps",
-        "num_chunks",
-        "eval_every",
-        "eval_episodes",
-        "checkpoint_every",
-        "keep_checkpoints",
-        "tensorboard",
-        "agent",
-    ],
-}
 POSITIVE_INT_FIELDS = [
     "total_env_steps",
     "num_chunks",
@@ -247,13 +233,12 @@ fuzz = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
     where=st.sampled_from(["", "agent.", "env."]),
 )
 def test_unknown_keys_are_rejected(algo, key, where):
-    agent = ALGORITHMS[algo].Config
-    known = {
-        "": FIELDS[""],
-        # renamed and unsupported fields get their own messages (tests/test_config.py), e.g. DQN's agent.hidden
-        "agent.": [*agent.__dataclass_fields__, *getattr(agent, "MOVED", {}), *getattr(agent, "UNSUPPORTED", {})],
-        "env.": ["name", "backend", "episode_length", "action_repeat"],
-    }[where]
+    # every field a config section has, and the names with their own messages: renamed (MOVED) and unsupported
+    # fields (tests/test_config.py), e.g. DQN's agent.hidden, and a preset file's unresolved `extends`
+    section = {"": driver.RunConfig, "agent.": ALGORITHMS[algo].Config, "env.": EnvConfig}[where]
+    known = [*section.__dataclass_fields__, *getattr(section, "MOVED", {}), *getattr(section, "UNSUPPORTED", {})]
+    if where == "":
+        known.append("extends")
     if key in known:
         return
     assert_config_error_names({"algo": algo, **nested(where + key, 1)}, f"{where}{key}: unknown field")
