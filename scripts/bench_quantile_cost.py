@@ -19,6 +19,7 @@ import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from rlx import algos, driver, presets
 from rlx.algos import dqn, iqn
 from rlx.envs import make
 from rlx.nets import QNet
@@ -64,8 +65,6 @@ def preset_iterations_row(preset: str, implementations: dict, iterations: int, r
     """A Markdown row: seconds per training iteration of ``preset`` (``learning_starts`` set to one batch, so every
     scan updates) with each of ``implementations`` (name -> a function that installs that implementation before the
     networks and losses are traced), each relative to the first."""
-    from rlx import algos, driver, presets
-
     config = driver.build_config(presets.load(preset))
     module, env = algos.get(config.algo), make(config.env)
     agent = dataclasses.replace(config.agent, learning_starts=config.agent.batch_size)
