@@ -50,9 +50,12 @@ def subprocess_env(cache_dir):
     }
 
 
-def final_row(config):
-    """The last logged row of one run of ``config`` (one seed, trained in process like ``rlx train``)."""
-    return driver.train(config, None, progress=False).rows[-1]
+def final_row(config, chunks=None):
+    """The last logged row of one run of ``config`` (one seed, trained in process like ``rlx train``). With
+    ``chunks``, the run stops after its first ``chunks`` chunks (``rlx train --stop-after-chunks``): it is still
+    planned to its whole length, so every number up to there, schedules over the length included, is the whole
+    run's, and the row is the one the whole run logs after that chunk."""
+    return driver.train(config, None, progress=False, stop_after_chunks=chunks).rows[-1]
 
 
 def final_rows(config, seeds=(0, 1, 2)):

@@ -205,5 +205,8 @@ def test_config_errors_name_the_field(agent, message):
 
 
 def test_cqn_learns_pendulum():
-    final = final_row(preset("cqn_pendulum.yaml"))
+    # Seed 0 trained alone evaluates -1338 / -276 / -165 / -162 / -139 at the five chunks (AMD EPYC, AVX-512) and
+    # -1338 / -276 / -182 / -195 / -145 under --xla_cpu_max_isa=AVX: at or above -250 from the third on, so the test
+    # stops after the third (6,000 of 10,000 steps; the whole run's numbers up to there). 5 seeds: BENCHMARKS "CQN".
+    final = final_row(preset("cqn_pendulum.yaml"), chunks=3)
     assert final["eval/episode_return"] >= -250, final

@@ -114,6 +114,8 @@ def test_bad_jumanji_requests_get_one_line_errors(monkeypatch):
 def test_ppo_learns_knapsack():
     # Seeds 0-4, final evaluation, default / AVX kernels: 14.29 / 13.93 / 13.95 / 14.03 / 13.50 and
     # 13.67 / 14.26 / 13.61 / 13.16 / 13.50; a uniformly random policy packs 4.2, the greedy value-per-weight heuristic 20.1
-    # (BENCHMARKS "PPO on Jumanji Knapsack").
-    final = final_row(preset("ppo_knapsack.yaml"))
+    # (BENCHMARKS "PPO on Jumanji Knapsack"). Seed 0 alone at the eight chunks (AMD EPYC with AVX-512; under AVX the
+    # same to 0.2): 9.0 / 12.1 / 12.4 / 12.6 / 13.5 / 13.3 / 13.6 / 14.3, so the test stops after the fifth (the whole
+    # run's numbers up to there; the fourth's 12.6 leaves too little margin).
+    final = final_row(preset("ppo_knapsack.yaml"), chunks=5)
     assert final["eval/episode_return"] >= 12.5, final

@@ -58,8 +58,11 @@ def test_mdpo_learns_cartpole():
 
 
 def test_mdpo_learns_brax_inverted_pendulum():
-    result = driver.train(preset("mdpo_inverted_pendulum.yaml"), None, progress=False)
-    assert result.rows[-1]["eval/episode_return"] >= 900, result.rows[-1]
+    # Seed 0 trained alone evaluates 223 / 1000 / 1000 / 1000 / 1000 at the five chunks (AMD EPYC, AVX-512) and
+    # 240 / 1000 / 1000 / 1000 / 1000 under --xla_cpu_max_isa=AVX, so the test stops after the second (81,920 of
+    # 204,800 steps; the whole run's numbers up to there, step-size schedule included). 5 seeds: BENCHMARKS "MDPO".
+    rows = driver.train(preset("mdpo_inverted_pendulum.yaml"), None, progress=False, stop_after_chunks=2).rows
+    assert rows[-1]["eval/episode_return"] >= 900, rows[-1]
 
 
 # ---------------------------------------------------------------- off-policy MDPO

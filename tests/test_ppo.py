@@ -29,8 +29,10 @@ def test_ppo_learns_cartpole():
 
 def test_ppo_learns_brax_inverted_pendulum():
     # Seeds 0-4 reach 1000 on the default kernels and with XLA_FLAGS=--xla_cpu_max_isa=AVX: one seed suffices.
-    result = driver.train(preset("ppo_inverted_pendulum.yaml"), None, progress=False)
-    final = result.rows[-1]
+    # Seed 0 alone evaluates 108 / 132 / 1000 / 1000 / 1000 at the five chunks (AMD EPYC, AVX-512) and 111 / 170 /
+    # 1000 / 1000 / 1000 under AVX, so the test stops after the third (122,880 of 204,800 steps; the whole run's
+    # numbers up to there, learning-rate schedule included).
+    final = final_row(preset("ppo_inverted_pendulum.yaml"), chunks=3)
     assert final["eval/episode_return"] >= 900, final
 
 

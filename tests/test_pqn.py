@@ -122,7 +122,9 @@ def test_bad_pqn_configs_fail_in_one_line(agent, expected):
 
 
 def test_pqn_learns_cartpole():
-    final = final_row(preset("pqn_cartpole.yaml"))
+    # Seed 0 alone evaluates 500 at each of the five chunks (AMD EPYC with AVX-512, and under --xla_cpu_max_isa=AVX),
+    # so the test stops after the second (the whole run's numbers up to there). 5 seeds: README, Tested results.
+    final = final_row(preset("pqn_cartpole.yaml"), chunks=2)
     assert final["eval/episode_return"] >= 475, final
 
 

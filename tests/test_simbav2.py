@@ -255,7 +255,10 @@ def test_bad_simbav2_configs_fail_in_one_line(data, expected):
 
 
 def test_simbav2_learns_pendulum():
-    final = final_row(preset("simbav2_pendulum.yaml"))
+    # Seed 0 trained alone evaluates -1446 / -358 / -136 / -166 at the four chunks (AMD EPYC, AVX-512) and -1447 /
+    # -358 / -138 / -165 under --xla_cpu_max_isa=AVX, so the test stops after the third (6,000 of 8,000 steps; the
+    # whole run's numbers up to there, learning-rate decay included). 5 seeds: BENCHMARKS "CrossQ, DroQ, ...".
+    final = final_row(preset("simbav2_pendulum.yaml"), chunks=3)
     assert final["eval/episode_return"] >= -250, final
 
 
@@ -266,9 +269,10 @@ def test_simbav2_learns_brax_inverted_pendulum():
     # alone on the default kernels, under --xla_cpu_max_isa=AVX2 and AVX, reaches 1000 at the third of four
     # evaluations and ends at 1000 / 297 / 423 (seed 2 alike; BENCHMARKS "C51's projection by scatter-add"). This
     # budget's SimbaV2 balances the pole but does not always hold it, so seed 3 is held to reaching 900 at some
-    # evaluation of the whole run (its learning rates decay over its length). ~2 CPU-minutes.
+    # evaluation of the whole run (its learning rates decay over its length), which it does at the third of the four,
+    # so the run stops there (the whole run's numbers up to there; a later evaluation cannot change the verdict).
     config = preset("simbav2_inverted_pendulum.yaml", seed=3)
     narrow = {name: dataclasses.replace(getattr(config.agent, name), hidden=(32,)) for name in ("actor", "critic")}
     narrowed = dataclasses.replace(config, agent=dataclasses.replace(config.agent, **narrow))
-    rows = driver.train(narrowed, None, progress=False).rows
+    rows = driver.train(narrowed, None, progress=False, stop_after_chunks=3).rows
     assert max(row["eval/episode_return"] for row in rows) >= 900, rows
