@@ -158,6 +158,16 @@ class Plan:
         )
 
 
+def strong_types(tree: Any) -> Any:
+    """``tree`` with its weakly typed leaves made strong (same dtypes and values). Some envs and the replay buffer
+    start from Python scalars (gymnax's ``time`` and Pendulum's ``last_u``, the buffer's index), which jax types
+    weakly, while the same leaves come out of a chunk strongly typed: a jitted chunk (``jax.jit``, a user's own
+    loop) would then trace and compile again on its second call."""
+    return jax.tree.map(
+        lambda x: jax.lax.convert_element_type(x, x.dtype) if getattr(x, "weak_type", False) else x, tree
+    )
+
+
 def plan_for(config: RunConfig) -> Plan:
     """The :class:`Plan` of a validated run config (no env is built)."""
     steps = algos.get(config.algo).steps_per_iteration(config.agent) * config.env.action_repeat
@@ -212,7 +222,7 @@ class Experiment:
         """Fresh train state; ``traced`` (field name -> scalar) replaces the config's traced values, so
         this can be vmapped over keys and hyperparameters."""
         agent = self.config.agent if traced is None else dataclasses.replace(self.static_agent, **traced)
-        return self.algo.init(agent, self.env, key, self.plan.num_iterations)
+        return strong_types(self.algo.init(agent, self.env, key, self.plan.num_iterations))
 
     def chunk_fn(self, state: Any, num_active: jax.Array) -> tuple[Any, dict]:
         """Runs ``iterations_per_chunk`` iterations, of which the first ``num_active`` are real (the

@@ -1,7 +1,8 @@
 """Conformance tests over the algorithm registry: every registered algorithm must pass all of them, and
 registering one without an entry in ``SETTINGS`` fails ``test_every_registered_algorithm_has_settings``.
 
-- ``train_step`` jits and returns a state of the same structure, shapes and dtypes;
+- ``train_step`` jits and returns a state of the same structure, shapes, dtypes and weak types as ``init``'s (a
+  weakly typed leaf that comes out strong made a jitted chunk trace and compile again on its second call);
 - ``act`` respects the action space (bounds, dtype) on every action space the algorithm supports;
 - vmapped seeds and traced hyperparameters equal single runs (to float32 round-off, see README: Sweeps);
 - a checkpoint round trip is exact and a run resumed from it equals the uninterrupted run, bit for bit;
@@ -308,7 +309,7 @@ def test_train_step_jits_and_keeps_the_state_shapes(algo):
     after = jax.eval_shape(lambda s: exp.algo.train_step(exp.static_agent, exp.env, s)[0], state)
     assert jax.tree.structure(after) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(state), strict=True):
-        assert (a.shape, a.dtype) == (b.shape, b.dtype)
+        assert (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type)
     state, metrics = run_chunks(exp, state, range(exp.plan.num_chunks))
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert int(state.iteration) == exp.plan.num_iterations
