@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from helpers import final_rows, median, preset, tree_equal
+from helpers import final_row, final_rows, median, preset, tree_equal
 
 from rlx import driver
 from rlx.algos import mdpo, mdpo_offpolicy, off_policy, ppo, sac
@@ -61,8 +61,8 @@ def test_mdpo_learns_brax_inverted_pendulum():
     # Seed 0 trained alone evaluates 223 / 1000 / 1000 / 1000 / 1000 at the five chunks (AMD EPYC, AVX-512) and
     # 240 / 1000 / 1000 / 1000 / 1000 under --xla_cpu_max_isa=AVX, so the test stops after the second (81,920 of
     # 204,800 steps; the whole run's numbers up to there, step-size schedule included). 5 seeds: BENCHMARKS "MDPO".
-    rows = driver.train(preset("mdpo_inverted_pendulum.yaml"), None, progress=False, stop_after_chunks=2).rows
-    assert rows[-1]["eval/episode_return"] >= 900, rows[-1]
+    final = final_row(preset("mdpo_inverted_pendulum.yaml"), chunks=2)
+    assert final["eval/episode_return"] >= 900, final
 
 
 # ---------------------------------------------------------------- off-policy MDPO
