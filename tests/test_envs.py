@@ -179,6 +179,20 @@ def test_brax_inverted_pendulum_terminates_and_truncates():
     assert s.truncated.all() and not s.terminated.any()
 
 
+def test_making_a_brax_env_runs_nothing(monkeypatch):
+    """brax's ``observation_size`` runs ``reset`` op by op (ant on mjx: ~35 s of compiling each primitive on CPU,
+    before a config could even be checked); the adapter takes the shape from an abstract trace."""
+    from brax.envs import base
+
+    def never(self):
+        raise AssertionError("brax's observation_size ran reset")
+
+    monkeypatch.setattr(base.PipelineEnv, "observation_size", property(never))
+    env = envs.make("brax/hopper?backend=positional")
+    assert env.observation_shape == (11,) and env.action_space.shape == (3,)
+    assert envs.make("brax/ant?backend=mjx").observation_shape == (27,)
+
+
 @pytest.mark.parametrize(
     "spec,message",
     [

@@ -77,7 +77,10 @@ class BraxEnv(_DoneFlagEnv):
             warnings.filterwarnings("ignore", message="Brax System")
             self._env = brax_envs.get_environment(name, **kwargs)
         self.name = f"brax/{name}"
-        self.observation_shape = (self._env.observation_size,)
+        # brax's ``observation_size`` runs ``reset`` op by op, compiling each of its ~1000 primitives (ant on mjx:
+        # ~35 s on CPU before anything else could start); the shape needs only an abstract trace.
+        first = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0))
+        self.observation_shape = first.obs.shape[-1:]
         self.action_space = _box(self._env.action_size)
         self.max_episode_steps = 1000
 
