@@ -17,7 +17,7 @@ import time
 import yaml
 
 from rlx import compile_cache
-from rlx.config import ConfigError, load_yaml, merge, parse_assignment, to_dict
+from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, merge, parse_assignment, to_dict
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
@@ -228,6 +228,7 @@ def _train(args: argparse.Namespace) -> int:
     from rlx import driver
 
     progress = not args.quiet
+    check_stop_after_chunks(args.stop_after_chunks, "--stop-after-chunks")
     if args.resume:
         extra = [
             flag
@@ -256,8 +257,8 @@ def _train(args: argparse.Namespace) -> int:
         if not args.algo and not args.config:
             raise ConfigError(f"train: name an algorithm ({_algorithm_names()}) or give --config")
         config = driver.build_config(resolve_train_config(args))
-        if args.print_config:  # what the run would record as config.yaml; nothing is built or compiled
-            driver.plan_for(config)
+        if args.print_config:  # what the run would record as config.yaml; the env is made and checked, nothing compiled
+            driver.Experiment(config)
             print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
             return 0
         _announce(default_preset(args), config.algo, config.env.name)
@@ -334,13 +335,14 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def _sweep_dry_run(spec) -> int:
-    """Prints the runs ``spec`` expands to, each config validated and its budget planned; builds nothing."""
+    """Prints the runs ``spec`` expands to, each config validated, its env made and checked against the algorithm,
+    and its budget planned; compiles nothing."""
     from rlx import driver, sweep
 
     groups = sweep.expand(spec)
     rows = []
     for group in groups:
-        driver.plan_for(group.config)
+        driver.Experiment(group.config)
         for m in group.members:
             rows.append({"run": m.name, "group": m.group, "setting": m.setting, "seed": m.seed, **m.values})
     print(sweep.markdown_table(rows))
@@ -355,6 +357,7 @@ def _sweep_dry_run(spec) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from rlx import sweep
 
+    check_stop_after_chunks(args.stop_after_chunks, "--stop-after-chunks")
     sweep.init_distributed(args.coordinator, args.num_processes, args.process_id)
     options = dict(progress=not args.quiet, stop_after_chunks=args.stop_after_chunks, num_devices=args.devices)
     if args.resume:
@@ -420,9 +423,14 @@ def _bench(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from rlx import plot
 
-    single_run = os.path.exists(os.path.join(args.sweep_dir, "metrics.jsonl")) and not os.path.exists(
-        os.path.join(args.sweep_dir, "sweep.yaml")
-    )
+    has = {name: os.path.exists(os.path.join(args.sweep_dir, name)) for name in ("sweep.yaml", "config.yaml")}
+    if not any(has.values()):
+        raise ConfigError(
+            f"plot {args.sweep_dir}: neither an rlx run directory (config.yaml) nor a sweep directory (sweep.yaml)"
+        )
+    single_run = not has["sweep.yaml"]
+    if single_run and not os.path.exists(os.path.join(args.sweep_dir, "metrics.jsonl")):
+        raise ConfigError(f"plot {args.sweep_dir}: the run has logged no metrics yet")
     paths = (
         plot.plot_run(args.sweep_dir, args.out)
         if single_run

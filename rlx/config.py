@@ -271,3 +271,9 @@ def load_yaml(path: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: expected a mapping at top level")
     return data
+
+
+def check_stop_after_chunks(stop_after_chunks: int | None, name: str = "stop_after_chunks") -> None:
+    """Refuses a stop that is not a positive number of chunks (``None``: run to the end)."""
+    if stop_after_chunks is not None and (isinstance(stop_after_chunks, bool) or stop_after_chunks <= 0):
+        raise ConfigError(f"{name}: must be > 0 chunks (or left out to run to the end); got {stop_after_chunks}")

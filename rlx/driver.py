@@ -22,7 +22,7 @@ import yaml
 
 from rlx import algos, host
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError, field, from_dict, to_dict, traced_fields
+from rlx.config import ConfigError, check_stop_after_chunks, field, from_dict, to_dict, traced_fields
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
@@ -347,6 +347,7 @@ def train(
     overwrite: bool = False,
 ) -> RunResult:
     """Trains from scratch. With ``run_dir`` None nothing is written (no logs, no checkpoints)."""
+    check_stop_after_chunks(stop_after_chunks)
     config = config if isinstance(config, RunConfig) else build_config(config)
     experiment = Experiment(config)
     if run_dir is not None:
@@ -357,10 +358,11 @@ def train(
     return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks)
 
 
-def load_run_config(run_dir: str) -> RunConfig:
+def load_run_config(run_dir: str, what: str = "--resume") -> RunConfig:
+    """The config recorded in ``run_dir/config.yaml``; ``what`` names the argument in the error."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
-        raise ConfigError(f"--resume {run_dir}: no config.yaml there; not an rlx run directory")
+        raise ConfigError(f"{what} {run_dir}: no config.yaml there; not an rlx run directory")
     with open(path) as f:
         return build_config(yaml.safe_load(f))
 
@@ -402,6 +404,7 @@ def resume(
     (:func:`extended_config`); schedules that depend on the run's length (``total_iterations`` in the
     state: PPO's linear learning rate, DQN's and PQN's epsilon, SimbaV2's decay) are stretched to the new
     length from the current iteration on."""
+    check_stop_after_chunks(stop_after_chunks)
     recorded = load_run_config(run_dir)
     config = resumed_config(recorded, total_env_steps)
     extend = config.total_env_steps != recorded.total_env_steps

@@ -25,7 +25,7 @@ from rlx.rollout import first_episode_mask, unroll
 
 def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experiment, Any, dict]:
     """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``."""
-    config = driver.load_run_config(run_dir)
+    config = driver.load_run_config(run_dir, what="eval")
     if eval_episodes is not None:
         if eval_episodes <= 0:
             raise ConfigError(f"--episodes: must be > 0; got {eval_episodes}")

@@ -27,7 +27,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
     """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
     ``metric`` at each step (a step is kept only when every seed has a finite value there), and
     ``final`` (per-seed last values)."""
-    spec = sweep.load_spec(sweep_dir)
+    spec = sweep.load_spec(sweep_dir, what="plot")
     out: dict[str, dict] = {}
     for group in sweep.expand(spec):
         by_setting: dict[int, list] = {}
@@ -67,7 +67,7 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
         raise ConfigError(f"{sweep_dir}: no run has logged {metric!r} yet (is it a metrics.jsonl column?)")
     out_dir = out_dir or sweep_dir
     os.makedirs(out_dir, exist_ok=True)
-    config = sweep.load_spec(sweep_dir).config
+    config = sweep.load_spec(sweep_dir, what="plot").config
     title = f"{config.get('algo', 'ppo')} on {(config.get('env') or {}).get('name', '')}"
     colours = plt.get_cmap("tab10")
 

@@ -224,11 +224,16 @@ def run_suite(
         raise ConfigError(
             f"--only: no entry {unknown[0]!r} in suite {suite.name}; entries: {[e.name for e in suite.entries]}"
         )
+    selected = [e for e in suite.entries if not only or e.name in only]
+    for entry in selected:  # every pair that will run is checked (its env made) before the first one trains
+        if not os.path.exists(os.path.join(out_dir, entry.name, "entry.json")):
+            try:
+                driver.Experiment(driver.build_config(run_data(entry, tiny)))
+            except ConfigError as e:
+                raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)
     rows = []
-    for entry in suite.entries:
-        if only and entry.name not in only:
-            continue
+    for entry in selected:
         entry_dir = os.path.join(out_dir, entry.name)
         record = os.path.join(entry_dir, "entry.json")
         if os.path.exists(record):

@@ -119,6 +119,12 @@ def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
         ),
         (["train", "--resume", "/nonexistent/run"], "no config.yaml there"),
         (["train", "--resume", "/x", "--set", "seed=1"], "--resume: cannot be combined with --set"),
+        (["train", "ppo", "--stop-after-chunks", "0"], "--stop-after-chunks: must be > 0 chunks"),  # ran one chunk
+        (["sweep", "ppo", "--stop-after-chunks", "-1"], "--stop-after-chunks: must be > 0 chunks"),
+        (["train", "--resume", "/x", "--stop-after-chunks", "0"], "--stop-after-chunks: must be > 0 chunks"),
+        # the pair is checked (the env made) before the config is printed or the sweep's runs listed
+        (["train", "sac", "--env", "gymnax/CartPole-v1", "--print-config"], "algo sac cannot train on env"),
+        (["sweep", "dqn", "--env", "gymnax/Pendulum-v1", "--dry-run"], "algo dqn cannot train on env"),
     ],
 )
 def test_bad_input_fails_before_compiling_with_one_line(argv, expected, capsys, monkeypatch, tmp_path):
@@ -146,6 +152,13 @@ def test_rlx_plot_of_a_run_writes_its_learning_curve(runs, tmp_path, capsys):
     (empty / "config.yaml").write_text("algo: ppo\n")
     assert cli.main(["plot", str(empty)]) == cli.EXIT_CONFIG_ERROR
     assert "no episode return logged yet" in capsys.readouterr().err
+    (empty / "metrics.jsonl").unlink()
+    assert cli.main(["plot", str(empty)]) == cli.EXIT_CONFIG_ERROR
+    assert f"rlx: config error: plot {empty}: the run has logged no metrics yet" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path / "none")]) == cli.EXIT_CONFIG_ERROR  # said "--resume ..." before
+    assert (
+        f"plot {tmp_path / 'none'}: neither an rlx run directory (config.yaml) nor a sweep" in capsys.readouterr().err
+    )
 
 
 def test_existing_run_is_not_overwritten(runs, capsys):
@@ -190,6 +203,8 @@ def test_eval_cli_reports_return_and_renders_a_rollout(runs, tmp_path, capsys):
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert cli.main(["eval", runs["full"], "--episodes", "0"]) == cli.EXIT_CONFIG_ERROR
+    assert cli.main(["eval", str(tmp_path)]) == cli.EXIT_CONFIG_ERROR  # said "--resume ..." before
+    assert f"rlx: config error: eval {tmp_path}: no config.yaml there" in capsys.readouterr().err
 
 
 def _small_ppo(**changes):
@@ -225,6 +240,12 @@ def test_extending_a_finished_run_equals_the_run_planned_that_long(tmp_path):
 
     with pytest.raises(ConfigError, match="extending a run needs more than its 4096 env steps; got 2048"):
         driver.resume(run_dir, total_env_steps=2048, progress=False)
+    for stop in (0, -2):  # the Python API refuses what the CLI refuses, before anything is built
+        with pytest.raises(ConfigError, match=f"stop_after_chunks: must be > 0 chunks .*; got {stop}"):
+            driver.resume(run_dir, total_env_steps=8192, progress=False, stop_after_chunks=stop)
+        with pytest.raises(ConfigError, match="stop_after_chunks: must be > 0 chunks"):
+            driver.train(_small_ppo(), None, progress=False, stop_after_chunks=stop)
+    assert driver.load_run_config(run_dir).total_env_steps == 4096
 
 
 def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp_path):

@@ -17,7 +17,7 @@ from helpers import subprocess_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlx import cli, driver, evaluate
+from rlx import cli, driver, evaluate, sweep
 from rlx.algos import ALGORITHMS
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError
@@ -360,6 +360,28 @@ def test_overwrite_replaces_a_run_only_when_asked(tmp_path, capsys):
     assert open(marker).read() == before
     assert cli.main([*args, "--overwrite"]) == 0
     assert len(comparable_rows(run_dir)) == 1
+
+
+def test_an_overwrite_that_cannot_train_keeps_the_run_or_sweep_already_there(tmp_path, capsys, monkeypatch):
+    """The env is made and checked against the algorithm before ``--overwrite`` removes anything (a sweep removed
+    the old sweep's files, then failed on the pair, until 2026-12-04)."""
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("trained"))
+    files = {"sweep": ["sweep.yaml", "summary.csv", "runs/h00-seed0/metrics.jsonl"], "run": ["config.yaml"]}
+    for kind, names in files.items():
+        for name in names:
+            (tmp_path / kind / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / kind / name).write_text(f"{kind} {name}")
+        argv = [kind if kind == "sweep" else "train", "sac", "--env", "gymnax/CartPole-v1", "--quiet"]
+        assert cli.main([*argv, "--out", str(tmp_path / kind), "--overwrite"]) == cli.EXIT_CONFIG_ERROR
+        assert "algo sac cannot train on env gymnax/CartPole-v1" in capsys.readouterr().err
+        assert all((tmp_path / kind / name).read_text() == f"{kind} {name}" for name in names)
+    with pytest.raises(ConfigError, match="cannot train on env"):  # the Python API alike
+        sweep.run(
+            sweep.spec_from_dict({"config": {"algo": "dqn", "env": {"name": "gymnax/Pendulum-v1"}}}),
+            str(tmp_path / "sweep"),
+            overwrite=True,
+        )
+    assert (tmp_path / "sweep" / "summary.csv").read_text() == "sweep summary.csv"
 
 
 def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, monkeypatch):

@@ -121,6 +121,11 @@ def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
     suite = repro.load_suite(write_suite(tmp_path, [{"name": "a", "config": "ppo_cartpole"}]))
     with pytest.raises(ConfigError, match="--only: no entry 'b' in suite suite"):
         repro.run_suite(suite, str(tmp_path / "out"), only=("b",))
+    cannot = {"name": "b", "config": "sac_pendulum", "set": {"env.name": "gymnax/CartPole-v1"}}  # valid config
+    suite = repro.load_suite(write_suite(tmp_path, [{"name": "a", "config": "ppo_cartpole"}, cannot]))
+    with pytest.raises(ConfigError, match="suite suite, entry b: algo sac cannot train on env gymnax/CartPole-v1"):
+        repro.run_suite(suite, str(tmp_path / "out"))  # before entry a trained
+    assert not os.path.exists(tmp_path / "out")
     assert cli.main(["bench"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in ("smoke", "cpu", "gpu", "hopper_cpu", "methods_cpu"))

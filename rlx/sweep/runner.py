@@ -19,7 +19,7 @@ import yaml
 
 from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
-from rlx.config import ConfigError, load_yaml, traced_fields
+from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields
 from rlx.metrics_log import read_metrics
 from rlx.sweep.placement import Placement
 from rlx.sweep.spec import Group, Member, SweepSpec, check_spec, expand, spec_from_dict, spec_to_dict
@@ -81,10 +81,12 @@ def run_group(
     progress: bool = True,
     stop_after_chunks: int | None = None,
     num_devices: int | None = None,
+    experiment: driver.Experiment | None = None,
 ) -> tuple[list[dict], Any, str, list[tuple[int, int, int]]]:
-    """Trains every run of ``group`` together; returns (final row per run, stacked host state of the real
-    runs, status, layout), where layout lists ``(first run, end, device id)`` for this process's shards."""
-    experiment = driver.Experiment(group.config)
+    """Trains every run of ``group`` together (``experiment``: the group's, if already built); returns (final row
+    per run, stacked host state of the real runs, status, layout), where layout lists ``(first run, end, device
+    id)`` for this process's shards."""
+    experiment = experiment or driver.Experiment(group.config)
     plan, members = experiment.plan, group.members
     writer_process = jax.process_index() == 0  # process 0 writes every run's files
     placement = Placement(len(members), num_devices)
@@ -279,8 +281,12 @@ def run(
 
     Groups run one after another. Returns every run's final row and each group's stacked final state.
     """
+    check_stop_after_chunks(stop_after_chunks)
     check_spec(spec)
     groups = expand(spec)  # validates every run before anything compiles
+    # Every group's env is made and checked against its algorithm and networks before the sweep directory is
+    # prepared, so a pair that cannot train fails before --overwrite removes the sweep already there.
+    experiments = {group.index: driver.Experiment(group.config) for group in groups}
     primary = jax.process_index() == 0
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, marker="sweep.yaml", what="a sweep")
@@ -298,6 +304,7 @@ def run(
             progress=progress,
             stop_after_chunks=stop_after_chunks,
             num_devices=num_devices,
+            experiment=experiments[group.index],
         )
         runs += finals
         if status != "completed":
@@ -311,11 +318,11 @@ def run(
     return SweepResult(runs=runs, sweep_dir=sweep_dir, status=status, states=states, layouts=layouts)
 
 
-def load_spec(sweep_dir: str) -> SweepSpec:
-    """The spec saved in ``SWEEP_DIR/sweep.yaml``."""
+def load_spec(sweep_dir: str, what: str = "--resume") -> SweepSpec:
+    """The spec saved in ``SWEEP_DIR/sweep.yaml``; ``what`` names the argument in the error."""
     path = os.path.join(sweep_dir, "sweep.yaml")
     if not os.path.exists(path):
-        raise ConfigError(f"--resume {sweep_dir}: no sweep.yaml there; not an rlx sweep directory")
+        raise ConfigError(f"{what} {sweep_dir}: no sweep.yaml there; not an rlx sweep directory")
     return spec_from_dict(load_yaml(path))
 
 
