@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot = sub.add_parser("plot", help="PNG learning curves of a run, or curves and final-score bars of a sweep")
     plot.add_argument("sweep_dir", metavar="DIR", help="a run directory (rlx train) or a sweep directory (rlx sweep)")
-    plot.add_argument("--metric", default="eval/episode_return", help="sweeps: the metrics.jsonl column to plot")
+    plot.add_argument("--metric", help="sweeps: the metrics.jsonl column to plot (default eval/episode_return)")
     plot.add_argument("--out", help="directory for the PNGs (default: DIR)")
     bench = sub.add_parser(
         "bench", help="run a reproduction suite (smoke, cpu, gpu): sweeps and a report vs references"
@@ -238,6 +238,8 @@ def _train(args: argparse.Namespace) -> int:
                 ("--config", args.config),
                 ("--seed", args.seed),
                 ("--out", args.out),
+                ("--overwrite", args.overwrite or None),
+                ("--no-preset", args.no_preset or None),
             )
             if value is not None
         ]
@@ -292,7 +294,7 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     data: dict = {}
     base_dir = "."
     if args.spec:
-        data = load_yaml(args.spec)
+        data = load_yaml(args.spec, "--spec")
         base_dir = os.path.dirname(os.path.abspath(args.spec))
     if args.config:
         from rlx import presets
@@ -320,14 +322,21 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
         config = merge(config, parse_assignment(assignment))
     data["config"] = merge(data.get("config") or {}, config)
     if args.seeds is not None:
-        data["seeds"] = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else int(args.seeds)
+        try:
+            data["seeds"] = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else int(args.seeds)
+        except ValueError:
+            raise ConfigError(f"--seeds: a count N or a list of integers a,b,c; got {args.seeds!r}") from None
     for flag, key in ((args.grid, "grid"), (args.random, "random"), (args.group, "groups")):
+        given: set[str] = set()
         for text in flag:
             if "=" not in text:
                 raise ConfigError(
                     f"--{key.rstrip('s')} {text!r}: expected FIELD=VALUES, e.g. agent.learning_rate=3e-4,1e-3"
                 )
             path, values = text.split("=", 1)
+            if path.strip() in given:  # the last one won silently
+                raise ConfigError(f"--{key.rstrip('s')} {path.strip()}: given twice; list every value in one")
+            given.add(path.strip())
             data[key] = {**(data.get(key) or {}), path.strip(): values}
     if args.num_random is not None:
         data["num_random"] = args.num_random
@@ -372,6 +381,8 @@ def _sweep(args: argparse.Namespace) -> int:
                 ("--seeds", args.seeds),
                 ("--num-random", args.num_random),
                 ("--out", args.out),
+                ("--overwrite", args.overwrite or None),
+                ("--no-preset", args.no_preset or None),
             )
             if v is not None
         ] + [f"--{k}" for k in ("set", "grid", "random", "group") if getattr(args, k)]
@@ -431,10 +442,14 @@ def _plot(args: argparse.Namespace) -> int:
     single_run = not has["sweep.yaml"]
     if single_run and not os.path.exists(os.path.join(args.sweep_dir, "metrics.jsonl")):
         raise ConfigError(f"plot {args.sweep_dir}: the run has logged no metrics yet")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ConfigError(f"--out {args.out}: is a file; plot writes its images into a directory")
+    if single_run and args.metric:
+        raise ConfigError("--metric: sweeps only; a run's curve.png shows its training and evaluation returns")
     paths = (
         plot.plot_run(args.sweep_dir, args.out)
         if single_run
-        else plot.plot_sweep(args.sweep_dir, args.out, args.metric)
+        else plot.plot_sweep(args.sweep_dir, args.out, args.metric or "eval/episode_return")
     )
     for path in paths:
         print(f"rlx: wrote {path}")
@@ -446,6 +461,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.render and not os.path.isdir(os.path.dirname(os.path.abspath(args.render))):
         raise ConfigError(f"--render {args.render}: its directory does not exist")
+    if args.render and os.path.isdir(args.render):
+        raise ConfigError(f"--render {args.render}: is a directory; give the HTML file to write, e.g. rollout.html")
+    if not 0 <= args.seed < 2**32:  # folded into the evaluation key as a uint32
+        raise ConfigError(f"--seed: must be >= 0 and < {2**32}; got {args.seed}")
     experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
     result = experiment.evaluate(state, args.seed)
     print(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -50,7 +51,8 @@ def _describe_range(meta: dict) -> str:
     parts = []
     for key, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if meta.get(key) is not None:
-            parts.append(f"{symbol} {meta[key]:g}")
+            value = meta[key]
+            parts.append(f"{symbol} {value}" if isinstance(value, int) else f"{symbol} {value:g}")
     return " and ".join(parts)
 
 
@@ -104,14 +106,18 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             return int(value)
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string.
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string.
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if number is not None and math.isfinite(number):
+            return number
+        kind = "a finite number" if number is not None else "a number"  # inf passed "> 0" and diverged after compiling
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value
@@ -256,20 +262,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(path: str) -> dict:
-    """Reads a YAML mapping; a missing or malformed file (a key given twice included) is a one-line ConfigError."""
+def load_yaml(path: str, what: str = "--config") -> dict:
+    """Reads a YAML mapping; a missing or malformed file (a key given twice included) is a one-line ConfigError
+    naming ``what`` (the option or kind of file it came from)."""
     try:
         with open(path) as f:
             data = yaml.load(f, Loader=_UniqueKeyLoader)
     except FileNotFoundError:
-        raise ConfigError(f"--config {path}: file not found") from None
+        raise ConfigError(f"{what} {path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}: is a directory, not a YAML file") from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0] if str(e) else "parse error"
-        raise ConfigError(f"--config {path}: invalid YAML ({first})") from None
+        raise ConfigError(f"{what} {path}: invalid YAML ({first})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"--config {path}: expected a mapping at top level")
+        raise ConfigError(f"{what} {path}: expected a mapping at top level")
     return data
 
 

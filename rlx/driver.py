@@ -76,7 +76,7 @@ class RunConfig:
 
     algo: str = field("ppo", doc="algorithm, a name in the registry (rlx.algos.ALGORITHMS; rlx algos lists them)")
     env: EnvConfig = field(default_factory=EnvConfig)
-    seed: int = field(0, ge=0)
+    seed: int = field(0, ge=0, lt=2**32)  # PRNGKey keeps 32 bits: seed 2**32 would be seed 0 again
     total_env_steps: int = field(524_288, gt=0, doc="env steps to train (incl. action repeat)")
     num_chunks: int = field(10, gt=0, doc="jitted chunks; logging, eval and checkpoints happen between them")
     iterations_per_chunk: int | None = field(

@@ -41,14 +41,47 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or parameter."""
 
 
-def prepare_dir(path: str, overwrite: bool, marker: str = "config.yaml", what: str = "a run") -> None:
-    """Makes ``path`` ready for a new run (or sweep): refuses one that already holds ``what`` unless
-    ``overwrite``, and fails early if it cannot be written."""
-    if os.path.exists(os.path.join(path, marker)):
-        if not overwrite:
+# What rlx writes at the top of a run's and a sweep's directory (``rlx plot`` adds the images; ``rlx bench`` adds
+# ``entry.json`` to its entries' sweeps). ``--overwrite`` removes a directory only when it holds nothing else.
+RUN_ENTRIES = frozenset(
+    {"config.yaml", "metrics.jsonl", "metrics.csv", "summary.json", "checkpoints", "damaged_checkpoints"}
+    | {"tensorboard", "wandb", "wandb_id", "curve.png"}
+)
+SWEEP_ENTRIES = frozenset(
+    {"sweep.yaml", "summary.csv", "summary.json", "settings.csv", "runs", "curves.png", "final.png", "entry.json"}
+)
+
+
+def _holds(path: str) -> str | None:
+    """``"a sweep"``, ``"a run"`` or None: what the directory's marker file (``sweep.yaml``, ``config.yaml``)
+    says it holds, if that file is rlx's (a mapping with the keys rlx writes)."""
+    for marker, what, keys in (("sweep.yaml", "a sweep", {"config"}), ("config.yaml", "a run", {"algo", "agent"})):
+        file = os.path.join(path, marker)
+        if os.path.isfile(file):
+            try:
+                with open(file) as f:
+                    data = yaml.safe_load(f)
+            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                data = None
+            return what if isinstance(data, dict) and keys <= set(data) else f"a {marker} that rlx did not write"
+    return None
+
+
+def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
+    """Makes ``path`` ready for a new run (or sweep): refuses one that already holds a run or a sweep unless
+    ``overwrite`` and it holds ``what`` and nothing rlx did not write there (so ``--overwrite`` never removes a
+    user's files, or a sweep to make room for a run), and fails early if it cannot be written."""
+    held = _holds(path) if os.path.isdir(path) else None
+    if held is not None:
+        if not overwrite and held == what:
             raise ConfigError(
                 f"--out {path}: already holds {what}; pass --resume {path} to continue it or --overwrite to replace it"
             )
+        allowed = RUN_ENTRIES if what == "a run" else SWEEP_ENTRIES
+        foreign = sorted(n for n in os.listdir(path) if n not in allowed and n.removesuffix(".tmp") not in allowed)
+        if held != what or foreign:
+            found = held if held != what else f"{what} and files rlx did not write there ({', '.join(foreign[:3])})"
+            raise ConfigError(f"--out {path}: holds {found}; not replacing it with {what}: choose another --out")
         shutil.rmtree(path)
     try:
         os.makedirs(path, exist_ok=True)
@@ -109,12 +142,16 @@ class RunDir:
         latest = self.checkpointer.latest()
         return None if latest is None else self.checkpointer.path(latest)
 
-    def close(self, summary: dict) -> None:
+    def close(self, summary: dict, write_summary: bool = True) -> None:
+        """Closes the files; writes ``summary.json`` unless ``write_summary`` is False (a resumed run that had
+        nothing left to train keeps the summary, timings included, of the process that trained it)."""
         if self.checkpointer is not None:
             self.checkpointer.wait()
             self.checkpointer.close()
         if self.writer is not None:
             self.writer.close()
+            if not write_summary and os.path.exists(os.path.join(self.path, "summary.json")):
+                return
             final = self.rows[-1] if self.rows else {}
             summary = {
                 **summary,
@@ -249,7 +286,8 @@ def run_chunks(
                     "compile_seconds": experiment.compile_seconds,
                     "compile_cache": compile_cache.stats(),
                     "wall_seconds": seconds,
-                }
+                },
+                write_summary=start_chunk < plan.num_chunks,
             )
     return state, statuses, status
 

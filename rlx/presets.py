@@ -77,7 +77,7 @@ def names() -> list[str]:
 def resolve(name_or_path: str, field: str = "--config") -> str:
     """The file of ``--config`` VALUE: an existing path, else a packaged preset named ``sac_pendulum``,
     ``sac_pendulum.yaml`` or ``configs/sac_pendulum.yaml`` (the README's form, from any directory)."""
-    if os.path.exists(name_or_path):
+    if os.path.isfile(name_or_path):  # a folder named like a preset does not hide the preset
         return name_or_path
     folder, name = os.path.split(name_or_path)
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name

@@ -97,12 +97,12 @@ def _entry(raw: Any, where: str) -> Entry:
 def load_suite(name_or_path: str) -> Suite:
     """A packaged suite by name (``smoke``, ``cpu``, ``gpu``) or a suite YAML path; every entry's run config is
     validated (one-line :class:`ConfigError`) before anything runs."""
-    path = name_or_path if os.path.exists(name_or_path) else os.path.join(SUITES_DIR, f"{name_or_path}.yaml")
+    path = name_or_path if os.path.isfile(name_or_path) else os.path.join(SUITES_DIR, f"{name_or_path}.yaml")
     if not os.path.exists(path):
         raise ConfigError(
             f"suite: {name_or_path!r} is neither a file nor a packaged suite ({', '.join(suite_names())})"
         )
-    data = load_yaml(path) or {}
+    data = load_yaml(path, "suite") or {}
     if not isinstance(data.get("entries"), list) or not data["entries"]:
         raise ConfigError(f"suite {name_or_path}: needs a non-empty list under entries")
     entries = tuple(_entry(raw, f"entries[{i}]") for i, raw in enumerate(data["entries"]))
@@ -225,12 +225,26 @@ def run_suite(
             f"--only: no entry {unknown[0]!r} in suite {suite.name}; entries: {[e.name for e in suite.entries]}"
         )
     selected = [e for e in suite.entries if not only or e.name in only]
-    for entry in selected:  # every pair that will run is checked (its env made) before the first one trains
-        if not os.path.exists(os.path.join(out_dir, entry.name, "entry.json")):
-            try:
-                driver.Experiment(driver.build_config(run_data(entry, tiny)))
-            except ConfigError as e:
-                raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
+    specs = {
+        e.name: sweep.spec_from_dict({"config": run_data(e, tiny), "seeds": 2 if tiny else e.seeds}) for e in selected
+    }
+    for entry in selected:  # before the first entry trains: finished ones match, the others can train
+        entry_dir = os.path.join(out_dir, entry.name)
+        if os.path.exists(os.path.join(entry_dir, "entry.json")):
+            recorded = load_yaml(os.path.join(entry_dir, "sweep.yaml"), "bench")
+            wanted = json.loads(json.dumps(sweep.spec_to_dict(specs[entry.name])))
+            if recorded != wanted:  # a tiny result would be reported as the full one
+                had = f"{recorded.get('config', {}).get('total_env_steps')} env steps x {len(recorded.get('seeds', []))} seeds"
+                asked = f"{wanted['config'].get('total_env_steps')} x {len(wanted['seeds'])}"
+                raise ConfigError(
+                    f"--out {out_dir}: entry {entry.name} was finished with other settings ({had}; this run: {asked}"
+                    f"{', --tiny' if tiny else ''}); choose another --out, or remove {entry_dir} to run it again"
+                )
+            continue
+        try:
+            driver.Experiment(driver.build_config(run_data(entry, tiny)))
+        except ConfigError as e:
+            raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for entry in selected:
@@ -240,9 +254,8 @@ def run_suite(
             with open(record) as f:
                 rows.append(json.load(f))
             continue
-        data = {"config": run_data(entry, tiny), "seeds": 2 if tiny else entry.seeds}
         tic = time.perf_counter()
-        result = sweep.run(sweep.spec_from_dict(data), entry_dir, progress=progress, overwrite=True)
+        result = sweep.run(specs[entry.name], entry_dir, progress=progress, overwrite=True)
         row = summarize(entry, entry_dir, result, time.perf_counter() - tic)
         if result.status == "completed":
             with open(record, "w") as f:

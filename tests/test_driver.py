@@ -125,6 +125,18 @@ def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
         # the pair is checked (the env made) before the config is printed or the sweep's runs listed
         (["train", "sac", "--env", "gymnax/CartPole-v1", "--print-config"], "algo sac cannot train on env"),
         (["sweep", "dqn", "--env", "gymnax/Pendulum-v1", "--dry-run"], "algo dqn cannot train on env"),
+        # each of these was a traceback, a silently changed value or the wrong flag's name until 2026-12-04
+        (["sweep", "ppo", "--seeds", "abc", "--dry-run"], "--seeds: a count N or a list of integers"),
+        (["train", "ppo", "--env", "gymnax/CartPole-v1?observe=[0,2"], "env option 'observe' in"),
+        (["train", "ppo", "--env", "gymnax/CartPole-v1?name=gymnax/Pendulum-v1"], "env option 'name' in"),
+        (["train", "ppo", "--env", "gymnax/CartPole-v1?episode_length=9&episode_length=20"], "given twice"),
+        (["sweep", "ppo", "--grid", "agent.gamma=0.9", "--grid", "agent.gamma=0.8"], "--grid agent.gamma: given twice"),
+        (["train", "ppo", "--set", "agent.learning_rate=inf"], "agent.learning_rate: expected a finite number"),
+        (["train", "ppo", "--seed", str(2**32)], "seed: must be >= 0 and < 4294967296; got 4294967296"),
+        (["sweep", "ppo", "--seeds", f"0,{2**64}", "--dry-run"], "must be >= 0 and < 4294967296"),
+        (["train", "--resume", "/x", "--overwrite"], "--resume: cannot be combined with --overwrite"),
+        (["sweep", "--spec", "/no/such.yaml"], "--spec /no/such.yaml: file not found"),
+        (["train", "ppo", "--config", "/tmp"], "--config /tmp: no such file or packaged preset"),
     ],
 )
 def test_bad_input_fails_before_compiling_with_one_line(argv, expected, capsys, monkeypatch, tmp_path):
@@ -155,6 +167,10 @@ def test_rlx_plot_of_a_run_writes_its_learning_curve(runs, tmp_path, capsys):
     (empty / "metrics.jsonl").unlink()
     assert cli.main(["plot", str(empty)]) == cli.EXIT_CONFIG_ERROR
     assert f"rlx: config error: plot {empty}: the run has logged no metrics yet" in capsys.readouterr().err
+    assert cli.main(["plot", runs["full"], "--metric", "train/loss"]) == cli.EXIT_CONFIG_ERROR  # was ignored
+    assert "--metric: sweeps only" in capsys.readouterr().err
+    assert cli.main(["plot", runs["full"], "--out", os.path.join(runs["full"], "config.yaml")]) == 2  # a traceback
+    assert "config.yaml: is a file" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "none")]) == cli.EXIT_CONFIG_ERROR  # said "--resume ..." before
     assert (
         f"plot {tmp_path / 'none'}: neither an rlx run directory (config.yaml) nor a sweep" in capsys.readouterr().err
@@ -203,6 +219,9 @@ def test_eval_cli_reports_return_and_renders_a_rollout(runs, tmp_path, capsys):
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert cli.main(["eval", runs["full"], "--episodes", "0"]) == cli.EXIT_CONFIG_ERROR
+    for argv, message in ((["--seed", "-1"], "--seed: must be >= 0"), (["--render", str(tmp_path)], "is a directory")):
+        assert cli.main(["eval", runs["full"], *argv]) == cli.EXIT_CONFIG_ERROR, argv  # tracebacks before
+        assert message in capsys.readouterr().err
     assert cli.main(["eval", str(tmp_path)]) == cli.EXIT_CONFIG_ERROR  # said "--resume ..." before
     assert f"rlx: config error: eval {tmp_path}: no config.yaml there" in capsys.readouterr().err
 
@@ -226,6 +245,9 @@ def test_extending_a_finished_run_equals_the_run_planned_that_long(tmp_path):
     run_dir = str(tmp_path / "run")
     first = driver.train(_small_ppo(), run_dir, progress=False)
     assert first.status == "completed" and first.experiment.plan.iterations_per_chunk == 8
+    summary = open(os.path.join(run_dir, "summary.json")).read()
+    assert driver.resume(run_dir, progress=False).status == "completed"  # nothing left to train:
+    assert open(os.path.join(run_dir, "summary.json")).read() == summary  # its timings are kept, not zeroed
     code = cli.main(["train", "--resume", run_dir, "--steps", "4096", "--quiet"])
     assert code == 0
     extended = driver.load_run_config(run_dir)

@@ -92,6 +92,12 @@ def test_config_takes_a_preset_name_from_any_directory(tmp_path, monkeypatch):
         assert resolve(["--config", value]) == by_path
     (tmp_path / "mine.yaml").write_text("algo: dqn\ntotal_env_steps: 10\n")
     assert resolve(["--config", "mine.yaml"]) == {"algo": "dqn", "total_env_steps": 10}
+    (tmp_path / "dqn_cartpole").mkdir()  # a folder named like a preset does not hide it (an IsADirectoryError)
+    assert resolve(["--config", "dqn_cartpole"]) == by_path
+    (tmp_path / "smoke").mkdir()  # nor a suite's
+    from rlx import repro
+
+    assert repro.load_suite("smoke").name == "smoke"
 
 
 def test_unknown_preset_is_a_one_line_error_listing_them(capsys):

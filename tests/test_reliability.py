@@ -362,26 +362,61 @@ def test_overwrite_replaces_a_run_only_when_asked(tmp_path, capsys):
     assert len(comparable_rows(run_dir)) == 1
 
 
-def test_an_overwrite_that_cannot_train_keeps_the_run_or_sweep_already_there(tmp_path, capsys, monkeypatch):
-    """The env is made and checked against the algorithm before ``--overwrite`` removes anything (a sweep removed
-    the old sweep's files, then failed on the pair, until 2026-12-04)."""
+def _fake_dir(path, files: dict) -> dict:
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    return files
+
+
+def _unchanged(path, files: dict) -> bool:
+    return all((path / name).read_text() == text for name, text in files.items())
+
+
+RUN_FILES = {"config.yaml": "algo: ppo\nagent: {}\n", "metrics.jsonl": "{}\n", "checkpoints/1/x": "state"}
+SWEEP_FILES = {"sweep.yaml": "config: {algo: ppo}\n", "summary.csv": "run\n", "runs/h00-seed0/metrics.jsonl": "{}\n"}
+
+
+@pytest.mark.parametrize(
+    "kind,files,argv,message",
+    [  # each removed the directory before failing, or removed files rlx never wrote, until 2026-12-04
+        ("sweep", SWEEP_FILES, ["sac", "--env", "gymnax/CartPole-v1"], "algo sac cannot train on env"),
+        ("train", RUN_FILES, ["sac", "--env", "gymnax/CartPole-v1"], "algo sac cannot train on env"),
+        ("sweep", SWEEP_FILES, ["ppo", "--devices", "64"], "--devices (num_devices): must be between 1 and"),
+        ("train", RUN_FILES, ["ppo", "--seed", str(2**64)], "seed: must be >= 0 and < 4294967296"),
+        ("sweep", SWEEP_FILES, ["ppo", "--seeds", f"0,{2**64}"], "must be >= 0 and < 4294967296"),
+        ("train", {"config.yaml": "db: postgres\n", "src/main.py": "code"}, ["ppo"], "a config.yaml that rlx did not"),
+        ("train", {**RUN_FILES, "notes.txt": "mine"}, ["ppo"], "holds a run and files rlx did not write there (notes"),
+        ("train", SWEEP_FILES, ["ppo"], "holds a sweep; not replacing it with a run"),
+        ("sweep", RUN_FILES, ["ppo"], "holds a run; not replacing it with a sweep"),
+    ],
+)
+def test_overwrite_removes_only_a_run_or_sweep_of_its_kind_and_only_once_the_config_can_train(
+    tmp_path, capsys, monkeypatch, kind, files, argv, message
+):
     monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("trained"))
-    files = {"sweep": ["sweep.yaml", "summary.csv", "runs/h00-seed0/metrics.jsonl"], "run": ["config.yaml"]}
-    for kind, names in files.items():
-        for name in names:
-            (tmp_path / kind / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / kind / name).write_text(f"{kind} {name}")
-        argv = [kind if kind == "sweep" else "train", "sac", "--env", "gymnax/CartPole-v1", "--quiet"]
-        assert cli.main([*argv, "--out", str(tmp_path / kind), "--overwrite"]) == cli.EXIT_CONFIG_ERROR
-        assert "algo sac cannot train on env gymnax/CartPole-v1" in capsys.readouterr().err
-        assert all((tmp_path / kind / name).read_text() == f"{kind} {name}" for name in names)
-    with pytest.raises(ConfigError, match="cannot train on env"):  # the Python API alike
+    _fake_dir(tmp_path / "out", files)
+    for overwrite in ([], ["--overwrite"]):
+        assert cli.main([kind, *argv, "--quiet", "--out", str(tmp_path / "out"), *overwrite]) == cli.EXIT_CONFIG_ERROR
+        err = capsys.readouterr().err
+        assert message in err or (not overwrite and "already holds a" in err), err
+        assert _unchanged(tmp_path / "out", files) and sorted(os.listdir(tmp_path / "out")) == sorted(
+            {name.split("/")[0] for name in files}
+        )
+
+
+def test_overwrite_replaces_a_sweep_of_rlx_files(tmp_path):
+    from rlx import host
+
+    _fake_dir(tmp_path / "old", {**SWEEP_FILES, "curves.png": "png", "settings.csv.tmp": "half written"})
+    host.prepare_dir(str(tmp_path / "old"), True, what="a sweep")
+    assert os.listdir(tmp_path / "old") == []
+    with pytest.raises(ConfigError, match="cannot train on env"):  # the Python API checks the pair first too
         sweep.run(
             sweep.spec_from_dict({"config": {"algo": "dqn", "env": {"name": "gymnax/Pendulum-v1"}}}),
             str(tmp_path / "sweep"),
             overwrite=True,
         )
-    assert (tmp_path / "sweep" / "summary.csv").read_text() == "sweep summary.csv"
 
 
 def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, monkeypatch):

@@ -57,6 +57,8 @@ def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, c
     assert repro.run_suite(suite, out) == json.loads(json.dumps(rows))
     assert cli.main(["bench", "smoke", "--out", out, "--quiet"]) == 0
     assert "| ppo_cartpole |" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="entry ppo_cartpole was finished with other settings"):
+        repro.run_suite(suite, out, tiny=True)  # reported the full result as the tiny one (and the reverse)
 
 
 def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):

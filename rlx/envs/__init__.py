@@ -69,12 +69,16 @@ def parse_env_spec(spec: str) -> dict:
 
     name, _, query = spec.partition("?")
     out: dict = {"name": name}
-    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
-        out[key] = yaml.safe_load(value) if value else None
     allowed = [f.name for f in dataclasses.fields(EnvConfig) if f.name != "name"]
-    for key in out:
-        if key != "name" and key not in allowed:
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if key not in allowed:  # "name" included: the env is named before the "?"
             raise ConfigError(f"env option {key!r} in {spec!r}: unknown; allowed: {', '.join(allowed)}")
+        if key in out:
+            raise ConfigError(f"env option {key!r} in {spec!r}: given twice")
+        try:
+            out[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            raise ConfigError(f"env option {key!r} in {spec!r}: {value!r} is not a valid value") from None
     return out
 
 

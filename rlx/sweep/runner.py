@@ -287,9 +287,11 @@ def run(
     # Every group's env is made and checked against its algorithm and networks before the sweep directory is
     # prepared, so a pair that cannot train fails before --overwrite removes the sweep already there.
     experiments = {group.index: driver.Experiment(group.config) for group in groups}
+    for group in groups:
+        Placement(len(group.members), num_devices)  # --devices checked before --out is prepared too
     primary = jax.process_index() == 0
     if sweep_dir is not None and primary and not resume:
-        host.prepare_dir(sweep_dir, overwrite, marker="sweep.yaml", what="a sweep")
+        host.prepare_dir(sweep_dir, overwrite, what="a sweep")
         with open(os.path.join(sweep_dir, "sweep.yaml"), "w") as f:
             yaml.safe_dump(spec_to_dict(spec), f, sort_keys=False)
     runs, states, layouts, status = [], {}, {}, "completed"
@@ -323,7 +325,7 @@ def load_spec(sweep_dir: str, what: str = "--resume") -> SweepSpec:
     path = os.path.join(sweep_dir, "sweep.yaml")
     if not os.path.exists(path):
         raise ConfigError(f"{what} {sweep_dir}: no sweep.yaml there; not an rlx sweep directory")
-    return spec_from_dict(load_yaml(path))
+    return spec_from_dict(load_yaml(path, f"{what} {sweep_dir}:"))
 
 
 def resume(sweep_dir: str, **kwargs: Any) -> SweepResult:
