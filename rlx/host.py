@@ -83,6 +83,13 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
             found = held if held != what else f"{what} and files rlx did not write there ({', '.join(foreign[:3])})"
             raise ConfigError(f"--out {path}: holds {found}; not replacing it with {what}: choose another --out")
         shutil.rmtree(path)
+    elif os.path.isdir(path):  # no run or sweep there, but files a new one would write over
+        allowed = RUN_ENTRIES if what == "a run" else SWEEP_ENTRIES
+        clash = sorted(set(os.listdir(path)) & allowed)
+        if clash:
+            raise ConfigError(
+                f"--out {path}: has {', '.join(clash[:3])}, which {what} would write over; choose another --out"
+            )
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, ".write_test")
