@@ -320,6 +320,8 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
         config["total_env_steps"] = args.steps
     for assignment in args.set:
         config = merge(config, parse_assignment(assignment))
+    if not isinstance(data.get("config") or {}, dict):
+        raise ConfigError(f"config: expected a mapping of run-config fields, got {data['config']!r}")
     data["config"] = merge(data.get("config") or {}, config)
     if args.seeds is not None:
         try:
@@ -343,22 +345,30 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     return data, base_dir
 
 
-def _sweep_dry_run(spec) -> int:
+def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
     """Prints the runs ``spec`` expands to, each config validated, its env made and checked against the algorithm,
     and its budget planned; compiles nothing."""
     from rlx import driver, sweep
+    from rlx.sweep.placement import Placement
 
     groups = sweep.expand(spec)
     rows = []
     for group in groups:
         driver.Experiment(group.config)
+        Placement(len(group.members), num_devices)  # --devices
         for m in group.members:
             rows.append({"run": m.name, "group": m.group, "setting": m.setting, "seed": m.seed, **m.values})
     print(sweep.markdown_table(rows))
     config = groups[0].config
+    planned = driver.plan_for(config).total_env_steps  # what the runs train: whole iterations
+    asked = (
+        ""
+        if planned == config.total_env_steps
+        else f" ({config.total_env_steps:,} asked, rounded up to whole iterations)"
+    )
     print(
         f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {config.algo} on {config.env.name}, "
-        f"{config.total_env_steps:,} env steps each (rlx train --config ... --print-config shows a full config)"
+        f"{planned:,} env steps each{asked} (rlx train --config ... --print-config shows a full config)"
     )
     return 0
 
@@ -400,7 +410,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if not args.spec:
             _announce(default_preset(args), algo, env_name)
         if args.dry_run:
-            return _sweep_dry_run(spec)
+            return _sweep_dry_run(spec, args.devices)
         env = env_name.replace("/", "_")
         out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
         print(f"rlx: sweep directory {out}", file=sys.stderr)
@@ -461,8 +471,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.render and not os.path.isdir(os.path.dirname(os.path.abspath(args.render))):
         raise ConfigError(f"--render {args.render}: its directory does not exist")
-    if args.render and os.path.isdir(args.render):
-        raise ConfigError(f"--render {args.render}: is a directory; give the HTML file to write, e.g. rollout.html")
+    if args.render and (os.path.isdir(args.render) or not args.render.lower().endswith((".html", ".htm"))):
+        # an .html name, so a slip cannot write the page over a run's config.yaml or checkpoint
+        raise ConfigError(f"--render {args.render}: must name the .html file to write, e.g. rollout.html")
     if not 0 <= args.seed < 2**32:  # folded into the evaluation key as a uint32
         raise ConfigError(f"--seed: must be >= 0 and < {2**32}; got {args.seed}")
     experiment, state, meta = evaluate.load(args.run_dir, args.episodes)

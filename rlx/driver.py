@@ -18,11 +18,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import yaml
 
 from rlx import algos, host
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError, check_stop_after_chunks, field, from_dict, to_dict, traced_fields
+from rlx.config import ConfigError, check_stop_after_chunks, field, from_dict, load_yaml, to_dict, traced_fields
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
@@ -363,8 +362,10 @@ def load_run_config(run_dir: str, what: str = "--resume") -> RunConfig:
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
         raise ConfigError(f"{what} {run_dir}: no config.yaml there; not an rlx run directory")
-    with open(path) as f:
-        return build_config(yaml.safe_load(f))
+    data = load_yaml(path, f"{what} {run_dir}:")
+    if not data:
+        raise ConfigError(f"{what} {run_dir}: its config.yaml is empty")
+    return build_config(data)
 
 
 def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:

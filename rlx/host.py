@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -67,6 +68,25 @@ def _holds(path: str) -> str | None:
     return None
 
 
+def _foreign(path: str, what: str) -> list[str]:
+    """The entries of ``path`` (a run's or a sweep's directory, with its runs' directories) rlx did not write."""
+
+    def outside(folder: str, allowed: frozenset) -> list[str]:
+        return sorted(n for n in os.listdir(folder) if n not in allowed and n.removesuffix(".tmp") not in allowed)
+
+    if what == "a run":
+        return outside(path, RUN_ENTRIES)
+    foreign = outside(path, SWEEP_ENTRIES)
+    runs = os.path.join(path, "runs")
+    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        run = os.path.join(runs, name)
+        if not (re.fullmatch(r"h\d+-seed\d+", name) and os.path.isdir(run)):
+            foreign.append(f"runs/{name}")
+        else:
+            foreign += [f"runs/{name}/{n}" for n in outside(run, RUN_ENTRIES)]
+    return foreign
+
+
 def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
     """Makes ``path`` ready for a new run (or sweep): refuses one that already holds a run or a sweep unless
     ``overwrite`` and it holds ``what`` and nothing rlx did not write there (so ``--overwrite`` never removes a
@@ -77,8 +97,7 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
             raise ConfigError(
                 f"--out {path}: already holds {what}; pass --resume {path} to continue it or --overwrite to replace it"
             )
-        allowed = RUN_ENTRIES if what == "a run" else SWEEP_ENTRIES
-        foreign = sorted(n for n in os.listdir(path) if n not in allowed and n.removesuffix(".tmp") not in allowed)
+        foreign = _foreign(path, what)
         if held != what or foreign:
             found = held if held != what else f"{what} and files rlx did not write there ({', '.join(foreign[:3])})"
             raise ConfigError(f"--out {path}: holds {found}; not replacing it with {what}: choose another --out")

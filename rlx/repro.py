@@ -228,19 +228,21 @@ def run_suite(
     specs = {
         e.name: sweep.spec_from_dict({"config": run_data(e, tiny), "seeds": 2 if tiny else e.seeds}) for e in selected
     }
+    _check_report(out_dir, suite.name)
     for entry in selected:  # before the first entry trains: finished ones match, the others can train
         entry_dir = os.path.join(out_dir, entry.name)
-        if os.path.exists(os.path.join(entry_dir, "entry.json")):
+        if os.path.exists(os.path.join(entry_dir, "sweep.yaml")):  # finished, or stopped part way: the same spec
             recorded = load_yaml(os.path.join(entry_dir, "sweep.yaml"), "bench")
             wanted = json.loads(json.dumps(sweep.spec_to_dict(specs[entry.name])))
             if recorded != wanted:  # a tiny result would be reported as the full one
                 had = f"{recorded.get('config', {}).get('total_env_steps')} env steps x {len(recorded.get('seeds', []))} seeds"
                 asked = f"{wanted['config'].get('total_env_steps')} x {len(wanted['seeds'])}"
                 raise ConfigError(
-                    f"--out {out_dir}: entry {entry.name} was finished with other settings ({had}; this run: {asked}"
-                    f"{', --tiny' if tiny else ''}); choose another --out, or remove {entry_dir} to run it again"
+                    f"--out {out_dir}: {entry_dir} holds a sweep with other settings than entry {entry.name} ({had}; "
+                    f"this run: {asked}{', --tiny' if tiny else ''}); choose another --out, or remove {entry_dir}"
                 )
-            continue
+            if os.path.exists(os.path.join(entry_dir, "entry.json")):
+                continue
         try:
             driver.Experiment(driver.build_config(run_data(entry, tiny)))
         except ConfigError as e:
@@ -255,7 +257,8 @@ def run_suite(
                 rows.append(json.load(f))
             continue
         tic = time.perf_counter()
-        result = sweep.run(specs[entry.name], entry_dir, progress=progress, overwrite=True)
+        stopped = os.path.exists(os.path.join(entry_dir, "sweep.yaml"))  # its spec matched: continue it
+        result = sweep.run(specs[entry.name], entry_dir, progress=progress, resume=stopped)
         row = summarize(entry, entry_dir, result, time.perf_counter() - tic)
         if result.status == "completed":
             with open(record, "w") as f:
@@ -273,6 +276,27 @@ def _cell(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.{digits}g}"
     return str(value)
+
+
+def _check_report(out_dir: str, suite_name: str) -> None:
+    """Refuses an ``--out`` whose ``report.md`` / ``report.json`` are not this suite's bench report (a run writes
+    over them)."""
+    paths = {name: os.path.join(out_dir, name) for name in ("report.md", "report.json")}
+    if not any(os.path.exists(p) for p in paths.values()):
+        return
+    try:
+        with open(paths["report.json"]) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        recorded = None
+    if not (isinstance(recorded, dict) and {"suite", "rows"} <= set(recorded)):
+        raise ConfigError(
+            f"--out {out_dir}: has a report.md or report.json that rlx bench did not write; choose another --out"
+        )
+    if recorded["suite"] != suite_name:
+        raise ConfigError(
+            f"--out {out_dir}: holds the report of suite {recorded['suite']!r}, not {suite_name!r}; choose another --out"
+        )
 
 
 def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> str:

@@ -137,6 +137,9 @@ def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
         (["train", "--resume", "/x", "--overwrite"], "--resume: cannot be combined with --overwrite"),
         (["sweep", "--spec", "/no/such.yaml"], "--spec /no/such.yaml: file not found"),
         (["train", "ppo", "--config", "/tmp"], "--config /tmp: no such file or packaged preset"),
+        (["sweep", "ppo", "--seeds", str(2**32), "--dry-run"], "seeds: must be > 0 and <= 1,048,576"),  # MemoryError
+        (["sweep", "ppo", "--devices", "64", "--dry-run"], "--devices (num_devices): must be between 1 and"),
+        (["sweep", "ppo", "--grid", "agent.gamma=0.99,0.990", "--dry-run"], "value 0.99 given twice"),
     ],
 )
 def test_bad_input_fails_before_compiling_with_one_line(argv, expected, capsys, monkeypatch, tmp_path):
@@ -219,9 +222,15 @@ def test_eval_cli_reports_return_and_renders_a_rollout(runs, tmp_path, capsys):
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert cli.main(["eval", runs["full"], "--episodes", "0"]) == cli.EXIT_CONFIG_ERROR
-    for argv, message in ((["--seed", "-1"], "--seed: must be >= 0"), (["--render", str(tmp_path)], "is a directory")):
+    for argv, message in (
+        (["--seed", "-1"], "--seed: must be >= 0"),
+        (["--render", str(tmp_path)], "must name the .html file"),
+    ):
         assert cli.main(["eval", runs["full"], *argv]) == cli.EXIT_CONFIG_ERROR, argv  # tracebacks before
         assert message in capsys.readouterr().err
+    config = open(os.path.join(runs["full"], "config.yaml")).read()
+    assert cli.main(["eval", runs["full"], "--render", os.path.join(runs["full"], "config.yaml")]) == 2
+    assert open(os.path.join(runs["full"], "config.yaml")).read() == config  # the page replaced it before
     assert cli.main(["eval", str(tmp_path)]) == cli.EXIT_CONFIG_ERROR  # said "--resume ..." before
     assert f"rlx: config error: eval {tmp_path}: no config.yaml there" in capsys.readouterr().err
 

@@ -390,6 +390,8 @@ SWEEP_FILES = {"sweep.yaml": "config: {algo: ppo}\n", "summary.csv": "run\n", "r
         ("train", SWEEP_FILES, ["ppo"], "holds a sweep; not replacing it with a run"),
         ("sweep", RUN_FILES, ["ppo"], "holds a run; not replacing it with a sweep"),
         ("train", {"metrics.csv": "mine", "data.txt": "x"}, ["ppo"], "has metrics.csv, which a run would write over"),
+        ("sweep", {**SWEEP_FILES, "runs/h00-seed0/notes.txt": "mine"}, ["ppo"], "(runs/h00-seed0/notes.txt)"),
+        ("sweep", {**SWEEP_FILES, "runs/my_baseline/data.csv": "mine"}, ["ppo"], "(runs/my_baseline)"),
     ],
 )
 def test_overwrite_removes_only_a_run_or_sweep_of_its_kind_and_only_once_the_config_can_train(

@@ -3,6 +3,7 @@ runs' metrics; the GPU tier's configs all build and a sample of its entries runs
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -57,8 +58,26 @@ def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, c
     assert repro.run_suite(suite, out) == json.loads(json.dumps(rows))
     assert cli.main(["bench", "smoke", "--out", out, "--quiet"]) == 0
     assert "| ppo_cartpole |" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="entry ppo_cartpole was finished with other settings"):
+    with pytest.raises(ConfigError, match="holds a sweep with other settings than entry ppo_cartpole"):
         repro.run_suite(suite, out, tiny=True)  # reported the full result as the tiny one (and the reverse)
+
+
+def test_a_stopped_entry_continues_and_other_files_in_out_are_refused(smoke, tmp_path, monkeypatch):
+    """An entry without entry.json whose sweep.yaml matches continues from its sweep (it was trained again from
+    scratch, with --overwrite, until 2026-12-04); a report.md rlx bench did not write is refused."""
+    from rlx.sweep import runner
+
+    suite, out, rows = smoke
+    copy = shutil.copytree(out, tmp_path / "out")
+    os.remove(copy / rows[0]["name"] / "entry.json")
+    monkeypatch.setattr(runner, "run_group", lambda *a, **k: pytest.fail("a finished sweep was trained again"))
+    again = repro.run_suite(suite, str(copy))
+    assert again[0]["per_seed"] == rows[0]["per_seed"] and (copy / rows[0]["name"] / "entry.json").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.md").write_text("my notes")
+    with pytest.raises(ConfigError, match="has a report.md or report.json that rlx bench did not write"):
+        repro.run_suite(suite, str(tmp_path / "mine"))
+    assert (tmp_path / "mine" / "report.md").read_text() == "my notes"
 
 
 def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):

@@ -241,11 +241,24 @@ def test_a_static_field_as_a_vmapped_axis_is_an_error_naming_the_traced_fields()
         ({"colour": 1}, "sweep.colour: unknown key"),
         ({"random_seed": "abc"}, "random_seed: expected an integer >= 0"),
         ({"num_random": -1}, "num_random: expected an integer >= 0"),
+        # tracebacks, silent misreadings or a MemoryError until 2026-12-04
+        ({"num_random": True, "random": {"agent.gamma": {"low": 0.9, "high": 0.99}}}, "num_random: expected an"),
+        (
+            {"random": {"agent.gamma": {"low": 0.9, "high": 0.99, "log": "false"}}, "num_random": 2},
+            "gamma.log: expected",
+        ),
+        ({"grid": {1: [1, 2]}}, "grid: expected a mapping of field paths to values"),
+        ({"base": 5}, "base: expected a preset name or a path, got 5"),
+        ({"groups": {"agent.num_envs": [16, 16]}}, "groups.agent.num_envs: value 16 given twice"),
+        ({"seeds": 2**32}, "seeds: must be > 0 and <= 1,048,576"),
     ],
 )
 def test_bad_sweep_specs_fail_with_one_line_naming_the_field(axes, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         sweep.expand(spec(**axes))
+    for data, said in (({"config": [1, 2]}, "config: expected a mapping"), ([1], "sweep: expected a mapping")):
+        with pytest.raises(ConfigError, match=said):
+            sweep.spec_from_dict(data)
 
 
 def test_grid_random_and_groups_expand_into_compiled_groups_of_vmapped_runs():

@@ -62,6 +62,9 @@ class Group:
     members: tuple[Member, ...]
 
 
+MAX_SEEDS = 2**20  # seeds as a count; a list may name any seed below 2**32
+
+
 def _scalar(text: str) -> Any:
     try:
         return float(text)  # YAML 1.1 reads 3e-4 as a string
@@ -78,6 +81,9 @@ def _values(path: str, raw: Any, where: str) -> tuple:
         raw = [_scalar(v) if isinstance(v, str) else v for v in raw]
     if not isinstance(raw, (list, tuple)) or not raw:
         raise ConfigError(f"{where}.{path}: expected a non-empty list of values, got {raw!r}")
+    repeated = [v for i, v in enumerate(raw) if v in raw[:i]]  # 1e-3 and 0.001 made two equal settings
+    if repeated:
+        raise ConfigError(f"{where}.{path}: value {repeated[0]!r} given twice in {list(raw)}")
     return tuple(raw)
 
 
@@ -93,7 +99,9 @@ def _random_axis(path: str, raw: Any) -> RandomAxis:
         low, high = float(raw["low"]), float(raw["high"])
     except (TypeError, ValueError):
         raise ConfigError(f"random.{path}: low and high must be numbers, got {raw!r}") from None
-    log = bool(raw.get("log", False))
+    log = raw.get("log", False)
+    if not isinstance(log, bool):  # bool("false") is True
+        raise ConfigError(f"random.{path}.log: expected true or false, got {log!r}")
     if not low < high or (log and low <= 0):
         raise ConfigError(f"random.{path}: need low < high{' and low > 0 for log' if log else ''}, got {low}, {high}")
     return RandomAxis(low, high, log)
@@ -103,10 +111,16 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
     """Validates sweep-file data: ``base`` (preset path, relative to ``base_dir``), ``config`` (run-config
     data merged onto it), ``seeds`` (a count or a list), ``grid``, ``random``, ``num_random``,
     ``random_seed`` and ``groups``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"sweep: expected a mapping of base, config, seeds, grid, ...; got {data!r}")
     allowed = ("base", "config", "seeds", "grid", "random", "num_random", "random_seed", "groups")
     unknown = [k for k in data if k not in allowed]
     if unknown:
         raise ConfigError(f"sweep.{unknown[0]}: unknown key; allowed: {', '.join(allowed)}")
+    if data.get("base") is not None and not isinstance(data["base"], str):
+        raise ConfigError(f"base: expected a preset name or a path, got {data['base']!r}")
+    if not isinstance(data.get("config") or {}, dict):
+        raise ConfigError(f"config: expected a mapping of run-config fields, got {data['config']!r}")
     config: dict = {}
     if data.get("base"):
         from rlx import presets
@@ -116,8 +130,8 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
     config = merge(config, data.get("config") or {})
     seeds = data.get("seeds", 1)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds <= 0:
-            raise ConfigError(f"seeds: must be > 0 or a list of seeds, got {seeds}")
+        if not 0 < seeds <= MAX_SEEDS:  # a count is built into a tuple of seeds (2**32 of them: a MemoryError)
+            raise ConfigError(f"seeds: must be > 0 and <= {MAX_SEEDS:,} or a list of seeds, got {seeds}")
         first = int(config.get("seed", 0))
         seeds = tuple(range(first, first + seeds))
     elif isinstance(seeds, (list, tuple)) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds):
@@ -127,10 +141,10 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
     else:
         raise ConfigError(f"seeds: expected a count > 0 or a list of seeds >= 0, got {seeds!r}")
     for key in ("grid", "random", "groups"):
-        if not isinstance(data.get(key) or {}, dict):
+        if not isinstance(data.get(key) or {}, dict) or not all(isinstance(p, str) for p in data.get(key) or {}):
             raise ConfigError(f"{key}: expected a mapping of field paths to values, got {data[key]!r}")
     num_random = data.get("num_random", 0)
-    if not isinstance(num_random, int) or num_random < 0:
+    if not isinstance(num_random, int) or isinstance(num_random, bool) or num_random < 0:
         raise ConfigError(f"num_random: expected an integer >= 0, got {num_random!r}")
     random_seed = data.get("random_seed", 0)
     if not isinstance(random_seed, int) or isinstance(random_seed, bool) or random_seed < 0:
