@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -277,6 +278,11 @@ def test_extending_a_finished_run_equals_the_run_planned_that_long(tmp_path):
         with pytest.raises(ConfigError, match="stop_after_chunks: must be > 0 chunks"):
             driver.train(_small_ppo(), None, progress=False, stop_after_chunks=stop)
     assert driver.load_run_config(run_dir).total_env_steps == 4096
+    member = shutil.copytree(run_dir, tmp_path / "sweep" / "runs" / "h00-seed0")  # a run of a sweep
+    (tmp_path / "sweep" / "sweep.yaml").write_text("config: {algo: ppo}\n")
+    with pytest.raises(ConfigError, match="is a run of the sweep .*; extending it alone would put runs of different"):
+        driver.resume(str(member), total_env_steps=8192, progress=False)  # its sweep's tables mixed budgets
+    assert driver.load_run_config(str(member)).total_env_steps == 4096
 
 
 def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp_path):
