@@ -349,13 +349,11 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
     """Prints the runs ``spec`` expands to, each config validated, its env made and checked against the algorithm,
     and its budget planned; compiles nothing."""
     from rlx import driver, sweep
-    from rlx.sweep.placement import Placement
 
     groups = sweep.expand(spec)
+    sweep.checked_experiments(groups, num_devices)
     rows = []
     for group in groups:
-        driver.Experiment(group.config)
-        Placement(len(group.members), num_devices)  # --devices
         for m in group.members:
             rows.append({"run": m.name, "group": m.group, "setting": m.setting, "seed": m.seed, **m.values})
     print(sweep.markdown_table(rows))

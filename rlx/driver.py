@@ -409,13 +409,13 @@ def resume(
     recorded = load_run_config(run_dir)
     config = resumed_config(recorded, total_env_steps)
     extend = config.total_env_steps != recorded.total_env_steps
-    sweep_dir = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
-    if extend and os.path.basename(os.path.dirname(os.path.abspath(run_dir))) == "runs":
-        if os.path.isfile(os.path.join(sweep_dir, "sweep.yaml")):  # its tables would mix budgets silently
-            raise ConfigError(
-                f"--steps: {run_dir} is a run of the sweep {sweep_dir}; extending it alone would put runs of "
-                "different budgets in the sweep's tables; start a sweep with the longer budget instead"
-            )
+    runs_dir = os.path.dirname(os.path.abspath(run_dir))
+    sweep_dir = os.path.dirname(runs_dir)
+    if extend and os.path.basename(runs_dir) == "runs" and os.path.isfile(os.path.join(sweep_dir, "sweep.yaml")):
+        raise ConfigError(  # its sweep's tables would mix budgets without a word
+            f"--steps: {run_dir} is a run of the sweep {sweep_dir}; extending it alone would put runs of "
+            "different budgets in the sweep's tables; start a sweep with the longer budget instead"
+        )
     experiment = Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:

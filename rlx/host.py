@@ -51,6 +51,7 @@ RUN_ENTRIES = frozenset(
 SWEEP_ENTRIES = frozenset(
     {"sweep.yaml", "summary.csv", "summary.json", "settings.csv", "runs", "curves.png", "final.png", "entry.json"}
 )
+_ENTRIES = {"a run": RUN_ENTRIES, "a sweep": SWEEP_ENTRIES}
 
 
 def _holds(path: str) -> str | None:
@@ -74,9 +75,9 @@ def _foreign(path: str, what: str) -> list[str]:
     def outside(folder: str, allowed: frozenset) -> list[str]:
         return sorted(n for n in os.listdir(folder) if n not in allowed and n.removesuffix(".tmp") not in allowed)
 
+    foreign = outside(path, _ENTRIES[what])
     if what == "a run":
-        return outside(path, RUN_ENTRIES)
-    foreign = outside(path, SWEEP_ENTRIES)
+        return foreign
     runs = os.path.join(path, "runs")
     for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
         run = os.path.join(runs, name)
@@ -103,8 +104,7 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
             raise ConfigError(f"--out {path}: holds {found}; not replacing it with {what}: choose another --out")
         shutil.rmtree(path)
     elif os.path.isdir(path):  # no run or sweep there, but files a new one would write over
-        allowed = RUN_ENTRIES if what == "a run" else SWEEP_ENTRIES
-        clash = sorted(set(os.listdir(path)) & allowed)
+        clash = sorted(set(os.listdir(path)) & _ENTRIES[what])
         if clash:
             raise ConfigError(
                 f"--out {path}: has {', '.join(clash[:3])}, which {what} would write over; choose another --out"

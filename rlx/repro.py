@@ -244,7 +244,7 @@ def run_suite(
             if os.path.exists(os.path.join(entry_dir, "entry.json")):
                 continue
         try:
-            driver.Experiment(driver.build_config(run_data(entry, tiny)))
+            sweep.checked_experiments(sweep.expand(specs[entry.name]))
         except ConfigError as e:
             raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)

@@ -18,7 +18,16 @@ those values (same init and eval keys); on CPU the parameters agree bitwise (tes
 """
 
 from rlx.sweep.placement import Placement, init_distributed
-from rlx.sweep.runner import SweepResult, load_spec, markdown_table, resume, run, run_group, setting_table
+from rlx.sweep.runner import (
+    SweepResult,
+    checked_experiments,
+    load_spec,
+    markdown_table,
+    resume,
+    run,
+    run_group,
+    setting_table,
+)
 from rlx.sweep.spec import (
     Group,
     Member,
@@ -39,6 +48,7 @@ __all__ = [
     "SweepResult",
     "SweepSpec",
     "check_spec",
+    "checked_experiments",
     "expand",
     "init_distributed",
     "load_spec",

@@ -165,6 +165,17 @@ def run_group(
     return finals, placement.get(state), sweep_status, layout
 
 
+def checked_experiments(groups: list[Group], num_devices: int | None = None) -> dict[int, driver.Experiment]:
+    """Each group's experiment, by group index, with ``num_devices`` checked for it: every group's env made and
+    checked against its algorithm and networks, nothing compiled (what a sweep, ``--dry-run`` and ``rlx bench``
+    check before anything is written or trained)."""
+    experiments = {}
+    for group in groups:
+        experiments[group.index] = driver.Experiment(group.config)
+        Placement(len(group.members), num_devices)
+    return experiments
+
+
 def traced_values(group: Group) -> dict[str, np.ndarray]:
     """Per-run values ``[runs]`` of the group's traced fields; an optional field that is off (``None``) in
     every run is left out (it is off in the compiled program), and mixing it with numbers is an error."""
@@ -284,11 +295,8 @@ def run(
     check_stop_after_chunks(stop_after_chunks)
     check_spec(spec)
     groups = expand(spec)  # validates every run before anything compiles
-    # Every group's env is made and checked against its algorithm and networks before the sweep directory is
-    # prepared, so a pair that cannot train fails before --overwrite removes the sweep already there.
-    experiments = {group.index: driver.Experiment(group.config) for group in groups}
-    for group in groups:
-        Placement(len(group.members), num_devices)  # --devices checked before --out is prepared too
+    # before the sweep directory is prepared, so a pair that cannot train fails before --overwrite removes a sweep
+    experiments = checked_experiments(groups, num_devices)
     primary = jax.process_index() == 0
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
