@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import traceback
 from typing import Any
 
 import jax
@@ -36,6 +37,26 @@ def state_digest(state: Any) -> str:
 
 def _is_empty(leaf: Any) -> bool:
     return int(np.prod(leaf.shape)) == 0
+
+
+def _quiet_closed_loop_noise() -> None:
+    """When a restore fails, tensorstore still finishes the reads Orbax had started and calls back into the
+    event loop Orbax ran them on, which Orbax has closed by then (some before the error reaches rlx): each
+    callback raises an unraisable ``RuntimeError: Event loop is closed`` from ``call_soon_threadsafe``, about
+    a hundred tracebacks around rlx's one-line warning. rlx reports the failure itself, so exactly those are
+    dropped; any other unraisable exception reaches the hook that was there before."""
+    previous = sys.unraisablehook
+    if getattr(previous, "rlx_quiets_closed_loops", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        error, frames = unraisable.exc_value, traceback.extract_tb(unraisable.exc_traceback)
+        closed_loop = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+        if not (closed_loop and frames and frames[0].name == "call_soon_threadsafe"):
+            previous(unraisable)
+
+    hook.rlx_quiets_closed_loops = True
+    sys.unraisablehook = hook
 
 
 def _without_empty(state: Any) -> Any:
@@ -89,6 +110,7 @@ class Checkpointer:
         path = self.path(chunks_done)
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _without_empty(abstract_state))
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+        _quiet_closed_loop_noise()
         try:
             restored = self._manager.restore(chunks_done, args=args)
             meta = restored["meta"]
@@ -102,6 +124,15 @@ class Checkpointer:
             ) from None
         if not isinstance(meta, dict) or "chunks_done" not in meta:
             raise CorruptCheckpointError(f"checkpoint {path} has unreadable metadata")
+        # Orbax restores each array with the shape it was saved with, whatever the target's: a state of other
+        # shapes would pass the checksum (it is the saved state) and fail later, inside the network.
+        leaves = jax.tree_util.tree_leaves_with_path(abstract_state)
+        for (where, want), got in zip(leaves, jax.tree.leaves(state), strict=True):
+            if tuple(got.shape) != tuple(want.shape) or np.dtype(got.dtype) != np.dtype(want.dtype):
+                raise CorruptCheckpointError(
+                    f"checkpoint {path} holds {jax.tree_util.keystr(where)} as {np.dtype(got.dtype)}{list(got.shape)}, "
+                    f"this config's state has {np.dtype(want.dtype)}{list(want.shape)}"
+                )
         expected = meta.get("state_sha256")
         if expected is None:
             print(
@@ -124,6 +155,14 @@ class Checkpointer:
         if steps:
             raise ConfigError(f"no valid checkpoint in {self.directory} (all {len(steps)} are damaged)")
         return None
+
+    def read_meta(self, chunks_done: int) -> dict | None:
+        """The JSON metadata saved with a checkpoint (without restoring its state); None if unreadable."""
+        try:
+            meta = self._manager.restore(chunks_done, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception:
+            return None
+        return meta if isinstance(meta, dict) else None
 
     def path(self, chunks_done: int) -> str:
         return os.path.join(self.directory, str(chunks_done))

@@ -368,6 +368,61 @@ def load_run_config(run_dir: str, what: str = "--resume") -> RunConfig:
     return build_config(data)
 
 
+TRAINING_FIELDS = ("algo", "seed", "env", "agent")  # what a checkpoint's state depends on (not logging, eval, budget)
+
+
+def config_differences(saved: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted field, saved value, current value)`` for each leaf field of two plain-data configs that differs;
+    a field only one of them has (a config of another rlx version) is not a difference."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        found = []
+        for key in sorted(set(saved) & set(current), key=str):
+            found += config_differences(saved[key], current[key], f"{prefix}{key}.")
+        return found
+    return [] if saved == current else [(prefix.rstrip("."), saved, current)]
+
+
+def check_checkpoint_config(
+    checkpointer: Checkpointer, config: RunConfig, source: str, *, resuming: bool, abstract_state: Any = None
+) -> None:
+    """Compares ``config`` (read from ``source``, e.g. a run's config.yaml) with the config the newest
+    checkpoint was saved with (its metadata). A resume continues the run as it was trained, so any difference
+    in the training fields is a ConfigError naming them; an evaluation (``abstract_state``: the train state
+    ``config`` builds) warns, unless the saved config's train state has other shapes, which no checkpoint can
+    then fill (a ConfigError saying the checkpoints are not damaged). Checkpoints without a readable saved
+    config are left to the restore."""
+    newest = checkpointer.latest()
+    meta = None if newest is None else checkpointer.read_meta(newest)
+    saved, current = (meta or {}).get("rlx_config"), to_dict(config)
+    if not isinstance(saved, dict):
+        return
+    differences = [d for f in TRAINING_FIELDS for d in config_differences(saved.get(f), current.get(f), f"{f}.")]
+    if not differences:
+        return
+    shown = "; ".join(f"{name}: {old!r} there, {new!r} here" for name, old, new in differences[:4])
+    shown += f"; and {len(differences) - 4} more" if len(differences) > 4 else ""
+    mismatch = f"{source} differs from the config checkpoint {checkpointer.path(newest)} was saved with ({shown})"
+    if resuming:
+        raise ConfigError(
+            f"{mismatch}; a resume continues the run as it was trained: put the file back as it was, "
+            "or train a new run with the new values"
+        )
+    try:
+        saved_state = Experiment(build_config(saved)).abstract_state()
+    except ConfigError:  # a config this rlx cannot build: the restore decides
+        return
+    same_shapes = jax.tree.structure(saved_state) == jax.tree.structure(abstract_state) and all(
+        (a.shape, a.dtype) == (b.shape, b.dtype)
+        for a, b in zip(jax.tree.leaves(saved_state), jax.tree.leaves(abstract_state))
+    )
+    if not same_shapes:
+        raise ConfigError(
+            f"{mismatch}, which builds a train state of other shapes (the checkpoints are not damaged): "
+            "put the file back as it was"
+        )
+    print(f"rlx: warning: {mismatch}; evaluating with the file's values", file=sys.stderr)
+
+
 def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
     """``config`` continued to a larger ``total_env_steps``: the finished chunks keep their boundaries (the
     chunk length is fixed to theirs), so checkpoints and metric rows line up with the longer plan."""
@@ -419,6 +474,7 @@ def resume(
     experiment = Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:
+        check_checkpoint_config(checkpointer, recorded, os.path.join(run_dir, "config.yaml"), resuming=True)
         restored = checkpointer.restore_latest_valid(experiment.abstract_state())
         if restored is None:
             state, start = experiment.init(), 0

@@ -33,7 +33,10 @@ def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experim
     experiment = driver.Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
     try:
-        restored = checkpointer.restore_latest_valid(experiment.abstract_state())
+        abstract_state = experiment.abstract_state()
+        config_path = os.path.join(run_dir, "config.yaml")
+        driver.check_checkpoint_config(checkpointer, config, config_path, resuming=False, abstract_state=abstract_state)
+        restored = checkpointer.restore_latest_valid(abstract_state)
     finally:
         checkpointer.close()
     if restored is None:

@@ -191,6 +191,86 @@ def test_all_checkpoints_damaged_is_an_error_not_a_silent_restart(reference):
     assert len(comparable_rows(run_dir)) == 8  # the metrics log is untouched
 
 
+def test_a_checkpoint_that_fails_to_read_gives_one_warning_and_no_asyncio_tracebacks(reference):
+    """When Orbax's read fails, tensorstore finishes its other reads on the event loop Orbax has closed: each
+    raised an unraisable ``RuntimeError: Event loop is closed``, about a hundred tracebacks around the warning."""
+    run_dir = str(reference["root"] / "unreadable")
+    shutil.copytree(reference["dir"], run_dir)
+    newest = os.path.join(run_dir, "checkpoints", "8", "state")
+    for dirpath, _, names in os.walk(newest):
+        for name in names if os.path.basename(dirpath) == "d" else []:  # the array data files
+            with open(os.path.join(dirpath, name), "r+b") as f:
+                f.truncate(20)
+    for args in (["eval", run_dir], ["train", "--resume", run_dir, "--quiet"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "rlx.cli", *args],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(reference["cache"]),
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        assert "Event loop is closed" not in done.stderr and not any(line.startswith("Traceback") for line in lines)
+        assert [line for line in lines if "warning" in line][0].startswith(
+            f"rlx: warning: checkpoint {run_dir}/checkpoints/8 cannot be restored"
+        )
+
+
+def edited_copy(reference, name, old, new):
+    run_dir = str(reference["root"] / name)
+    shutil.copytree(reference["dir"], run_dir)
+    path = os.path.join(run_dir, "config.yaml")
+    text = open(path).read()
+    assert old in text
+    with open(path, "w") as f:
+        f.write(text.replace(old, new, 1))
+    return run_dir
+
+
+def test_a_config_yaml_edited_to_other_shapes_is_named_not_reported_as_damaged(reference):
+    """Orbax restores each array with its saved shape whatever the target's, so a config.yaml edited to wider
+    layers restored 32-wide params under a 64-wide config (and its checksum matched); another env's state
+    made every checkpoint "damaged". Now the differing fields are named and nothing is moved aside."""
+    run_dir = edited_copy(
+        reference, "wider", "  policy:\n    hidden:\n    - 32\n", "  policy:\n    hidden:\n    - 64\n"
+    )
+    named = "agent.policy.hidden: \\[32, 32\\] there, \\[64, 32\\] here"
+    with pytest.raises(
+        ConfigError, match=f"config.yaml differs from the config checkpoint .*/8 was saved with \\({named}\\); a resume"
+    ):
+        driver.resume(run_dir, progress=False)
+    with pytest.raises(
+        ConfigError,
+        match=f"\\({named}\\), which builds a train state of other shapes \\(the checkpoints are not damaged\\)",
+    ):
+        evaluate.load(run_dir)
+    assert not os.path.exists(os.path.join(run_dir, "damaged_checkpoints"))
+    assert comparable_rows(run_dir) == comparable_rows(reference["dir"])
+
+    experiment = driver.Experiment(driver.load_run_config(run_dir))
+    checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+    with pytest.raises(
+        CorruptCheckpointError,
+        match=r"holds \.params\.policy\['Dense_0'\]\['bias'\] as float32\[32\], this config's state has float32\[64\]",
+    ):
+        checkpointer.restore(8, experiment.abstract_state())
+    checkpointer.close()
+
+
+def test_a_config_yaml_edited_to_other_values_is_refused_by_resume_and_named_by_eval(reference, capfd):
+    """A traced hyperparameter lives in the train state, so an edited learning rate was silently ignored by a
+    resume (while an edited static field was used): a resume continues the run as it was trained."""
+    run_dir = edited_copy(reference, "other-lr", "learning_rate: 0.0003", "learning_rate: 0.001")
+    with pytest.raises(ConfigError, match=r"\(agent.learning_rate: 0.0003 there, 0.001 here\); a resume continues"):
+        driver.resume(run_dir, progress=False)
+    _, _, meta = evaluate.load(run_dir)
+    assert meta["chunks_done"] == 8
+    assert (
+        "(agent.learning_rate: 0.0003 there, 0.001 here); evaluating with the file's values" in capfd.readouterr().err
+    )
+
+
 # ------------------------------------------------------------------ malformed configs
 
 POSITIVE_INT_FIELDS = [

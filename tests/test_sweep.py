@@ -4,6 +4,7 @@ simulated devices and a real 2-process (jax.distributed, CPU collectives) sweep.
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -131,12 +132,38 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
     out = str(tmp_path / "split")
     first = sweep.run(spec, out, progress=False, stop_after_chunks=1)
     assert first.status == "stopped" and {r["status"] for r in first.runs} == {"stopped"}
+    damaged = str(tmp_path / "damaged")
+    shutil.copytree(out, damaged)
     assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0
     for name in ("h00-seed0", "h01-seed7"):
         assert tree_equal(
             final_params(os.path.join(out, "runs", name)), final_params(os.path.join(cli_sweep, "runs", name))
         )
     assert json.load(open(os.path.join(out, "summary.json")))["status"] == "completed"
+
+    # Every checkpoint damaged: an error, as for a run; it restarted the group from scratch.
+    for run in os.listdir(os.path.join(damaged, "runs")):
+        os.remove(os.path.join(damaged, "runs", run, "checkpoints", "1", "meta", "metadata"))
+    with pytest.raises(ConfigError, match="no valid checkpoint for group 0 in .*runs: none of the 1 chunks"):
+        sweep.resume(damaged, progress=False)
+    assert not os.path.exists(os.path.join(damaged, "runs", "h00-seed0", "damaged_checkpoints"))
+
+
+def test_resuming_a_sweep_whose_sweep_yaml_was_edited_names_the_fields(cli_sweep, tmp_path, capsys):
+    """The runs' checkpoints hold the configs they were trained with: an edited sweep.yaml restarted groups from
+    scratch (other shapes) or resumed with the old traced values while the runs' config.yaml said the new."""
+    out = str(tmp_path / "edited")
+    shutil.copytree(cli_sweep, out)
+    path = os.path.join(out, "sweep.yaml")
+    spec = yaml.safe_load(open(path))
+    spec["grid"]["agent.learning_rate"] = [3e-4, 2e-3]
+    with open(path, "w") as f:
+        yaml.safe_dump(spec, f)
+    assert cli.main(["sweep", "--resume", out, "--quiet"]) == cli.EXIT_CONFIG_ERROR
+    assert (
+        f"sweep.yaml differs from the config checkpoint {out}/runs/h01-seed0/checkpoints/2 was saved with "
+        "(agent.learning_rate: 0.001 there, 0.002 here); a resume continues the run as it was trained"
+    ) in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

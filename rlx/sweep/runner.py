@@ -46,14 +46,30 @@ def _run_dirs(sweep_dir: str | None, group: Group) -> list[str | None]:
     return [None if sweep_dir is None else os.path.join(sweep_dir, "runs", m.name) for m in group.members]
 
 
-def _restore_group(experiment: driver.Experiment, dirs: list[str], set_aside: bool) -> tuple[Any, int]:
+def _check_checkpoint_configs(sweep_dir: str, groups: list[Group]) -> None:
+    """Before a sweep resumes: every run's newest checkpoint was saved with the config sweep.yaml gives it now
+    (an edited sweep.yaml is a ConfigError naming the fields, before anything trains or is moved aside)."""
+    source = os.path.join(sweep_dir, "sweep.yaml")
+    for group in groups:
+        for member, run_dir in zip(group.members, _run_dirs(sweep_dir, group)):
+            if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+                continue
+            checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+            try:
+                driver.check_checkpoint_config(checkpointer, member.config, source, resuming=True)
+            finally:
+                checkpointer.close()
+
+
+def _restore_group(experiment: driver.Experiment, group: Group, dirs: list[str], set_aside: bool) -> tuple[Any, int]:
     """Newest chunk at which every run of the group has a valid checkpoint: (stacked host state or None,
-    chunk). Checkpoints newer than it are moved to ``damaged_checkpoints/`` (never deleted) if ``set_aside``."""
+    chunk). Checkpoints newer than it are moved to ``damaged_checkpoints/`` (never deleted) if ``set_aside``.
+    A ConfigError, before anything is moved, when the runs share checkpoints and none of them restores."""
     checkpointers = [Checkpointer(os.path.join(d, "checkpoints")) for d in dirs]
     stacked, start = None, 0
     try:
-        common = set.intersection(*(set(c.all_steps()) for c in checkpointers))
         abstract = experiment.abstract_state()
+        common = set.intersection(*(set(c.all_steps()) for c in checkpointers))
         for step in sorted(common, reverse=True):
             try:
                 states = [c.restore(step, abstract)[0] for c in checkpointers]
@@ -63,6 +79,11 @@ def _restore_group(experiment: driver.Experiment, dirs: list[str], set_aside: bo
             stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
             start = step
             break
+        if common and stacked is None:  # as for a run: an error, not a silent restart from scratch
+            raise ConfigError(
+                f"no valid checkpoint for group {group.index} in {os.path.dirname(dirs[0])}: none of the "
+                f"{len(common)} chunks that all its runs saved restores in every run (damaged)"
+            )
         newer = [[s for s in c.all_steps() if s > start] for c in checkpointers]
     finally:
         for c in checkpointers:
@@ -96,7 +117,7 @@ def run_group(
 
     start, host_state = 0, None
     if resume and sweep_dir is not None:
-        host_state, start = _restore_group(experiment, dirs, set_aside=writer_process)
+        host_state, start = _restore_group(experiment, group, dirs, set_aside=writer_process)
     if writer_process and sweep_dir is not None:
         for member, d in zip(members, dirs):
             host.write_config(d, member.config)
@@ -297,6 +318,8 @@ def run(
     groups = expand(spec)  # validates every run before anything compiles
     # before the sweep directory is prepared, so a pair that cannot train fails before --overwrite removes a sweep
     experiments = checked_experiments(groups, num_devices)
+    if resume and sweep_dir is not None:
+        _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
