@@ -365,10 +365,14 @@ def load_run_config(run_dir: str, what: str = "--resume") -> RunConfig:
     data = load_yaml(path, f"{what} {run_dir}:")
     if not data:
         raise ConfigError(f"{what} {run_dir}: its config.yaml is empty")
-    return build_config(data)
+    try:
+        return build_config(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 TRAINING_FIELDS = ("algo", "seed", "env", "agent")  # what a checkpoint's state depends on (not logging, eval, budget)
+BUDGET_FIELDS = ("total_env_steps", "num_chunks", "iterations_per_chunk")  # where each chunk's checkpoint falls
 
 
 def config_differences(saved: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -382,31 +386,50 @@ def config_differences(saved: Any, current: Any, prefix: str = "") -> list[tuple
     return [] if saved == current else [(prefix.rstrip("."), saved, current)]
 
 
+def _shown(differences: list[tuple[str, Any, Any]]) -> str:
+    shown = "; ".join(f"{name}: {old!r} there, {new!r} here" for name, old, new in differences[:4])
+    return shown + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
+
+
 def check_checkpoint_config(
-    checkpointer: Checkpointer, config: RunConfig, source: str, *, resuming: bool, abstract_state: Any = None
+    checkpointer: Checkpointer,
+    config: RunConfig,
+    source: str,
+    *,
+    resuming: bool,
+    may_extend: bool = False,
+    abstract_state: Any = None,
 ) -> None:
     """Compares ``config`` (read from ``source``, e.g. a run's config.yaml) with the config the newest
     checkpoint was saved with (its metadata). A resume continues the run as it was trained, so any difference
-    in the training fields is a ConfigError naming them; an evaluation (``abstract_state``: the train state
-    ``config`` builds) warns, unless the saved config's train state has other shapes, which no checkpoint can
-    then fill (a ConfigError saying the checkpoints are not damaged). Checkpoints without a readable saved
-    config are left to the restore."""
+    in the training or budget fields is a ConfigError naming them (with ``may_extend``, a budget that
+    :func:`extended_config` makes of the saved one is not: an extension killed before its first checkpoint);
+    an evaluation (``abstract_state``: the train state ``config`` builds) warns about training fields, unless
+    the saved config's train state has other shapes, which no checkpoint can then fill (a ConfigError saying
+    the checkpoints are not damaged). Checkpoints without a readable saved config are left to the restore."""
     newest = checkpointer.latest()
     meta = None if newest is None else checkpointer.read_meta(newest)
     saved, current = (meta or {}).get("rlx_config"), to_dict(config)
     if not isinstance(saved, dict):
         return
+    saved_with = f"{source} differs from the config checkpoint {checkpointer.path(newest)} was saved with"
     differences = [d for f in TRAINING_FIELDS for d in config_differences(saved.get(f), current.get(f), f"{f}.")]
+    if resuming:
+        if differences:
+            raise ConfigError(
+                f"{saved_with} ({_shown(differences)}); a resume continues the run as it was trained: put the file "
+                "back as it was, or train a new run with the new values"
+            )
+        budget = [(f, saved.get(f), current.get(f)) for f in BUDGET_FIELDS if saved.get(f) != current.get(f)]
+        if budget and not (may_extend and _extends(saved, config)):
+            raise ConfigError(
+                f"{saved_with} ({_shown(budget)}); its chunks and checkpoints follow the saved budget: put the file "
+                "back as it was (extend a finished or stopped run with --resume DIR --steps N)"
+            )
+        return
     if not differences:
         return
-    shown = "; ".join(f"{name}: {old!r} there, {new!r} here" for name, old, new in differences[:4])
-    shown += f"; and {len(differences) - 4} more" if len(differences) > 4 else ""
-    mismatch = f"{source} differs from the config checkpoint {checkpointer.path(newest)} was saved with ({shown})"
-    if resuming:
-        raise ConfigError(
-            f"{mismatch}; a resume continues the run as it was trained: put the file back as it was, "
-            "or train a new run with the new values"
-        )
+    mismatch = f"{saved_with} ({_shown(differences)})"
     try:
         saved_state = Experiment(build_config(saved)).abstract_state()
     except ConfigError:  # a config this rlx cannot build: the restore decides
@@ -421,6 +444,15 @@ def check_checkpoint_config(
             "put the file back as it was"
         )
     print(f"rlx: warning: {mismatch}; evaluating with the file's values", file=sys.stderr)
+
+
+def _extends(saved: dict, config: RunConfig) -> bool:
+    """Whether ``config``'s budget is the saved config's extended to ``config.total_env_steps``."""
+    try:
+        extended = extended_config(build_config(saved), config.total_env_steps)
+    except ConfigError:
+        return False
+    return all(getattr(extended, f) == getattr(config, f) for f in BUDGET_FIELDS)
 
 
 def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
@@ -466,15 +498,21 @@ def resume(
     extend = config.total_env_steps != recorded.total_env_steps
     runs_dir = os.path.dirname(os.path.abspath(run_dir))
     sweep_dir = os.path.dirname(runs_dir)
-    if extend and os.path.basename(runs_dir) == "runs" and os.path.isfile(os.path.join(sweep_dir, "sweep.yaml")):
-        raise ConfigError(  # its sweep's tables would mix budgets without a word
-            f"--steps: {run_dir} is a run of the sweep {sweep_dir}; extending it alone would put runs of "
-            "different budgets in the sweep's tables; start a sweep with the longer budget instead"
+    if os.path.basename(runs_dir) == "runs" and os.path.isfile(os.path.join(sweep_dir, "sweep.yaml")):
+        if extend:  # its sweep's tables would mix budgets without a word
+            raise ConfigError(
+                f"--steps: {run_dir} is a run of the sweep {sweep_dir}; extending it alone would put runs of "
+                "different budgets in the sweep's tables; start a sweep with the longer budget instead"
+            )
+        raise ConfigError(  # its runs would be at different chunks, and the sweep's resume could not continue them
+            f"--resume: {run_dir} is a run of the sweep {sweep_dir}; resume the sweep instead "
+            f"(rlx sweep --resume {sweep_dir}), which keeps all its runs at the same chunk"
         )
     experiment = Experiment(config)
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:
-        check_checkpoint_config(checkpointer, recorded, os.path.join(run_dir, "config.yaml"), resuming=True)
+        source = os.path.join(run_dir, "config.yaml")
+        check_checkpoint_config(checkpointer, recorded, source, resuming=True, may_extend=True)
         restored = checkpointer.restore_latest_valid(experiment.abstract_state())
         if restored is None:
             state, start = experiment.init(), 0
@@ -484,9 +522,9 @@ def resume(
         newer = [step for step in checkpointer.all_steps() if step > start]
     finally:
         checkpointer.close()
+    if hasattr(state, "total_iterations"):  # stretched by an extension, now or killed before its first checkpoint
+        state = state.replace(total_iterations=jnp.asarray(experiment.plan.num_iterations, jnp.int32))
     if extend:
-        if hasattr(state, "total_iterations"):
-            state = state.replace(total_iterations=jnp.asarray(experiment.plan.num_iterations, jnp.int32))
         host.write_config(run_dir, config)
     host.set_aside(run_dir, newer)
     return _run(experiment, state, start, run_dir, progress, stop_after_chunks)

@@ -10,6 +10,8 @@ import os
 import uuid
 from typing import Any
 
+from rlx.config import ConfigError
+
 
 def _clean(value: Any) -> Any:
     """JSON-safe scalar: non-finite floats become null."""
@@ -18,19 +20,37 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5, 2]`` -> ``'1-3, 5, 2'`` (runs of consecutive numbers, in the given order)."""
+    parts: list[list[int]] = []
+    for n in numbers:
+        if parts and n == parts[-1][-1] + 1:
+            parts[-1].append(n)
+        else:
+            parts.append([n])
+    return ", ".join(f"{p[0]}-{p[-1]}" if len(p) > 1 else str(p[0]) for p in parts)
+
+
 def read_metrics(run_dir: str) -> list[dict]:
-    """The rows of ``RUN_DIR/metrics.jsonl`` (an empty list if there are none). A last line cut short
-    by a killed process is ignored."""
+    """The rows of ``RUN_DIR/metrics.jsonl`` (an empty list if there are none). A last line cut short by a
+    killed process is ignored; any other line that is not a row (a JSON object with an integer ``chunk``)
+    is a ConfigError naming it, since the rows after it would be lost or misread."""
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.exists(path):
         return []
-    rows = []
     with open(path) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+        lines = f.read().split("\n")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if all(not rest.strip() for rest in lines[number:]):
                 break  # only the final write can be partial: rows are appended and fsynced one by one
+            row = None
+        if not (isinstance(row, dict) and isinstance(row.get("chunk"), int)):
+            raise ConfigError(f"{path}: line {number} is not a metrics row (a JSON object with a 'chunk' number)")
+        rows.append(row)
     return rows
 
 
@@ -88,8 +108,15 @@ class MetricsWriter:
         self._csv = os.path.join(run_dir, "metrics.csv")
         self.rows: list[dict] = []
         purge_step = None
-        if resume_after_chunk is not None and os.path.exists(self._jsonl):
+        if resume_after_chunk is not None and (resume_after_chunk > 0 or os.path.exists(self._jsonl)):
             self.rows = [r for r in read_metrics(run_dir) if r["chunk"] <= resume_after_chunk]
+            chunks = [r["chunk"] for r in self.rows]
+            if chunks != list(range(1, resume_after_chunk + 1)):  # each chunk's row is written before its checkpoint
+                found = f"are for chunks {_ranges(chunks)}, not one per chunk" if chunks else "are missing"
+                raise ConfigError(
+                    f"{self._jsonl}: the restored checkpoint is after chunk {resume_after_chunk}, but the rows up to it "
+                    f"{found} (was the file edited or removed?); the log was not changed"
+                )
             self._rewrite_jsonl()
             self._rewrite_csv()
             purge_step = self.rows[-1]["env_steps"] + 1 if self.rows else 0

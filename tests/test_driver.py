@@ -1,5 +1,6 @@
 """Driver and CLI: run directory contract, resume from disk in a new process, fail-fast errors, divergence."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import subprocess_env, tree_equal
 
-from rlx import cli, driver, evaluate
+from rlx import cli, driver, evaluate, host
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
 
@@ -290,9 +291,23 @@ def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp
     driver.train(
         _small_ppo(agent={"num_envs": 4, "unroll_length": 32, "lr_schedule": "linear"}), run_dir, progress=False
     )
+    killed, edited = shutil.copytree(run_dir, tmp_path / "killed"), shutil.copytree(run_dir, tmp_path / "edited")
     result = driver.resume(run_dir, total_env_steps=4096, progress=False)
     assert int(result.state.total_iterations) == 32
     assert all(row["train/learning_rate"] > 0 for row in result.rows)  # the schedule continues over the new length
+
+    # An extension killed before its first checkpoint has written the longer config.yaml: a plain resume
+    # continued with the old total_iterations in the state, and the learning rate went below 0.
+    host.write_config(str(killed), driver.extended_config(driver.load_run_config(str(killed)), 4096))
+    again = driver.resume(str(killed), progress=False)
+    timeless = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_second"} for r in rows]  # noqa: E731
+    assert tree_equal(again.state.params, result.state.params) and timeless(again.rows) == timeless(result.rows)
+
+    # A budget edited by hand moved chunk boundaries away from the checkpoints (and trained another budget
+    # while reporting the file's): refused, naming the field.
+    host.write_config(str(edited), dataclasses.replace(driver.load_run_config(str(edited)), num_chunks=1))
+    with pytest.raises(ConfigError, match=r"\(num_chunks: 2 there, 1 here\); its chunks and checkpoints follow"):
+        driver.resume(str(edited), progress=False)
     uneven = str(tmp_path / "uneven")
     driver.train(_small_ppo(total_env_steps=1280, num_chunks=3), uneven, progress=False)  # 10 iterations: 4 + 4 + 2
     with pytest.raises(ConfigError, match="its last chunk was shorter \\(2 of 4 iterations\\)"):

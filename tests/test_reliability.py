@@ -271,6 +271,40 @@ def test_a_config_yaml_edited_to_other_values_is_refused_by_resume_and_named_by_
     )
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("remove", "the rows up to it are missing \\(was the file edited or removed\\?\\); the log was not changed"),
+        ("garble", "metrics.jsonl: line 2 is not a metrics row \\(a JSON object with a 'chunk' number\\)"),
+        ("duplicate", "the rows up to it are for chunks 1-8, 2, not one per chunk"),
+        ("drop", "the rows up to it are for chunks 1-6, 8, not one per chunk"),
+    ],
+)
+def test_a_metrics_log_edited_by_hand_stops_a_resume_instead_of_losing_rows(reference, edit, message):
+    """A removed metrics.jsonl emptied metrics.csv's earlier rows, a bad line dropped every row after it, and
+    a duplicated row was kept out of order; only a last line cut short by a kill may be dropped."""
+    run_dir = str(reference["root"] / f"metrics-{edit}")
+    shutil.copytree(reference["dir"], run_dir)
+    jsonl, csv_path = os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "metrics.csv")
+    lines = open(jsonl).read().splitlines(keepends=True)
+    edited = {"remove": None, "garble": [lines[0], "garble{\n", *lines[1:]], "duplicate": [*lines, lines[1]]}
+    edited["drop"] = lines[:6] + lines[7:]
+    if edited[edit] is None:
+        os.remove(jsonl)
+    else:
+        open(jsonl, "w").write("".join(edited[edit]))
+    before = {p: open(p).read() for p in (jsonl, csv_path) if os.path.exists(p)}
+    with pytest.raises(ConfigError, match=message):
+        driver.resume(run_dir, progress=False)
+    assert {p: open(p).read() for p in (jsonl, csv_path) if os.path.exists(p)} == before
+
+
+def test_an_unknown_field_in_config_yaml_names_the_file(reference):
+    run_dir = edited_copy(reference, "unknown-field", "seed: 0\n", "seed: 0\nfoo: 1\n")
+    with pytest.raises(ConfigError, match=f"^{run_dir}/config.yaml: foo: unknown field"):
+        driver.resume(run_dir, progress=False)
+
+
 # ------------------------------------------------------------------ malformed configs
 
 POSITIVE_INT_FIELDS = [

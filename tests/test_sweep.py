@@ -149,6 +149,30 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
     assert not os.path.exists(os.path.join(damaged, "runs", "h00-seed0", "damaged_checkpoints"))
 
 
+def test_a_sweep_with_a_run_missing_or_resumed_alone_or_a_broken_summary_is_a_one_line_error(
+    cli_sweep, tmp_path, capsys
+):
+    """A sweep missing a run's folder restarted from scratch and called the others' checkpoints damaged; one
+    run resumed alone left its runs at different chunks; a broken run summary.json was a traceback."""
+    out = str(tmp_path / "broken")
+    shutil.copytree(cli_sweep, out)
+    with pytest.raises(
+        ConfigError, match=f"--resume: {out}/runs/h00-seed0 is a run of the sweep {out}; resume the sweep"
+    ):
+        driver.resume(os.path.join(out, "runs", "h00-seed0"), progress=False)
+    os.rename(os.path.join(out, "runs", "h01-seed3"), os.path.join(tmp_path, "aside"))
+    assert cli.main(["sweep", "--resume", out, "--quiet"]) == cli.EXIT_CONFIG_ERROR
+    assert "group 0 has checkpoints but no folder for its runs h01-seed3 (removed or renamed" in capsys.readouterr().err
+    os.rename(os.path.join(tmp_path, "aside"), os.path.join(out, "runs", "h01-seed3"))
+    open(os.path.join(out, "runs", "h00-seed1", "summary.json"), "w").write("{x")
+    assert cli.main(["sweep", "--resume", out, "--quiet"]) == cli.EXIT_CONFIG_ERROR
+    assert "h00-seed1/summary.json: cannot be read (JSONDecodeError); restore or remove it" in capsys.readouterr().err
+    assert not any(
+        os.path.exists(os.path.join(out, "runs", r, "damaged_checkpoints"))
+        for r in os.listdir(os.path.join(out, "runs"))
+    )
+
+
 def test_resuming_a_sweep_whose_sweep_yaml_was_edited_names_the_fields(cli_sweep, tmp_path, capsys):
     """The runs' checkpoints hold the configs they were trained with: an edited sweep.yaml restarted groups from
     scratch (other shapes) or resumed with the old traced values while the runs' config.yaml said the new."""

@@ -51,7 +51,14 @@ def _check_checkpoint_configs(sweep_dir: str, groups: list[Group]) -> None:
     (an edited sweep.yaml is a ConfigError naming the fields, before anything trains or is moved aside)."""
     source = os.path.join(sweep_dir, "sweep.yaml")
     for group in groups:
-        for member, run_dir in zip(group.members, _run_dirs(sweep_dir, group)):
+        dirs = _run_dirs(sweep_dir, group)
+        missing = [os.path.basename(d) for d in dirs if not os.path.isdir(d)]
+        if missing and any(os.path.isdir(os.path.join(d, "checkpoints")) for d in dirs):
+            raise ConfigError(
+                f"{sweep_dir}/runs: group {group.index} has checkpoints but no folder for its runs "
+                f"{', '.join(missing)} (removed or renamed, or seeds added to sweep.yaml); a sweep's runs resume together"
+            )
+        for member, run_dir in zip(group.members, dirs):
             if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
                 continue
             checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
@@ -214,14 +221,26 @@ def traced_values(group: Group) -> dict[str, np.ndarray]:
     return values
 
 
+def _read_summary(run_dir: str) -> dict | None:
+    """A run's ``summary.json`` (None if there is none); a file that is not a JSON object is a ConfigError."""
+    path = os.path.join(run_dir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot be read ({type(e).__name__}); restore or remove it") from None
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{path}: expected a JSON object; restore or remove it")
+    return summary
+
+
 def _group_done(sweep_dir: str, group: Group) -> bool:
     for d in _run_dirs(sweep_dir, group):
-        path = os.path.join(d, "summary.json")
-        if not os.path.exists(path):
+        summary = _read_summary(d)
+        if summary is None or summary.get("status") not in ("completed", "diverged"):
             return False
-        with open(path) as f:
-            if json.load(f).get("status") not in ("completed", "diverged"):
-                return False
     return True
 
 
@@ -229,8 +248,7 @@ def _final_rows(sweep_dir: str, group: Group) -> list[dict]:
     """Final rows of a finished group, read back from its run directories."""
     finals = []
     for member, d in zip(group.members, _run_dirs(sweep_dir, group)):
-        with open(os.path.join(d, "summary.json")) as f:
-            summary = json.load(f)
+        summary = _read_summary(d)
         finals.append(_final_row(member, summary["status"], read_metrics(d), summary.get("compile_seconds")))
     return finals
 
