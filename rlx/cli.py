@@ -212,8 +212,9 @@ def resolve_train_config(args: argparse.Namespace) -> dict:
     if args.algo:
         data["algo"] = args.algo
     if env is not None:
+        same_env = env["name"] == (data.get("env") or {}).get("name")
         data = merge(data, {"env": env})
-        if args.config and "?" not in args.env:  # a new env drops the preset's env options
+        if args.config and "?" not in args.env and not same_env:  # a new env drops the preset's env options
             data["env"] = {"name": data["env"]["name"]}
     if args.seed is not None:
         data["seed"] = args.seed

@@ -201,6 +201,17 @@ def test_making_a_brax_env_runs_nothing(monkeypatch):
         ("brax/ant?backend=physx", "env brax/ant: backend must be one of generalized, mjx, positional, spring"),
         ("gymnax/CartPole-v0", "env gymnax/CartPole-v0: unknown gymnax env; available: CartPole-v1"),
         ("gymnax/CartPole-v1?backend=mjx", "gymnax envs have no backend option"),
+        # int32 step counters: 3e9 passed the checks and failed once training had started
+        ("gymnax/CartPole-v1?episode_length=3000000000", "episode_length: must be > 0 and < 2147483648"),
+        ("brax/hopper?action_repeat=2147483648", "action_repeat: must be > 0 and < 2147483648"),
+        (
+            "gymnax/Breakout-MinAtar?observe=[0]",
+            "env.observe: needs a flat observation; gymnax/Breakout-MinAtar's is (10, 10, 4)",
+        ),
+        (
+            "gymnax/CartPole-v1?observe=[4]",
+            "env.observe: indices into the (4,) observation of gymnax/CartPole-v1 (each in 0..3)",
+        ),
     ],
 )
 def test_registry_errors_are_one_line(spec, message):
@@ -209,6 +220,11 @@ def test_registry_errors_are_one_line(spec, message):
     with pytest.raises(ConfigError) as info:
         envs.make(spec)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_plus_in_an_env_option_is_a_plus():
+    """``parse_qsl`` reads '+' as a space: ``mass: [0.5, 1.0e+1]`` became ``[0.5, '1.0e 1']``."""
+    assert envs.parse_env_spec("brax/hopper?randomize={mass: [0.5, 1.0e+1]}")["randomize"] == {"mass": [0.5, 10.0]}
 
 
 playground = pytest.importorskip("mujoco_playground", reason="playground extra not installed")
@@ -242,3 +258,9 @@ def test_playground_uses_mjx_jax_where_warp_is_missing(monkeypatch):
     monkeypatch.setattr(adapters.importlib.util, "find_spec", lambda n: None if n == "warp" else real_find_spec(n))
     assert _playground_impl(envs.make("playground/CartpoleBalance?episode_length=4")) == "jax"
     assert _playground_impl(envs.make("playground/CartpoleBalance?episode_length=4&backend=jax")) == "jax"
+
+
+def test_playground_warp_on_cpu_is_refused_before_training():
+    # its state did not batch in the auto-reset: a traceback 9-35 s into training
+    with pytest.raises(EnvError, match="backend warp fails on CPU .*; use jax, the default on CPU"):
+        envs.make("playground/CartpoleBalance?backend=warp")

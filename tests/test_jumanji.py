@@ -101,6 +101,8 @@ def test_bad_jumanji_requests_get_one_line_errors(monkeypatch):
         ("jumanji/Knapsack-v9", "unknown Jumanji env; available:"),
         ("jumanji/Knapsack-v1?backend=mjx", "Jumanji envs have no backend option"),
         ("jumanji/Knapsack-v1?randomize={mass: [0.5, 2.0]}", "env.randomize: brax and playground envs only"),
+        # Jumanji ends Maze at its own 100 steps (as a termination) whatever rlx's limit said
+        ("jumanji/Maze-v0?episode_length=300", "env.episode_length: jumanji/Maze-v0 ends its episodes after 100 steps"),
     ]
     for spec, message in cases:
         with pytest.raises(Exception) as info:

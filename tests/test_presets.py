@@ -67,6 +67,14 @@ def test_train_picks_the_preset_tuned_for_the_algorithm_and_env_and_says_so(caps
     data = resolve(["td3", "--env", "brax/inverted_pendulum?backend=mjx", "--steps", "64", "--set", "agent.tau=0.01"])
     assert data["env"] == {"name": "brax/inverted_pendulum", "backend": "mjx", "episode_length": 1000}
     assert data["total_env_steps"] == 64 and data["agent"]["tau"] == 0.01 and data["agent"]["num_envs"] == 64
+    # --config X --env with X's own env keeps X's env options (a positions-only preset trained fully observed)
+    assert resolve(["--config", "ppo_gru_cartpole_positions", "--env", "gymnax/CartPole-v1"])["env"]["observe"] == [
+        0,
+        2,
+    ]
+    assert resolve(["--config", "ppo_gru_cartpole_positions", "--env", "gymnax/Acrobot-v1"])["env"] == {
+        "name": "gymnax/Acrobot-v1"
+    }
 
 
 def test_a_preset_written_for_an_env_family_is_the_default_on_each_and_keeps_its_env_options(capsys):

@@ -118,8 +118,10 @@ def test_training_state_carries_the_factors_through_a_checkpoint_and_resumes_bit
     [
         (
             {"mass": [-1.0, 2.0]},
-            "env.randomize.mass: expected [low, high] factors with > 0 low <= high; got [-1.0, 2.0]",
+            "env.randomize.mass: expected [low, high] factors with > 0 low <= high <= 3.403e+38 (float32); got [-1.0, 2.0]",
         ),
+        ({"mass": [1e30, 1e40]}, "env.randomize.mass: expected [low, high] factors with > 0 low <= high <= 3.403e+38"),
+        ({"evaluate": "randomized"}, "env.randomize.evaluate: 'randomized' needs a range to draw from"),
         ({"friction": [1.5, 0.5]}, "env.randomize.friction: expected [low, high] factors with >= 0 low <= high"),
         ({"actuator_gain": [0.0, 1.0]}, "env.randomize.actuator_gain: expected [low, high] factors with > 0"),
         ({"mass": [0.5, 1.0, 2.0]}, "env.randomize.mass: expected [low, high]"),

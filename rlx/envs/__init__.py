@@ -37,8 +37,10 @@ class EnvConfig:
     backend: str | None = field(
         None, doc="brax: generalized|mjx|positional|spring; playground: jax|warp (default jax on CPU)"
     )
-    episode_length: int | None = field(None, gt=0, doc="env steps before truncation (suite default if null)")
-    action_repeat: int = field(1, gt=0, doc="repeat each action this many env steps")
+    episode_length: int | None = field(
+        None, gt=0, lt=2**31, doc="env steps before truncation (suite default if null)"
+    )  # counters are int32
+    action_repeat: int = field(1, gt=0, lt=2**31, doc="repeat each action this many env steps")
     observe: tuple[int, ...] | None = field(
         None, doc="keep only these entries of a flat observation (null: all), e.g. [0, 2] for CartPole's positions"
     )
@@ -70,7 +72,8 @@ def parse_env_spec(spec: str) -> dict:
     name, _, query = spec.partition("?")
     out: dict = {"name": name}
     allowed = [f.name for f in dataclasses.fields(EnvConfig) if f.name != "name"]
-    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+    # a '+' stays a '+' (1e+1), as a user typing a query string by hand means, not a space
+    for key, value in urllib.parse.parse_qsl(query.replace("+", "%2B"), keep_blank_values=True):
         if key not in allowed:  # "name" included: the env is named before the "?"
             raise ConfigError(f"env option {key!r} in {spec!r}: unknown; allowed: {', '.join(allowed)}")
         if key in out:
@@ -114,6 +117,11 @@ def make(spec: str | EnvConfig, **options) -> Env:
         if spec.backend is not None:
             raise EnvError(f"env {spec.name}: Jumanji envs have no backend option; got {spec.backend!r}")
         base = JumanjiEnv(name)
+        if base.max_episode_steps and (spec.episode_length or 0) > base.max_episode_steps:
+            raise EnvError(  # Jumanji's own limit ends the episode first (as a termination), whatever rlx's says
+                f"env.episode_length: {spec.name} ends its episodes after {base.max_episode_steps} steps itself; "
+                f"got {spec.episode_length} (at most {base.max_episode_steps})"
+            )
         # Jumanji truncates at its own time limit where it has one; rlx's TimeLimit adds one where it has not.
         env = (
             TimeLimit(base, spec.episode_length or 1000) if spec.episode_length or not base.max_episode_steps else base
@@ -132,10 +140,14 @@ def make(spec: str | EnvConfig, **options) -> Env:
         raise EnvError(f"env {spec.name}: unknown suite {suite!r}; available: {', '.join(SUITES)}")
     if spec.observe is not None:
         size = env.observation_shape[0] if len(env.observation_shape) == 1 else None
-        if size is None or not spec.observe or any(not 0 <= i < size for i in spec.observe):
+        if size is None:
             raise EnvError(
-                f"env.observe: indices into the {env.observation_shape} observation of {spec.name} (flat, "
-                f"each in 0..{(size or 0) - 1}); got {list(spec.observe)}"
+                f"env.observe: needs a flat observation; {spec.name}'s is {env.observation_shape}; got {list(spec.observe)}"
+            )
+        if not spec.observe or any(not 0 <= i < size for i in spec.observe):
+            raise EnvError(
+                f"env.observe: indices into the {env.observation_shape} observation of {spec.name} (each in "
+                f"0..{size - 1}); got {list(spec.observe)}"
             )
         env = ObservationSubset(env, spec.observe, spec.privileged)
     if spec.action_repeat > 1:

@@ -159,6 +159,11 @@ class PlaygroundEnv(_DoneFlagEnv):
         impls = ("jax", "warp")
         if backend is not None and backend not in impls:
             raise EnvError(f"env playground/{name}: backend must be one of {', '.join(impls)}; got {backend!r}")
+        if backend == "warp" and jax.default_backend() == "cpu":  # found by probing; untested on a GPU
+            raise EnvError(
+                f"env playground/{name}: backend warp fails on CPU (its state does not batch in rlx's auto-reset: "
+                "a traceback once training starts); use jax, the default on CPU"
+            )
         if backend is None:  # MJX's JAX implementation: far faster than Warp on CPU; Warp needs warp-lang.
             use_jax = jax.default_backend() == "cpu" or importlib.util.find_spec("warp") is None
             backend = "jax" if use_jax else None

@@ -15,12 +15,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from rlx.config import ConfigError, field
 from rlx.envs.base import EnvStep, Wrapper
 
 EVALUATE = ("nominal", "randomized")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +49,16 @@ class RandomizationConfig:
                 continue
             strictly_positive = name != "friction"  # frictionless is physical; massless or powerless is not
             low_ok = len(bounds) == 2 and (bounds[0] > 0 if strictly_positive else bounds[0] >= 0)
-            if not low_ok or bounds[0] > bounds[1]:
+            if not low_ok or bounds[0] > bounds[1] or bounds[1] > FLOAT32_MAX:  # the factors are float32
                 sign = "> 0" if strictly_positive else ">= 0"
                 raise ConfigError(
-                    f"{prefix}{name}: expected [low, high] factors with {sign} low <= high; got {list(bounds)}"
+                    f"{prefix}{name}: expected [low, high] factors with {sign} low <= high <= {FLOAT32_MAX:.4g} "
+                    f"(float32); got {list(bounds)}"
                 )
+        if self.evaluate == "randomized" and not self.enabled:
+            raise ConfigError(
+                f"{prefix}evaluate: 'randomized' needs a range to draw from (friction, mass or actuator_gain); none is set"
+            )
 
 
 @struct.dataclass
