@@ -547,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    except BrokenPipeError:  # `rlx presets | head`: the reader left; no traceback (the Python docs' recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 1
     except Exception as e:
         from rlx.driver import DivergenceError
 

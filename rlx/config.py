@@ -146,8 +146,22 @@ def _check_meta(value: Any, meta: dict, name: str) -> None:
             raise ConfigError(f"{name}: must be {_describe_range(meta)}; got {value!r}")
 
 
+def plain_data(value: Any) -> Any:
+    """``value`` with NumPy (or JAX) scalars and arrays as Python numbers and lists, inside dicts, lists and
+    tuples too: a config built in Python from ``np.arange`` seeds or ``np.float32`` rates validates like one
+    read from YAML, and is written back to YAML (which cannot represent NumPy types)."""
+    if isinstance(value, dict):
+        return {k: plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, range)):
+        return (tuple if isinstance(value, tuple) else list)(plain_data(v) for v in value)
+    if not isinstance(value, (str, bytes)) and hasattr(value, "tolist") and hasattr(value, "dtype"):
+        return value.tolist()  # a 0-d array or NumPy scalar gives a Python number, an array a list
+    return value
+
+
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     """Builds the dataclass ``cls`` from ``data``, validating names, types and ranges."""
+    data = plain_data(data)
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -284,5 +298,6 @@ def load_yaml(path: str, what: str = "--config") -> dict:
 
 def check_stop_after_chunks(stop_after_chunks: int | None, name: str = "stop_after_chunks") -> None:
     """Refuses a stop that is not a positive number of chunks (``None``: run to the end)."""
-    if stop_after_chunks is not None and (isinstance(stop_after_chunks, bool) or stop_after_chunks <= 0):
+    whole = isinstance(stop_after_chunks, int) and not isinstance(stop_after_chunks, bool)
+    if stop_after_chunks is not None and (not whole or stop_after_chunks <= 0):
         raise ConfigError(f"{name}: must be > 0 chunks (or left out to run to the end); got {stop_after_chunks}")

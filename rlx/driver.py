@@ -21,7 +21,16 @@ import jax.numpy as jnp
 
 from rlx import algos, host
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError, check_stop_after_chunks, field, from_dict, load_yaml, to_dict, traced_fields
+from rlx.config import (
+    ConfigError,
+    check_stop_after_chunks,
+    field,
+    from_dict,
+    load_yaml,
+    plain_data,
+    to_dict,
+    traced_fields,
+)
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
@@ -92,7 +101,7 @@ class RunConfig:
 
 def build_config(data: dict | None = None) -> RunConfig:
     """Validates plain data (from YAML and ``--set``) into a :class:`RunConfig`; defaults fill the rest."""
-    data = dict(data or {})
+    data = to_dict(data) if isinstance(data, RunConfig) else dict(data or {})
     if "extends" in data:
         raise ConfigError(
             f"extends: {data['extends']!r} is resolved when a file is read; load it with rlx.presets.load"
@@ -186,7 +195,9 @@ class Experiment:
     """
 
     def __init__(self, config: RunConfig):
-        self.config = config
+        # validated again: a RunConfig changed with dataclasses.replace (np.int64(1) as a seed, num_chunks=0) was
+        # never checked, and failed late or could not be written to config.yaml
+        self.config = config = build_config(config)
         self.algo = algos.get(config.algo)
         self.env = make(config.env)
         eval_spec = evaluation_spec(config.env)  # domain randomization evaluates on the nominal model by default
@@ -200,6 +211,7 @@ class Experiment:
         # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).
         self.static_agent = dataclasses.replace(config.agent, **{f: None for f in traced_fields(type(config.agent))})
         self._jitted_init = None
+        self._abstract_state = None
         self._compiled_chunk = None
         self._compiled_eval = None
         self.compile_seconds = 0.0
@@ -291,14 +303,33 @@ class Experiment:
 
     def init(self, seed: int | None = None) -> Any:
         """Fresh train state for ``seed`` (default: the config's)."""
-        seed = self.config.seed if seed is None else seed
+        seed = self.config.seed if seed is None else plain_data(seed)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:  # as the config's seed
+            raise ConfigError(f"seed: must be an integer >= 0 and < {2**32} (the PRNG key keeps 32 bits); got {seed!r}")
         if self._jitted_init is None:
             self._jitted_init = jax.jit(self.init_fn)
         return self._jitted_init(init_key(seed))
 
     def abstract_state(self) -> Any:
         """Shapes and dtypes of the train state, without running anything."""
-        return jax.eval_shape(self.init_fn, jax.random.PRNGKey(0))
+        if self._abstract_state is None:
+            self._abstract_state = jax.eval_shape(self.init_fn, jax.random.PRNGKey(0))
+        return self._abstract_state
+
+    def check_state(self, state: Any) -> None:
+        """A ConfigError unless ``state`` is a live train state of this experiment's structure, shapes and dtypes
+        (a state of another config was trained as if it were this one's, then broke the compiled chunk)."""
+        abstract = self.abstract_state()
+        if jax.tree.structure(state) != jax.tree.structure(abstract):
+            raise ConfigError("state: not a train state of this experiment (another algorithm, env or network?)")
+        for (where, want), got in zip(jax.tree_util.tree_leaves_with_path(abstract), jax.tree.leaves(state)):
+            if getattr(got, "is_deleted", lambda: False)():
+                raise ConfigError("state: was donated to an earlier run_chunk and deleted; use the state it returned")
+            if (tuple(jnp.shape(got)), jnp.result_type(got)) != (tuple(want.shape), want.dtype):
+                raise ConfigError(
+                    f"state: {jax.tree_util.keystr(where)} is {jnp.result_type(got)}{list(jnp.shape(got))}, this "
+                    f"experiment's is {want.dtype}{list(want.shape)} (a state of another config?)"
+                )
 
     def run_chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict]:
         """Runs chunk ``chunk_index`` (0-based) on ``state``; metrics come back as Python floats.
@@ -306,6 +337,13 @@ class Experiment:
         ``state`` is donated: the new state reuses its buffers (the replay buffer is updated in place, not
         copied) and ``state`` is deleted, so keep a copy (``jax.tree.map(jnp.copy, state)``) to run a chunk
         twice from it. Arrays with a live host view (``jax.device_get`` on CPU) are copied instead."""
+        if isinstance(chunk_index, bool) or not isinstance(chunk_index, int):
+            raise ConfigError(f"chunk_index: expected an integer, got {chunk_index!r}")
+        if not 0 <= chunk_index < self.plan.num_chunks:  # past the plan it trained on and averaged over 0 iterations
+            raise ConfigError(
+                f"chunk_index: must be in 0..{self.plan.num_chunks - 1} (the plan's chunks); got {chunk_index}"
+            )
+        self.check_state(state)
         if self._compiled_chunk is None:
             start = time.perf_counter()
             state = jax.block_until_ready(state)  # compile_seconds counts compiling only, not init still running
@@ -347,11 +385,10 @@ def train(
 ) -> RunResult:
     """Trains from scratch. With ``run_dir`` None nothing is written (no logs, no checkpoints)."""
     check_stop_after_chunks(stop_after_chunks)
-    config = config if isinstance(config, RunConfig) else build_config(config)
-    experiment = Experiment(config)
+    experiment = Experiment(config if isinstance(config, RunConfig) else build_config(config))
     if run_dir is not None:
         host.prepare_dir(run_dir, overwrite)
-        host.write_config(run_dir, config)
+        host.write_config(run_dir, experiment.config)
     if experiment.budget_note:
         print(f"rlx: note: {experiment.budget_note}", file=sys.stderr)
     return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks)
@@ -479,6 +516,9 @@ def extended_config(config: RunConfig, total_env_steps: int) -> RunConfig:
 
 def resumed_config(config: RunConfig, total_env_steps: int | None = None) -> RunConfig:
     """The config :func:`resume` continues a run of ``config`` with: its own, or extended to ``total_env_steps``."""
+    total_env_steps = plain_data(total_env_steps)
+    if total_env_steps is not None and (isinstance(total_env_steps, bool) or not isinstance(total_env_steps, int)):
+        raise ConfigError(f"--steps: expected a whole number of env steps, got {total_env_steps!r}")
     if total_env_steps is None or total_env_steps == config.total_env_steps:
         return config
     return extended_config(config, total_env_steps)
@@ -525,7 +565,7 @@ def resume(
     if hasattr(state, "total_iterations"):  # stretched by an extension, now or killed before its first checkpoint
         state = state.replace(total_iterations=jnp.asarray(experiment.plan.num_iterations, jnp.int32))
     if extend:
-        host.write_config(run_dir, config)
+        host.write_config(run_dir, experiment.config)
     host.set_aside(run_dir, newer)
     return _run(experiment, state, start, run_dir, progress, stop_after_chunks)
 

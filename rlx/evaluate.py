@@ -27,7 +27,7 @@ def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experim
     """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``."""
     config = driver.load_run_config(run_dir, what="eval")
     if eval_episodes is not None:
-        if eval_episodes <= 0:
+        if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes <= 0:
             raise ConfigError(f"--episodes: must be > 0; got {eval_episodes}")
         config = dataclasses.replace(config, eval_episodes=eval_episodes)
     experiment = driver.Experiment(config)

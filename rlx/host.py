@@ -121,8 +121,16 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
 
 def write_config(path: str, config: Any) -> None:
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "config.yaml"), "w") as f:
-        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+    write_yaml(os.path.join(path, "config.yaml"), to_dict(config))
+
+
+def write_yaml(path: str, data: Any) -> None:
+    """Writes ``data`` as YAML atomically: a value YAML cannot represent fails before the old file is touched,
+    and a kill leaves the old file or the new one, never an empty one."""
+    text = yaml.safe_dump(data, sort_keys=False)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def set_aside(path: str, steps: list[int]) -> None:

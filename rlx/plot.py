@@ -28,7 +28,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
     ``metric`` at each step (a step is kept only when every seed has a finite value there), and
     ``final`` (per-seed last values)."""
     spec = sweep.load_spec(sweep_dir, what="plot")
-    out: dict[str, dict] = {}
+    found: list[tuple[str, int, dict]] = []
     for group in sweep.expand(spec):
         by_setting: dict[int, list] = {}
         for member in group.members:
@@ -44,15 +44,26 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
             table = np.array([[s[x] for s in series] for x in steps]).reshape(len(steps), len(series))
             bands = [stats.bootstrap_ci(row, num_resamples=1000) for row in table]
             finals = [s[max(s)] for s in series if s]
-            out[setting_label(members[0].values)] = {
-                "env_steps": np.array(steps),
-                "iqm": np.array([b[0] for b in bands]),
-                "low": np.array([b[1] for b in bands]),
-                "high": np.array([b[2] for b in bands]),
-                "final": np.array(finals),
-                "seeds": len(members),
-            }
-    return out
+            found.append(
+                (
+                    setting_label(members[0].values),
+                    members[0].setting,
+                    {
+                        "env_steps": np.array(steps),
+                        "iqm": np.array([b[0] for b in bands]),
+                        "low": np.array([b[1] for b in bands]),
+                        "high": np.array([b[2] for b in bands]),
+                        "final": np.array(finals),
+                        "seeds": len(members),
+                    },
+                )
+            )
+    # labels round values to 3 digits: settings they would merge (3e-4 and 3.0004e-4) are told apart by number,
+    # instead of one silently replacing the other
+    labels = [label for label, _, _ in found]
+    return {
+        (label if labels.count(label) == 1 else f"{label} (setting {setting})"): data for label, setting, data in found
+    }
 
 
 def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/episode_return") -> list[str]:

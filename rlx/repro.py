@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import re
 import time
 from typing import Any
 
@@ -78,6 +79,10 @@ def _entry(raw: Any, where: str) -> Entry:
     for key in ("name", "config"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ConfigError(f"{where}.{key}: required, a string; got {raw.get(key)!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", raw["name"]):  # it names the entry's folder under --out
+        raise ConfigError(
+            f"{where}.name: letters, digits, '_', '-' and '.' only, not starting with '.'; got {raw['name']!r}"
+        )
     where = f"{where} ({raw['name']})"
     for key in ("steps", "seeds"):
         value = raw.get(key)
@@ -87,8 +92,14 @@ def _entry(raw: Any, where: str) -> Entry:
     if reference is not None:
         if not isinstance(reference, dict) or set(reference) != {"low", "high", "source"}:
             raise ConfigError(f"{where}.reference: needs exactly low, high and source; got {reference!r}")
-        if not float(reference["low"]) <= float(reference["high"]):
+        for key in ("low", "high"):
+            if isinstance(reference[key], bool) or not isinstance(reference[key], (int, float)):
+                raise ConfigError(f"{where}.reference.{key}: must be a number; got {reference[key]!r}")
+        if not reference["low"] <= reference["high"]:
             raise ConfigError(f"{where}.reference.high: must be >= low = {reference['low']}; got {reference['high']}")
+    threshold = raw.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise ConfigError(f"{where}.threshold: must be a number (a return); got {threshold!r}")
     if not isinstance(raw.get("set") or {}, dict):
         raise ConfigError(f"{where}.set: expected a mapping of field paths to values; got {raw['set']!r}")
     return Entry(**{**raw, "set": dict(raw.get("set") or {}), "seeds": raw.get("seeds") or 5})
@@ -110,8 +121,11 @@ def load_suite(name_or_path: str) -> Suite:
     if len(set(names)) != len(names):
         raise ConfigError(f"suite {name_or_path}: entry names must be unique; got {names}")
     suite = Suite(os.path.basename(path)[: -len(".yaml")], str(data.get("description", "")), entries)
-    for entry in entries:
-        driver.build_config(run_data(entry, tiny=False))
+    for entry, where in zip(entries, (f"entries[{i}] ({e.name})" for i, e in enumerate(entries))):
+        try:
+            driver.build_config(run_data(entry, tiny=False))
+        except ConfigError as e:
+            raise ConfigError(f"suite {name_or_path}, {where}: {e}") from None
     return suite
 
 

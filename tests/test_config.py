@@ -111,7 +111,10 @@ def test_defaults_build():
             {"env": {"name": "CartPole-v1"}},
             "env.name: expected 'suite/name' with suite one of brax, gymnax, jumanji, playground",
         ),
-        ({"env": {"name": "gymnax/CartPole-v1", "action_repeat": 0}}, "env.action_repeat: must be > 0; got 0"),
+        (
+            {"env": {"name": "gymnax/CartPole-v1", "action_repeat": 0}},
+            "env.action_repeat: must be > 0 and < 2147483648; got 0",
+        ),
     ],
 )
 def test_bad_values_name_the_field(data, expected):

@@ -10,11 +10,12 @@ import sys
 import jax
 import numpy as np
 import pytest
+import yaml
 from helpers import subprocess_env, tree_equal
 
-from rlx import cli, driver, evaluate, host
+from rlx import cli, driver, evaluate, host, sweep
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError
+from rlx.config import ConfigError, to_dict
 
 SMALL = [
     "--steps",
@@ -312,3 +313,63 @@ def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp
     driver.train(_small_ppo(total_env_steps=1280, num_chunks=3), uneven, progress=False)  # 10 iterations: 4 + 4 + 2
     with pytest.raises(ConfigError, match="its last chunk was shorter \\(2 of 4 iterations\\)"):
         driver.resume(uneven, total_env_steps=4096, progress=False)
+
+
+def test_numpy_values_from_python_validate_and_never_leave_an_empty_config_yaml(tmp_path):
+    """np.int64 seeds and budgets passed dataclasses.replace and train/resume, then YAML could not represent them:
+    config.yaml was truncated to 0 bytes (the run could no longer be read) and sweep.yaml likewise (its resume
+    then trained the default sweep)."""
+    config = driver.build_config({**to_dict(_small_ppo()), "seed": np.int64(1)})
+    assert type(config.seed) is int and driver.build_config(config) == config
+    run_dir = str(tmp_path / "run")
+    driver.train(dataclasses.replace(_small_ppo(), seed=np.int64(1)), run_dir, progress=False)
+    assert driver.load_run_config(run_dir).seed == 1
+    driver.resume(run_dir, total_env_steps=np.int64(4096), progress=False)
+    assert driver.load_run_config(run_dir).total_env_steps == 4096
+    with pytest.raises(ConfigError, match="--steps: expected a whole number of env steps, got '8192'"):
+        driver.resume(run_dir, total_env_steps="8192", progress=False)
+    with pytest.raises(ConfigError, match="stop_after_chunks: must be > 0 chunks .*; got 1.5"):
+        driver.train(_small_ppo(), None, progress=False, stop_after_chunks=1.5)
+    with pytest.raises(ConfigError, match="--episodes: must be > 0; got 2.5"):
+        evaluate.load(run_dir, eval_episodes=2.5)
+    path = os.path.join(run_dir, "config.yaml")
+    before = open(path).read()
+    with pytest.raises(yaml.representer.RepresenterError):
+        host.write_yaml(path, {"x": object()})  # a value YAML cannot represent: the old file stays whole
+    assert open(path).read() == before
+
+    spec = sweep.spec_from_dict(
+        {
+            "config": to_dict(_small_ppo()),
+            "seeds": np.arange(2),
+            "grid": {"agent.learning_rate": np.array([1e-3, 3e-4])},
+        }
+    )
+    assert spec.seeds == (0, 1) and yaml.safe_load(yaml.safe_dump(sweep.spec_to_dict(spec)))["grid"] == {
+        "agent.learning_rate": [1e-3, 3e-4]
+    }
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.yaml").write_text("")
+    with pytest.raises(ConfigError, match="its sweep.yaml is empty"):
+        sweep.load_spec(str(tmp_path / "sw"))
+
+
+def test_experiment_refuses_a_chunk_past_the_plan_a_foreign_or_donated_state_and_a_bad_seed():
+    """A chunk index past the plan trained on and returned NaN metrics; a state of another config was trained as
+    if it were this one's and then broke the compiled chunk; init(seed=2**32) was seed 0."""
+    experiment = driver.Experiment(_small_ppo())
+    state = experiment.init()
+    for index, message in ((2, "must be in 0..1"), (-1, "must be in 0..1"), ("0", "expected an integer")):
+        with pytest.raises(ConfigError, match=f"chunk_index: {message}"):
+            experiment.run_chunk(state, index)
+    wider = driver.Experiment(_small_ppo(agent={**to_dict(experiment.config.agent), "num_envs": 8}))
+    with pytest.raises(ConfigError, match=r"state: \.env_step\..* is .*\[4\], this experiment's is .*\[8\]"):
+        wider.run_chunk(state, 0)
+    experiment.run_chunk(state, 0)
+    with pytest.raises(ConfigError, match="state: was donated to an earlier run_chunk and deleted"):
+        experiment.run_chunk(state, 1)
+    for seed in (2**32, -1, 1.5):
+        with pytest.raises(ConfigError, match="seed: must be an integer >= 0 and < 4294967296"):
+            experiment.init(seed)
+    with pytest.raises(ConfigError, match="num_chunks: must be > 0; got 0"):
+        driver.Experiment(dataclasses.replace(experiment.config, num_chunks=0))

@@ -222,6 +222,21 @@ def test_registry_errors_are_one_line(spec, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_make_validates_an_env_config_built_in_python_and_takes_a_mapping():
+    from rlx.config import ConfigError
+
+    # an EnvConfig built or replaced in Python skipped validation: episode_length -5 made an env that never ended
+    with pytest.raises(ConfigError, match="env.episode_length: must be > 0"):
+        envs.make(envs.EnvConfig(episode_length=-5))
+    with pytest.raises(ConfigError, match="env.foo: unknown field"):
+        envs.make(envs.EnvConfig(), foo=1)
+    with pytest.raises(
+        ConfigError, match="env: expected 'suite/name', a mapping of env fields or an EnvConfig; got 123"
+    ):
+        envs.make(123)
+    assert envs.make({"name": "gymnax/CartPole-v1"}, episode_length=9).max_episode_steps == 9
+
+
 def test_a_plus_in_an_env_option_is_a_plus():
     """``parse_qsl`` reads '+' as a space: ``mass: [0.5, 1.0e+1]`` became ``[0.5, '1.0e 1']``."""
     assert envs.parse_env_spec("brax/hopper?randomize={mass: [0.5, 1.0e+1]}")["randomize"] == {"mass": [0.5, 10.0]}

@@ -4,6 +4,8 @@ package data."""
 import dataclasses
 import fnmatch
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -219,3 +221,10 @@ def test_print_config_shows_the_full_resolved_config_and_builds_nothing(capsys, 
     assert driver.build_config(yaml.safe_load(capsys.readouterr().out)) == driver.extended_config(one_chunk, longer)
     assert cli.main(["train", "td3", "--config", "ddpg_hopper", "--set", "agent.tau=-1", "--print-config"]) == 2
     assert "agent.tau" in capsys.readouterr().err
+
+
+def test_a_listing_piped_into_head_ends_without_a_traceback():
+    done = subprocess.run(
+        f"{sys.executable} -m rlx.cli presets | head -1", shell=True, capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.startswith("preset") and "Traceback" not in done.stderr, done.stderr

@@ -118,8 +118,21 @@ def write_suite(tmp_path, entries):
             [{"name": "a", "config": "ppo_cartpole", "reference": {"low": 2, "high": 1, "source": "x"}}],
             "entries[0] (a).reference.high: must be >= low = 2",
         ),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "reference": {"low": "abc", "high": 1, "source": "x"}}],
+            "entries[0] (a).reference.low: must be a number; got 'abc'",  # was a ValueError traceback
+        ),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "threshold": "high"}],
+            "entries[0] (a).threshold: must be a number",  # was a traceback after the entry had trained
+        ),
+        ([{"name": "../out", "config": "ppo_cartpole"}], "entries[0].name: letters, digits"),  # wrote outside --out
+        ([{"name": "./p", "config": "ppo_cartpole"}], "entries[0].name: letters, digits"),  # shared p's folder
         ([{"name": "a", "config": "no_such_preset"}], "no_such_preset"),
-        ([{"name": "a", "config": "ppo_cartpole", "set": {"agent.num_envs": -1}}], "agent.num_envs: must be > 0"),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "set": {"agent.num_envs": -1}}],
+            "entries[0] (a): agent.num_envs: must be > 0",
+        ),
         (
             [{"name": "a", "config": "ppo_cartpole"}, {"name": "a", "config": "dqn_cartpole"}],
             "entry names must be unique",

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import CONFIGS, subprocess_env, tree_equal
 
-from rlx import cli, driver, evaluate, sweep
+from rlx import cli, driver, evaluate, plot, sweep
 from rlx.config import ConfigError, load_yaml, traced_fields
 
 # PPO on CartPole, small enough that 16 runs train in seconds: 2 chunks of 4 iterations of 16 envs x 32 steps.
@@ -171,6 +171,45 @@ def test_a_sweep_with_a_run_missing_or_resumed_alone_or_a_broken_summary_is_a_on
         os.path.exists(os.path.join(out, "runs", r, "damaged_checkpoints"))
         for r in os.listdir(os.path.join(out, "runs"))
     )
+
+
+def test_axes_that_would_merge_overlap_or_explode_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """A traced field null in some runs failed only after --overwrite had removed the old sweep (and --dry-run
+    passed it); agent.policy beside agent.policy.hidden trained each setting twice and one axis never; a
+    relative base was read from the current directory; 10^8 random draws took gigabytes before any message."""
+    base = {"algo": "ppo", "total_env_steps": 2048, "agent": {"num_envs": 4, "unroll_length": 32}}
+    spec = sweep.spec_from_dict({"config": base, "grid": {"agent.max_grad_norm": [0.5, None]}})
+    with pytest.raises(ConfigError, match="agent.max_grad_norm: is null \\(off\\) in some runs"):
+        sweep.checked_experiments(sweep.expand(spec))  # what --dry-run and a sweep check before writing
+    overlapping = {"agent.policy": [{"hidden": [32]}, {"hidden": [16]}], "agent.policy.hidden": [[8], [4]]}
+    with pytest.raises(ConfigError, match="agent.policy.hidden: is inside agent.policy, which is also a sweep axis"):
+        sweep.spec_from_dict({"config": base, "groups": overlapping})
+    with pytest.raises(ConfigError, match="sweep: 100,000,000 runs \\(seeds x settings\\); at most 1,048,576"):
+        sweep.spec_from_dict(
+            {"config": base, "random": {"agent.gamma": {"low": 0.9, "high": 0.99}}, "num_random": 10**8}
+        )
+    with pytest.raises(ConfigError, match="grid.agent.gamma: a value is missing after the last ','"):
+        sweep.spec_from_dict({"config": base, "grid": {"agent.gamma": "0.99,"}})
+    (tmp_path / "mybase.yaml").write_text("extends: ppo_cartpole\n")
+    (tmp_path / "specs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="base mybase.yaml: no such file next to the spec \\(specs\\)"):
+        sweep.spec_from_dict({"base": "mybase.yaml"}, base_dir="specs")
+    assert sweep.spec_from_dict({"base": "mybase.yaml"}, base_dir=".").config["algo"] == "ppo"
+
+
+def test_plot_keeps_settings_whose_rounded_labels_coincide(monkeypatch):
+    """Labels round to 3 digits: 3e-4 and 3.0004e-4 had one label and one setting silently replaced the other."""
+    spec = sweep.spec_from_dict(
+        {"config": {"algo": "ppo"}, "grid": {"agent.learning_rate": [3e-4, 3.0004e-4, 1e-3]}, "seeds": 1}
+    )
+    monkeypatch.setattr(sweep, "load_spec", lambda *a, **k: spec)
+    monkeypatch.setattr(plot, "read_metrics", lambda d: [{"chunk": 1, "env_steps": 1, "eval/episode_return": 1.0}])
+    assert list(plot.curves("unused")) == [
+        "learning_rate=0.0003 (setting 0)",
+        "learning_rate=0.0003 (setting 1)",
+        "learning_rate=0.001",
+    ]
 
 
 def test_resuming_a_sweep_whose_sweep_yaml_was_edited_names_the_fields(cli_sweep, tmp_path, capsys):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 
-from rlx.config import ConfigError, field, from_dict
+from rlx.config import ConfigError, field, from_dict, to_dict
 from rlx.envs.adapters import BraxEnv, EnvError, GymnaxEnv, JumanjiEnv, PlaygroundEnv
 from rlx.envs.base import Box, Discrete, Env, EnvStep, Space, Wrapper
 from rlx.envs.probes import PROBES, ProbeEnv
@@ -96,16 +96,19 @@ def evaluation_spec(spec: EnvConfig) -> EnvConfig:
     return spec
 
 
-def make(spec: str | EnvConfig, **options) -> Env:
+def make(spec: str | dict | EnvConfig, **options) -> Env:
     """Makes one (unbatched) env: adapter, time limit, action repeat.
 
-    ``spec`` is an :class:`EnvConfig` or a ``"suite/name?opt=value"`` string; keyword options are
-    :class:`EnvConfig` fields. Raises :class:`EnvError` (one line) for unknown envs or options.
+    ``spec`` is an :class:`EnvConfig`, a mapping of its fields or a ``"suite/name?opt=value"`` string; keyword
+    options are :class:`EnvConfig` fields. Raises :class:`EnvError` (one line) for unknown envs or options.
     """
     if isinstance(spec, str):
-        spec = from_dict(EnvConfig, {**parse_env_spec(spec), **options})
-    elif options:
-        spec = dataclasses.replace(spec, **options)
+        spec = parse_env_spec(spec)
+    elif isinstance(spec, EnvConfig):  # validated again: a dataclass built or replaced in Python was never checked
+        spec = to_dict(spec)
+    elif not isinstance(spec, dict):
+        raise ConfigError(f"env: expected 'suite/name', a mapping of env fields or an EnvConfig; got {spec!r}")
+    spec = from_dict(EnvConfig, {**spec, **options}, prefix="env.")
     suite, _, name = spec.name.partition("/")
     if suite == "gymnax":
         if spec.backend is not None:

@@ -15,7 +15,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
 from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
@@ -201,6 +200,7 @@ def checked_experiments(groups: list[Group], num_devices: int | None = None) -> 
     for group in groups:
         experiments[group.index] = driver.Experiment(group.config)
         Placement(len(group.members), num_devices)
+        traced_values(group)  # a traced field null in some runs and set in others
     return experiments
 
 
@@ -341,8 +341,7 @@ def run(
     primary = jax.process_index() == 0
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
-        with open(os.path.join(sweep_dir, "sweep.yaml"), "w") as f:
-            yaml.safe_dump(spec_to_dict(spec), f, sort_keys=False)
+        host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
     runs, states, layouts, status = [], {}, {}, "completed"
     for group in groups:
         if resume and sweep_dir is not None and _group_done(sweep_dir, group):
@@ -374,7 +373,10 @@ def load_spec(sweep_dir: str, what: str = "--resume") -> SweepSpec:
     path = os.path.join(sweep_dir, "sweep.yaml")
     if not os.path.exists(path):
         raise ConfigError(f"{what} {sweep_dir}: no sweep.yaml there; not an rlx sweep directory")
-    return spec_from_dict(load_yaml(path, f"{what} {sweep_dir}:"))
+    data = load_yaml(path, f"{what} {sweep_dir}:")
+    if not data:  # an empty spec would be read as the defaults: another sweep than the one trained here
+        raise ConfigError(f"{what} {sweep_dir}: its sweep.yaml is empty")
+    return spec_from_dict(data)
 
 
 def resume(sweep_dir: str, **kwargs: Any) -> SweepResult:

@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 
 from rlx import algos, driver
-from rlx.config import ConfigError, merge, parse_assignment, to_dict, traced_fields
+from rlx.config import ConfigError, merge, parse_assignment, plain_data, to_dict, traced_fields
 
 FIXED_FIELDS = ("algo", "seed")  # one algorithm per sweep; seeds have their own axis
 
@@ -74,6 +74,8 @@ def _scalar(text: str) -> Any:
 
 def _values(path: str, raw: Any, where: str) -> tuple:
     if isinstance(raw, str):  # CLI form v1,v2,... (a YAML flow sequence, so [64,64],[128,128] works too)
+        if raw.strip().endswith(","):  # YAML reads [0.99,] as one value: a value left out by a slip
+            raise ConfigError(f"{where}.{path}: a value is missing after the last ',' in {raw!r}")
         try:
             raw = yaml.safe_load(f"[{raw}]")
         except yaml.YAMLError:
@@ -111,6 +113,7 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
     """Validates sweep-file data: ``base`` (preset path, relative to ``base_dir``), ``config`` (run-config
     data merged onto it), ``seeds`` (a count or a list), ``grid``, ``random``, ``num_random``,
     ``random_seed`` and ``groups``."""
+    data = plain_data(data)
     if not isinstance(data, dict):
         raise ConfigError(f"sweep: expected a mapping of base, config, seeds, grid, ...; got {data!r}")
     allowed = ("base", "config", "seeds", "grid", "random", "num_random", "random_seed", "groups")
@@ -126,6 +129,9 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
         from rlx import presets
 
         path = os.path.join(base_dir, data["base"])
+        if not os.path.exists(path) and (os.sep in data["base"] or data["base"].endswith(".yaml")):
+            # not read from the current directory: a spec means the same wherever it is run from
+            raise ConfigError(f"base {data['base']}: no such file next to the spec ({base_dir}) and not a preset name")
         config = presets.load(path if os.path.exists(path) else data["base"], field="base")
     config = merge(config, data.get("config") or {})
     seeds = data.get("seeds", 1)
@@ -200,6 +206,18 @@ def check_spec(spec: SweepSpec) -> None:
     both = set(spec.groups) & (set(spec.grid) | set(spec.random)) | set(spec.grid) & set(spec.random)
     if both:
         raise ConfigError(f"{sorted(both)[0]}: appears on two sweep axes")
+    paths = [*spec.grid, *spec.random, *spec.groups]
+    for outer in paths:  # agent.policy and agent.policy.hidden: one would overwrite the other in every run
+        inner = next((p for p in paths if p.startswith(outer + ".")), None)
+        if inner is not None:
+            raise ConfigError(f"{inner}: is inside {outer}, which is also a sweep axis; sweep one of them")
+    runs = (
+        len(spec.seeds)
+        * max(1, spec.num_random)
+        * math.prod(len(v) for v in [*spec.grid.values(), *spec.groups.values()])
+    )
+    if runs > MAX_SEEDS:  # expanding them would take minutes and gigabytes before any message
+        raise ConfigError(f"sweep: {runs:,} runs (seeds x settings); at most {MAX_SEEDS:,}")
     if spec.random and spec.num_random == 0:
         raise ConfigError("num_random: must be > 0 when random axes are given (how many settings to draw)")
     if spec.num_random and not spec.random:
