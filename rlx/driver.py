@@ -337,6 +337,7 @@ class Experiment:
         ``state`` is donated: the new state reuses its buffers (the replay buffer is updated in place, not
         copied) and ``state`` is deleted, so keep a copy (``jax.tree.map(jnp.copy, state)``) to run a chunk
         twice from it. Arrays with a live host view (``jax.device_get`` on CPU) are copied instead."""
+        chunk_index = plain_data(chunk_index)  # a NumPy/JAX integer (a loop over np.arange) is an index too
         if isinstance(chunk_index, bool) or not isinstance(chunk_index, int):
             raise ConfigError(f"chunk_index: expected an integer, got {chunk_index!r}")
         if not 0 <= chunk_index < self.plan.num_chunks:  # past the plan it trained on and averaged over 0 iterations

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
@@ -356,18 +357,20 @@ def test_numpy_values_from_python_validate_and_never_leave_an_empty_config_yaml(
 
 def test_experiment_refuses_a_chunk_past_the_plan_a_foreign_or_donated_state_and_a_bad_seed():
     """A chunk index past the plan trained on and returned NaN metrics; a state of another config was trained as
-    if it were this one's and then broke the compiled chunk; init(seed=2**32) was seed 0."""
+    if it were this one's and then broke the compiled chunk; init(seed=2**32) was seed 0. A NumPy or JAX integer
+    index (a loop over np.arange) is an index like an int (it was refused)."""
     experiment = driver.Experiment(_small_ppo())
     state = experiment.init()
-    for index, message in ((2, "must be in 0..1"), (-1, "must be in 0..1"), ("0", "expected an integer")):
+    bad_indices = ((2, "must be in 0..1"), (-1, "must be in 0..1"), (np.int64(2), "must be in 0..1"))
+    for index, message in bad_indices + (("0", "expected an integer"), (np.float64(0), "expected an integer")):
         with pytest.raises(ConfigError, match=f"chunk_index: {message}"):
             experiment.run_chunk(state, index)
     wider = driver.Experiment(_small_ppo(agent={**to_dict(experiment.config.agent), "num_envs": 8}))
     with pytest.raises(ConfigError, match=r"state: \.env_step\..* is .*\[4\], this experiment's is .*\[8\]"):
         wider.run_chunk(state, 0)
-    experiment.run_chunk(state, 0)
+    experiment.run_chunk(state, np.int64(0))
     with pytest.raises(ConfigError, match="state: was donated to an earlier run_chunk and deleted"):
-        experiment.run_chunk(state, 1)
+        experiment.run_chunk(state, jnp.int32(1))
     for seed in (2**32, -1, 1.5):
         with pytest.raises(ConfigError, match="seed: must be an integer >= 0 and < 4294967296"):
             experiment.init(seed)
