@@ -15,6 +15,7 @@ import traceback
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -33,6 +34,20 @@ def state_digest(state: Any) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def shape_mismatch(tree: Any, abstract: Any) -> str | None:
+    """Where ``tree`` differs from ``abstract`` (arrays or ``jax.ShapeDtypeStruct``s of the same structure) in
+    a leaf's shape or dtype, as ``".path: float32[4] vs float32[8]"`` (``tree``'s first), or None when none does."""
+    for (where, want), got in zip(jax.tree_util.tree_leaves_with_path(abstract), jax.tree.leaves(tree), strict=True):
+        got_type, want_type = _shape_dtype(got), _shape_dtype(want)
+        if got_type != want_type:
+            return f"{jax.tree_util.keystr(where)}: {got_type} vs {want_type}"
+    return None
+
+
+def _shape_dtype(leaf: Any) -> str:
+    return f"{jnp.result_type(leaf)}{list(jnp.shape(leaf))}"  # JAX's dtype: what jit would make of the leaf
 
 
 def _is_empty(leaf: Any) -> bool:
@@ -126,13 +141,9 @@ class Checkpointer:
             raise CorruptCheckpointError(f"checkpoint {path} has unreadable metadata")
         # Orbax restores each array with the shape it was saved with, whatever the target's: a state of other
         # shapes would pass the checksum (it is the saved state) and fail later, inside the network.
-        leaves = jax.tree_util.tree_leaves_with_path(abstract_state)
-        for (where, want), got in zip(leaves, jax.tree.leaves(state), strict=True):
-            if tuple(got.shape) != tuple(want.shape) or np.dtype(got.dtype) != np.dtype(want.dtype):
-                raise CorruptCheckpointError(
-                    f"checkpoint {path} holds {jax.tree_util.keystr(where)} as {np.dtype(got.dtype)}{list(got.shape)}, "
-                    f"this config's state has {np.dtype(want.dtype)}{list(want.shape)}"
-                )
+        mismatch = shape_mismatch(state, abstract_state)
+        if mismatch is not None:
+            raise CorruptCheckpointError(f"checkpoint {path} holds {mismatch} (the checkpoint's vs this config's)")
         expected = meta.get("state_sha256")
         if expected is None:
             print(

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx import algos, host
-from rlx.checkpoint import Checkpointer
+from rlx.checkpoint import Checkpointer, shape_mismatch
 from rlx.config import (
     ConfigError,
     check_stop_after_chunks,
@@ -322,14 +322,11 @@ class Experiment:
         abstract = self.abstract_state()
         if jax.tree.structure(state) != jax.tree.structure(abstract):
             raise ConfigError("state: not a train state of this experiment (another algorithm, env or network?)")
-        for (where, want), got in zip(jax.tree_util.tree_leaves_with_path(abstract), jax.tree.leaves(state)):
-            if getattr(got, "is_deleted", lambda: False)():
-                raise ConfigError("state: was donated to an earlier run_chunk and deleted; use the state it returned")
-            if (tuple(jnp.shape(got)), jnp.result_type(got)) != (tuple(want.shape), want.dtype):
-                raise ConfigError(
-                    f"state: {jax.tree_util.keystr(where)} is {jnp.result_type(got)}{list(jnp.shape(got))}, this "
-                    f"experiment's is {want.dtype}{list(want.shape)} (a state of another config?)"
-                )
+        if any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree.leaves(state)):
+            raise ConfigError("state: was donated to an earlier run_chunk and deleted; use the state it returned")
+        mismatch = shape_mismatch(state, abstract)
+        if mismatch is not None:
+            raise ConfigError(f"state: {mismatch} (the state's vs this experiment's; a state of another config?)")
 
     def run_chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict]:
         """Runs chunk ``chunk_index`` (0-based) on ``state``; metrics come back as Python floats.
@@ -472,11 +469,8 @@ def check_checkpoint_config(
         saved_state = Experiment(build_config(saved)).abstract_state()
     except ConfigError:  # a config this rlx cannot build: the restore decides
         return
-    same_shapes = jax.tree.structure(saved_state) == jax.tree.structure(abstract_state) and all(
-        (a.shape, a.dtype) == (b.shape, b.dtype)
-        for a, b in zip(jax.tree.leaves(saved_state), jax.tree.leaves(abstract_state))
-    )
-    if not same_shapes:
+    same_structure = jax.tree.structure(saved_state) == jax.tree.structure(abstract_state)
+    if not same_structure or shape_mismatch(saved_state, abstract_state) is not None:
         raise ConfigError(
             f"{mismatch}, which builds a train state of other shapes (the checkpoints are not damaged): "
             "put the file back as it was"

@@ -366,7 +366,9 @@ def test_experiment_refuses_a_chunk_past_the_plan_a_foreign_or_donated_state_and
         with pytest.raises(ConfigError, match=f"chunk_index: {message}"):
             experiment.run_chunk(state, index)
     wider = driver.Experiment(_small_ppo(agent={**to_dict(experiment.config.agent), "num_envs": 8}))
-    with pytest.raises(ConfigError, match=r"state: \.env_step\..* is .*\[4\], this experiment's is .*\[8\]"):
+    with pytest.raises(
+        ConfigError, match=r"state: \.env_step\..*: .*\[4\] vs .*\[8\] \(the state's vs this experiment's"
+    ):
         wider.run_chunk(state, 0)
     experiment.run_chunk(state, np.int64(0))
     with pytest.raises(ConfigError, match="state: was donated to an earlier run_chunk and deleted"):

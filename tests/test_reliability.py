@@ -252,7 +252,7 @@ def test_a_config_yaml_edited_to_other_shapes_is_named_not_reported_as_damaged(r
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
     with pytest.raises(
         CorruptCheckpointError,
-        match=r"holds \.params\.policy\['Dense_0'\]\['bias'\] as float32\[32\], this config's state has float32\[64\]",
+        match=r"holds \.params\.policy\['Dense_0'\]\['bias'\]: float32\[32\] vs float32\[64\] \(the checkpoint's vs",
     ):
         checkpointer.restore(8, experiment.abstract_state())
     checkpointer.close()
