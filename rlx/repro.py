@@ -246,8 +246,7 @@ def run_suite(
     for entry in selected:  # before the first entry trains: finished ones match, the others can train
         entry_dir = os.path.join(out_dir, entry.name)
         if os.path.exists(os.path.join(entry_dir, "sweep.yaml")):  # finished, or stopped part way: the same spec
-            recorded = load_yaml(os.path.join(entry_dir, "sweep.yaml"), "bench")
-            wanted = json.loads(json.dumps(sweep.spec_to_dict(specs[entry.name])))
+            recorded, wanted = _recorded_and_wanted(entry_dir, specs[entry.name])
             if recorded != wanted:  # a tiny result would be reported as the full one
                 had = f"{recorded.get('config', {}).get('total_env_steps')} env steps x {len(recorded.get('seeds', []))} seeds"
                 asked = f"{wanted['config'].get('total_env_steps')} x {len(wanted['seeds'])}"
@@ -279,9 +278,35 @@ def run_suite(
                 json.dump(row, f, indent=2)
         plot.plot_sweep(entry_dir)
         rows.append(row)
-        write_report(suite, out_dir, rows, tiny)
-    write_report(suite, out_dir, rows, tiny)
+        write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
+    write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
     return rows
+
+
+def _recorded_and_wanted(entry_dir: str, spec: sweep.SweepSpec) -> tuple[Any, dict]:
+    """The sweep spec ``entry_dir/sweep.yaml`` holds and ``spec`` as it would be written there."""
+    return load_yaml(os.path.join(entry_dir, "sweep.yaml"), "bench"), json.loads(json.dumps(sweep.spec_to_dict(spec)))
+
+
+def _with_earlier_entries(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> list[dict]:
+    """``rows`` with the rows of the suite's other entries that finished in ``out_dir`` with the same settings
+    (an earlier ``--only``), in the suite's order: a later ``--only B`` kept A on disk but dropped it from the report."""
+    by_name = {r["name"]: r for r in rows}
+    for entry in suite.entries:
+        entry_dir = os.path.join(out_dir, entry.name)
+        record = os.path.join(entry_dir, "entry.json")
+        if (
+            entry.name in by_name
+            or not os.path.exists(record)
+            or not os.path.exists(os.path.join(entry_dir, "sweep.yaml"))
+        ):
+            continue
+        spec = sweep.spec_from_dict({"config": run_data(entry, tiny), "seeds": 2 if tiny else entry.seeds})
+        recorded, wanted = _recorded_and_wanted(entry_dir, spec)
+        if recorded == wanted:  # another --tiny setting's result is not this report's
+            with open(record) as f:
+                by_name[entry.name] = json.load(f)
+    return [by_name[e.name] for e in suite.entries if e.name in by_name]
 
 
 def _cell(value: Any, digits: int = 4) -> str:

@@ -58,6 +58,13 @@ def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, c
     assert repro.run_suite(suite, out) == json.loads(json.dumps(rows))
     assert cli.main(["bench", "smoke", "--out", out, "--quiet"]) == 0
     assert "| ppo_cartpole |" in capsys.readouterr().out
+    # --only B after A into one --out: the report keeps A's finished row (it was rewritten with B's alone) ...
+    last = suite.entries[-1].name
+    assert [r["name"] for r in repro.run_suite(suite, out, only=(last,))] == [last]
+    assert json.load(open(os.path.join(out, "report.json")))["rows"] == json.loads(json.dumps(rows))
+    assert all(f"| {e.name} |" in open(os.path.join(out, "report.md")).read() for e in suite.entries)
+    # ... but not a result of other settings (a --tiny report leaves out the full-size entries)
+    assert repro._with_earlier_entries(suite, out, [], tiny=True) == []
     with pytest.raises(ConfigError, match="holds a sweep with other settings than entry ppo_cartpole"):
         repro.run_suite(suite, out, tiny=True)  # reported the full result as the tiny one (and the reverse)
 
