@@ -449,6 +449,9 @@ def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     assert "sac on gymnax/Pendulum-v1, 12,000 env steps each" in captured.out
     assert cli.main(["sweep", "dqn", "--config", "ddpg_hopper", "--dry-run"]) == cli.EXIT_CONFIG_ERROR  # as train
     assert "--config ddpg_hopper: is a preset for algo 'td3', not 'dqn'" in capsys.readouterr().err
+    (tmp_path / "ppo_spec.yaml").write_text("base: ppo_cartpole\nseeds: 2\n")  # named a PPO field unknown to DQN
+    assert cli.main(["sweep", "dqn", "--spec", str(tmp_path / "ppo_spec.yaml"), "--dry-run"]) == cli.EXIT_CONFIG_ERROR
+    assert "base ppo_cartpole: is a preset for algo 'ppo', not 'dqn'" in capsys.readouterr().err
     (tmp_path / "mine.yaml").write_text("algo: dqn\n")  # no env: the defaults' (a traceback until the mend)
     assert cli.main(["sweep", "--config", str(tmp_path / "mine.yaml"), "--dry-run"]) == 0
     assert "dqn on gymnax/CartPole-v1" in capsys.readouterr().out

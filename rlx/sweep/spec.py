@@ -133,6 +133,9 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
             # not read from the current directory: a spec means the same wherever it is run from
             raise ConfigError(f"base {data['base']}: no such file next to the spec ({base_dir}) and not a preset name")
         config = presets.load(path if os.path.exists(path) else data["base"], field="base")
+        asked = (data.get("config") or {}).get("algo")
+        if asked and config.get("algo") and asked != config["algo"]:  # its agent fields are another algo's
+            raise ConfigError(f"base {data['base']}: is a preset for algo {config['algo']!r}, not {asked!r}")
     config = merge(config, data.get("config") or {})
     seeds = data.get("seeds", 1)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
