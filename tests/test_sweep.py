@@ -428,6 +428,19 @@ def test_dry_run_lists_the_runs_and_their_groups_and_trains_nothing(capsys, tmp_
     assert "agent.num_envs" in capsys.readouterr().err
 
 
+def test_a_sweep_says_when_its_budget_is_rounded_up_to_whole_iterations(capsys, monkeypatch):
+    """rlx train prints the note; a sweep trained the rounded budget without a word."""
+    monkeypatch.setattr(sweep.runner, "run_group", lambda *args, **kwargs: ([], None, "completed", []))
+    data = {"config": {"algo": "ppo", "total_env_steps": 3000, "num_chunks": 1}, "seeds": 2}
+    sweep.run(sweep.spec_from_dict(data), None, progress=False)
+    assert capsys.readouterr().err == (
+        "rlx: note: total_env_steps=3000 is not a multiple of the 2048 env steps per iteration; training 4096 env "
+        "steps (2 iterations) instead\n"
+    )
+    sweep.run(sweep.spec_from_dict({**data, "config": {**data["config"], "total_env_steps": 4096}}), None)
+    assert capsys.readouterr().err == ""
+
+
 def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     from rlx import presets
 

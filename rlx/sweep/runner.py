@@ -339,6 +339,9 @@ def run(
     if resume and sweep_dir is not None:
         _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
+    notes = {e.budget_note for e in experiments.values() if e.budget_note}
+    for note in sorted(notes) if primary and not resume else ():  # as rlx train says it (a sweep said nothing)
+        print(f"rlx: note: {note}", file=sys.stderr)
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
         host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
