@@ -227,6 +227,15 @@ class Experiment:
             f"{self.plan.total_env_steps} env steps ({self.plan.num_iterations} iterations) instead"
         )
 
+    @property
+    def notes(self) -> list[str]:
+        """Notes on what the plan trains: the budget's rounding and, where the algorithm has any, what the run is
+        too short for (``plan_notes`` of the agent config)."""
+        plan_notes = getattr(self.config.agent, "plan_notes", None)
+        return [self.budget_note] * bool(self.budget_note) + (
+            plan_notes(self.plan.num_iterations) if plan_notes else []
+        )
+
     # -- pure functions ------------------------------------------------------------------------------
 
     def init_fn(self, key: jax.Array, traced: dict[str, jax.Array] | None = None) -> Any:
@@ -387,8 +396,8 @@ def train(
     if run_dir is not None:
         host.prepare_dir(run_dir, overwrite)
         host.write_config(run_dir, experiment.config)
-    if experiment.budget_note:
-        print(f"rlx: note: {experiment.budget_note}", file=sys.stderr)
+    for note in experiment.notes:
+        print(f"rlx: note: {note}", file=sys.stderr)
     return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks)
 
 

@@ -149,7 +149,8 @@ _TINY_AGENT = {"num_envs": 4, "unroll_length": 16, "num_minibatches": 1, "batch_
 
 
 def _shrunk(data: dict) -> dict:
-    """``data`` for one iteration in one chunk, at most 4 envs, small batches and buffers, one eval episode."""
+    """``data`` for one iteration in one chunk (off-policy: the iterations that fill each env's first n-step run),
+    at most 4 envs, small batches and buffers, one eval episode."""
     from rlx import algos
 
     defaults = algos.get(data.get("algo", "ppo")).Config()
@@ -178,8 +179,13 @@ def _shrunk(data: dict) -> dict:
         agent["num_envs"] = next((d for d in fits if d >= _TINY_AGENT["num_envs"]), fits[0] if fits else min(envs, 4))
         if not fits:
             agent["utd_ratio"] = 1.0 / (agent["num_envs"] * rollout)
-        agent["learning_starts"] = agent["num_envs"]  # gradient steps start in the one iteration
-    return {**data, "agent": agent, "total_env_steps": 1, "num_chunks": 1, "eval_episodes": 1}
+        # gradient steps start in the last iteration, once every env holds an n-step run (one iteration, unless
+        # n_step > rollout_length: until 2026-12-04 those tiny runs sampled runs of empty buffer slots)
+        agent["learning_starts"] = agent["num_envs"] * int(value("n_step"))
+        steps = agent["learning_starts"] * int((data.get("env") or {}).get("action_repeat") or 1)  # env steps
+    else:
+        steps = 1
+    return {**data, "agent": agent, "total_env_steps": steps, "num_chunks": 1, "eval_episodes": 1}
 
 
 def _at_or_before(curve: dict, step: float) -> float | None:
@@ -344,7 +350,7 @@ def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> st
 
     device = jax.devices()[0]
     header = [
-        f"# rlx bench {suite.name}{' (tiny: one iteration, two seeds)' if tiny else ''}",
+        f"# rlx bench {suite.name}{' (tiny: one iteration, or until each env holds an n-step run; two seeds)' if tiny else ''}",
         "",
         suite.description,
         "",

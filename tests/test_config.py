@@ -89,6 +89,14 @@ def test_defaults_build():
             {"algo": "consistency_ac", "agent": {"sigma_last": 100.0}},
             "agent.sigma_last: must lie between sigma_min = 0.002 and sigma_max = 80; got 100",
         ),
+        (  # an odd width used one feature less
+            {"algo": "consistency_ac", "agent": {"time_embedding": 7}},
+            "agent.time_embedding: must be even (a sine and a cosine per frequency); got 7",
+        ),
+        (  # accepted and never applied until 2026-12-04
+            {"algo": "iterated_dqn", "agent": {"q": {"dropout": 0.3}}},
+            "agent.q.dropout: must be 0 (i-DQN's heads are deterministic); got 0.3",
+        ),
         (
             {"algo": "mdpo", "agent": {"clip_epsilon": 0.2}},
             "agent.clip_epsilon: unknown field",

@@ -195,6 +195,7 @@ def test_fresh_critic_values_all_bins_equally_and_every_executed_action_is_on_th
     [
         ({"q": {"dropout": 0.1}}, "agent.q.dropout: must be 0 here"),
         ({"action_bins": 1}, "agent.action_bins"),
+        ({"q": {"output_scale": 0.5}}, "agent.q.output_scale: CQN's output layers start at zero"),  # it did nothing
         ({"rollout_length": 1}, "agent.utd_ratio: num_envs*rollout_length*utd_ratio = 0.5 must be a whole number"),
     ],
 )

@@ -111,6 +111,7 @@ def test_gradient_steps_draw_fresh_fractions_and_copy_the_target_on_schedule():
         ({"q": {"value": "c51"}}, "agent.q.value: IQN learns sampled quantiles, so must be quantile; got c51"),
         ({"q": {"dueling": True}}, "agent.q.dueling: not available for IQN's implicit quantile network; got true"),
         ({"num_tau_samples": 0}, "agent.num_tau_samples"),
+        ({"q": {"num_bins": 2}}, "agent.q.num_bins: IQN samples its quantile fractions"),  # it was ignored
     ],
 )
 def test_config_errors_name_the_field(agent, message):

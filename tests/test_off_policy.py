@@ -227,6 +227,11 @@ def test_sac_fixed_temperature_stays_fixed_and_autotuned_moves():
             "agent.buffer_size: must hold at least one iteration's num_envs*rollout_length = 8 transitions; got 4",
         ),
         ({"algo": "sac", "agent": {"tau": 0}}, "agent.tau: must be > 0 and <= 1; got 0"),
+        (  # the first gradient steps sampled 3-step runs of one stored transition and two empty slots
+            {"algo": "dqn", "agent": {"n_step": 3, "learning_starts": 2, "num_envs": 1, "rollout_length": 1}},
+            "agent.learning_starts: n-step returns sample runs of 3 steps of one env, so training starts after at "
+            "least num_envs*n_step = 3 transitions; got 2",
+        ),
     ],
 )
 def test_bad_off_policy_configs_fail_before_compiling(data, expected, monkeypatch):
@@ -433,3 +438,30 @@ def test_weight_decay_is_adamw():
         updates, ref_state = reference.update(grads, ref_state, theirs)
         theirs = optax.apply_updates(theirs, updates)
     np.testing.assert_allclose(ours["w"], theirs["w"], rtol=1e-6)
+
+
+def test_notes_say_when_a_run_is_too_short_for_its_gradient_steps_or_resets(capsys, monkeypatch):
+    """A run shorter than learning_starts trained with no gradient step, and reset_every beyond the run reset
+    nothing, without a word; a reset on the last gradient step leaves the final evaluation fresh networks."""
+    base = {"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "total_env_steps": 1024, "num_chunks": 1}
+
+    def notes(**agent):
+        return driver.Experiment(driver.build_config({**base, "agent": agent})).notes
+
+    # one env, one step per iteration, one gradient step per transition: iterations 255..1023 train (769 steps)
+    assert notes() == [
+        "agent.learning_starts=5000 is more than the run's 1024 transitions: no gradient step is taken"
+    ]  # SAC's default learning_starts
+    assert notes(learning_starts=256) == [] and notes(learning_starts=256, reset=["critic"], reset_every=256) == []
+    assert notes(learning_starts=256, reset=["critic"], reset_every=2048) == [
+        "agent.reset_every=2048 is more than the run's 769 gradient steps: no reset happens"
+    ]
+    assert notes(learning_starts=256, reset=["actor", "critic"], reset_every=769) == [
+        "agent.reset_every=769: the last reset of actor, critic follows the run's last gradient step (769), so the "
+        "final state and evaluation have them freshly initialized"
+    ]
+    monkeypatch.setattr(driver, "_run", lambda *args: None)
+    driver.train(driver.build_config(base), None, progress=False)  # rlx train prints them
+    assert capsys.readouterr().err == (
+        "rlx: note: agent.learning_starts=5000 is more than the run's 1024 transitions: no gradient step is taken\n"
+    )

@@ -263,3 +263,16 @@ def test_minibatch_advantages_at_the_collecting_params_equal_the_rollout_ones(sh
 def test_advantage_mode_config_errors(agent, message):
     with pytest.raises(ConfigError, match=message):
         driver.build_config({"agent": agent})
+
+
+@pytest.mark.parametrize("distribution", ["bernoulli", "gaussian_mixture"])
+def test_a_box_distribution_on_discrete_actions_is_refused_before_compiling(distribution, monkeypatch):
+    """It was accepted, and a categorical policy trained (a bernoulli and a gaussian run were identical)."""
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("compiled"))
+    config = driver.build_config({"agent": {"policy": {"distribution": distribution}}})
+    with pytest.raises(ConfigError) as info:
+        driver.train(config, None, progress=False)
+    assert str(info.value) == (
+        f"agent.policy.distribution: gymnax/CartPole-v1 has discrete actions, which take a categorical policy; "
+        f"{distribution} is for box actions (leave it gaussian, the default)"
+    )

@@ -91,15 +91,22 @@ def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):
     suite = repro.load_suite("gpu")  # builds every entry's run config
     for entry in suite.entries:
         tiny = repro.run_data(entry, tiny=True)
-        assert tiny["total_env_steps"] == 1 and tiny["agent"]["num_envs"] <= 16, entry.name
-        driver.build_config(tiny)  # valid when shrunk too (e.g. whole GAE segments in the shorter unroll)
+        assert tiny["agent"]["num_envs"] <= 16, entry.name
+        config = driver.build_config(tiny)  # valid when shrunk too (e.g. whole GAE segments in the shorter unroll)
+        # one iteration; off-policy, until every env holds one n-step run, where the gradient steps start
+        n_step, rollout = getattr(config.agent, "n_step", 1), getattr(config.agent, "rollout_length", 1)
+        assert driver.plan_for(config).num_iterations == -(-n_step // rollout), entry.name
+        if hasattr(config.agent, "learning_starts"):
+            assert config.agent.learning_starts == config.agent.num_envs * n_step, entry.name
     # two gymnax entries: a Playground entry's tiny run is ~80 s of mjx compile here, and PPO on a Playground env
     # is trained (and resumed) by test_randomization.py
     sample = ("pqn_breakout_minatar", "iqn_breakout_minatar")
     rows = repro.run_suite(suite, str(tmp_path), only=sample, tiny=True)
     assert [r["name"] for r in rows] == list(sample)
     assert all(r["status"] == "completed" and r["seeds"] == 2 and np.isfinite(r["final_iqm"]) for r in rows)
-    assert "tiny: one iteration, two seeds" in open(tmp_path / "report.md").read()
+    assert (
+        "tiny: one iteration, or until each env holds an n-step run; two seeds" in open(tmp_path / "report.md").read()
+    )
 
 
 def write_suite(tmp_path, entries):

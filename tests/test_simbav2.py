@@ -245,6 +245,14 @@ def test_collect_updates_the_return_statistics_only_when_asked():
             {"algo": "simbav2", "agent": {"final_learning_rate_fraction": 2}},
             "agent.final_learning_rate_fraction: must be >= 0 and <= 1",
         ),
+        (  # accepted until 2026-12-04: SAC with SimbaV2's schedule
+            {"algo": "simbav2", "agent": {"critic": {"value": "mse"}}},
+            "agent.critic.value: SimbaV2's critic is distributional (rewards are scaled to fit its support): c51",
+        ),
+        (
+            {"algo": "simbav2", "agent": {"actor": {"architecture": "mlp"}}},
+            "agent.actor.architecture: SimbaV2's networks are hyperspherical: simbav2; got mlp",
+        ),
     ],
 )
 def test_bad_simbav2_configs_fail_in_one_line(data, expected):

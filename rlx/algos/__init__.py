@@ -32,7 +32,7 @@ from rlx.algos import (
 )
 from rlx.config import ConfigError
 from rlx.envs import Env
-from rlx.nets import Net
+from rlx.nets import Net, PolicyNet
 from rlx.nets.spec import conv_output_shape, network_input
 
 
@@ -127,12 +127,22 @@ def supports(name: str, env: Env) -> str | None:
 def check_networks(agent: Any, env: Env) -> None:
     """Raises a one-line :class:`ConfigError` unless every network section of ``agent`` fits ``env``'s
     observations: ``obs_key`` names an entry of dict observations (and is null for a flat one), and ``conv``
-    layers see ``[height, width, channels]`` images large enough for them."""
+    layers see ``[height, width, channels]`` images large enough for them; a policy on discrete actions keeps
+    the default (unused) box distribution."""
     keys = env.observation_shape if isinstance(env.observation_shape, dict) else None
     for f in dataclasses.fields(agent):
         section = getattr(agent, f.name)
         if not isinstance(section, Net):
             continue
+        if (
+            isinstance(section, PolicyNet)
+            and env.action_space.kind == "discrete"
+            and section.distribution != "gaussian"
+        ):
+            raise ConfigError(  # it was accepted and a categorical policy trained
+                f"agent.{f.name}.distribution: {env.name} has discrete actions, which take a categorical policy; "
+                f"{section.distribution} is for box actions (leave it gaussian, the default)"
+            )
         name = f"agent.{f.name}.obs_key"
         if keys is None and section.obs_key is not None:
             raise ConfigError(f"{name}: {env.name} has flat observations; got {section.obs_key!r} (leave it null)")

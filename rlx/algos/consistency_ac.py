@@ -89,6 +89,10 @@ class Config(off_policy.ActorCriticConfig):
                 f"agent.sigma_last: must lie between sigma_min = {self.sigma_min:g} and sigma_max = "
                 f"{self.sigma_max:g}; got {self.sigma_last:g}"
             )
+        if self.time_embedding % 2:  # an odd width used one feature less than it said
+            raise ConfigError(
+                f"agent.time_embedding: must be even (a sine and a cosine per frequency); got {self.time_embedding}"
+            )
         common.check_network(self.actor, "agent.actor.", dropout=False)
         common.check_network(self.critic, "agent.critic.", dropout=False)
 

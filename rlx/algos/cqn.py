@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from rlx.algos import common, dqn, off_policy
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import Model, QNet
 from rlx.nets.coarse_to_fine import CoarseToFineQ
@@ -84,6 +84,11 @@ class Config(off_policy.OffPolicyConfig):
     def check(self) -> None:
         super().check()
         common.check_network(self.q, "agent.q.", dropout=False)
+        if self.q.output_scale != 1.0:  # it was accepted and had no effect
+            raise ConfigError(
+                f"agent.q.output_scale: CQN's output layers start at zero (the authors'), so it must be 1; "
+                f"got {self.q.output_scale:g}"
+            )
 
 
 Params = dqn.Params

@@ -57,6 +57,12 @@ class Config(dqn.Config):
             raise ConfigError("agent.q.dueling: not available for IQN's implicit quantile network; got true")
         if self.q.architecture != "mlp":
             raise ConfigError(f"agent.q.architecture: IQN's network is an mlp; got {self.q.architecture}")
+        default_bins = type(self.q)().num_bins
+        if self.q.num_bins != default_bins:  # it was accepted and ignored: IQN samples its fractions
+            raise ConfigError(
+                f"agent.q.num_bins: IQN samples its quantile fractions (num_tau_samples, num_tau_prime_samples, "
+                f"num_quantile_samples); leave num_bins at {default_bins}; got {self.q.num_bins}"
+            )
 
 
 Params = dqn.Params

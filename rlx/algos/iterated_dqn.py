@@ -54,6 +54,8 @@ class Config(dqn.QLearningConfig):
         super().check()
         if self.q.dueling:
             raise ConfigError("agent.q.dueling: i-DQN's heads are plain Q-networks; got true")
+        if self.q.dropout > 0:  # it was accepted and never applied
+            raise ConfigError(f"agent.q.dropout: must be 0 (i-DQN's heads are deterministic); got {self.q.dropout:g}")
 
 
 Params = dqn.Params  # online and target: [K, ...] stacked networks

@@ -93,6 +93,27 @@ class OffPolicyConfig:
     def updates_per_iteration(self) -> int:
         return round(self.transitions_per_iteration * self.utd_ratio)
 
+    def plan_notes(self, num_iterations: int) -> list[str]:
+        """What a run of ``num_iterations`` iterations does not do that its config may suggest (accepted: an
+        extension can still get there)."""
+        total = int(gradient_steps_before(self, num_iterations))
+        notes = []
+        if total == 0:
+            notes.append(
+                f"agent.learning_starts={self.learning_starts} is more than the run's "
+                f"{num_iterations * self.transitions_per_iteration} transitions: no gradient step is taken"
+            )
+        elif self.reset and total < self.reset_every:
+            notes.append(
+                f"agent.reset_every={self.reset_every} is more than the run's {total} gradient steps: no reset happens"
+            )
+        elif self.reset and total % self.reset_every == 0:
+            notes.append(
+                f"agent.reset_every={self.reset_every}: the last reset of {', '.join(self.reset)} follows the run's "
+                f"last gradient step ({total}), so the final state and evaluation have them freshly initialized"
+            )
+        return notes
+
     def check(self) -> None:
         exact = self.transitions_per_iteration * self.utd_ratio
         if self.updates_per_iteration < 1 or abs(exact - self.updates_per_iteration) > 1e-6:
@@ -108,6 +129,12 @@ class OffPolicyConfig:
         if self.buffer_size // self.num_envs < self.n_step:
             raise ConfigError(
                 f"agent.buffer_size: must hold {self.n_step} transitions per env ({self.num_envs} envs); got {self.buffer_size}"
+            )
+        if self.learning_starts < self.num_envs * self.n_step:  # the first samples were runs of empty slots
+            raise ConfigError(
+                f"agent.learning_starts: n-step returns sample runs of {self.n_step} steps of one env, so training "
+                f"starts after at least num_envs*n_step = {self.num_envs * self.n_step} transitions; got "
+                f"{self.learning_starts}"
             )
         unknown = [name for name in self.reset if name not in self.RESETTABLE]
         if unknown:

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from rlx import nets
 from rlx.algos import common, off_policy, sac
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import CriticNet, Model, PolicyNet
 from rlx.ops import values
@@ -75,6 +75,17 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         common.check_network(self.actor, "agent.actor.", dropout=False, hyperspherical=True)
         common.check_network(self.critic, "agent.critic.", dropout=False, hyperspherical=True)
         off_policy.check_sac_actor(self.actor, "SimbaV2")
+        for name, section in (("actor", self.actor), ("critic", self.critic)):
+            if section.architecture != "simbav2":  # an mlp is SAC with SimbaV2's schedule: rlx train sac
+                raise ConfigError(
+                    f"agent.{name}.architecture: SimbaV2's networks are hyperspherical: simbav2; got "
+                    f"{section.architecture} (an mlp with these updates: rlx train sac)"
+                )
+        if self.critic.value == "mse":
+            raise ConfigError(
+                "agent.critic.value: SimbaV2's critic is distributional (rewards are scaled to fit its support): c51 "
+                "(the paper's), hl_gauss or quantile; got mse"
+            )
 
 
 Params = sac.Params  # actor, critic, target_critic, log_alpha

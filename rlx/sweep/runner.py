@@ -339,8 +339,8 @@ def run(
     if resume and sweep_dir is not None:
         _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
-    notes = {e.budget_note for e in experiments.values() if e.budget_note}
-    for note in sorted(notes) if primary and not resume else ():  # as rlx train says it (a sweep said nothing)
+    notes = dict.fromkeys(note for e in experiments.values() for note in e.notes)  # each once, in group order
+    for note in notes if primary and not resume else ():  # as rlx train says them (a sweep said nothing)
         print(f"rlx: note: {note}", file=sys.stderr)
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
