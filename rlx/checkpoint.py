@@ -9,6 +9,7 @@ checkpoint that restores and verifies.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import traceback
@@ -74,6 +75,30 @@ def _quiet_closed_loop_noise() -> None:
     sys.unraisablehook = hook
 
 
+# Checkpoints a restore was attempted from: the asyncio filter below drops unretrieved task errors about them.
+_RESTORING: set[str] = set()
+
+
+class _UnretrievedReadErrors(logging.Filter):
+    """When a restore fails, Orbax's other read tasks of that checkpoint fail too, and asyncio logs each one it
+    garbage-collects without its exception retrieved ("Task exception was never retrieved" and a traceback; 0-2
+    per failed restore, by timing). rlx reports the failure itself, so records whose exception names a
+    checkpoint being restored are dropped; any other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Task exception was never retrieved") or not record.exc_info:
+            return True
+        error = str(record.exc_info[1])
+        return not any(f'"{path}{os.sep}' in error for path in _RESTORING)
+
+
+def _quiet_unretrieved_read_errors(path: str) -> None:
+    _RESTORING.update((os.path.abspath(path), os.path.realpath(path)))  # as Orbax names it, links resolved or not
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _UnretrievedReadErrors) for f in logger.filters):
+        logger.addFilter(_UnretrievedReadErrors())
+
+
 def _without_empty(state: Any) -> Any:
     """Orbax cannot write zero-size arrays (MJX's ``data.act`` in envs without activation states): each is
     stored as a scalar of its dtype and rebuilt from the abstract state on restore (it holds no data)."""
@@ -126,6 +151,7 @@ class Checkpointer:
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _without_empty(abstract_state))
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
         _quiet_closed_loop_noise()
+        _quiet_unretrieved_read_errors(path)
         try:
             restored = self._manager.restore(chunks_done, args=args)
             meta = restored["meta"]

@@ -2,6 +2,7 @@
 based), divergence, output-directory safety."""
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -215,6 +216,25 @@ def test_a_checkpoint_that_fails_to_read_gives_one_warning_and_no_asyncio_traceb
         assert [line for line in lines if "warning" in line][0].startswith(
             f"rlx: warning: checkpoint {run_dir}/checkpoints/8 cannot be restored"
         )
+
+
+def test_unretrieved_read_errors_of_a_checkpoint_being_restored_are_dropped_and_others_kept(tmp_path):
+    """The same failure also left 0-2 "Task exception was never retrieved" tracebacks from asyncio's logger (by
+    timing: the suite caught one); only those naming a checkpoint rlx is restoring are dropped."""
+    from rlx import checkpoint
+
+    def record(message, error):
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, (), (type(error), error, None))
+
+    path = str(tmp_path / "checkpoints" / "8")
+    checkpoint._quiet_unretrieved_read_errors(path)
+    logger = logging.getLogger("asyncio")
+    read_error = ValueError(f'OUT_OF_RANGE: Error reading "a/.zarray" in OCDBT database at local file "{path}/state/"')
+    assert not logger.filter(record("Task exception was never retrieved\nfuture: <Task>", read_error))
+    other = ValueError(f'Error reading in OCDBT database at local file "{path}0/state/"')  # checkpoint 80
+    assert logger.filter(record("Task exception was never retrieved\nfuture: <Task>", other))
+    assert logger.filter(record("Task exception was never retrieved", RuntimeError("a bug of the user's")))
+    assert logger.filter(record("Unclosed client session", read_error))
 
 
 def edited_copy(reference, name, old, new):
