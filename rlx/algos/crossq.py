@@ -8,7 +8,9 @@ target built from the (stop-gradient) next half. Every ``policy_delay``-th step 
 training mode against the critic in evaluation mode (running statistics), then the temperature. Adam
 uses b1 = 0.5. Differences from the authors' code: the actor's log-std is squashed into [-5, 2] by tanh
 (SAC's parametrization here) rather than clipped to [-20, 2]; any value representation can be the
-critic's (``agent.critic.value``).
+critic's (``agent.critic.value``); after batch renorm's warm-up, the layer computes Ioffe's
+``(x - mean) / sqrt(var + eps) * r + d`` where theirs folds ``r`` and ``d`` into flax's BatchNorm statistics,
+which shrinks ``d`` for features whose std is near ``sqrt(eps)`` (0.03) or below.
 """
 
 from __future__ import annotations
