@@ -229,8 +229,8 @@ def test_sac_fixed_temperature_stays_fixed_and_autotuned_moves():
         ({"algo": "sac", "agent": {"tau": 0}}, "agent.tau: must be > 0 and <= 1; got 0"),
         (  # the first gradient steps sampled 3-step runs of one stored transition and two empty slots
             {"algo": "dqn", "agent": {"n_step": 3, "learning_starts": 2, "num_envs": 1, "rollout_length": 1}},
-            "agent.learning_starts: n-step returns sample runs of 3 steps of one env, so training starts after at "
-            "least num_envs*n_step = 3 transitions; got 2",
+            "agent.learning_starts: n-step returns sample runs of 3 steps of one env, so training must start after "
+            "num_envs*n_step = 3 transitions or more; learning_starts=2 starts it after 2",
         ),
     ],
 )

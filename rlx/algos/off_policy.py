@@ -130,11 +130,13 @@ class OffPolicyConfig:
             raise ConfigError(
                 f"agent.buffer_size: must hold {self.n_step} transitions per env ({self.num_envs} envs); got {self.buffer_size}"
             )
-        if self.learning_starts < self.num_envs * self.n_step:  # the first samples were runs of empty slots
+        tpi = self.transitions_per_iteration
+        first = max(1, -(-self.learning_starts // tpi)) * tpi  # transitions stored when the first gradient step runs
+        if first < self.num_envs * self.n_step:  # the first samples were runs of empty slots
             raise ConfigError(
                 f"agent.learning_starts: n-step returns sample runs of {self.n_step} steps of one env, so training "
-                f"starts after at least num_envs*n_step = {self.num_envs * self.n_step} transitions; got "
-                f"{self.learning_starts}"
+                f"must start after num_envs*n_step = {self.num_envs * self.n_step} transitions or more; "
+                f"learning_starts={self.learning_starts} starts it after {first}"
             )
         unknown = [name for name in self.reset if name not in self.RESETTABLE]
         if unknown:
