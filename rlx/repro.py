@@ -245,9 +245,7 @@ def run_suite(
             f"--only: no entry {unknown[0]!r} in suite {suite.name}; entries: {[e.name for e in suite.entries]}"
         )
     selected = [e for e in suite.entries if not only or e.name in only]
-    specs = {
-        e.name: sweep.spec_from_dict({"config": run_data(e, tiny), "seeds": 2 if tiny else e.seeds}) for e in selected
-    }
+    specs = {e.name: _entry_spec(e, tiny) for e in selected}
     _check_report(out_dir, suite.name)
     for entry in selected:  # before the first entry trains: finished ones match, the others can train
         entry_dir = os.path.join(out_dir, entry.name)
@@ -289,6 +287,11 @@ def run_suite(
     return rows
 
 
+def _entry_spec(entry: Entry, tiny: bool) -> sweep.SweepSpec:
+    """The sweep an entry runs: its run config over its seeds (``tiny``: shrunk, two seeds)."""
+    return sweep.spec_from_dict({"config": run_data(entry, tiny), "seeds": 2 if tiny else entry.seeds})
+
+
 def _recorded_and_wanted(entry_dir: str, spec: sweep.SweepSpec) -> tuple[Any, dict]:
     """The sweep spec ``entry_dir/sweep.yaml`` holds and ``spec`` as it would be written there."""
     return load_yaml(os.path.join(entry_dir, "sweep.yaml"), "bench"), json.loads(json.dumps(sweep.spec_to_dict(spec)))
@@ -307,8 +310,7 @@ def _with_earlier_entries(suite: Suite, out_dir: str, rows: list[dict], tiny: bo
             or not os.path.exists(os.path.join(entry_dir, "sweep.yaml"))
         ):
             continue
-        spec = sweep.spec_from_dict({"config": run_data(entry, tiny), "seeds": 2 if tiny else entry.seeds})
-        recorded, wanted = _recorded_and_wanted(entry_dir, spec)
+        recorded, wanted = _recorded_and_wanted(entry_dir, _entry_spec(entry, tiny))
         if recorded == wanted:  # another --tiny setting's result is not this report's
             with open(record) as f:
                 by_name[entry.name] = json.load(f)

@@ -93,6 +93,12 @@ class OffPolicyConfig:
     def updates_per_iteration(self) -> int:
         return round(self.transitions_per_iteration * self.utd_ratio)
 
+    @property
+    def first_update_iteration(self) -> int:
+        """The first iteration (0-based) that takes gradient steps: the one whose collect reaches
+        ``learning_starts`` transitions."""
+        return max(0, -(-self.learning_starts // self.transitions_per_iteration) - 1)
+
     def plan_notes(self, num_iterations: int) -> list[str]:
         """What a run of ``num_iterations`` iterations does not do that its config may suggest (accepted: an
         extension can still get there)."""
@@ -130,8 +136,7 @@ class OffPolicyConfig:
             raise ConfigError(
                 f"agent.buffer_size: must hold {self.n_step} transitions per env ({self.num_envs} envs); got {self.buffer_size}"
             )
-        tpi = self.transitions_per_iteration
-        first = max(1, -(-self.learning_starts // tpi)) * tpi  # transitions stored when the first gradient step runs
+        first = (self.first_update_iteration + 1) * self.transitions_per_iteration  # stored at the first update
         if first < self.num_envs * self.n_step:  # the first samples were runs of empty slots
             raise ConfigError(
                 f"agent.learning_starts: n-step returns sample runs of {self.n_step} steps of one env, so training "
@@ -484,8 +489,7 @@ def train_updates(
 
 def gradient_steps_before(config: OffPolicyConfig, iteration: jax.Array) -> jax.Array:
     """Gradient steps taken before ``iteration`` (iterations train once ``learning_starts`` is reached)."""
-    first = max(0, -(-config.learning_starts // config.transitions_per_iteration) - 1)  # first training iteration
-    return jnp.maximum(iteration - first, 0) * config.updates_per_iteration
+    return jnp.maximum(iteration - config.first_update_iteration, 0) * config.updates_per_iteration
 
 
 def _replace_path(obj: Any, path: tuple[str, ...], value: Any) -> Any:
