@@ -36,7 +36,7 @@ class Transition:
     ``next_obs`` is the true next observation: the final one when the episode ended, not the reset one."""
 
     obs: jax.Array
-    action: jax.Array  # as the env received it ([-1, 1] for box, int for discrete)
+    action: jax.Array  # as the policy chose it ([-1, 1] for box, int for discrete; see unroll's env_action)
     reward: jax.Array
     terminated: jax.Array  # bool: the MDP ended, do not bootstrap
     truncated: jax.Array  # bool: a time limit ended the episode, bootstrap from next_obs
@@ -82,18 +82,21 @@ def unroll(
     length: int,
     record_env_steps: bool = False,
     keys_per_step: int = 1,
+    env_action: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Unrolled:
     """Steps the batched ``env`` ``length`` times with ``policy``. Each step splits ``key`` into the next key
     and the policy's key (a tuple of ``keys_per_step`` keys when that is > 1). Completed-episode totals
     come from ``EpisodeStats``' info when the env has it (training envs), else they are zero. ``final_obs``
-    (from ``AutoReset``) is the transitions' ``next_obs``."""
+    (from ``AutoReset``) is the transitions' ``next_obs``. With ``env_action`` the envs receive
+    ``env_action(action)`` and the transitions keep the policy's ``action`` (off-policy TD3 stores its
+    exploration action unclipped this way)."""
     with_stats = "episode_return" in env_step.info
 
     def one_step(loop, _):
         env_step, carry, key, totals = loop
         key, *policy_keys = jax.random.split(key, 1 + keys_per_step)
         step = policy(env_step.obs, env_step.done, carry, policy_keys[0] if keys_per_step == 1 else tuple(policy_keys))
-        nxt = env.step(env_step, step.action)
+        nxt = env.step(env_step, step.action if env_action is None else env_action(step.action))
         next_obs = nxt.info.get("final_obs", nxt.obs)
         transition = Transition(
             env_step.obs, step.action, nxt.reward, nxt.terminated, nxt.truncated, next_obs, step.extras

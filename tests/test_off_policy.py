@@ -18,6 +18,7 @@ from rlx.buffers import ReplayBuffer
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError
 from rlx.envs import make
+from rlx.ops.normalization import normalize, update_stats
 
 
 # Seeds 0-4, one vmapped sweep each (scripts/learning_margins.py), on the default kernels and with
@@ -227,6 +228,10 @@ def test_sac_fixed_temperature_stays_fixed_and_autotuned_moves():
             "agent.buffer_size: must hold at least one iteration's num_envs*rollout_length = 8 transitions; got 4",
         ),
         ({"algo": "sac", "agent": {"tau": 0}}, "agent.tau: must be > 0 and <= 1; got 0"),
+        (
+            {"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"obs_norm_var_eps": 0}},
+            "agent.obs_norm_var_eps, agent.obs_norm_std_eps: one must be > 0",
+        ),
         (  # the first gradient steps sampled 3-step runs of one stored transition and two empty slots
             {"algo": "dqn", "agent": {"n_step": 3, "learning_starts": 2, "num_envs": 1, "rollout_length": 1}},
             "agent.learning_starts: n-step returns sample runs of 3 steps of one env, so training must start after "
@@ -420,6 +425,83 @@ def test_per_env_exploration_noise_scales_are_redrawn_where_episodes_start():
         driver.build_config(
             {"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"exploration_noise_max": 0.05}}
         )
+
+
+def test_td3_can_store_its_exploration_action_unclipped_while_the_env_receives_it_clipped():
+    """``clip_stored_action: false`` (FastTD3's code): the buffer keeps action + noise, the env steps with it
+    clipped to [-1, 1], so rewards and observations equal the clipped run's."""
+    env = make("gymnax/Pendulum-v1")
+    agent = {"num_envs": 4, "exploration_noise": 2.0, "learning_starts": 0, "actor": {"hidden": [8]}}
+    data = {"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent}
+    clipped = driver.build_config(data).agent
+    unclipped = dataclasses.replace(clipped, clip_stored_action=False)
+    state = td3.init(clipped, env, jax.random.PRNGKey(0), 1)
+
+    def stored(config):
+        explore = td3.explore(config, env, state)
+        after = state
+        for _ in range(5):
+            after, _ = off_policy.collect(config, env, after, explore)
+        return jax.tree.map(lambda x: np.asarray(x[:, :5]), after.loop.buffer.experience)
+
+    kept, raw = stored(clipped), stored(unclipped)
+    assert np.abs(raw.action).max() > 1.5 and np.abs(kept.action).max() <= 1.0
+    np.testing.assert_array_equal(np.clip(raw.action, -1.0, 1.0), kept.action)
+    np.testing.assert_array_equal(raw.reward, kept.reward)
+    np.testing.assert_array_equal(raw.next_obs, kept.next_obs)
+
+
+def test_warmup_acts_uniformly_at_random_or_with_the_exploration_policy():
+    """Before ``learning_starts``: uniform random actions (``random_warmup``, the default) or the algorithm's
+    own behaviour policy (``random_warmup: false``, FastTD3's code); no gradient step either way."""
+    env = make("gymnax/Pendulum-v1")
+    agent = {"num_envs": 4, "exploration_noise": 0.0, "learning_starts": 1000, "actor": {"hidden": [8]}}
+    random = driver.build_config({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent}).agent
+    on_policy = dataclasses.replace(random, random_warmup=False)
+    state = td3.init(random, env, jax.random.PRNGKey(0), 1)
+    for config, follows_policy in ((random, False), (on_policy, True)):
+        after = jax.jit(lambda s, c=config: td3.train_step(c, env, s))(state)[0]
+        after = jax.jit(lambda s, c=config: td3.train_step(c, env, s))(after)[0]
+        stored = jax.tree.map(lambda x: np.asarray(x[:, :2]), after.loop.buffer.experience)
+        greedy = td3.act(config, env, after, jnp.asarray(stored.obs), jax.random.PRNGKey(0))
+        assert np.allclose(stored.action, greedy, atol=1e-6) == follows_policy
+        assert not changed(after.params.actor, state.params.actor)
+        assert not changed(after.params.critic, state.params.critic)
+
+
+def test_the_normalizer_can_merge_each_sampled_batch_before_normalizing_it():
+    """``obs_norm_update: collected_and_sampled`` (FastTD3's code, whose normalizer updates on every batch it
+    normalizes): a batch's observations are merged into the statistics, then normalized; then its bootstrap
+    observations likewise; the state keeps the merged statistics."""
+    env = make("gymnax/Pendulum-v1")
+    agent = {
+        "num_envs": 4,
+        "learning_starts": 8,
+        "batch_size": 16,
+        "utd_ratio": 0.5,
+        "normalize_observations": True,
+        "actor": {"hidden": [8]},
+        "critic": {"hidden": [8]},
+    }
+    collected = driver.build_config({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent}).agent
+    sampled = dataclasses.replace(collected, obs_norm_update="collected_and_sampled")
+    state = td3.init(collected, env, jax.random.PRNGKey(0), 1)
+    counts = {}
+    for config in (collected, sampled):
+        after = state
+        for _ in range(2):  # 4 + 4 collected; the second iteration takes 2 gradient steps of 16
+            after = jax.jit(lambda s, c=config: td3.train_step(c, env, s))(after)[0]
+        counts[config.obs_norm_update] = float(after.loop.obs_stats.count)
+    assert counts == {"collected": 4 + 8, "collected_and_sampled": 4 + 8 + 2 * (16 + 16)}
+    sample = off_policy.replay_buffer(sampled).sample(after.loop.buffer, jax.random.PRNGKey(3))
+    batch = off_policy.td_batch(sampled, after, sample)
+    first = update_stats(after.loop.obs_stats, sample.obs)
+    second = update_stats(first, sample.next_obs)
+    np.testing.assert_array_equal(batch.obs, normalize(first, sample.obs))
+    np.testing.assert_array_equal(batch.next_obs, normalize(second, sample.next_obs))
+    np.testing.assert_array_equal(batch.obs_stats.mean, second.mean)
+    plain = off_policy.td_batch(collected, after, sample)
+    np.testing.assert_array_equal(plain.obs, normalize(after.loop.obs_stats, sample.obs))
 
 
 def test_weight_decay_is_adamw():

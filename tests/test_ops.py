@@ -83,6 +83,22 @@ def test_normalize_is_identity_before_data():
     np.testing.assert_array_equal(normalize(init_stats((2,)), x), x)
 
 
+def test_normalize_epsilons_and_clip_match_numpy():
+    rng = np.random.default_rng(0)
+    data = rng.normal([3.0, 0.0, -1.0], [2.0, 1e-3, 0.5], size=(64, 3)).astype(np.float32)
+    data[:, 1] = 7.0  # a constant feature: variance 0
+    stats = update_stats(init_stats((3,)), jnp.asarray(data))
+    x = np.array([[40.0, 7.5, -1.0]], np.float32)
+    mean, var = data.astype(np.float64).mean(0), data.astype(np.float64).var(0)
+    default = np.clip((x - mean) / np.sqrt(var + 1e-8), -10, 10)  # gymnasium / SB3
+    np.testing.assert_allclose(normalize(stats, jnp.asarray(x)), default, rtol=1e-4)
+    assert np.asarray(normalize(stats, jnp.asarray(x)))[0, 0] == 10.0 and default[0, 1] == 10.0
+    rsl = (x - mean) / (np.sqrt(var) + 0.01)  # rsl_rl / FastTD3: std + 0.01, not clipped
+    got = normalize(stats, jnp.asarray(x), clip=None, eps=0.0, std_eps=0.01)
+    np.testing.assert_allclose(got, rsl, rtol=1e-4)
+    assert abs(float(got[0, 1]) - 50.0) < 1e-3 and float(got[0, 0]) > 10.0
+
+
 def test_tanh_gaussian_log_prob_by_change_of_variables():
     mean, std = jnp.array([0.3, -0.5]), jnp.array([0.7, 1.3])
     dist = Gaussian(mean, std, squash="tanh")

@@ -68,7 +68,31 @@ class Hyperparams:
 
 
 @dataclasses.dataclass(frozen=True)
-class RolloutConfig:
+class ObservationNormalization:
+    """Fields of observation normalization by running statistics, shared by every algorithm: the networks
+    see ``clip((x - mean) / (sqrt(var + obs_norm_var_eps) + obs_norm_std_eps), +-obs_norm_clip)``."""
+
+    normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
+    obs_norm_clip: float | None = field(
+        10.0, gt=0, doc="normalize_observations: normalized values are clipped to +-this (null: not clipped)"
+    )
+    obs_norm_var_eps: float = field(
+        1e-8, ge=0, doc="normalize_observations: divide by sqrt(var + this) + obs_norm_std_eps (gymnasium, SB3)"
+    )
+    obs_norm_std_eps: float = field(
+        0.0, ge=0, doc="normalize_observations: added to the std (FastTD3, rsl_rl: 0.01, with obs_norm_var_eps 0)"
+    )
+
+    def check(self) -> None:
+        if self.obs_norm_var_eps == 0 and self.obs_norm_std_eps == 0:
+            raise ConfigError(
+                "agent.obs_norm_var_eps, agent.obs_norm_std_eps: one must be > 0 (a constant observation feature "
+                "would be divided by zero); got both 0"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig(ObservationNormalization):
     """Fields of the on-policy-shaped loop (PPO, PQN): a rollout of ``unroll_length`` steps from ``num_envs``
     envs, then ``num_epochs`` passes of ``num_minibatches`` minibatches over it (:func:`minibatch_epochs`)."""
 
@@ -78,6 +102,7 @@ class RolloutConfig:
     num_epochs: int = field(4, gt=0, doc="passes over each rollout")
 
     def check(self) -> None:
+        super().check()
         batch = self.num_envs * self.unroll_length
         if batch % self.num_minibatches:
             raise ConfigError(
@@ -129,9 +154,11 @@ def start_rollout(
     )
 
 
-def network_obs(normalize_observations: bool, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
+def network_obs(config: ObservationNormalization, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
     """What the networks see: ``obs`` normalized by the running statistics when the config asks for it."""
-    return normalize(obs_stats, obs) if normalize_observations else obs
+    if not config.normalize_observations:
+        return obs
+    return normalize(obs_stats, obs, config.obs_norm_clip, config.obs_norm_var_eps, config.obs_norm_std_eps)
 
 
 def optimizer(

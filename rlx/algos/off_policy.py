@@ -46,7 +46,7 @@ from rlx.rollout import Policy, PolicyStep, Transition, unroll
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig:
+class OffPolicyConfig(common.ObservationNormalization):
     """Fields of the collect-and-replay loop every off-policy algorithm has."""
 
     # Static
@@ -57,7 +57,12 @@ class OffPolicyConfig:
     buffer_size: int = field(1_000_000, gt=0, doc="replay capacity in transitions (split evenly over envs)")
     learning_starts: int = field(5_000, ge=0, doc="transitions collected before the first gradient step")
     random_warmup: bool = field(True, doc="uniformly random actions until learning_starts")
-    normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
+    obs_norm_update: str = field(
+        "collected",
+        choices=("collected", "collected_and_sampled"),
+        doc="normalize_observations: statistics of the collected observations; collected_and_sampled also merges "
+        "each sampled batch's observations, then its bootstrap ones, before normalizing each (FastTD3's code)",
+    )
     normalize_rewards: bool = field(
         False, doc="divide sampled rewards by a running scale of the discounted return (SimbaV2's reward scaling)"
     )
@@ -121,6 +126,7 @@ class OffPolicyConfig:
         return notes
 
     def check(self) -> None:
+        super().check()
         exact = self.transitions_per_iteration * self.utd_ratio
         if self.updates_per_iteration < 1 or abs(exact - self.updates_per_iteration) > 1e-6:
             raise ConfigError(
@@ -232,7 +238,9 @@ class Batch:
     observation to bootstrap from (the final one of a truncated episode). Rewards are multiplied by
     ``reward_scaling`` and, with ``normalize_rewards``, divided by the current return scale (the batch is
     sampled raw and scaled with the statistics of now, as observations are). Observations are normalized;
-    ``extras`` are those stored with the first transition."""
+    ``extras`` are those stored with the first transition. ``obs_stats``: the observation statistics after
+    this batch (with ``obs_norm_update: collected_and_sampled`` they merged its observations, then its
+    bootstrap observations, each before normalizing them)."""
 
     obs: jax.Array
     action: jax.Array
@@ -240,6 +248,7 @@ class Batch:
     discount: jax.Array
     next_obs: jax.Array
     extras: dict
+    obs_stats: Any = None
 
 
 def temperature_optimizer(config: Any, learning_rate: Any):
@@ -324,7 +333,7 @@ def init_loop(
 
 def prepare_obs(config: OffPolicyConfig, state: Any, obs: jax.Array) -> jax.Array:
     """Raw observations as the networks see them (normalized with ``normalize_observations``)."""
-    return common.network_obs(config.normalize_observations, state.loop.obs_stats, obs)
+    return common.network_obs(config, state.loop.obs_stats, obs)
 
 
 def critic(config: ActorCriticConfig, env: Env) -> tuple[Model, values.ValueRep]:
@@ -400,6 +409,10 @@ def random_actions(env: Env, key: jax.Array, num: int) -> jax.Array:
     return jax.random.uniform(key, (num, *space.shape), minval=-1.0, maxval=1.0)
 
 
+def clip_unit_box(action: jax.Array) -> jax.Array:
+    return jnp.clip(action, -1.0, 1.0)
+
+
 def transitions_collected(config: OffPolicyConfig, state: Any) -> jax.Array:
     return state.iteration * config.transitions_per_iteration
 
@@ -408,7 +421,8 @@ def collect(
     config: OffPolicyConfig, env: Env, state: Any, explore: Policy, warmup_actions: Callable | None = None
 ) -> tuple[Any, dict]:
     """Steps every env ``rollout_length`` times with ``explore`` (or random actions during warm-up:
-    ``warmup_actions(key, num_envs)``, by default :func:`random_actions`) and adds the transitions to the buffer."""
+    ``warmup_actions(key, num_envs)``, by default :func:`random_actions`) and adds the transitions to the buffer.
+    Box actions reach the envs clipped to [-1, 1] and are stored as the policy chose them."""
     warmup = config.random_warmup & (transitions_collected(config, state) < config.learning_starts)
     warmup_actions = warmup_actions or (lambda key, num: random_actions(env, key, num))
 
@@ -427,6 +441,7 @@ def collect(
         state.key,
         config.rollout_length,
         keys_per_step=2,
+        env_action=clip_unit_box if env.action_space.kind == "box" else None,
     )
     transitions = out.transitions
     obs_stats = update_stats(loop.obs_stats, transitions.obs) if config.normalize_observations else loop.obs_stats
@@ -457,8 +472,18 @@ def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
         next_obs = jnp.take_along_axis(sample.next_obs, index, axis=1)[:, 0]
         first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))
         obs, action, extras = first
+    obs_stats = next_stats = state.loop.obs_stats
+    if config.normalize_observations and config.obs_norm_update == "collected_and_sampled":
+        obs_stats = update_stats(obs_stats, obs)  # FastTD3's normalizer: merge each batch, then normalize it
+        next_stats = update_stats(obs_stats, next_obs)
     return Batch(
-        prepare_obs(config, state, obs), action, returns, discount, prepare_obs(config, state, next_obs), extras
+        common.network_obs(config, obs_stats, obs),
+        action,
+        returns,
+        discount,
+        common.network_obs(config, next_stats, next_obs),
+        extras,
+        next_stats,
     )
 
 
@@ -472,6 +497,8 @@ def train_updates(
     def one_update(state, _):
         key, sample_key, step_key = jax.random.split(state.key, 3)
         batch = td_batch(config, state, buffer.sample(state.loop.buffer, sample_key))
+        if config.normalize_observations and config.obs_norm_update == "collected_and_sampled":
+            state = state.replace(loop=state.loop.replace(obs_stats=batch.obs_stats))
         return gradient_step(state.replace(key=key), batch, step_key)
 
     def run(state):

@@ -176,7 +176,7 @@ def initial_memory(config: PolicyGradientConfig, num: int) -> Memory:
 
 
 def _prepare_obs(config: PolicyGradientConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
-    return common.network_obs(config.normalize_observations, obs_stats, obs)
+    return common.network_obs(config, obs_stats, obs)
 
 
 def policy_distribution(config: PolicyGradientConfig, env: Env, params: Params, obs: jax.Array):

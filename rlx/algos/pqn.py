@@ -92,7 +92,7 @@ def _network(config: Config, env: Env) -> Model:
 
 
 def _prepare_obs(config: Config, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
-    return common.network_obs(config.normalize_observations, obs_stats, obs)
+    return common.network_obs(config, obs_stats, obs)
 
 
 def _optimizer(config: Config, hparams: common.Hyperparams, learning_rate: Any) -> optax.GradientTransformation:

@@ -17,7 +17,8 @@ networks with a distributional critic and reward scaling.
 
 Differences from the authors' code: the clipped-double-Q member is chosen per sample by the value of its
 projected target rather than of its next-state distribution (they differ only where the support clips);
-observations are clipped to 10 standard deviations after normalization (rlx's normalizer); a reset of the
+observations are clipped to 10 standard deviations after normalization (rlx's default; ``obs_norm_clip: null``
+leaves them unclipped, as theirs); a reset of the
 optimizer (``agent.reset``) restarts nothing of the decay, which follows the run's gradient-step count.
 The authors use one critic on tasks without terminations (DMC) and two on episodic ones (``num_critics``).
 """

@@ -63,6 +63,11 @@ class Config(off_policy.ActorCriticConfig):
     delay_targets: bool = field(
         True, doc="Polyak target updates with the delayed actor steps (TD3); false: after every critic step (FastTD3)"
     )
+    clip_stored_action: bool = field(
+        True,
+        doc="store the exploration action clipped to [-1, 1] (TD3); false: store action + noise unclipped, "
+        "the env receiving it clipped (FastTD3's code)",
+    )
 
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {
         "actor": ("params.actor", "params.target_actor", "opt_state.actor"),
@@ -195,7 +200,8 @@ def draw_noise_scales(hparams: common.Hyperparams, key: jax.Array, num: int) -> 
 
 def explore(config: Config, env: Env, state: State):
     """The behaviour policy: the deterministic action plus Gaussian noise (one std for all envs, or each
-    env's own, redrawn where an episode starts), clipped to the action bounds."""
+    env's own, redrawn where an episode starts), clipped to the action bounds unless ``clip_stored_action``
+    is false (the off-policy loop clips what the envs receive either way)."""
 
     def noisy(obs, starts, carry, key):
         action = policy(config, env, state.params.actor, obs)
@@ -206,7 +212,8 @@ def explore(config: Config, env: Env, state: State):
             carry = jnp.where(starts, draw_noise_scales(state.hparams, scales_key, starts.shape[0]), carry)
             std = carry[:, None]
         noise = std * jax.random.normal(key, action.shape)
-        return PolicyStep(jnp.clip(action + noise, -1.0, 1.0), {}, carry)
+        action = action + noise
+        return PolicyStep(jnp.clip(action, -1.0, 1.0) if config.clip_stored_action else action, {}, carry)
 
     return noisy
 

@@ -50,15 +50,21 @@ def update_stats(stats: RunningStats | dict, batch: jax.Array | dict) -> Running
 
 
 def normalize(
-    stats: RunningStats | dict, x: jax.Array | dict, clip: float = 10.0, eps: float = 1e-8
+    stats: RunningStats | dict,
+    x: jax.Array | dict,
+    clip: float | None = 10.0,
+    eps: float = 1e-8,
+    std_eps: float = 0.0,
 ) -> jax.Array | dict:
-    """``(x - mean) / std``, clipped to ``[-clip, clip]``; identity before any data was seen."""
+    """``(x - mean) / (sqrt(var + eps) + std_eps)``, clipped to ``[-clip, clip]`` (``None``: not clipped);
+    identity before any data was seen. The defaults are gymnasium's and SB3's; ``eps=0, std_eps=0.01,
+    clip=None`` is rsl_rl's and FastTD3's ``EmpiricalNormalization``."""
     if isinstance(stats, dict):
-        return {key: normalize(s, x[key], clip, eps) for key, s in stats.items()}
-    std = jnp.sqrt(stats.variance + eps)
+        return {key: normalize(s, x[key], clip, eps, std_eps) for key, s in stats.items()}
+    std = jnp.sqrt(stats.variance + eps) + std_eps
     seen = stats.count > 0
     z = jnp.where(seen, (x - stats.mean) / std, x)
-    return jnp.clip(z, -clip, clip)
+    return z if clip is None else jnp.clip(z, -clip, clip)
 
 
 @struct.dataclass
