@@ -161,19 +161,27 @@ def test_ensemble_members_are_independent_and_stacked():
     assert not (masks[0] == masks[1]).all()  # each member draws its own dropout mask
 
 
-def batch_renorm_reference(x, mean, var, steps, scale, bias, momentum, eps, warmup, r_max=3.0, d_max=5.0):
-    """NumPy batch renormalization (Ioffe 2017) in training mode: output and new running statistics."""
+def batch_renorm_reference(
+    x, mean, var, steps, scale, bias, momentum, eps, warmup, correction="ioffe", r_max=3.0, d_max=5.0
+):
+    """NumPy batch renormalization in training mode: output and new running statistics. ``ioffe``: Ioffe
+    (2017); ``folded``: CrossQ's code (adityab/CrossQ, sbx/sac/policies.py), r and d folded into the batch
+    statistics of flax's batch norm."""
     mu, sigma2 = x.mean(0), x.var(0)
     std, running_std = np.sqrt(sigma2 + eps), np.sqrt(var + eps)
     r = np.clip(std / running_std, 1 / r_max, r_max) if steps >= warmup else 1.0
     d = np.clip((mu - mean) / running_std, -d_max, d_max) if steps >= warmup else 0.0
-    y = scale * ((x - mu) / std * r + d) + bias
+    if correction == "ioffe":
+        y = scale * ((x - mu) / std * r + d) + bias
+    else:
+        custom_var, custom_mean = sigma2 / r**2, mu - d * np.sqrt(sigma2) / r
+        y = scale * (x - custom_mean) / np.sqrt(custom_var + eps) + bias
     return y, momentum * mean + (1 - momentum) * mu, momentum * var + (1 - momentum) * sigma2
 
 
-@pytest.mark.parametrize("warmup", [0, 2])
-def test_batch_renorm_matches_numpy_in_train_and_eval_mode(warmup):
-    layer = BatchRenorm(momentum=0.9, warmup_steps=warmup)
+@pytest.mark.parametrize("warmup,correction", [(0, "ioffe"), (2, "ioffe"), (0, "folded"), (2, "folded")])
+def test_batch_renorm_matches_numpy_in_train_and_eval_mode(warmup, correction):
+    layer = BatchRenorm(momentum=0.9, warmup_steps=warmup, correction=correction)
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (64, 3))) * [1.0, 5.0, 0.1] + [0.0, 3.0, -2.0]
     variables = layer.init(jax.random.PRNGKey(0), x, False)
     params = {"scale": np.array([1.0, 2.0, 0.5], np.float32), "bias": np.array([0.0, -1.0, 1.0], np.float32)}
@@ -183,7 +191,7 @@ def test_batch_renorm_matches_numpy_in_train_and_eval_mode(warmup):
         batch = x + step  # the distribution drifts, so r and d matter once warm
         out, updated = layer.apply({"params": params, "batch_stats": stats}, batch, True, mutable=["batch_stats"])
         want, mean, var = batch_renorm_reference(
-            batch, mean, var, step, params["scale"], params["bias"], 0.9, 1e-3, warmup
+            batch, mean, var, step, params["scale"], params["bias"], 0.9, 1e-3, warmup, correction
         )
         np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
         stats = updated["batch_stats"]
@@ -194,6 +202,24 @@ def test_batch_renorm_matches_numpy_in_train_and_eval_mode(warmup):
     np.testing.assert_allclose(
         evaluated, params["scale"] * (x - mean) / np.sqrt(var + 1e-3) + params["bias"], rtol=1e-4, atol=1e-4
     )
+
+
+def test_folded_batch_renorm_parts_from_ioffe_only_near_eps_and_keeps_gradients_finite():
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(5), (64, 3))) * [2.0, 0.02, 0.0] + [1.0, 0.5, 0.0]
+    variables = {"params": {"scale": jnp.ones(3), "bias": jnp.zeros(3)}}
+    stats = {"mean": jnp.zeros(3), "var": jnp.full(3, 0.5), "steps": jnp.zeros((), jnp.int32)}
+    outs = {}
+    for correction in ("ioffe", "folded"):
+        layer = BatchRenorm(momentum=0.9, warmup_steps=0, correction=correction)
+
+        def apply(x, layer=layer):
+            return layer.apply({**variables, "batch_stats": stats}, x, True, mutable=["batch_stats"])
+
+        outs[correction] = np.asarray(apply(x)[0])
+        grad = jax.grad(lambda x, apply=apply: jnp.sum(jnp.square(apply(x)[0])))(jnp.asarray(x))
+        assert np.all(np.isfinite(np.asarray(grad)))  # the third feature is constant: zero batch variance
+    np.testing.assert_allclose(outs["folded"][:, 0], outs["ioffe"][:, 0], rtol=5e-3)  # std 2 >> sqrt(eps)
+    assert np.max(np.abs(outs["folded"][:, 1] - outs["ioffe"][:, 1])) > 0.1  # std 0.02 ~ sqrt(eps) = 0.03
 
 
 def test_model_keeps_batch_statistics_apart_from_params():

@@ -8,9 +8,10 @@ target built from the (stop-gradient) next half. Every ``policy_delay``-th step 
 training mode against the critic in evaluation mode (running statistics), then the temperature. Adam
 uses b1 = 0.5. Differences from the authors' code: the actor's log-std is squashed into [-5, 2] by tanh
 (SAC's parametrization here) rather than clipped to [-20, 2]; any value representation can be the
-critic's (``agent.critic.value``); after batch renorm's warm-up, the layer computes Ioffe's
-``(x - mean) / sqrt(var + eps) * r + d`` where theirs folds ``r`` and ``d`` into flax's BatchNorm statistics,
-which shrinks ``d`` for features whose std is near ``sqrt(eps)`` (0.03) or below.
+critic's (``agent.critic.value``). After batch renorm's warm-up the layers fold ``r`` and ``d`` into the batch
+statistics as the authors' code does (``renorm_correction: folded``, the default here since 2026-12-04);
+``ioffe`` is the paper's formula. The CPU presets end inside the 100k-call warm-up, where both are plain batch
+norm, and pin ``ioffe``, the form their results were recorded with (the two differ there only in round-off).
 """
 
 from __future__ import annotations
@@ -41,13 +42,22 @@ class Config(off_policy.TemperatureConfig, off_policy.OffPolicyConfig):
 
     actor: PolicyNet = field(
         default_factory=lambda: PolicyNet(
-            hidden=(256, 256), activation="relu", std="log_range", norm="batch_renorm", kernel_init="lecun_normal"
+            hidden=(256, 256),
+            activation="relu",
+            std="log_range",
+            norm="batch_renorm",
+            renorm_correction="folded",
+            kernel_init="lecun_normal",
         ),
         doc="tanh-Gaussian policy network",
     )
     critic: CriticNet = field(
         default_factory=lambda: CriticNet(
-            hidden=(2048, 2048), activation="relu", norm="batch_renorm", kernel_init="lecun_normal"
+            hidden=(2048, 2048),
+            activation="relu",
+            norm="batch_renorm",
+            renorm_correction="folded",
+            kernel_init="lecun_normal",
         ),
         doc="Q-network (batch renorm required) and its value representation",
     )

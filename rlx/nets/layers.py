@@ -140,6 +140,11 @@ class BatchRenorm(nn.Module):
     For the first ``warmup_steps`` training calls ``r = 1, d = 0`` (plain batch norm), as CrossQ does. Then
     the running mean and variance move toward the batch's by ``1 - momentum``. Evaluation mode normalizes
     with the running statistics. State (``batch_stats``): ``mean``, ``var`` and the call count ``steps``.
+
+    ``correction="folded"`` is CrossQ's code instead, which folds ``r`` and ``d`` into the statistics that flax's
+    batch norm then uses: ``y = scale * (x - mean_B + d sqrt(var_B) / r) / sqrt(var_B / r^2 + eps) + bias``
+    (Ioffe's up to where ``eps`` sits; they part for features whose ``var_B`` is near ``eps``). A feature with
+    zero batch variance gets a zero gradient through ``sqrt(var_B)`` here, where theirs is NaN.
     """
 
     momentum: float = 0.99
@@ -147,6 +152,7 @@ class BatchRenorm(nn.Module):
     warmup_steps: int = 100_000
     r_max: float = 3.0
     d_max: float = 5.0
+    correction: str = "ioffe"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -170,7 +176,13 @@ class BatchRenorm(nn.Module):
         running_mean.value = self.momentum * running_mean.value + (1.0 - self.momentum) * jax.lax.stop_gradient(mean)
         running_var.value = self.momentum * running_var.value + (1.0 - self.momentum) * jax.lax.stop_gradient(var)
         steps.value = steps.value + 1
-        return scale * ((x - mean) / std * r + d) + bias
+        if self.correction == "ioffe":
+            return scale * ((x - mean) / std * r + d) + bias
+        positive = var > 0
+        batch_std = jnp.where(positive, jnp.sqrt(jnp.where(positive, var, 1.0)), 0.0)  # no NaN gradient at 0
+        folded_mean = jnp.where(warm, mean - d * batch_std / r, mean)
+        folded_var = jnp.where(warm, var / jnp.square(r), var)
+        return scale * (x - folded_mean) / jnp.sqrt(folded_var + self.epsilon) + bias
 
 
 class Conv(nn.Module):

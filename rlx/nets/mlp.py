@@ -39,7 +39,9 @@ def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
     act = ACTIVATIONS[net.activation]
 
     def renorm(h: jax.Array) -> jax.Array:
-        return BatchRenorm(net.renorm_momentum, warmup_steps=net.renorm_warmup)(h, train)
+        return BatchRenorm(net.renorm_momentum, warmup_steps=net.renorm_warmup, correction=net.renorm_correction)(
+            h, train
+        )
 
     def dense(h: jax.Array, width: int) -> jax.Array:
         h = mixed_dense(h, width, hidden_init(net.kernel_init), net.compute_dtype)

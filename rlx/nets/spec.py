@@ -49,6 +49,12 @@ class Net:
     output_scale: float = field(1.0, gt=0, doc="init gain of the output layer")
     renorm_momentum: float = field(0.99, gt=0, lt=1, doc="norm batch_renorm: decay of the running statistics")
     renorm_warmup: int = field(100_000, ge=0, doc="norm batch_renorm: training calls of plain batch norm first")
+    renorm_correction: str = field(
+        "ioffe",
+        choices=("ioffe", "folded"),
+        doc="norm batch_renorm after warm-up: Ioffe's (x - mean_B) / std_B * r + d, or folded into the batch "
+        "statistics as CrossQ's code does",
+    )
     architecture: str = field("mlp", choices=("mlp", "simbav2"), doc="MLP torso, or SimbaV2's hyperspherical one")
     expansion: int = field(4, gt=0, doc="simbav2: widening of each block's inner layer")
     c_shift: float = field(3.0, gt=0, doc="simbav2: constant appended to the input before its normalization")
