@@ -214,3 +214,24 @@ def test_compute_dtype_configs_that_cannot_work_fail_in_one_line(agent, message)
     with pytest.raises(ConfigError) as info:
         driver.Experiment(driver.build_config(data))
     assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_pytorch_init_draws_kernels_and_biases_as_torch_nn_linear():
+    """``kernel_init: pytorch``: every dense and conv layer's kernel and bias uniform in +-1/sqrt(fan_in) (torch's
+    ``nn.Linear``/``nn.Conv2d`` default); an output layer with ``output_scale != 1`` is N(0, scale^2) with a zero
+    bias (FastTD3's actor head)."""
+    net = Net(hidden=(512, 384), kernel_init="pytorch", conv=(64,), conv_kernel=3)
+    params = MLP(net, (300,), obs_ndim=3).init(jax.random.PRNGKey(0), jnp.zeros((1, 7, 7, 5)))["params"]
+    fan_ins = {"Conv_0": 3 * 3 * 5, "Dense_0": 5 * 5 * 64, "Dense_1": 512, "Dense_2": 384}
+    for name, fan_in in fan_ins.items():
+        bound = 1.0 / np.sqrt(fan_in)
+        for leaf in ("kernel", "bias"):
+            x = np.asarray(params[name][leaf]).ravel()
+            assert np.abs(x).max() <= bound and np.abs(x).max() > 0.9 * bound, (name, leaf)
+            assert abs(x.std() - bound / np.sqrt(3)) < 0.15 * bound, (name, leaf)  # uniform's std
+    head = Net(hidden=(256,), kernel_init="pytorch", output_scale=0.01)
+    params = MLP(head, (400,)).init(jax.random.PRNGKey(1), jnp.zeros((1, 8)))["params"]
+    assert abs(float(np.std(params["Dense_1"]["kernel"])) - 0.01) < 0.001
+    assert not np.any(np.asarray(params["Dense_1"]["bias"]))
+    with pytest.raises(ConfigError, match="kernel_init: pytorch needs architecture mlp and recurrent none"):
+        Net(kernel_init="pytorch", recurrent="gru").check("agent.actor.")

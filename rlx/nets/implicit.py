@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rlx.nets.layers import ACTIVATIONS, hidden_init, output_init
+from rlx.nets.layers import ACTIVATIONS, hidden_bias_init, hidden_init, output_bias_init, output_init
 from rlx.nets.mlp import _torso, observation_features
 from rlx.nets.spec import Net
 
@@ -38,10 +38,13 @@ class ImplicitQuantileMLP(nn.Module):
     def __call__(self, obs: jax.Array, fractions: jax.Array) -> jax.Array:
         x = observation_features(self.net, obs, self.obs_ndim)
         state = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[:-1]), x, self.train)  # psi
-        embedding = nn.Dense(state.shape[-1], kernel_init=hidden_init(self.net.kernel_init))(
-            cosine_features(fractions, self.embedding_dim)
+        kind = self.net.kernel_init
+        embed = nn.Dense(
+            state.shape[-1], kernel_init=hidden_init(kind), bias_init=hidden_bias_init(kind, self.embedding_dim)
         )
+        embedding = embed(cosine_features(fractions, self.embedding_dim))
         h = state[..., None, :] * ACTIVATIONS[self.net.activation](embedding)  # [*batch, N, width]
         h = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[-1:], residual=False), h, self.train)
-        kernel_init = output_init(self.net.kernel_init, self.net.output_scale)
-        return nn.Dense(self.num_actions, kernel_init=kernel_init)(h)
+        kernel_init = output_init(kind, self.net.output_scale)
+        bias_init = output_bias_init(kind, self.net.output_scale, h.shape[-1])
+        return nn.Dense(self.num_actions, kernel_init=kernel_init, bias_init=bias_init)(h)

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-KERNEL_INITS = ("orthogonal", "lecun_normal")
+KERNEL_INITS = ("orthogonal", "lecun_normal", "pytorch")
 
 
 def _mish_parts(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -59,26 +59,57 @@ def orthogonal(scale: float, column_axis: int = -1) -> nn.initializers.Initializ
 
 
 def hidden_init(kind: str) -> nn.initializers.Initializer:
-    """Kernel initializer of hidden layers: orthogonal with gain sqrt(2), or flax's default lecun_normal."""
+    """Kernel initializer of hidden layers: orthogonal with gain sqrt(2), flax's default lecun_normal, or
+    PyTorch's ``nn.Linear``/``nn.Conv2d`` default (uniform in +-1/sqrt(fan_in))."""
+    if kind == "pytorch":
+        return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
     return orthogonal(math.sqrt(2.0)) if kind == "orthogonal" else nn.initializers.lecun_normal()
 
 
-def mixed_dense(x: jax.Array, width: int, kernel_init: nn.initializers.Initializer, compute_dtype: str) -> jax.Array:
+def _uniform(bound: float) -> nn.initializers.Initializer:
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def hidden_bias_init(kind: str, fan_in: int) -> nn.initializers.Initializer:
+    """Bias initializer of a hidden layer with ``fan_in`` inputs: zeros, or PyTorch's +-1/sqrt(fan_in)."""
+    return _uniform(1.0 / math.sqrt(fan_in)) if kind == "pytorch" else nn.initializers.zeros
+
+
+def mixed_dense(
+    x: jax.Array,
+    width: int,
+    kernel_init: nn.initializers.Initializer,
+    compute_dtype: str,
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros,
+) -> jax.Array:
     """``nn.Dense(width)(x)`` with float32 parameters whose matmul runs in ``compute_dtype`` (``float32`` or
     ``bfloat16``: input, kernel and bias cast down); the result is float32 either way. Call it inside a compact
     ``__call__`` (it creates ``Dense_i`` there)."""
     if compute_dtype == "float32":
-        return nn.Dense(width, kernel_init=kernel_init)(x)
-    return nn.Dense(width, kernel_init=kernel_init, dtype=jnp.dtype(compute_dtype))(x).astype(jnp.float32)
+        return nn.Dense(width, kernel_init=kernel_init, bias_init=bias_init)(x)
+    dense = nn.Dense(width, kernel_init=kernel_init, bias_init=bias_init, dtype=jnp.dtype(compute_dtype))
+    return dense(x).astype(jnp.float32)
 
 
 def output_init(kind: str, scale: float) -> nn.initializers.Initializer:
-    """Kernel initializer of an output layer: orthogonal with gain ``scale``, or lecun_normal scaled by it."""
+    """Kernel initializer of an output layer: orthogonal with gain ``scale``, or lecun_normal scaled by it; for
+    ``pytorch`` PyTorch's default, or with ``scale != 1`` N(0, scale^2) (``nn.init.normal_(w, 0, scale)``, as
+    FastTD3's actor head)."""
+    if kind == "pytorch":
+        return hidden_init(kind) if scale == 1.0 else nn.initializers.normal(scale)
     if kind == "orthogonal":
         return orthogonal(scale)
     if scale == 1.0:
         return nn.initializers.lecun_normal()
     return nn.initializers.variance_scaling(scale**2, "fan_in", "truncated_normal")
+
+
+def output_bias_init(kind: str, scale: float, fan_in: int) -> nn.initializers.Initializer:
+    """Bias initializer of an output layer: zeros, or PyTorch's default where its kernel is (``scale`` 1)."""
+    return hidden_bias_init(kind, fan_in) if scale == 1.0 else nn.initializers.zeros
 
 
 _THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -200,12 +231,13 @@ class Conv(nn.Module):
     stride: int = 1
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     compute_dtype: str = "float32"
+    init_kind: str = "lecun_normal"  # picks the bias initializer (hidden_bias_init)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.kernel_size, self.stride
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        bias = self.param("bias", hidden_bias_init(self.init_kind, k * k * x.shape[-1]), (self.features,))
         out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
         views = [
             x[:, i : i + s * (out_h - 1) + 1 : s, j : j + s * (out_w - 1) + 1 : s] for i in range(k) for j in range(k)

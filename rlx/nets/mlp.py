@@ -14,7 +14,17 @@ import jax
 import jax.numpy as jnp
 
 from rlx.nets.hyper import HyperHead, hyper_torso
-from rlx.nets.layers import ACTIVATIONS, BatchRenorm, Conv, Dropout, hidden_init, mixed_dense, output_init
+from rlx.nets.layers import (
+    ACTIVATIONS,
+    BatchRenorm,
+    Conv,
+    Dropout,
+    hidden_bias_init,
+    hidden_init,
+    mixed_dense,
+    output_bias_init,
+    output_init,
+)
 from rlx.nets.spec import Net, network_input
 
 
@@ -27,7 +37,8 @@ def observation_features(net: Net, obs: jax.Array, obs_ndim: int) -> jax.Array:
         act = ACTIVATIONS[net.activation]
         obs = obs.reshape((-1, *obs.shape[obs.ndim - obs_ndim :]))
         for channels in net.conv:
-            conv = Conv(channels, net.conv_kernel, net.conv_stride, hidden_init(net.kernel_init), net.compute_dtype)
+            kernel_init = hidden_init(net.kernel_init)
+            conv = Conv(channels, net.conv_kernel, net.conv_stride, kernel_init, net.compute_dtype, net.kernel_init)
             obs = conv(obs)
             obs = act(nn.LayerNorm()(obs) if net.norm == "layer" else obs)
     return obs.reshape((*batch_shape, -1))
@@ -44,7 +55,8 @@ def _torso(net: Net, x: jax.Array, train: bool) -> jax.Array:
         )
 
     def dense(h: jax.Array, width: int) -> jax.Array:
-        h = mixed_dense(h, width, hidden_init(net.kernel_init), net.compute_dtype)
+        bias_init = hidden_bias_init(net.kernel_init, h.shape[-1])
+        h = mixed_dense(h, width, hidden_init(net.kernel_init), net.compute_dtype, bias_init)
         return Dropout(net.dropout)(h, deterministic=not train) if net.dropout > 0 else h
 
     def layer(h: jax.Array, width: int) -> jax.Array:
@@ -92,10 +104,12 @@ class MLP(nn.Module):
             return out.reshape((*batch_shape, *self.out_shape))
         x = _torso(self.net, x, self.train)
         kernel_init = output_init(self.net.kernel_init, self.net.output_scale)
-        out = nn.Dense(math.prod(self.out_shape), kernel_init=kernel_init)(x).reshape((*batch_shape, *self.out_shape))
+        bias_init = output_bias_init(self.net.kernel_init, self.net.output_scale, x.shape[-1])
+        out = nn.Dense(math.prod(self.out_shape), kernel_init=kernel_init, bias_init=bias_init)(x)
+        out = out.reshape((*batch_shape, *self.out_shape))
         if not self.dueling:
             return out
-        value = nn.Dense(self.out_shape[-1], kernel_init=kernel_init)(x)[..., None, :]
+        value = nn.Dense(self.out_shape[-1], kernel_init=kernel_init, bias_init=bias_init)(x)[..., None, :]
         return value + out - out.mean(axis=-2, keepdims=True)
 
 

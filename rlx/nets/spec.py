@@ -45,7 +45,12 @@ class Net:
     norm: str = field("none", choices=("none", "layer", "batch_renorm"), doc="normalization in the torso")
     residual: bool = field(False, doc="residual blocks after the first layer (equal widths)")
     dropout: float = field(0.0, ge=0, lt=1, doc="dropout rate after each hidden dense layer (0: none)")
-    kernel_init: str = field("orthogonal", choices=KERNEL_INITS, doc="orthogonal (gain sqrt 2) or lecun_normal")
+    kernel_init: str = field(
+        "orthogonal",
+        choices=KERNEL_INITS,
+        doc="orthogonal (gain sqrt 2), lecun_normal, or pytorch (nn.Linear's default for kernels and biases; the "
+        "output layer N(0, output_scale^2) with zero bias when output_scale != 1)",
+    )
     output_scale: float = field(1.0, gt=0, doc="init gain of the output layer")
     renorm_momentum: float = field(0.99, gt=0, lt=1, doc="norm batch_renorm: decay of the running statistics")
     renorm_warmup: int = field(100_000, ge=0, doc="norm batch_renorm: training calls of plain batch norm first")
@@ -90,6 +95,11 @@ class Net:
                 )
             if self.conv:
                 raise ConfigError(f"{prefix}conv: not available with architecture simbav2; got {list(self.conv)}")
+        if self.kernel_init == "pytorch" and (self.architecture != "mlp" or self.recurrent != "none"):
+            raise ConfigError(
+                f"{prefix}kernel_init: pytorch needs architecture mlp and recurrent none (simbav2's and the recurrent "
+                f"cells' layers have their own initializers); got {self.architecture}, {self.recurrent}"
+            )
         if self.recurrent != "none" and (self.architecture != "mlp" or self.norm == "batch_renorm"):
             raise ConfigError(
                 f"{prefix}recurrent: needs architecture mlp and norm none or layer; got {self.architecture}, {self.norm}"
