@@ -35,30 +35,27 @@ DESCRIPTION = "CrossQ: SAC without target networks, batch renorm and a joint for
 ACTION_SPACES = ("box",)
 
 
+# What the authors' actor and critic share: ReLU layers with batch renorm (its correction as their code computes
+# it after warm-up) and flax's default init.
+_AUTHORS_NETWORK = {
+    "activation": "relu",
+    "norm": "batch_renorm",
+    "renorm_correction": "folded",
+    "kernel_init": "lecun_normal",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config(off_policy.TemperatureConfig, off_policy.OffPolicyConfig):
     """CrossQ hyperparameters; defaults are the authors' (critic 2 x 2048 and actor 2 x 256, both with batch
     renorm and flax's default lecun_normal init, Adam b1 0.5, learning rates 1e-3, policy delay 3, UTD 1)."""
 
     actor: PolicyNet = field(
-        default_factory=lambda: PolicyNet(
-            hidden=(256, 256),
-            activation="relu",
-            std="log_range",
-            norm="batch_renorm",
-            renorm_correction="folded",
-            kernel_init="lecun_normal",
-        ),
+        default_factory=lambda: PolicyNet(hidden=(256, 256), std="log_range", **_AUTHORS_NETWORK),
         doc="tanh-Gaussian policy network",
     )
     critic: CriticNet = field(
-        default_factory=lambda: CriticNet(
-            hidden=(2048, 2048),
-            activation="relu",
-            norm="batch_renorm",
-            renorm_correction="folded",
-            kernel_init="lecun_normal",
-        ),
+        default_factory=lambda: CriticNet(hidden=(2048, 2048), **_AUTHORS_NETWORK),
         doc="Q-network (batch renorm required) and its value representation",
     )
     num_critics: int = field(2, gt=0, doc="Q-networks; the target takes the lowest")

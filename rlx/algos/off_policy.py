@@ -99,6 +99,11 @@ class OffPolicyConfig(common.ObservationNormalization):
         return round(self.transitions_per_iteration * self.utd_ratio)
 
     @property
+    def merges_sampled_observations(self) -> bool:
+        """Whether sampled batches update the observation statistics (``obs_norm_update: collected_and_sampled``)."""
+        return self.normalize_observations and self.obs_norm_update == "collected_and_sampled"
+
+    @property
     def first_update_iteration(self) -> int:
         """The first iteration (0-based) that takes gradient steps: the one whose collect reaches
         ``learning_starts`` transitions."""
@@ -473,7 +478,7 @@ def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
         first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))
         obs, action, extras = first
     obs_stats = next_stats = state.loop.obs_stats
-    if config.normalize_observations and config.obs_norm_update == "collected_and_sampled":
+    if config.merges_sampled_observations:
         obs_stats = update_stats(obs_stats, obs)  # FastTD3's normalizer: merge each batch, then normalize it
         next_stats = update_stats(obs_stats, next_obs)
     return Batch(
@@ -497,7 +502,7 @@ def train_updates(
     def one_update(state, _):
         key, sample_key, step_key = jax.random.split(state.key, 3)
         batch = td_batch(config, state, buffer.sample(state.loop.buffer, sample_key))
-        if config.normalize_observations and config.obs_norm_update == "collected_and_sampled":
+        if config.merges_sampled_observations:
             state = state.replace(loop=state.loop.replace(obs_stats=batch.obs_stats))
         return gradient_step(state.replace(key=key), batch, step_key)
 

@@ -47,7 +47,6 @@ class Config(common.RolloutConfig):
         default_factory=lambda: QNet(hidden=(256, 256), activation="relu", norm="layer", kernel_init="lecun_normal"),
         doc="Q-network (scalar values: mse or huber)",
     )
-    normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
     optimizer: str = field("radam", choices=("radam", "adam"), doc="RAdam (the authors') or Adam")
     lr_schedule: str = field("linear", choices=("constant", "linear"), doc="linear: anneal to 0")
     adam_eps: float = field(1e-8, gt=0)

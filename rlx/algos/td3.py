@@ -213,7 +213,7 @@ def explore(config: Config, env: Env, state: State):
             std = carry[:, None]
         noise = std * jax.random.normal(key, action.shape)
         action = action + noise
-        return PolicyStep(jnp.clip(action, -1.0, 1.0) if config.clip_stored_action else action, {}, carry)
+        return PolicyStep(off_policy.clip_unit_box(action) if config.clip_stored_action else action, {}, carry)
 
     return noisy
 

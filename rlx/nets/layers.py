@@ -211,8 +211,7 @@ class BatchRenorm(nn.Module):
             return scale * ((x - mean) / std * r + d) + bias
         positive = var > 0
         batch_std = jnp.where(positive, jnp.sqrt(jnp.where(positive, var, 1.0)), 0.0)  # no NaN gradient at 0
-        folded_mean = jnp.where(warm, mean - d * batch_std / r, mean)
-        folded_var = jnp.where(warm, var / jnp.square(r), var)
+        folded_mean, folded_var = mean - d * batch_std / r, var / jnp.square(r)  # the batch's in warm-up (r 1, d 0)
         return scale * (x - folded_mean) / jnp.sqrt(folded_var + self.epsilon) + bias
 
 
@@ -231,13 +230,13 @@ class Conv(nn.Module):
     stride: int = 1
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     compute_dtype: str = "float32"
-    init_kind: str = "lecun_normal"  # picks the bias initializer (hidden_bias_init)
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.kernel_size, self.stride
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", hidden_bias_init(self.init_kind, k * k * x.shape[-1]), (self.features,))
+        bias = self.param("bias", self.bias_init, (self.features,))
         out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
         views = [
             x[:, i : i + s * (out_h - 1) + 1 : s, j : j + s * (out_w - 1) + 1 : s] for i in range(k) for j in range(k)

@@ -37,8 +37,10 @@ def observation_features(net: Net, obs: jax.Array, obs_ndim: int) -> jax.Array:
         act = ACTIVATIONS[net.activation]
         obs = obs.reshape((-1, *obs.shape[obs.ndim - obs_ndim :]))
         for channels in net.conv:
-            kernel_init = hidden_init(net.kernel_init)
-            conv = Conv(channels, net.conv_kernel, net.conv_stride, kernel_init, net.compute_dtype, net.kernel_init)
+            bias_init = hidden_bias_init(net.kernel_init, net.conv_kernel**2 * obs.shape[-1])
+            conv = Conv(
+                channels, net.conv_kernel, net.conv_stride, hidden_init(net.kernel_init), net.compute_dtype, bias_init
+            )
             obs = conv(obs)
             obs = act(nn.LayerNorm()(obs) if net.norm == "layer" else obs)
     return obs.reshape((*batch_shape, -1))
