@@ -19,7 +19,7 @@ quickstart = [
     new_markdown_cell(
         "# rlx quickstart\n\n"
         "Train PPO with the Python API, plot the learning curve, reload the checkpoint from disk, evaluate the\n"
-        "reloaded policy and render a rollout. Everything a run needs lives in one pytree (`result.state`), and\n"
+        "reloaded policy, render a rollout and export the policy alone. Everything a run needs lives in one pytree (`result.state`), and\n"
         "the run directory holds `config.yaml`, `metrics.jsonl` and Orbax `checkpoints/`."
     ),
     parameters(
@@ -77,6 +77,21 @@ quickstart = [
         "path = evaluate.render_html(experiment, trajectory, os.path.join(OUTPUT_DIR, 'rollout.html'))\n"
         "print('return', float(trajectory.env_steps.reward[trajectory.alive].sum()), '->', path)\n"
         "display(HTML(open(path).read()) if not ENV.startswith('brax/') else HTML(f'<a href=\"{path}\">{path}</a>'))"
+    ),
+    new_markdown_cell(
+        "## The policy alone\n\n`rlx.inference` keeps only what acting reads (here PPO's policy network and the\n"
+        "observation statistics if any: not the value network or optimizer state) and maps raw observations to\n"
+        "actions. It saves to one `.npz` file (`rlx export RUN_DIR policy.npz`) that evaluates as the run does."
+    ),
+    new_code_cell(
+        "from rlx import inference\n"
+        "policy = inference.from_run(run_dir)\n"
+        "policy_path = policy.save(os.path.join(OUTPUT_DIR, 'policy.npz'), overwrite=True)\n"
+        "print(len(policy.paths), 'arrays,', policy.nbytes, 'bytes:', ', '.join(policy.paths[:3]), '...')\n"
+        "loaded = inference.load(policy_path)\n"
+        "obs = trajectory.env_steps.obs[:5]   # five observations of the rollout above\n"
+        "print('actions', loaded(obs), 'first alone', loaded(obs[0]))\n"
+        "assert loaded.evaluate(seed=0) == experiment.evaluate(state, chunk_index=0)   # the same numbers, bitwise"
     ),
 ]
 

@@ -1,5 +1,5 @@
 """Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...``,
-``rlx eval RUN_DIR [--episodes N] [--render OUT.html]``, ``rlx sweep <algo> --seeds N --grid ...``,
+``rlx eval RUN_DIR|POLICY.npz [--episodes N] [--render OUT.html]``, ``rlx export RUN_DIR POLICY.npz``, ``rlx sweep <algo> --seeds N --grid ...``,
 ``rlx plot SWEEP_DIR`` and ``rlx algos``. The algorithm list comes from the registry (``rlx.algos``).
 
 Config precedence (later wins): the algorithm's defaults, ``--config`` YAML, ``--env/--seed/--steps``,
@@ -159,11 +159,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("algos", help="list the algorithms: action spaces, presets, description")
     listing = sub.add_parser("presets", help="list the packaged presets: algorithm, env, budget, what they reach")
     listing.add_argument("algo", nargs="?", help="only this algorithm's presets")
-    evaluate = sub.add_parser("eval", help="evaluate a saved run's policy (newest valid checkpoint)")
-    evaluate.add_argument("run_dir")
+    evaluate = sub.add_parser(
+        "eval", help="evaluate a saved run's policy (newest valid checkpoint) or an exported policy file"
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR|POLICY.npz")
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
     evaluate.add_argument("--render", metavar="OUT.html", help="also write one rollout as an HTML page")
     evaluate.add_argument("--seed", type=int, default=0)
+    export = sub.add_parser(
+        "export", help="write a run's policy (what acting reads of its newest checkpoint) to one .npz file"
+    )
+    export.add_argument("run_dir")
+    export.add_argument("out", metavar="POLICY.npz")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing POLICY.npz")
     return parser
 
 
@@ -475,16 +483,54 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--render {args.render}: must name the .html file to write, e.g. rollout.html")
     if not 0 <= args.seed < 2**32:  # folded into the evaluation key as a uint32
         raise ConfigError(f"--seed: must be >= 0 and < {2**32}; got {args.seed}")
-    experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
-    result = experiment.evaluate(state, args.seed)
+    if os.path.isfile(args.run_dir):  # an exported policy
+        from rlx import inference
+
+        policy = inference.load(args.run_dir)
+        if args.episodes is not None:
+            policy = policy.with_eval_episodes(args.episodes)
+        experiment, result, where = policy.experiment, policy.evaluate(args.seed), _policy_origin(policy)
+    else:
+        experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
+        result, where = (
+            experiment.evaluate(state, args.seed),
+            f"checkpoint {meta['chunks_done']} (env step {meta['env_steps']})",
+        )
     print(
-        f"rlx: {args.run_dir} checkpoint {meta['chunks_done']} (env step {meta['env_steps']}): "
+        f"rlx: {args.run_dir} {where}: "
         f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
         f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}"
     )
     if args.render:
-        path = evaluate.render_html(experiment, evaluate.rollout(experiment, state, args.seed), args.render)
+        trajectory = (
+            policy.rollout(args.seed)
+            if os.path.isfile(args.run_dir)
+            else evaluate.rollout(experiment, state, args.seed)
+        )
+        path = evaluate.render_html(experiment, trajectory, args.render)
         print(f"rlx: rollout written to {path}")
+    return 0
+
+
+def _policy_origin(policy) -> str:
+    source = policy.source
+    if "chunks_done" in source:
+        return f"(exported from {source.get('run_dir')} checkpoint {source['chunks_done']}, env step {source['env_steps']})"
+    return "(exported policy)"
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rlx import inference
+
+    if not os.path.isdir(args.run_dir):
+        raise ConfigError(f"export {args.run_dir}: not a run directory")
+    policy = inference.from_run(args.run_dir)
+    policy.save(args.out, overwrite=args.overwrite)
+    source = policy.source
+    print(
+        f"rlx: wrote {args.out}: {args.run_dir} checkpoint {source['chunks_done']} (env step {source['env_steps']}), "
+        f"{len(policy.paths)} arrays, {policy.nbytes:,} bytes (the parts of the train state acting reads)"
+    )
     return 0
 
 
@@ -527,13 +573,15 @@ def _presets(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("train", "sweep", "eval", "bench") and not getattr(args, "no_compile_cache", False):
+    if args.command in ("train", "sweep", "eval", "export", "bench") and not getattr(args, "no_compile_cache", False):
         compile_cache.enable()
     try:
         if args.command == "train":
             return _train(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "sweep":
             return _sweep(args)
         if args.command == "plot":

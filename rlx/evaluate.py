@@ -54,27 +54,22 @@ class Trajectory:
     alive: jax.Array
 
 
+def rollout_fn(experiment: driver.Experiment, state: Any, key: jax.Array) -> Trajectory:
+    """One deterministic episode (``max_episode_steps`` steps, masked after the end); pure, for ``jax.jit``."""
+    env = Vmap(experiment.eval_env, 1)
+    reset_key, act_key = jax.random.split(key)
+    policy, carry = experiment.eval_policy(state, 1)
+    out = unroll(
+        env, policy, env.reset(reset_key), carry, act_key, experiment.eval_env.max_episode_steps, record_env_steps=True
+    )
+    alive = first_episode_mask(out.transitions) > 0
+    one = lambda x: x[:, 0]  # noqa: E731 - drop the batch of one env
+    return Trajectory(jax.tree.map(one, out.env_steps), one(out.transitions.action), one(alive))
+
+
 def rollout(experiment: driver.Experiment, state: Any, seed: int = 0) -> Trajectory:
     """Runs the deterministic policy for one episode (``max_episode_steps`` steps, masked after the end)."""
-    env = Vmap(experiment.eval_env, 1)
-
-    def run(key):
-        reset_key, act_key = jax.random.split(key)
-        policy, carry = experiment.eval_policy(state, 1)
-        out = unroll(
-            env,
-            policy,
-            env.reset(reset_key),
-            carry,
-            act_key,
-            experiment.eval_env.max_episode_steps,
-            record_env_steps=True,
-        )
-        alive = first_episode_mask(out.transitions) > 0
-        one = lambda x: x[:, 0]  # noqa: E731 - drop the batch of one env
-        return Trajectory(jax.tree.map(one, out.env_steps), one(out.transitions.action), one(alive))
-
-    return jax.jit(run)(jax.random.PRNGKey(seed))
+    return jax.jit(lambda key: rollout_fn(experiment, state, key))(jax.random.PRNGKey(seed))
 
 
 def _innermost(state: Any) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from helpers import assert_resumes_bitwise
 
-from rlx import driver
+from rlx import driver, inference
 from rlx.algos import ALGORITHMS
 from rlx.config import traced_fields
 from rlx.envs import PROBES, ProbeEnv, make
@@ -368,6 +368,22 @@ def test_checkpoint_round_trip_and_resume_are_bitwise(algo, tmp_path):
     first, _ = exp.run_chunk(state, 0)
     assert all(leaf.is_deleted() for leaf in jax.tree.leaves(state))  # donated: updated in place, never copied
     assert_resumes_bitwise(exp, first, tmp_path)
+
+
+@pytest.mark.parametrize("algo", SHARED_EXPERIMENT)
+def test_exported_policy_acts_and_evaluates_as_the_train_state(algo, tmp_path):
+    """``rlx.inference`` finds what acting reads by tracing ``act``; the saved file acts (mode and sample) and
+    evaluates bitwise as the train state, and leaves out the optimizer state and any replay buffer."""
+    exp = experiment(algo)
+    state, _ = exp.run_chunk(exp.init(), 0)
+    policy = inference.load(inference.from_state(exp, state).save(str(tmp_path / "policy.npz")))
+    assert policy.paths and not any("opt" in p or "buffer" in p for p in policy.paths), policy.paths
+    obs = jax.vmap(exp.env.reset)(jax.random.split(jax.random.PRNGKey(1), 3)).obs
+    key = jax.random.PRNGKey(2)
+    act = jax.jit(lambda s, o, k, d: exp.algo.act(exp.static_agent, exp.env, s, o, k, d), static_argnames="d")
+    np.testing.assert_array_equal(policy(obs, key, deterministic=True), act(state, obs, key, d=True))
+    np.testing.assert_array_equal(policy(obs, key), act(state, obs, key, d=False))
+    assert policy.evaluate(seed=5) == exp.evaluate(state, 5)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))

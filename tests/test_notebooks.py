@@ -39,6 +39,7 @@ def test_quickstart_runs_and_writes_curve_checkpoint_and_rollout(tmp_path):
     assert not outputs_of(notebook, "error")
     text = "".join(o.get("text", "") for o in outputs_of(notebook, "stream"))
     assert "restores the in-memory state bit for bit: True" in text
+    assert (tmp_path / "policy.npz").stat().st_size > 1000 and "actions [" in text  # the exported policy acted
 
 
 def test_sweep_runs_and_plots_iqm_with_confidence_intervals(tmp_path):

@@ -1,0 +1,314 @@
+"""A trained policy on its own: the train-state leaves its actions read, with the run's config.
+
+``from_run(run_dir)`` takes them from a run's newest checkpoint (``from_state`` from a state in memory);
+``Policy.save(path)`` writes them to one ``.npz`` file, without what acting never reads (an off-policy run's
+replay buffer, optimizer states, critics and target networks); ``load(path)`` reads the file back, rebuilding the
+env and algorithm from the config stored in it. A policy maps raw observations to env actions, normalizing them
+with the run's statistics as training did::
+
+    policy = inference.from_run("runs/sac")
+    policy.save("sac_pendulum.npz")
+    policy = inference.load("sac_pendulum.npz")
+    action = policy(obs)                      # deterministic; one observation or a batch [B, ...]
+    action = policy(obs, key)                 # sampled from the policy
+    memory = policy.initial_memory(batch)     # recurrent policies:
+    action, memory = policy.step(obs, memory, starts)
+
+Which leaves acting reads is found by tracing the algorithm's ``act`` (and ``act_step``) and keeping the inputs
+its outputs depend on, so every algorithm works without saying what its policy is made of.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import ClosedJaxpr, Jaxpr, Var
+
+from rlx import driver
+from rlx.config import ConfigError, to_dict
+
+try:  # JAX's dead-code elimination knows every primitive (scan, cond, while, jit); private, hence the fallback
+    from jax._src.interpreters.partial_eval import dce_jaxpr
+except ImportError:  # pragma: no cover - a JAX that moved it
+    dce_jaxpr = None
+
+FORMAT = "rlx-policy/1"
+META_KEY = "__rlx_policy__"
+
+
+def _input_dependence(jaxpr: Jaxpr, outputs: list[bool] | None = None) -> list[bool]:
+    """Which inputs of ``jaxpr`` the chosen ``outputs`` (default all) or its effects depend on; a nested ``jit``
+    is looked into, any other nested program counts as reading all its inputs (JAX's ``dce_jaxpr`` is used where
+    it can be imported: it also looks into ``scan``, through which a recurrent policy reads a dict's entries)."""
+    outputs = [True] * len(jaxpr.outvars) if outputs is None else outputs
+    needed = {v for v, wanted in zip(jaxpr.outvars, outputs) if wanted and isinstance(v, Var)}
+    for eqn in reversed(jaxpr.eqns):
+        wanted = [v in needed for v in eqn.outvars]
+        if not eqn.effects and not any(wanted):
+            continue
+        inner = eqn.params.get("jaxpr") if eqn.primitive.name in ("pjit", "jit", "closed_call") else None
+        if isinstance(inner, (ClosedJaxpr, Jaxpr)) and not eqn.effects:
+            reads = _input_dependence(inner.jaxpr if isinstance(inner, ClosedJaxpr) else inner, wanted)
+        else:
+            reads = [True] * len(eqn.invars)
+        needed.update(v for v, read in zip(eqn.invars, reads) if read and isinstance(v, Var))
+    return [v in needed for v in jaxpr.invars]
+
+
+def _describe(tree: Any, batch: str | None) -> str:
+    """Shapes of observations, ``[B, 3] or [3]`` for ``batch`` None, else with ``batch`` as the first axis."""
+
+    def shape(x):
+        dims = [str(d) for d in x.shape]
+        if batch is not None:
+            return f"[{', '.join([batch, *dims])}]"
+        return f"[{', '.join(['B', *dims])}] or [{', '.join(dims)}]"
+
+    if isinstance(tree, dict):
+        return "{" + ", ".join(f"{k}: {shape(v)}" for k, v in tree.items()) + "}"
+    return shape(tree)
+
+
+@dataclasses.dataclass
+class Policy:
+    """The policy of one run: its experiment (config, env, algorithm) and the leaves of the train state that
+    acting reads. ``leaves[i]`` is the leaf at ``paths[i]`` (``jax.tree_util.keystr`` of the state)."""
+
+    experiment: driver.Experiment = dataclasses.field(repr=False)
+    paths: tuple[str, ...]
+    leaves: tuple[jax.Array, ...] = dataclasses.field(repr=False)
+    source: dict  # where the leaves came from: run_dir, chunks_done, env_steps (empty for a state in memory)
+
+    def __post_init__(self):
+        abstract = self.experiment.abstract_state()
+        flat, self._treedef = jax.tree_util.tree_flatten_with_path(abstract)
+        self._abstract = [leaf for _, leaf in flat]
+        index = {jax.tree_util.keystr(path): i for i, (path, _) in enumerate(flat)}
+        self._positions = [index[p] for p in self.paths]
+        agent = self.experiment.static_agent
+        initial_memory = getattr(self.experiment.algo, "initial_memory", None)
+        self.recurrent = bool(initial_memory and jax.tree.leaves(initial_memory(agent, 1)))
+        one = jax.eval_shape(self.experiment.env.reset, jax.random.PRNGKey(0)).obs
+        self.observation_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), one)
+        self._act = jax.jit(self._act_fn, static_argnames="deterministic")
+        self._evaluate = jax.jit(lambda leaves, key: self.experiment.evaluate_fn(self.state(leaves), key))
+
+    @property
+    def config(self) -> driver.RunConfig:
+        return self.experiment.config
+
+    def state(self, leaves: tuple | None = None) -> Any:
+        """A train state with ``leaves`` (default: this policy's) where acting reads and zeros elsewhere, for use
+        inside a traced function (``algo.act``, ``experiment.evaluate_fn``), where the zeros cost nothing: acting
+        may compute with those leaves (a recurrent policy normalizes every entry of a dict observation), but its
+        actions do not depend on them, so XLA drops them."""
+        full = [jnp.zeros(leaf.shape, leaf.dtype) for leaf in self._abstract]
+        for position, leaf in zip(self._positions, self.leaves if leaves is None else leaves):
+            full[position] = leaf
+        return jax.tree.unflatten(self._treedef, full)
+
+    def _act_fn(self, leaves, obs, starts, memory, key, deterministic):
+        return _actions(self.experiment, self.state(leaves), obs, starts, memory, key, deterministic)
+
+    def _batch(self, obs: Any) -> tuple[Any, bool]:
+        """``obs`` as a batch in the env's dtypes, and whether it was one observation; a one-line ValueError when
+        it is neither one observation nor a batch of them."""
+        spec = self.observation_spec
+        if isinstance(spec, dict) != isinstance(obs, dict) or (isinstance(spec, dict) and set(spec) != set(obs)):
+            raise ValueError(
+                f"obs: expected {_describe(spec, None)} ({self.config.env.name}); got {type(obs).__name__}"
+            )
+        obs = jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), obs, spec)
+        pairs = list(zip(jax.tree.leaves(obs), jax.tree.leaves(spec)))
+        if all(x.shape == s.shape for x, s in pairs):
+            return jax.tree.map(lambda x: x[None], obs), True
+        sizes = {x.shape[0] for x, _ in pairs if x.ndim}
+        if len(sizes) == 1 and all(x.shape[1:] == s.shape for x, s in pairs):
+            return obs, False
+        got = ", ".join(str(list(x.shape)) for x in jax.tree.leaves(obs))
+        raise ValueError(f"obs: expected {_describe(spec, None)} ({self.config.env.name}); got {got}")
+
+    def __call__(self, obs: Any, key: jax.Array | None = None, deterministic: bool | None = None) -> jax.Array:
+        """Env actions for one observation or a batch ``[B, ...]`` of them: the policy's evaluation action
+        (``deterministic``, the default without ``key``) or a sample (the default with one). Recurrent policies keep
+        a memory: use :meth:`step`. (Consistency AC's evaluation action also draws its candidate actions with the
+        key; without one, with ``PRNGKey(0)``.)"""
+        if self.recurrent:
+            raise ValueError(
+                "this policy is recurrent: memory = policy.initial_memory(batch); action, memory = "
+                "policy.step(obs, memory, starts)"
+            )
+        batch, single = self._batch(obs)
+        deterministic = key is None if deterministic is None else bool(deterministic)
+        action, _ = self._act(self.leaves, batch, None, None, _key(key), deterministic=deterministic)
+        return action[0] if single else action
+
+    def initial_memory(self, batch_size: int) -> Any:
+        """A recurrent policy's memory at the start of ``batch_size`` episodes."""
+        return self.experiment.algo.initial_memory(self.experiment.static_agent, batch_size)
+
+    def step(
+        self, obs: Any, memory: Any, starts: Any = None, key: jax.Array | None = None, deterministic: bool | None = None
+    ) -> tuple[jax.Array, Any]:
+        """``(actions, next memory)`` of a recurrent policy for a batch ``[B, ...]`` of observations; ``starts``
+        ``[B]`` (default none) marks observations that begin an episode, whose memory is reset first."""
+        if not self.recurrent:
+            return self(obs, key, deterministic), memory
+        batch, single = self._batch(obs)
+        if single:
+            raise ValueError(f"obs: a recurrent policy steps a batch; expected {_describe(self.observation_spec, 'B')}")
+        size = jax.tree.leaves(batch)[0].shape[0]
+        starts = jnp.zeros((size,), bool) if starts is None else jnp.asarray(starts, bool)
+        if starts.shape != (size,):
+            raise ValueError(f"starts: expected shape ({size},), one per observation; got {starts.shape}")
+        deterministic = key is None if deterministic is None else bool(deterministic)
+        return self._act(self.leaves, batch, starts, memory, _key(key), deterministic=deterministic)
+
+    def evaluate(self, seed: int = 0, episodes: int | None = None) -> dict:
+        """``rlx eval``'s numbers: ``episodes`` (default: the run's ``eval_episodes``) deterministic episodes with
+        the evaluation key of ``seed``."""
+        policy = self if episodes is None else self.with_eval_episodes(episodes)
+        key = driver.eval_key(self.config.seed, seed)
+        return {k: float(v) for k, v in jax.device_get(policy._evaluate(policy.leaves, key)).items()}
+
+    def rollout(self, seed: int = 0) -> Any:
+        """One deterministic episode as an ``evaluate.Trajectory`` (for ``evaluate.render_html``)."""
+        from rlx import evaluate
+
+        run = jax.jit(lambda leaves, key: evaluate.rollout_fn(self.experiment, self.state(leaves), key))
+        return run(self.leaves, jax.random.PRNGKey(seed))
+
+    def with_eval_episodes(self, episodes: int) -> Policy:
+        """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes``."""
+        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
+            raise ConfigError(f"--episodes: must be > 0; got {episodes}")
+        config = dataclasses.replace(self.config, eval_episodes=episodes)
+        return Policy(driver.Experiment(config), self.paths, self.leaves, self.source)
+
+    def save(self, path: str, overwrite: bool = False) -> str:
+        """Writes the policy to the ``.npz`` file ``path`` (atomically; an existing file only with
+        ``overwrite``) and returns ``path``."""
+        if not path.lower().endswith(".npz"):
+            raise ConfigError(f"{path}: must name the .npz file to write, e.g. policy.npz")
+        if os.path.isdir(path) or (os.path.exists(path) and not overwrite):
+            raise ConfigError(f"{path}: already exists; choose another name or overwrite it (--overwrite)")
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise ConfigError(f"{path}: its directory does not exist")
+        leaves = [np.asarray(jax.device_get(leaf)) for leaf in self.leaves]
+        meta = {
+            "format": FORMAT,
+            "config": to_dict(self.config),
+            "leaves": [{"path": p, "shape": list(x.shape), "dtype": str(x.dtype)} for p, x in zip(self.paths, leaves)],
+            "source": self.source,
+        }
+        arrays = {f"leaf_{i}": x for i, x in enumerate(leaves)}
+        arrays[META_KEY] = np.array(json.dumps(meta))
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rlx-policy-", suffix=".npz")
+        try:
+            with os.fdopen(handle, "wb") as f:
+                np.savez(f, **arrays)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # as open() would create it (mkstemp makes it private)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        return path
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in self.leaves)
+
+
+def _key(key: jax.Array | None) -> jax.Array:
+    return jax.random.PRNGKey(0) if key is None else key  # unused when acting deterministically
+
+
+def _actions(experiment: driver.Experiment, state, obs, starts, memory, key, deterministic):
+    algo, agent, env = experiment.algo, experiment.static_agent, experiment.env
+    if memory is not None:
+        return algo.act_step(agent, env, state, obs, starts, memory, key, deterministic)
+    return algo.act(agent, env, state, obs, key, deterministic), None
+
+
+def acting_leaves(experiment: driver.Experiment) -> list[bool]:
+    """For each leaf of ``experiment``'s train state (``jax.tree.leaves`` order), whether the actions
+    (deterministic or sampled) depend on it."""
+    abstract = experiment.abstract_state()
+    leaves, treedef = jax.tree.flatten(abstract)
+    obs = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype),
+        jax.eval_shape(experiment.env.reset, jax.random.PRNGKey(0)).obs,
+    )
+    initial_memory = getattr(experiment.algo, "initial_memory", None)
+    memory = initial_memory(experiment.static_agent, 1) if initial_memory else None
+    memory = memory if jax.tree.leaves(memory) else None
+    starts = jnp.ones((1,), bool)
+
+    def both(leaves, obs, key):
+        state = jax.tree.unflatten(treedef, leaves)
+        return [_actions(experiment, state, obs, starts, memory, key, d) for d in (True, False)]
+
+    jaxpr = jax.make_jaxpr(both)(leaves, obs, jax.random.PRNGKey(0)).jaxpr
+    if dce_jaxpr is not None:
+        return dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))[1][: len(leaves)]
+    return _input_dependence(jaxpr)[: len(leaves)]
+
+
+def from_state(experiment: driver.Experiment, state: Any, source: dict | None = None) -> Policy:
+    """The policy of a train state of ``experiment`` (one run's, not a sweep's stacked states)."""
+    experiment.check_state(state)
+    flat = jax.tree_util.tree_flatten_with_path(state)[0]
+    chosen = [(jax.tree_util.keystr(path), leaf) for (path, leaf), used in zip(flat, acting_leaves(experiment)) if used]
+    return Policy(experiment, tuple(p for p, _ in chosen), tuple(leaf for _, leaf in chosen), dict(source or {}))
+
+
+def from_run(run_dir: str) -> Policy:
+    """The policy of ``run_dir``'s newest valid checkpoint."""
+    from rlx import evaluate
+
+    experiment, state, meta = evaluate.load(run_dir)
+    source = {"run_dir": os.path.abspath(run_dir), "chunks_done": meta["chunks_done"], "env_steps": meta["env_steps"]}
+    return from_state(experiment, state, source)
+
+
+def load(path: str) -> Policy:
+    """A policy saved with :meth:`Policy.save`, or that of a run directory's newest checkpoint."""
+    if os.path.isdir(path):
+        return from_run(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such policy file or run directory")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data[META_KEY]))
+            arrays = [data[f"leaf_{i}"] for i in range(len(meta["leaves"]))]
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        raise ConfigError(f"{path}: not an rlx policy file (written by rlx export or Policy.save)") from None
+    if meta.get("format") != FORMAT:
+        raise ConfigError(f"{path}: policy format {meta.get('format')!r}; this rlx reads {FORMAT!r}")
+    experiment = driver.Experiment(driver.build_config(meta["config"]))
+    flat = jax.tree_util.tree_flatten_with_path(experiment.abstract_state())[0]
+    expected = {jax.tree_util.keystr(p): leaf for p, leaf in flat}
+    paths = tuple(entry["path"] for entry in meta["leaves"])
+    for name, array in zip(paths, arrays):
+        want = expected.get(name)
+        if want is None or want.shape != array.shape or want.dtype != array.dtype:
+            shape = "missing" if want is None else f"{list(want.shape)} {want.dtype}"
+            raise ConfigError(
+                f"{path}: leaf {name} is {list(array.shape)} {array.dtype}, the config's train state has {shape}"
+            )
+    needed = [jax.tree_util.keystr(p) for (p, _), used in zip(flat, acting_leaves(experiment)) if used]
+    missing = sorted(set(needed) - set(paths))
+    if missing:
+        raise ConfigError(f"{path}: acting reads leaves the file lacks: {', '.join(missing)}")
+    leaves = {name: jnp.asarray(array) for name, array in zip(paths, arrays)}
+    return Policy(experiment, tuple(needed), tuple(leaves[name] for name in needed), meta.get("source", {}))

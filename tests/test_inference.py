@@ -1,0 +1,166 @@
+"""Exported policies (``rlx.inference``, ``rlx export``): what acting reads is found by tracing, a saved file
+holds only that and acts and evaluates as the train state did, bad files and observations fail in one line.
+Every algorithm's policy is checked in ``tests/test_conformance.py``."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import cli, driver, evaluate, inference
+from rlx.config import ConfigError
+
+
+def test_input_dependence_follows_nested_jits_and_keeps_what_other_programs_read():
+    @jax.jit
+    def inner(a, unused):
+        return a * 2.0
+
+    def f(a, b, c, d, e):
+        branch = jax.lax.cond(c > 0, lambda x: x + 1.0, lambda x: x - 1.0, d)
+        shape_only = jnp.zeros(e.shape)
+        return inner(a, b) + branch + shape_only
+
+    x = jnp.ones(3)
+    jaxpr = jax.make_jaxpr(f)(x, x, 1.0, x, x).jaxpr
+    assert inference._input_dependence(jaxpr) == [True, False, True, True, False]
+    assert inference.dce_jaxpr(jaxpr, [True])[1] == [True, False, True, True, False]  # JAX's, used where importable
+
+
+@pytest.fixture(scope="module")
+def sac_run(tmp_path_factory):
+    """A short SAC run on Pendulum (small networks, gradient steps in both chunks), its directory and policy."""
+    run_dir = str(tmp_path_factory.mktemp("inference") / "run")
+    argv = ["train", "sac", "--env", "gymnax/Pendulum-v1", "--steps", "512", "--out", run_dir, "--quiet"]
+    sets = ["agent.learning_starts=128", "agent.actor.hidden=[16]", "agent.critic.hidden=[16]", "num_chunks=2"]
+    sets += ["agent.normalize_observations=true", "eval_episodes=3"]
+    assert cli.main(argv + [arg for s in sets for arg in ("--set", s)]) == 0
+    return run_dir
+
+
+def test_exported_policy_keeps_only_the_actor_and_statistics_and_acts_as_the_run(sac_run, tmp_path, capsys):
+    experiment, state, _ = evaluate.load(sac_run)
+    policy = inference.from_run(sac_run)
+    assert policy.source["chunks_done"] == 2 and policy.source["env_steps"] == 512
+    assert all(p.startswith((".params.actor", ".loop.obs_stats")) for p in policy.paths), policy.paths
+    assert any(p.startswith(".loop.obs_stats") for p in policy.paths)
+    state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
+    assert policy.nbytes < state_bytes / 20  # no replay buffer, critics, targets or optimizer states
+
+    out = str(tmp_path / "policy.npz")
+    assert cli.main(["export", sac_run, out]) == 0
+    assert "wrote" in capsys.readouterr().out
+    loaded = inference.load(out)
+    assert loaded.paths == policy.paths and loaded.source == policy.source
+    for a, b in zip(loaded.leaves, policy.leaves):
+        np.testing.assert_array_equal(a, b)
+
+    obs = jax.vmap(experiment.env.reset)(jax.random.split(jax.random.PRNGKey(1), 5)).obs * 3.0
+    key = jax.random.PRNGKey(7)
+    act = jax.jit(
+        lambda s, o, k, deterministic: experiment.algo.act(
+            experiment.static_agent, experiment.env, s, o, k, deterministic
+        ),
+        static_argnames="deterministic",
+    )
+    for p in (policy, loaded):
+        np.testing.assert_array_equal(p(obs), act(state, obs, key, deterministic=True))
+        np.testing.assert_array_equal(p(obs, key), act(state, obs, key, deterministic=False))
+        assert p(obs[0]).shape == (1,)  # one observation in, one action out
+        np.testing.assert_allclose(p(np.asarray(obs[0], np.float64)), p(obs)[0], rtol=1e-6)
+    assert not np.array_equal(policy(obs, key), policy(obs))  # a key samples
+
+    # evaluation: the file's numbers are the run's, from the CLI and the API
+    assert loaded.evaluate(seed=4) == experiment.evaluate(state, 4)
+    assert cli.main(["eval", sac_run, "--seed", "4"]) == 0
+    from_run = capsys.readouterr().out.split(": eval/")[1]
+    assert cli.main(["eval", out, "--seed", "4", "--render", str(tmp_path / "r.html")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.split(": eval/")[1].splitlines()[0] == from_run.splitlines()[0]
+    assert "exported from" in printed and os.path.getsize(tmp_path / "r.html") > 1000
+    assert loaded.evaluate(seed=4, episodes=2)["eval/episode_length"] == 200.0
+
+
+def test_policy_files_and_observations_fail_in_one_line(sac_run, tmp_path, capsys):
+    policy = inference.from_run(sac_run)
+    out = str(tmp_path / "policy.npz")
+    policy.save(out)
+    before = open(out, "rb").read()
+    with pytest.raises(ConfigError, match="already exists"):
+        policy.save(out)
+    assert cli.main(["export", sac_run, out]) == cli.EXIT_CONFIG_ERROR
+    assert open(out, "rb").read() == before  # never replaced without --overwrite
+    assert cli.main(["export", sac_run, out, "--overwrite"]) == 0
+    with pytest.raises(ConfigError, match="must name the .npz file"):
+        policy.save(str(tmp_path / "policy.yaml"))
+    assert cli.main(["export", str(tmp_path / "nowhere"), out]) == cli.EXIT_CONFIG_ERROR
+    assert cli.main(["eval", os.path.join(sac_run, "config.yaml")]) == cli.EXIT_CONFIG_ERROR
+    assert "not an rlx policy file" in capsys.readouterr().err
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".rlx-policy-")] == []  # no temporary left behind
+
+    with np.load(out) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["__rlx_policy__"]))
+    meta["config"]["agent"]["actor"]["hidden"] = [32]  # a config whose actor does not fit the arrays
+    np.savez(tmp_path / "other.npz", **{**arrays, "__rlx_policy__": np.array(json.dumps(meta))})
+    with pytest.raises(
+        ConfigError,
+        match=r"leaf \.params\.actor\[.Dense_0.\]\[.bias.\] is \[16\] float32, the config.s train state has \[32\]",
+    ):
+        inference.load(str(tmp_path / "other.npz"))
+    meta["config"]["agent"]["actor"]["hidden"] = [16]
+    meta["leaves"] = meta["leaves"][:-1]
+    np.savez(tmp_path / "short.npz", **{**arrays, "__rlx_policy__": np.array(json.dumps(meta))})
+    with pytest.raises(ConfigError, match="acting reads leaves the file lacks"):
+        inference.load(str(tmp_path / "short.npz"))
+
+    with pytest.raises(ValueError, match=r"obs: expected \[B, 3\] or \[3\] \(gymnax/Pendulum-v1\); got \[4, 2\]"):
+        policy(jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match="obs: expected"):
+        policy({"state": jnp.zeros(3)})
+
+
+def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
+    config = driver.build_config(
+        {
+            "algo": "ppo",
+            "env": {"name": "gymnax/CartPole-v1", "observe": [0, 2], "privileged": True},
+            "total_env_steps": 256,
+            "num_chunks": 1,
+            "agent": {
+                "num_envs": 4,
+                "unroll_length": 16,
+                "num_minibatches": 2,
+                "policy": {"hidden": [8], "recurrent": "gru", "obs_key": "state"},
+                "value": {"hidden": [8], "obs_key": "privileged_state"},
+                "normalize_observations": True,
+            },
+        }
+    )
+    experiment = driver.Experiment(config)
+    state, _ = experiment.run_chunk(experiment.init(), 0)
+    policy = inference.from_state(experiment, state)
+    assert policy.recurrent and policy.source == {}
+    assert not any("value" in p or "privileged_state" in p for p in policy.paths), policy.paths
+    with pytest.raises(ValueError, match="recurrent"):
+        policy({"state": jnp.zeros((2, 2)), "privileged_state": jnp.zeros((2, 4))})
+
+    env_steps = jax.vmap(experiment.env.reset)(jax.random.split(jax.random.PRNGKey(3), 2))
+    obs, starts = env_steps.obs, jnp.array([True, False])
+    memory = jax.tree.map(lambda m: m + 0.5, policy.initial_memory(2))
+    actions, after = policy.step(obs, memory, starts)
+    step = jax.jit(
+        lambda s, o, st, m: experiment.algo.act_step(
+            experiment.static_agent, experiment.env, s, o, st, m, jax.random.PRNGKey(0), True
+        )
+    )
+    want_actions, want_memory = step(state, obs, starts, memory)
+    np.testing.assert_array_equal(actions, want_actions)
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(want_memory)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"starts: expected shape \(2,\)"):
+        policy.step(obs, memory, jnp.zeros(3, bool))
+    assert policy.evaluate(seed=1) == experiment.evaluate(state, 1)
