@@ -506,6 +506,37 @@ def test_the_normalizer_can_merge_each_sampled_batch_before_normalizing_it():
     np.testing.assert_array_equal(plain.obs, normalize(after.loop.obs_stats, sample.obs))
 
 
+def test_the_normalizer_can_merge_each_vector_step_before_the_policy_acts():
+    """``obs_norm_before_acting`` (FastTD3's code, whose normalizer updates in the call that normalizes the
+    observations the policy acts on): each vector step's observations are merged, then normalized for acting; the
+    first observations once (not at init too); the rollout's statistics are those of all it acted on."""
+    env = make("gymnax/Pendulum-v1")
+    agent = {
+        "num_envs": 4,
+        "rollout_length": 3,
+        "learning_starts": 1000,
+        "random_warmup": False,
+        "exploration_noise": 0.0,
+        "normalize_observations": True,
+        "obs_norm_before_acting": True,
+        "actor": {"hidden": [8]},
+    }
+    config = driver.build_config({"algo": "td3", "env": {"name": "gymnax/Pendulum-v1"}, "agent": agent}).agent
+    state = td3.init(config, env, jax.random.PRNGKey(0), 1)
+    assert float(state.loop.obs_stats.count) == 0.0  # merged when first acted on
+    after = jax.jit(lambda s: td3.train_step(config, env, s))(state)[0]
+    stored = jax.tree.map(lambda x: np.asarray(x[:, :3]), after.loop.buffer.experience)
+    stats = state.loop.obs_stats
+    for t in range(3):
+        stats = update_stats(stats, jnp.asarray(stored.obs[:, t]))
+        acted = td3.policy(config, env, after.params.actor, normalize(stats, jnp.asarray(stored.obs[:, t])))
+        np.testing.assert_allclose(stored.action[:, t], acted, atol=1e-6)
+    assert float(after.loop.obs_stats.count) == 12.0
+    np.testing.assert_allclose(after.loop.obs_stats.mean, stats.mean, rtol=1e-6)
+    plain = dataclasses.replace(config, obs_norm_before_acting=False)
+    assert float(td3.init(plain, env, jax.random.PRNGKey(0), 1).loop.obs_stats.count) == 4.0  # init merges them
+
+
 def test_weight_decay_is_adamw():
     params = {"w": jnp.array([1.0, -2.0, 3.0])}
     grads = {"w": jnp.array([0.5, 0.1, -0.3])}

@@ -63,6 +63,11 @@ class OffPolicyConfig(common.ObservationNormalization):
         doc="normalize_observations: statistics of the collected observations; collected_and_sampled also merges "
         "each sampled batch's observations, then its bootstrap ones, before normalizing each (FastTD3's code)",
     )
+    obs_norm_before_acting: bool = field(
+        False,
+        doc="normalize_observations: merge each vector step's observations into the statistics before the policy "
+        "acts on them (FastTD3's code), each once (none at init); false: a rollout's observations after it",
+    )
     normalize_rewards: bool = field(
         False, doc="divide sampled rewards by a running scale of the discounted return (SimbaV2's reward scaling)"
     )
@@ -329,7 +334,7 @@ def init_loop(
         obs, action, jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), obs, extras_example or {}
     )
     stats = init_stats(env.observation_shape)
-    if config.normalize_observations:
+    if config.normalize_observations and not config.obs_norm_before_acting:
         stats = update_stats(stats, env_step.obs)
     return LoopState(
         env_step, replay_buffer(config).init(example), stats, explore_carry, init_return_scale(config.num_envs)
@@ -430,26 +435,34 @@ def collect(
     Box actions reach the envs clipped to [-1, 1] and are stored as the policy chose them."""
     warmup = config.random_warmup & (transitions_collected(config, state) < config.learning_starts)
     warmup_actions = warmup_actions or (lambda key, num: random_actions(env, key, num))
+    merge_before_acting = config.normalize_observations and config.obs_norm_before_acting
 
     def policy(obs, starts, carry, keys):
         explore_key, random_key = keys
-        step = explore(prepare_obs(config, state, obs), starts, carry, explore_key)
+        if merge_before_acting:  # the statistics ride in the unroll's carry beside the policy's own
+            carry, stats = carry
+            stats = update_stats(stats, obs)
+            step = explore(common.network_obs(config, stats, obs), starts, carry, explore_key)
+        else:
+            step = explore(prepare_obs(config, state, obs), starts, carry, explore_key)
         action = jnp.where(warmup, warmup_actions(random_key, config.num_envs), step.action)
-        return PolicyStep(action, step.extras, step.carry)
+        return PolicyStep(action, step.extras, (step.carry, stats) if merge_before_acting else step.carry)
 
     loop = state.loop
     out = unroll(
         training_env(env, config.num_envs),
         policy,
         loop.env_step,
-        loop.explore_carry,
+        (loop.explore_carry, loop.obs_stats) if merge_before_acting else loop.explore_carry,
         state.key,
         config.rollout_length,
         keys_per_step=2,
         env_action=clip_unit_box if env.action_space.kind == "box" else None,
     )
     transitions = out.transitions
-    obs_stats = update_stats(loop.obs_stats, transitions.obs) if config.normalize_observations else loop.obs_stats
+    explore_carry, obs_stats = out.carry if merge_before_acting else (out.carry, loop.obs_stats)
+    if config.normalize_observations and not merge_before_acting:
+        obs_stats = update_stats(obs_stats, transitions.obs)
     scale, metrics = loop.return_scale, out.totals.metrics()
     if config.normalize_rewards:
         dones = transitions.terminated | transitions.truncated
@@ -458,7 +471,7 @@ def collect(
         )
         metrics["reward_scale"] = reward_scale(scale, config.normalized_return_max)
     buffer = replay_buffer(config).add_steps(loop.buffer, transitions)
-    return state.replace(loop=LoopState(out.env_step, buffer, obs_stats, out.carry, scale), key=out.key), metrics
+    return state.replace(loop=LoopState(out.env_step, buffer, obs_stats, explore_carry, scale), key=out.key), metrics
 
 
 def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
