@@ -158,6 +158,26 @@ def test_gymnax_cartpole_adapter():
     assert terminated >= 8
 
 
+def test_batched_envs_refuse_actions_of_the_wrong_shape_in_one_line():
+    """gymnax Pendulum kept the first of two actions per env; a wrong batch failed deep inside vmap."""
+    pendulum, cartpole = envs.make("gymnax/Pendulum-v1"), envs.make("gymnax/CartPole-v1")
+    for make_batch in (Vmap, training_env):
+        batch = make_batch(pendulum, 3)
+        first = batch.reset(jax.random.PRNGKey(0))
+        batch.step(first, jnp.zeros((3, 1)))
+        for shape in ((3, 2), (2, 1), (3,)):
+            with pytest.raises(
+                ValueError,
+                match=rf"action: expected shape \[3, 1\] \(3 envs of gymnax/Pendulum-v1, Box\[1\]\); got \[{', '.join(map(str, shape))}\]",
+            ):
+                batch.step(first, jnp.zeros(shape))
+    batch = Vmap(cartpole, 2)
+    with pytest.raises(
+        ValueError, match=r"expected shape \[2\] \(2 envs of gymnax/CartPole-v1, Discrete\(2\)\); got \[2, 1\]"
+    ):
+        batch.step(batch.reset(jax.random.PRNGKey(0)), jnp.zeros((2, 1), jnp.int32))
+
+
 def test_gymnax_episode_length_override_truncates():
     env = training_env(envs.make("gymnax/Pendulum-v1?episode_length=7"), 2)
     assert env.max_episode_steps == 7 and env.action_space.kind == "box"

@@ -161,6 +161,19 @@ def _continue_or_restart(nxt: EnvStep, fresh: EnvStep, key: jax.Array) -> EnvSte
     return nxt.replace(state=AutoResetState(state, key), obs=obs, info=info)
 
 
+def check_actions(env: Env, action: jax.Array, num_envs: int) -> None:
+    """A one-line ValueError unless ``action`` is a batch of ``num_envs`` actions of ``env``'s space (an int
+    scalar per env for discrete actions): a wrong shape was broadcast or cut by some envs (gymnax Pendulum kept
+    the first of two actions per env) or failed deep inside ``vmap``."""
+    space = env.action_space
+    want = (num_envs, *space.shape) if space.kind == "box" else (num_envs,)
+    if tuple(jnp.shape(action)) != want:
+        what = f"Box{list(space.shape)}" if space.kind == "box" else f"Discrete({space.n})"
+        raise ValueError(
+            f"action: expected shape {list(want)} ({num_envs} envs of {env.name}, {what}); got {list(jnp.shape(action))}"
+        )
+
+
 class Vmap(Wrapper):
     """Runs ``num_envs`` independent copies; every ``EnvStep`` field gains a leading axis."""
 
@@ -172,6 +185,7 @@ class Vmap(Wrapper):
         return jax.vmap(self.env.reset)(jax.random.split(key, self.num_envs))
 
     def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        check_actions(self.env, action, self.num_envs)
         return jax.vmap(self.env.step)(env_step, action)
 
 
@@ -188,6 +202,7 @@ class VmapAutoReset(Wrapper):
         return jax.vmap(AutoReset(self.env).reset)(jax.random.split(key, self.num_envs))
 
     def step(self, env_step: EnvStep, action: jax.Array) -> EnvStep:
+        check_actions(self.env, action, self.num_envs)
         nxt = jax.vmap(self.env.step)(_inner(env_step), action)
         keys = jax.vmap(jax.random.split)(env_step.state.key)  # [num_envs, 2, key]: as AutoReset splits
         key, reset_key = keys[:, 0], keys[:, 1]
