@@ -1,5 +1,5 @@
 """Command line: ``rlx train <algo> --env suite/name [--config FILE] [--set key=value ...] ...``,
-``rlx eval RUN_DIR|POLICY.npz [--episodes N] [--render OUT.html]``, ``rlx export RUN_DIR POLICY.npz``, ``rlx sweep <algo> --seeds N --grid ...``,
+``rlx eval RUN_DIR|POLICY.npz|SWEEP_DIR [--episodes N] [--render OUT.html]``, ``rlx export RUN_DIR POLICY.npz``, ``rlx sweep <algo> --seeds N --grid ...``,
 ``rlx plot SWEEP_DIR`` and ``rlx algos``. The algorithm list comes from the registry (``rlx.algos``).
 
 Config precedence (later wins): the algorithm's defaults, ``--config`` YAML, ``--env/--seed/--steps``,
@@ -160,9 +160,11 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("presets", help="list the packaged presets: algorithm, env, budget, what they reach")
     listing.add_argument("algo", nargs="?", help="only this algorithm's presets")
     evaluate = sub.add_parser(
-        "eval", help="evaluate a saved run's policy (newest valid checkpoint) or an exported policy file"
+        "eval",
+        help="evaluate a saved run's policy (newest valid checkpoint), an exported policy file, or every run of a "
+        "sweep (a table per run and per setting: IQM and 95%% CI over seeds)",
     )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR|POLICY.npz")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR|POLICY.npz|SWEEP_DIR")
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
     evaluate.add_argument("--render", metavar="OUT.html", help="also write one rollout as an HTML page")
     evaluate.add_argument("--seed", type=int, default=0)
@@ -483,6 +485,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--render {args.render}: must name the .html file to write, e.g. rollout.html")
     if not 0 <= args.seed < 2**32:  # folded into the evaluation key as a uint32
         raise ConfigError(f"--seed: must be >= 0 and < {2**32}; got {args.seed}")
+    if os.path.isfile(os.path.join(args.run_dir, "sweep.yaml")):
+        return _eval_sweep(args)
     if os.path.isfile(args.run_dir):  # an exported policy
         from rlx import inference
 
@@ -509,6 +513,22 @@ def _eval(args: argparse.Namespace) -> int:
         )
         path = evaluate.render_html(experiment, trajectory, args.render)
         print(f"rlx: rollout written to {path}")
+    return 0
+
+
+def _eval_sweep(args: argparse.Namespace) -> int:
+    from rlx import evaluate
+    from rlx.sweep import markdown_table
+
+    if args.render:
+        raise ConfigError("--render: renders one run; give it a run of the sweep (SWEEP_DIR/runs/NAME)")
+    if args.episodes is not None and args.episodes <= 0:
+        raise ConfigError(f"--episodes: must be > 0; got {args.episodes}")
+    runs, table = evaluate.evaluate_sweep(args.run_dir, args.episodes, args.seed)
+    columns = ("run", "status", "chunks_done", "eval/episode_return", "eval/episode_return_std", "eval/episode_length")
+    print(markdown_table([{k: r.get(k) for k in columns} for r in runs]))
+    print()
+    print(markdown_table(table))
     return 0
 
 

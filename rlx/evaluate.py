@@ -45,6 +45,34 @@ def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experim
     return experiment, state, meta
 
 
+def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Evaluates the newest valid checkpoint of every run of a sweep (as ``rlx eval RUN_DIR``, with ``episodes``
+    deterministic episodes, default each run's ``eval_episodes``); returns one row per run (its place, swept values,
+    ``status``: evaluated or why not, and the evaluation) and one per setting (IQM and 95% CI over seeds)."""
+    from rlx.sweep import expand
+    from rlx.sweep.runner import load_spec, setting_table
+
+    rows = []
+    for group in expand(load_spec(sweep_dir, what="eval")):
+        for member in group.members:
+            run_dir = os.path.join(sweep_dir, "runs", member.name)
+            row = {"run": member.name, "group": member.group, "setting": member.setting, "seed": member.seed}
+            row.update(member.values)
+            try:
+                experiment, state, meta = load(run_dir, episodes)
+            except ConfigError as e:  # not started, or no checkpoint yet: the other runs are still evaluated
+                rows.append({**row, "status": f"not evaluated ({e})"})
+                continue
+            result = experiment.evaluate(state, seed)
+            rows.append({**row, "status": "evaluated", "chunks_done": meta["chunks_done"], **result})
+    table = setting_table(rows)
+    for row in table:
+        row.pop("chunks_done", None)
+        row.pop("eval/episode_return_std", None)
+        row.pop("eval/episode_length", None)
+    return rows, table
+
+
 @struct.dataclass
 class Trajectory:
     """One deterministic episode, time-major; ``alive[t]`` is False after the episode ended."""

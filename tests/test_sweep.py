@@ -103,6 +103,19 @@ def test_a_sweep_run_is_an_ordinary_run_directory(cli_sweep, capsys):
     assert "eval/episode_return=" in capsys.readouterr().out
 
 
+def test_rlx_eval_of_a_sweep_evaluates_every_run_and_each_setting(cli_sweep, capsys):
+    assert cli.main(["eval", cli_sweep, "--render", "x.html"]) == cli.EXIT_CONFIG_ERROR
+    assert cli.main(["eval", cli_sweep, "--episodes", "3", "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    runs = {line.split(" | ")[0][2:]: line.split(" | ") for line in out.splitlines() if line.startswith("| h")}
+    assert len(runs) == 16 and {cells[1] for cells in runs.values()} == {"evaluated"}
+    experiment, state, _ = evaluate.load(os.path.join(cli_sweep, "runs", "h01-seed3"), 3)
+    alone = experiment.evaluate(state, 5)["eval/episode_return"]  # as rlx eval RUN_DIR --episodes 3 --seed 5
+    assert float(runs["h01-seed3"][3]) == pytest.approx(alone, rel=1e-3)
+    settings = [line for line in out.splitlines() if line.startswith("| 0 | ")]
+    assert len(settings) == 2 and all(" | 8 | 0 | " in line for line in settings)  # 8 seeds, none missing
+
+
 def test_seed_in_sweep_matches_the_same_seed_trained_alone(cli_sweep):
     """Init, keys and hyperparameters are routed exactly: the initial states are bitwise equal. After
     training, parameters agree to float32 round-off, not bitwise: XLA:CPU runs the gradient matmuls of a
