@@ -120,7 +120,8 @@ def test_crossq_learns_brax_inverted_pendulum():
 # TD3's target actor, delayed target updates and the first critic for the actor (the preset before 2026-12-01),
 # seed 2 ended at 537. With the authors' buffer, warm-up and normalizer details (the preset since 2026-12-04), on
 # an AMD EPYC with AVX-512: 1000 for every seed (vmapped sweep); seed 0 alone 1000 / 1000 at 16k / 32k, the same
-# under AVX.
+# under AVX. With obs_norm_before_acting (since 2026-12-05): 1000 for every seed (vmapped sweep); this test passes
+# on AVX-512 and under AVX.
 def test_fasttd3_learns_brax_inverted_pendulum():
     final = final_row(preset("fasttd3_inverted_pendulum.yaml"))
     assert final["eval/episode_return"] >= 900, final
