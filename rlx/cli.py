@@ -487,6 +487,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed: must be >= 0 and < {2**32}; got {args.seed}")
     if os.path.isfile(os.path.join(args.run_dir, "sweep.yaml")):
         return _eval_sweep(args)
+    if args.run_dir.lower().endswith(".npz") and not os.path.isfile(args.run_dir):
+        raise ConfigError(f"{args.run_dir}: no such policy file")
     if os.path.isfile(args.run_dir):  # an exported policy
         from rlx import inference
 
@@ -544,6 +546,8 @@ def _export(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.run_dir):
         raise ConfigError(f"export {args.run_dir}: not a run directory")
+    if os.path.isfile(os.path.join(args.run_dir, "sweep.yaml")):
+        raise ConfigError(f"export {args.run_dir}: a sweep; export one of its runs (SWEEP_DIR/runs/NAME)")
     policy = inference.from_run(args.run_dir)
     policy.save(args.out, overwrite=args.overwrite)
     source = policy.source

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import zipfile
 from typing import Any
 
 import jax
@@ -76,7 +77,7 @@ def _describe(tree: Any, batch: str | None) -> str:
     return shape(tree)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # hashable by identity: jax.jit(policy) works
 class Policy:
     """The policy of one run: its experiment (config, env, algorithm) and the leaves of the train state that
     acting reads. ``leaves[i]`` is the leaf at ``paths[i]`` (``jax.tree_util.keystr`` of the state)."""
@@ -125,7 +126,7 @@ class Policy:
             raise ValueError(
                 f"obs: expected {_describe(spec, None)} ({self.config.env.name}); got {type(obs).__name__}"
             )
-        obs = jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), obs, spec)
+        obs = jax.tree.map(lambda s, x: jnp.asarray(x, s.dtype), spec, obs)  # spec first: a list is one leaf
         pairs = list(zip(jax.tree.leaves(obs), jax.tree.leaves(spec)))
         if all(x.shape == s.shape for x, s in pairs):
             return jax.tree.map(lambda x: x[None], obs), True
@@ -161,10 +162,15 @@ class Policy:
         ``[B]`` (default none) marks observations that begin an episode, whose memory is reset first."""
         if not self.recurrent:
             return self(obs, key, deterministic), memory
+        if memory is None or jax.tree.structure(memory) != jax.tree.structure(self.initial_memory(1)):
+            raise ValueError("memory: expected policy.initial_memory(batch_size), then what step returned")
         batch, single = self._batch(obs)
         if single:
             raise ValueError(f"obs: a recurrent policy steps a batch; expected {_describe(self.observation_spec, 'B')}")
         size = jax.tree.leaves(batch)[0].shape[0]
+        sizes = {x.shape[0] for x in jax.tree.leaves(memory)}
+        if sizes != {size}:
+            raise ValueError(f"memory: for {sorted(sizes)} envs; the observations are {size}: initial_memory({size})")
         starts = jnp.zeros((size,), bool) if starts is None else jnp.asarray(starts, bool)
         if starts.shape != (size,):
             raise ValueError(f"starts: expected shape ({size},), one per observation; got {starts.shape}")
@@ -175,7 +181,9 @@ class Policy:
         """``rlx eval``'s numbers: ``episodes`` (default: the run's ``eval_episodes``) deterministic episodes with
         the evaluation key of ``seed``."""
         policy = self if episodes is None else self.with_eval_episodes(episodes)
-        key = driver.eval_key(self.config.seed, seed)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise ConfigError(f"seed: must be an integer >= 0 and < {2**32}; got {seed!r}")
+        key = driver.eval_key(self.config.seed, int(seed))
         return {k: float(v) for k, v in jax.device_get(policy._evaluate(policy.leaves, key)).items()}
 
     def rollout(self, seed: int = 0) -> Any:
@@ -187,17 +195,20 @@ class Policy:
 
     def with_eval_episodes(self, episodes: int) -> Policy:
         """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes``."""
-        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
+        if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes <= 0:
             raise ConfigError(f"--episodes: must be > 0; got {episodes}")
-        config = dataclasses.replace(self.config, eval_episodes=episodes)
+        config = dataclasses.replace(self.config, eval_episodes=int(episodes))
         return Policy(driver.Experiment(config), self.paths, self.leaves, self.source)
 
     def save(self, path: str, overwrite: bool = False) -> str:
         """Writes the policy to the ``.npz`` file ``path`` (atomically; an existing file only with
         ``overwrite``) and returns ``path``."""
+        path = os.fspath(path)
         if not path.lower().endswith(".npz"):
             raise ConfigError(f"{path}: must name the .npz file to write, e.g. policy.npz")
-        if os.path.isdir(path) or (os.path.exists(path) and not overwrite):
+        if os.path.isdir(path):
+            raise ConfigError(f"{path}: is a directory; name the .npz file to write")
+        if os.path.exists(path) and not overwrite:
             raise ConfigError(f"{path}: already exists; choose another name or overwrite it (--overwrite)")
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
@@ -283,6 +294,7 @@ def from_run(run_dir: str) -> Policy:
 
 def load(path: str) -> Policy:
     """A policy saved with :meth:`Policy.save`, or that of a run directory's newest checkpoint."""
+    path = os.fspath(path)
     if os.path.isdir(path):
         return from_run(path)
     if not os.path.isfile(path):
@@ -291,11 +303,16 @@ def load(path: str) -> Policy:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data[META_KEY]))
             arrays = [data[f"leaf_{i}"] for i in range(len(meta["leaves"]))]
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         raise ConfigError(f"{path}: not an rlx policy file (written by rlx export or Policy.save)") from None
     if meta.get("format") != FORMAT:
         raise ConfigError(f"{path}: policy format {meta.get('format')!r}; this rlx reads {FORMAT!r}")
-    experiment = driver.Experiment(driver.build_config(meta["config"]))
+    if not isinstance(meta.get("config"), dict):
+        raise ConfigError(f"{path}: not an rlx policy file (written by rlx export or Policy.save)")
+    try:
+        experiment = driver.Experiment(driver.build_config(meta["config"]))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: its config does not build with this rlx: {e}") from None
     flat = jax.tree_util.tree_flatten_with_path(experiment.abstract_state())[0]
     expected = {jax.tree_util.keystr(p): leaf for p, leaf in flat}
     paths = tuple(entry["path"] for entry in meta["leaves"])

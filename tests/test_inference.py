@@ -121,6 +121,16 @@ def test_policy_files_and_observations_fail_in_one_line(sac_run, tmp_path, capsy
         policy(jnp.zeros((4, 2)))
     with pytest.raises(ValueError, match="obs: expected"):
         policy({"state": jnp.zeros(3)})
+    np.testing.assert_array_equal(policy([0.1, -0.2, 0.3]), policy(np.array([0.1, -0.2, 0.3])))  # a list is one obs
+    np.testing.assert_allclose(jax.jit(policy)(jnp.ones(3)), policy(jnp.ones(3)), rtol=1e-5)  # hashable: jittable
+    with open(out, "rb") as f:
+        (tmp_path / "cut.npz").write_bytes(f.read()[:2000])  # an interrupted copy
+    with pytest.raises(ConfigError, match="not an rlx policy file"):
+        inference.load(str(tmp_path / "cut.npz"))
+    assert cli.main(["eval", str(tmp_path / "nosuch.npz")]) == cli.EXIT_CONFIG_ERROR
+    assert "no such policy file" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="seed: must be"):
+        policy.evaluate(seed=-1)
 
 
 def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
@@ -161,6 +171,10 @@ def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
     np.testing.assert_array_equal(actions, want_actions)
     for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(want_memory)):
         np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="memory: expected policy.initial_memory"):
+        policy.step(obs, None)  # silently memoryless before
+    with pytest.raises(ValueError, match="memory: for"):
+        policy.step(obs, policy.initial_memory(3))
     with pytest.raises(ValueError, match=r"starts: expected shape \(2,\)"):
         policy.step(obs, memory, jnp.zeros(3, bool))
     assert policy.evaluate(seed=1) == experiment.evaluate(state, 1)
