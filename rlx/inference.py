@@ -100,6 +100,8 @@ class Policy:
         self.observation_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), one)
         self._act = jax.jit(self._act_fn, static_argnames="deterministic")
         self._evaluate = jax.jit(lambda leaves, key: self.experiment.evaluate_fn(self.state(leaves), key))
+        self._rollout = None
+        self._by_episodes = {}
 
     @property
     def config(self) -> driver.RunConfig:
@@ -180,7 +182,9 @@ class Policy:
     def evaluate(self, seed: int = 0, episodes: int | None = None) -> dict:
         """``rlx eval``'s numbers: ``episodes`` (default: the run's ``eval_episodes``) deterministic episodes with
         the evaluation key of ``seed``."""
-        policy = self if episodes is None else self.with_eval_episodes(episodes)
+        if episodes is not None and episodes not in self._by_episodes:  # one compiled evaluation per count
+            self._by_episodes[episodes] = self.with_eval_episodes(episodes)
+        policy = self if episodes is None else self._by_episodes[episodes]
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
             raise ConfigError(f"seed: must be an integer >= 0 and < {2**32}; got {seed!r}")
         key = driver.eval_key(self.config.seed, int(seed))
@@ -190,8 +194,9 @@ class Policy:
         """One deterministic episode as an ``evaluate.Trajectory`` (for ``evaluate.render_html``)."""
         from rlx import evaluate
 
-        run = jax.jit(lambda leaves, key: evaluate.rollout_fn(self.experiment, self.state(leaves), key))
-        return run(self.leaves, jax.random.PRNGKey(seed))
+        if self._rollout is None:
+            self._rollout = jax.jit(lambda leaves, key: evaluate.rollout_fn(self.experiment, self.state(leaves), key))
+        return self._rollout(self.leaves, jax.random.PRNGKey(seed))
 
     def with_eval_episodes(self, episodes: int) -> Policy:
         """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes``."""
