@@ -489,7 +489,8 @@ def _eval(args: argparse.Namespace) -> int:
         return _eval_sweep(args)
     if args.run_dir.lower().endswith(".npz") and not os.path.isfile(args.run_dir):
         raise ConfigError(f"{args.run_dir}: no such policy file")
-    if os.path.isfile(args.run_dir):  # an exported policy
+    exported = os.path.isfile(args.run_dir)  # a policy file, not a run directory
+    if exported:
         from rlx import inference
 
         policy = inference.load(args.run_dir)
@@ -508,11 +509,7 @@ def _eval(args: argparse.Namespace) -> int:
         f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}"
     )
     if args.render:
-        trajectory = (
-            policy.rollout(args.seed)
-            if os.path.isfile(args.run_dir)
-            else evaluate.rollout(experiment, state, args.seed)
-        )
+        trajectory = policy.rollout(args.seed) if exported else evaluate.rollout(experiment, state, args.seed)
         path = evaluate.render_html(experiment, trajectory, args.render)
         print(f"rlx: rollout written to {path}")
     return 0

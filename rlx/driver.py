@@ -288,12 +288,18 @@ class Experiment:
             "eval/episode_length": lengths.mean(),
         }
 
+    def initial_memory(self, num_envs: int) -> Any | None:
+        """A recurrent policy's zero memory for ``num_envs`` envs (algorithms with ``initial_memory`` and
+        ``act_step`` whose config has a recurrent cell), else None."""
+        initial_memory = getattr(self.algo, "initial_memory", None)
+        memory = initial_memory(self.static_agent, num_envs) if initial_memory else None
+        return memory if jax.tree.leaves(memory) else None
+
     def eval_policy(self, state: Any, num_envs: int) -> tuple[Policy, Any]:
         """The deterministic policy of ``state`` as a rollout policy, and its carry at the start for ``num_envs``
-        envs: a recurrent policy's zero memory (algorithms with ``initial_memory`` and ``act_step``), else ``()``."""
-        initial_memory = getattr(self.algo, "initial_memory", None)
-        memory = initial_memory(self.static_agent, num_envs) if initial_memory else ()
-        if jax.tree.leaves(memory):
+        envs: a recurrent policy's zero memory (:meth:`initial_memory`), else ``()``."""
+        memory = self.initial_memory(num_envs)
+        if memory is not None:
 
             def recurrent_policy(obs, starts, carry, key):
                 action, carry = self.algo.act_step(self.static_agent, self.env, state, obs, starts, carry, key, True)

@@ -93,11 +93,8 @@ class Policy:
         self._abstract = [leaf for _, leaf in flat]
         index = {jax.tree_util.keystr(path): i for i, (path, _) in enumerate(flat)}
         self._positions = [index[p] for p in self.paths]
-        agent = self.experiment.static_agent
-        initial_memory = getattr(self.experiment.algo, "initial_memory", None)
-        self.recurrent = bool(initial_memory and jax.tree.leaves(initial_memory(agent, 1)))
-        one = jax.eval_shape(self.experiment.env.reset, jax.random.PRNGKey(0)).obs
-        self.observation_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), one)
+        self.recurrent = self.experiment.initial_memory(1) is not None
+        self.observation_spec = _observation_spec(self.experiment)
         self._act = jax.jit(self._act_fn, static_argnames="deterministic")
         self._evaluate = jax.jit(lambda leaves, key: self.experiment.evaluate_fn(self.state(leaves), key))
         self._rollout = None
@@ -154,8 +151,8 @@ class Policy:
         return action[0] if single else action
 
     def initial_memory(self, batch_size: int) -> Any:
-        """A recurrent policy's memory at the start of ``batch_size`` episodes."""
-        return self.experiment.algo.initial_memory(self.experiment.static_agent, batch_size)
+        """A recurrent policy's memory at the start of ``batch_size`` episodes (None for a feed-forward one)."""
+        return self.experiment.initial_memory(batch_size)
 
     def step(
         self, obs: Any, memory: Any, starts: Any = None, key: jax.Array | None = None, deterministic: bool | None = None
@@ -245,6 +242,12 @@ class Policy:
         return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in self.leaves)
 
 
+def _observation_spec(experiment: driver.Experiment) -> Any:
+    """Shapes and dtypes of one observation of ``experiment``'s env (a dict of them for dict observations)."""
+    one = jax.eval_shape(experiment.env.reset, jax.random.PRNGKey(0)).obs
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), one)
+
+
 def _key(key: jax.Array | None) -> jax.Array:
     return jax.random.PRNGKey(0) if key is None else key  # unused when acting deterministically
 
@@ -261,13 +264,8 @@ def acting_leaves(experiment: driver.Experiment) -> list[bool]:
     (deterministic or sampled) depend on it."""
     abstract = experiment.abstract_state()
     leaves, treedef = jax.tree.flatten(abstract)
-    obs = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype),
-        jax.eval_shape(experiment.env.reset, jax.random.PRNGKey(0)).obs,
-    )
-    initial_memory = getattr(experiment.algo, "initial_memory", None)
-    memory = initial_memory(experiment.static_agent, 1) if initial_memory else None
-    memory = memory if jax.tree.leaves(memory) else None
+    obs = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), _observation_spec(experiment))
+    memory = experiment.initial_memory(1)
     starts = jnp.ones((1,), bool)
 
     def both(leaves, obs, key):
