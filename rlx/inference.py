@@ -95,6 +95,10 @@ class Policy:
         self._positions = [index[p] for p in self.paths]
         self.recurrent = self.experiment.initial_memory(1) is not None
         self.observation_spec = _observation_spec(self.experiment)
+        self.observation_keys = None  # dict observations: the entries acting reads (see _batch)
+        if isinstance(self.observation_spec, dict):
+            reads = acting_inputs(self.experiment)[1]
+            self.observation_keys = tuple(k for k, read in zip(sorted(self.observation_spec), reads) if read)
         self._act = jax.jit(self._act_fn, static_argnames="deterministic")
         self._evaluate = jax.jit(lambda leaves, key: self.experiment.evaluate_fn(self.state(leaves), key))
         self._rollout = None
@@ -119,21 +123,52 @@ class Policy:
 
     def _batch(self, obs: Any) -> tuple[Any, bool]:
         """``obs`` as a batch in the env's dtypes, and whether it was one observation; a one-line ValueError when
-        it is neither one observation nor a batch of them."""
+        it is neither one observation nor a batch of them. Entries of a dict observation that acting never reads
+        (a privileged critic's state, which a deployed robot does not have) may be left out: they are zeros."""
         spec = self.observation_spec
-        if isinstance(spec, dict) != isinstance(obs, dict) or (isinstance(spec, dict) and set(spec) != set(obs)):
-            raise ValueError(
-                f"obs: expected {_describe(spec, None)} ({self.config.env.name}); got {type(obs).__name__}"
-            )
+        if isinstance(spec, dict) != isinstance(obs, dict) or (
+            isinstance(spec, dict) and not set(self.observation_keys) <= set(obs) <= set(spec)
+        ):
+            raise ValueError(f"obs: expected {self._expected()}; got {_describe_given(obs)}")
+        if isinstance(spec, dict):
+            spec = {k: spec[k] for k in obs}
         obs = jax.tree.map(lambda s, x: jnp.asarray(x, s.dtype), spec, obs)  # spec first: a list is one leaf
         pairs = list(zip(jax.tree.leaves(obs), jax.tree.leaves(spec)))
         if all(x.shape == s.shape for x, s in pairs):
-            return jax.tree.map(lambda x: x[None], obs), True
-        sizes = {x.shape[0] for x, _ in pairs if x.ndim}
-        if len(sizes) == 1 and all(x.shape[1:] == s.shape for x, s in pairs):
-            return obs, False
-        got = ", ".join(str(list(x.shape)) for x in jax.tree.leaves(obs))
-        raise ValueError(f"obs: expected {_describe(spec, None)} ({self.config.env.name}); got {got}")
+            single, obs = True, jax.tree.map(lambda x: x[None], obs)
+        else:
+            sizes = {x.shape[0] for x, _ in pairs if x.ndim}
+            if len(sizes) != 1 or not all(x.shape[1:] == s.shape for x, s in pairs):
+                raise ValueError(f"obs: expected {self._expected()}; got {_describe_given(obs)}")
+            single = False
+        if isinstance(self.observation_spec, dict):  # the unread entries left out, as zeros
+            size = jax.tree.leaves(obs)[0].shape[0]
+            zeros = {k: jnp.zeros((size, *s.shape), s.dtype) for k, s in self.observation_spec.items() if k not in obs}
+            obs = {**zeros, **obs}
+        return obs, single
+
+    def _expected(self) -> str:
+        """The observations this policy takes, for error messages."""
+        expected = f"{_describe(self.observation_spec, None)} ({self.config.env.name})"
+        unread = [k for k in self.observation_spec if k not in self.observation_keys] if self.observation_keys else []
+        if unread:
+            expected += f"; {', '.join(unread)} may be left out (acting does not read it)"
+        return expected
+
+    def _empty_actions(self, obs: Any) -> jax.Array:
+        """The actions for an empty batch of observations: none, with the shape and dtype of one's."""
+        one = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype), obs)
+        memory = self.initial_memory(1)
+        starts = None if memory is None else jax.ShapeDtypeStruct((1,), bool)
+        shape = jax.eval_shape(
+            lambda leaves, o, st, m, k: self._act_fn(leaves, o, st, m, k, True),
+            self.leaves,
+            one,
+            starts,
+            memory,
+            _key(None),
+        )[0]
+        return jnp.zeros((0, *shape.shape[1:]), shape.dtype)
 
     def __call__(self, obs: Any, key: jax.Array | None = None, deterministic: bool | None = None) -> jax.Array:
         """Env actions for one observation or a batch ``[B, ...]`` of them: the policy's evaluation action
@@ -146,7 +181,9 @@ class Policy:
                 "policy.step(obs, memory, starts)"
             )
         batch, single = self._batch(obs)
-        deterministic = key is None if deterministic is None else bool(deterministic)
+        deterministic = _deterministic(key, deterministic)
+        if jax.tree.leaves(batch)[0].shape[0] == 0:
+            return self._empty_actions(batch)
         action, _ = self._act(self.leaves, batch, None, None, _key(key), deterministic=deterministic)
         return action[0] if single else action
 
@@ -173,7 +210,9 @@ class Policy:
         starts = jnp.zeros((size,), bool) if starts is None else jnp.asarray(starts, bool)
         if starts.shape != (size,):
             raise ValueError(f"starts: expected shape ({size},), one per observation; got {starts.shape}")
-        deterministic = key is None if deterministic is None else bool(deterministic)
+        deterministic = _deterministic(key, deterministic)
+        if size == 0:
+            return self._empty_actions(batch), memory
         return self._act(self.leaves, batch, starts, memory, _key(key), deterministic=deterministic)
 
     def evaluate(self, seed: int = 0, episodes: int | None = None) -> dict:
@@ -248,6 +287,29 @@ def _observation_spec(experiment: driver.Experiment) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), one)
 
 
+def _describe_given(obs: Any) -> str:
+    """What was given as observations, for error messages: shapes, a dict's keys with them."""
+
+    def shape(x):
+        return (
+            str(list(np.shape(x)))
+            if isinstance(x, (np.ndarray, jax.Array, list, tuple, float, int))
+            else type(x).__name__
+        )
+
+    if isinstance(obs, dict):
+        return "{" + ", ".join(f"{k}: {shape(v)}" for k, v in obs.items()) + "}"
+    return shape(obs)
+
+
+def _deterministic(key: jax.Array | None, deterministic: bool | None) -> bool:
+    """Whether to act deterministically: as asked, else without a key; a sample needs a key."""
+    deterministic = key is None if deterministic is None else bool(deterministic)
+    if not deterministic and key is None:
+        raise ValueError("key: a sampled action (deterministic=False) needs a PRNG key: policy(obs, key)")
+    return deterministic
+
+
 def _key(key: jax.Array | None) -> jax.Array:
     return jax.random.PRNGKey(0) if key is None else key  # unused when acting deterministically
 
@@ -259,23 +321,32 @@ def _actions(experiment: driver.Experiment, state, obs, starts, memory, key, det
     return algo.act(agent, env, state, obs, key, deterministic), None
 
 
-def acting_leaves(experiment: driver.Experiment) -> list[bool]:
-    """For each leaf of ``experiment``'s train state (``jax.tree.leaves`` order), whether the actions
-    (deterministic or sampled) depend on it."""
+def acting_inputs(experiment: driver.Experiment) -> tuple[list[bool], list[bool]]:
+    """Whether the actions (deterministic or sampled, and a recurrent policy's next memory) depend on each leaf of
+    ``experiment``'s train state and on each leaf of an observation (both in ``jax.tree.leaves`` order: a dict's
+    entries sorted by key)."""
     abstract = experiment.abstract_state()
     leaves, treedef = jax.tree.flatten(abstract)
     obs = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), _observation_spec(experiment))
+    obs_leaves, obs_treedef = jax.tree.flatten(obs)
     memory = experiment.initial_memory(1)
     starts = jnp.ones((1,), bool)
 
-    def both(leaves, obs, key):
-        state = jax.tree.unflatten(treedef, leaves)
+    def both(leaves, obs_leaves, key):
+        state, obs = jax.tree.unflatten(treedef, leaves), jax.tree.unflatten(obs_treedef, obs_leaves)
         return [_actions(experiment, state, obs, starts, memory, key, d) for d in (True, False)]
 
-    jaxpr = jax.make_jaxpr(both)(leaves, obs, jax.random.PRNGKey(0)).jaxpr
+    jaxpr = jax.make_jaxpr(both)(leaves, obs_leaves, jax.random.PRNGKey(0)).jaxpr
     if dce_jaxpr is not None:
-        return dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))[1][: len(leaves)]
-    return _input_dependence(jaxpr)[: len(leaves)]
+        used = dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))[1]
+    else:
+        used = _input_dependence(jaxpr)
+    return used[: len(leaves)], used[len(leaves) : len(leaves) + len(obs_leaves)]
+
+
+def acting_leaves(experiment: driver.Experiment) -> list[bool]:
+    """For each leaf of ``experiment``'s train state (``jax.tree.leaves`` order), whether acting reads it."""
+    return acting_inputs(experiment)[0]
 
 
 def from_state(experiment: driver.Experiment, state: Any, source: dict | None = None) -> Policy:

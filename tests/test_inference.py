@@ -133,6 +133,16 @@ def test_policy_files_and_observations_fail_in_one_line(sac_run, tmp_path, capsy
         policy.evaluate(seed=-1)
 
 
+def test_sampling_needs_a_key_and_an_empty_batch_has_no_actions(sac_run):
+    policy = inference.from_run(sac_run)
+    with pytest.raises(ValueError, match=r"key: a sampled action \(deterministic=False\) needs a PRNG key"):
+        policy(jnp.ones(3), deterministic=False)  # silently PRNGKey(0) for every call before
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    assert not np.array_equal(policy(jnp.ones(3), keys[0]), policy(jnp.ones(3), keys[1]))
+    empty = policy(np.zeros((0, 3)))  # failed inside the network before
+    assert empty.shape == (0, 1) and empty.dtype == policy(jnp.ones((2, 3))).dtype
+
+
 def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
     config = driver.build_config(
         {
@@ -157,6 +167,7 @@ def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
     assert not any("value" in p or "privileged_state" in p for p in policy.paths), policy.paths
     with pytest.raises(ValueError, match="recurrent"):
         policy({"state": jnp.zeros((2, 2)), "privileged_state": jnp.zeros((2, 4))})
+    assert policy.observation_keys == ("state",)  # the critic's privileged state is not read when acting
 
     env_steps = jax.vmap(experiment.env.reset)(jax.random.split(jax.random.PRNGKey(3), 2))
     obs, starts = env_steps.obs, jnp.array([True, False])
@@ -171,6 +182,13 @@ def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
     np.testing.assert_array_equal(actions, want_actions)
     for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(want_memory)):
         np.testing.assert_array_equal(a, b)
+    deployed = policy.step({"state": obs["state"]}, memory, starts)  # no privileged state on a robot
+    for a, b in zip(jax.tree.leaves(deployed), jax.tree.leaves((actions, after))):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="privileged_state may be left out.*got {privileged_state: "):
+        policy.step({"privileged_state": obs["privileged_state"]}, memory, starts)
+    empty_actions, same = policy.step({"state": jnp.zeros((0, 2))}, policy.initial_memory(0))
+    assert empty_actions.shape == (0,) and jax.tree.structure(same) == jax.tree.structure(memory)
     with pytest.raises(ValueError, match="memory: expected policy.initial_memory"):
         policy.step(obs, None)  # silently memoryless before
     with pytest.raises(ValueError, match="memory: for"):
