@@ -521,8 +521,6 @@ def _eval_sweep(args: argparse.Namespace) -> int:
 
     if args.render:
         raise ConfigError("--render: renders one run; give it a run of the sweep (SWEEP_DIR/runs/NAME)")
-    if args.episodes is not None and args.episodes <= 0:
-        raise ConfigError(f"--episodes: must be > 0; got {args.episodes}")
     runs, table = evaluate.evaluate_sweep(args.run_dir, args.episodes, args.seed)
     columns = ("run", "status", "chunks_done", "eval/episode_return", "eval/episode_return_std", "eval/episode_length")
     print(markdown_table([{k: r.get(k) for k in columns} for r in runs]))

@@ -13,24 +13,41 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
 from rlx import driver
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError
+from rlx.config import ConfigError, to_dict
 from rlx.envs import EnvStep, Vmap
+from rlx.inference import acting_leaves
 from rlx.rollout import first_episode_mask, unroll
+
+
+def check_episodes(episodes: Any) -> int | None:
+    """``--episodes`` as an int (None stays None: each run's ``eval_episodes``); a ConfigError unless > 0."""
+    if episodes is None:
+        return None
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes <= 0:
+        raise ConfigError(f"--episodes: must be > 0; got {episodes}")
+    return int(episodes)
 
 
 def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experiment, Any, dict]:
     """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``."""
     config = driver.load_run_config(run_dir, what="eval")
+    eval_episodes = check_episodes(eval_episodes)
     if eval_episodes is not None:
-        if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes <= 0:
-            raise ConfigError(f"--episodes: must be > 0; got {eval_episodes}")
         config = dataclasses.replace(config, eval_episodes=eval_episodes)
     experiment = driver.Experiment(config)
+    state, meta = restore_latest(experiment, config, run_dir)
+    return experiment, state, meta
+
+
+def restore_latest(experiment: driver.Experiment, config: driver.RunConfig, run_dir: str) -> tuple[Any, dict]:
+    """``(train state, checkpoint meta)`` of ``run_dir``'s newest valid checkpoint, whose run has ``config`` and
+    the train state of ``experiment``; a ConfigError when there is none."""
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
     try:
         abstract_state = experiment.abstract_state()
@@ -41,36 +58,81 @@ def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experim
         checkpointer.close()
     if restored is None:
         raise ConfigError(f"{run_dir}: no checkpoint to evaluate yet")
-    state, meta = restored
-    return experiment, state, meta
+    return restored
 
 
 def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Evaluates the newest valid checkpoint of every run of a sweep (as ``rlx eval RUN_DIR``, with ``episodes``
     deterministic episodes, default each run's ``eval_episodes``); returns one row per run (its place, swept values,
-    ``status``: evaluated or why not, and the evaluation) and one per setting (IQM and 95% CI over seeds)."""
+    ``status``: evaluated or why not, and the evaluation) and one per setting (IQM and 95% CI over seeds).
+
+    The runs of a group are evaluated together, one vmapped evaluation of the train-state leaves acting reads
+    (``inference.acting_leaves``: an off-policy run's replay buffer is not kept); a run whose config.yaml was
+    edited away from the sweep's training fields is evaluated alone, as ``rlx eval`` would."""
     from rlx.sweep import expand
     from rlx.sweep.runner import load_spec, setting_table
 
+    episodes = check_episodes(episodes)
     rows = []
     for group in expand(load_spec(sweep_dir, what="eval")):
+        config = group.config if episodes is None else dataclasses.replace(group.config, eval_episodes=episodes)
+        experiment, together = None, []  # (row, acting leaves, eval key) of the runs evaluated as one
         for member in group.members:
             run_dir = os.path.join(sweep_dir, "runs", member.name)
             row = {"run": member.name, "group": member.group, "setting": member.setting, "seed": member.seed}
             row.update(member.values)
             try:
-                experiment, state, meta = load(run_dir, episodes)
+                run_config = driver.load_run_config(run_dir, what="eval")
+                edited = _training_differences(run_config, member.config)
+                if edited:
+                    run_experiment, state, meta = load(run_dir, episodes)
+                    result = run_experiment.evaluate(state, seed)
+                    rows.append({**row, "status": "evaluated", "chunks_done": meta["chunks_done"], **result})
+                    continue
+                if experiment is None:
+                    experiment = driver.Experiment(config)
+                    acting = acting_leaves(experiment)
+                run_config = dataclasses.replace(run_config, eval_episodes=config.eval_episodes)
+                state, meta = restore_latest(experiment, run_config, run_dir)
             except ConfigError as e:  # not started, or no checkpoint yet: the other runs are still evaluated
                 rows.append({**row, "status": f"not evaluated ({e})"})
                 continue
-            result = experiment.evaluate(state, seed)
-            rows.append({**row, "status": "evaluated", "chunks_done": meta["chunks_done"], **result})
+            leaves = [np.asarray(x) for x, used in zip(jax.tree.leaves(state), acting) if used]
+            row = {**row, "status": "evaluated", "chunks_done": meta["chunks_done"]}
+            together.append((len(rows), row, leaves, np.asarray(driver.eval_key(member.seed, seed))))
+            rows.append(row)
+        if together:
+            results = _evaluate_together(experiment, acting, [t[2] for t in together], [t[3] for t in together])
+            for (index, row, _, _), result in zip(together, results):
+                rows[index] = {**row, **result}
     table = setting_table(rows)
     for row in table:
         row.pop("chunks_done", None)
         row.pop("eval/episode_return_std", None)
         row.pop("eval/episode_length", None)
     return rows, table
+
+
+def _training_differences(run_config: driver.RunConfig, sweep_config: driver.RunConfig) -> list:
+    run, sweep = to_dict(run_config), to_dict(sweep_config)
+    return [d for f in driver.TRAINING_FIELDS for d in driver.config_differences(run.get(f), sweep.get(f), f"{f}.")]
+
+
+def _evaluate_together(
+    experiment: driver.Experiment, acting: list[bool], leaves: list[list[np.ndarray]], keys: list[np.ndarray]
+) -> list[dict]:
+    """``experiment.evaluate_fn`` of several runs' acting leaves at once (vmapped; the leaves acting does not read
+    are zeros, which the evaluation does not depend on)."""
+    abstract, treedef = jax.tree.flatten(experiment.abstract_state())
+
+    def evaluate_one(used_leaves, key):
+        used = iter(used_leaves)
+        full = [next(used) if read else jnp.zeros(a.shape, a.dtype) for a, read in zip(abstract, acting)]
+        return experiment.evaluate_fn(jax.tree.unflatten(treedef, full), key)
+
+    stacked = [np.stack(column) for column in zip(*leaves)]
+    results = jax.device_get(jax.jit(jax.vmap(evaluate_one))(stacked, np.stack(keys)))
+    return [{k: float(v[r]) for k, v in results.items()} for r in range(len(keys))]
 
 
 @struct.dataclass

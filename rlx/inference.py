@@ -236,9 +236,12 @@ class Policy:
 
     def with_eval_episodes(self, episodes: int) -> Policy:
         """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes``."""
-        if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes <= 0:
-            raise ConfigError(f"--episodes: must be > 0; got {episodes}")
-        config = dataclasses.replace(self.config, eval_episodes=int(episodes))
+        from rlx.evaluate import check_episodes
+
+        episodes = check_episodes(episodes)
+        if episodes is None:
+            return self
+        config = dataclasses.replace(self.config, eval_episodes=episodes)
         return Policy(driver.Experiment(config), self.paths, self.leaves, self.source)
 
     def save(self, path: str, overwrite: bool = False) -> str:

@@ -116,6 +116,34 @@ def test_rlx_eval_of_a_sweep_evaluates_every_run_and_each_setting(cli_sweep, cap
     assert len(settings) == 2 and all(" | 8 | 0 | " in line for line in settings)  # 8 seeds, none missing
 
 
+def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_edited_run_alone(
+    cli_sweep, tmp_path, capsys
+):
+    """A group's runs are evaluated in one vmapped call; a run without checkpoints is listed, not fatal, and a run
+    whose config.yaml was edited away from the sweep's is evaluated alone (as ``rlx eval RUN_DIR``)."""
+    together, _ = evaluate.evaluate_sweep(cli_sweep, 3, 5)
+    copy = tmp_path / "sweep"
+    shutil.copytree(cli_sweep, copy)
+    shutil.rmtree(copy / "runs" / "h00-seed1" / "checkpoints")
+    config_path = copy / "runs" / "h00-seed2" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["agent"]["learning_rate"] = 0.5  # a training field: not the sweep's run any more
+    config_path.write_text(yaml.safe_dump(config))
+    rows, table = evaluate.evaluate_sweep(str(copy), 3, 5)
+    assert "h00-seed2/config.yaml differs from the config checkpoint" in capsys.readouterr().err  # a warning
+    by_run = {r["run"]: r for r in rows}
+    assert (
+        by_run["h00-seed1"]["status"].startswith("not evaluated (") and "eval/episode_return" not in by_run["h00-seed1"]
+    )
+    before = {r["run"]: r for r in together}
+    for name in ("h00-seed2", "h01-seed3"):
+        assert by_run[name]["status"] == "evaluated"
+        assert by_run[name]["eval/episode_return"] == pytest.approx(before[name]["eval/episode_return"], rel=1e-3)
+    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 1), (8, 0)]
+    with pytest.raises(ConfigError, match="--episodes: must be > 0; got 0"):
+        evaluate.evaluate_sweep(cli_sweep, 0)
+
+
 def test_seed_in_sweep_matches_the_same_seed_trained_alone(cli_sweep):
     """Init, keys and hyperparameters are routed exactly: the initial states are bitwise equal. After
     training, parameters agree to float32 round-off, not bitwise: XLA:CPU runs the gradient matmuls of a
