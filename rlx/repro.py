@@ -247,6 +247,7 @@ def run_suite(
     selected = [e for e in suite.entries if not only or e.name in only]
     specs = {e.name: _entry_spec(e, tiny) for e in selected}
     _check_report(out_dir, suite.name)
+    checked = {}  # entry -> its groups' experiments, envs made once
     for entry in selected:  # before the first entry trains: finished ones match, the others can train
         entry_dir = os.path.join(out_dir, entry.name)
         if os.path.exists(os.path.join(entry_dir, "sweep.yaml")):  # finished, or stopped part way: the same spec
@@ -261,7 +262,7 @@ def run_suite(
             if os.path.exists(os.path.join(entry_dir, "entry.json")):
                 continue
         try:
-            sweep.checked_experiments(sweep.expand(specs[entry.name]))
+            checked[entry.name] = sweep.checked_experiments(sweep.expand(specs[entry.name]))
         except ConfigError as e:
             raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)
@@ -275,7 +276,9 @@ def run_suite(
             continue
         tic = time.perf_counter()
         stopped = os.path.exists(os.path.join(entry_dir, "sweep.yaml"))  # its spec matched: continue it
-        result = sweep.run(specs[entry.name], entry_dir, progress=progress, resume=stopped)
+        result = sweep.run(
+            specs[entry.name], entry_dir, progress=progress, resume=stopped, experiments=checked.get(entry.name)
+        )
         row = summarize(entry, entry_dir, result, time.perf_counter() - tic)
         if result.status == "completed":
             with open(record, "w") as f:

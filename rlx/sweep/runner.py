@@ -326,16 +326,20 @@ def run(
     overwrite: bool = False,
     num_devices: int | None = None,
     resume: bool = False,
+    experiments: dict[int, driver.Experiment] | None = None,
 ) -> SweepResult:
     """Runs (or with ``resume`` continues) a sweep; with ``sweep_dir`` None nothing is written.
 
     Groups run one after another. Returns every run's final row and each group's stacked final state.
+    ``experiments``: what :func:`checked_experiments` returned for this spec and ``num_devices``, if already
+    called (its envs are not made again).
     """
     check_stop_after_chunks(stop_after_chunks)
     check_spec(spec)
     groups = expand(spec)  # validates every run before anything compiles
     # before the sweep directory is prepared, so a pair that cannot train fails before --overwrite removes a sweep
-    experiments = checked_experiments(groups, num_devices)
+    if experiments is None:
+        experiments = checked_experiments(groups, num_devices)
     if resume and sweep_dir is not None:
         _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
