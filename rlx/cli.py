@@ -548,7 +548,8 @@ def _export(args: argparse.Namespace) -> int:
     source = policy.source
     print(
         f"rlx: wrote {args.out}: {args.run_dir} checkpoint {source['chunks_done']} (env step {source['env_steps']}), "
-        f"{len(policy.paths)} arrays, {policy.nbytes:,} bytes (the parts of the train state acting reads)"
+        f"{len(policy.paths)} arrays, {policy.nbytes:,} bytes (the parts of the train state acting reads), and the "
+        "policy as a jax.export program (acts with JAX alone: see README, Trained policies)"
     )
     return 0
 

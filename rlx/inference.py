@@ -14,6 +14,9 @@ with the run's statistics as training did::
     memory = policy.initial_memory(batch)     # recurrent policies:
     action, memory = policy.step(obs, memory, starts)
 
+The file also holds the deterministic policy as a serialized ``jax.export`` program (:meth:`Policy.program`),
+which acts with JAX alone: ``jax.export.deserialize(f["__rlx_program__"].tobytes()).call(leaves, obs)``.
+
 Which leaves acting reads is found by tracing the algorithm's ``act`` (and ``act_step``) and keeping the inputs
 its outputs depend on, so every algorithm works without saying what its policy is made of.
 """
@@ -30,6 +33,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import export
 from jax.extend.core import ClosedJaxpr, Jaxpr, Var
 
 from rlx import driver
@@ -42,6 +46,8 @@ except ImportError:  # pragma: no cover - a JAX that moved it
 
 FORMAT = "rlx-policy/1"
 META_KEY = "__rlx_policy__"
+PROGRAM_KEY = "__rlx_program__"  # the deterministic policy as a serialized jax.export program (Policy.program)
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
 
 def _input_dependence(jaxpr: Jaxpr, outputs: list[bool] | None = None) -> list[bool]:
@@ -141,11 +147,15 @@ class Policy:
             if len(sizes) != 1 or not all(x.shape[1:] == s.shape for x, s in pairs):
                 raise ValueError(f"obs: expected {self._expected()}; got {_describe_given(obs)}")
             single = False
-        if isinstance(self.observation_spec, dict):  # the unread entries left out, as zeros
-            size = jax.tree.leaves(obs)[0].shape[0]
-            zeros = {k: jnp.zeros((size, *s.shape), s.dtype) for k, s in self.observation_spec.items() if k not in obs}
-            obs = {**zeros, **obs}
-        return obs, single
+        return self._filled(obs), single
+
+    def _filled(self, obs: Any) -> Any:
+        """A batch of dict observations with the entries left out (which acting does not read) as zeros."""
+        if not isinstance(self.observation_spec, dict):
+            return obs
+        size = jax.tree.leaves(obs)[0].shape[0]
+        zeros = {k: jnp.zeros((size, *s.shape), s.dtype) for k, s in self.observation_spec.items() if k not in obs}
+        return {**zeros, **obs}
 
     def _expected(self) -> str:
         """The observations this policy takes, for error messages."""
@@ -234,6 +244,42 @@ class Policy:
             self._rollout = jax.jit(lambda leaves, key: evaluate.rollout_fn(self.experiment, self.state(leaves), key))
         return self._rollout(self.leaves, jax.random.PRNGKey(seed))
 
+    def program(self) -> export.Exported:
+        """The deterministic policy as one ``jax.export`` program, for any batch size and for CPU, CUDA, ROCm and
+        TPU: ``program.call(leaves, obs)`` returns ``policy(obs)`` (bitwise), ``leaves`` the dict ``{"leaf_0":
+        ..., "leaf_1": ...}`` of a saved file's arrays, ``obs`` a batch ``[B, ...]`` (a dict of the entries in
+        :attr:`observation_keys`). A recurrent policy's is ``program.call(leaves, obs, memory, starts)`` ->
+        ``(actions, memory)``, ``memory`` a list of arrays ``[B, ...]``, zeros at an episode's start.
+        :meth:`save` stores it serialized, so the file acts with JAX alone (no rlx, no env). The leaves are
+        arguments, not constants: XLA folds constants in other float32 roundings."""
+        batch = export.symbolic_shape("b")
+        spec, key = self.observation_spec, jax.random.PRNGKey(0)  # as policy(obs)
+        if isinstance(spec, dict):
+            obs = {k: jax.ShapeDtypeStruct((*batch, *spec[k].shape), spec[k].dtype) for k in self.observation_keys}
+        else:
+            obs = jax.ShapeDtypeStruct((*batch, *spec.shape), spec.dtype)
+        leaves = {f"leaf_{i}": jax.ShapeDtypeStruct(x.shape, x.dtype) for i, x in enumerate(self.leaves)}
+
+        def in_order(leaves: dict) -> tuple:
+            return tuple(leaves[f"leaf_{i}"] for i in range(len(self.leaves)))
+
+        if not self.recurrent:
+
+            def act(leaves, obs):
+                return self._act_fn(in_order(leaves), self._filled(obs), None, None, key, True)[0]
+
+            return export.export(jax.jit(act), platforms=PLATFORMS)(leaves, obs)
+        memory, memory_def = jax.tree.flatten(self.initial_memory(1))
+
+        def step(leaves, obs, memory, starts):
+            memory = jax.tree.unflatten(memory_def, memory)
+            actions, after = self._act_fn(in_order(leaves), self._filled(obs), starts, memory, key, True)
+            return actions, jax.tree.leaves(after)
+
+        memory = [jax.ShapeDtypeStruct((*batch, *m.shape[1:]), m.dtype) for m in memory]
+        starts = jax.ShapeDtypeStruct(batch, bool)
+        return export.export(jax.jit(step), platforms=PLATFORMS)(leaves, obs, memory, starts)
+
     def with_eval_episodes(self, episodes: int) -> Policy:
         """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes``."""
         from rlx.evaluate import check_episodes
@@ -264,8 +310,20 @@ class Policy:
             "leaves": [{"path": p, "shape": list(x.shape), "dtype": str(x.dtype)} for p, x in zip(self.paths, leaves)],
             "source": self.source,
         }
+        program = self.program()
+        meta["program"] = {
+            "platforms": list(program.platforms),
+            "call": "program.call(leaves, obs, memory, starts) -> (actions, memory)"
+            if self.recurrent
+            else "program.call(leaves, obs) -> actions",
+            "observation_keys": None if self.observation_keys is None else list(self.observation_keys),
+            "memory": None
+            if not self.recurrent
+            else [{"shape": list(m.shape[1:]), "dtype": str(m.dtype)} for m in jax.tree.leaves(self.initial_memory(1))],
+        }
         arrays = {f"leaf_{i}": x for i, x in enumerate(leaves)}
         arrays[META_KEY] = np.array(json.dumps(meta))
+        arrays[PROGRAM_KEY] = np.frombuffer(bytes(program.serialize()), np.uint8)
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rlx-policy-", suffix=".npz")
         try:
             with os.fdopen(handle, "wb") as f:

@@ -384,6 +384,11 @@ def test_exported_policy_acts_and_evaluates_as_the_train_state(algo, tmp_path):
     np.testing.assert_array_equal(policy(obs, key, deterministic=True), act(state, obs, key, d=True))
     np.testing.assert_array_equal(policy(obs, key), act(state, obs, key, d=False))
     assert policy.evaluate(seed=5) == exp.evaluate(state, 5)
+    with np.load(tmp_path / "policy.npz") as f:  # the file acts with JAX alone (for any batch size), bitwise
+        program = jax.export.deserialize(f[inference.PROGRAM_KEY].tobytes())
+        leaves = {k: f[k] for k in f.files if k.startswith("leaf_")}
+    np.testing.assert_array_equal(program.call(leaves, obs), policy(obs))
+    np.testing.assert_array_equal(program.call(leaves, obs[:1]), policy(obs[:1]))
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))

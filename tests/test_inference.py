@@ -4,11 +4,14 @@ Every algorithm's policy is checked in ``tests/test_conformance.py``."""
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import subprocess_env
 
 from rlx import cli, driver, evaluate, inference
 from rlx.config import ConfigError
@@ -133,6 +136,31 @@ def test_policy_files_and_observations_fail_in_one_line(sac_run, tmp_path, capsy
         policy.evaluate(seed=-1)
 
 
+STANDALONE = """
+import sys
+sys.modules["rlx"] = None  # not importable: the file must act with JAX and NumPy alone
+import jax, numpy as np
+with np.load(sys.argv[1]) as f:
+    program = jax.export.deserialize(f["__rlx_program__"].tobytes())
+    leaves = {k: f[k] for k in f.files if k.startswith("leaf_")}
+np.save(sys.argv[3], program.call(leaves, np.load(sys.argv[2])))
+"""
+
+
+def test_a_saved_policy_acts_with_jax_alone(sac_run, tmp_path):
+    policy = inference.from_run(sac_run)
+    path = policy.save(str(tmp_path / "policy.npz"))
+    obs = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    np.save(tmp_path / "obs.npy", obs)
+    args = [sys.executable, "-c", STANDALONE, path, str(tmp_path / "obs.npy"), str(tmp_path / "actions.npy")]
+    subprocess.run(args, check=True, capture_output=True, env=subprocess_env(tmp_path / "cache"))
+    np.testing.assert_array_equal(np.load(tmp_path / "actions.npy"), policy(obs))
+    with np.load(path) as f:
+        meta = json.loads(str(f[inference.META_KEY]))
+    assert meta["program"]["platforms"] == ["cpu", "cuda", "rocm", "tpu"]
+    assert meta["program"]["call"] == "program.call(leaves, obs) -> actions"
+
+
 def test_sampling_needs_a_key_and_an_empty_batch_has_no_actions(sac_run):
     policy = inference.from_run(sac_run)
     with pytest.raises(ValueError, match=r"key: a sampled action \(deterministic=False\) needs a PRNG key"):
@@ -189,6 +217,12 @@ def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
         policy.step({"privileged_state": obs["privileged_state"]}, memory, starts)
     empty_actions, same = policy.step({"state": jnp.zeros((0, 2))}, policy.initial_memory(0))
     assert empty_actions.shape == (0,) and jax.tree.structure(same) == jax.tree.structure(memory)
+    program = policy.program()  # what a saved file holds: acts on the state entry alone, bitwise
+    leaves = {f"leaf_{i}": x for i, x in enumerate(policy.leaves)}
+    program_actions, program_memory = program.call(leaves, {"state": obs["state"]}, jax.tree.leaves(memory), starts)
+    np.testing.assert_array_equal(program_actions, actions)
+    for a, b in zip(program_memory, jax.tree.leaves(after), strict=True):
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="memory: expected policy.initial_memory"):
         policy.step(obs, None)  # silently memoryless before
     with pytest.raises(ValueError, match="memory: for"):
