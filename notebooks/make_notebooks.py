@@ -81,7 +81,9 @@ quickstart = [
     new_markdown_cell(
         "## The policy alone\n\n`rlx.inference` keeps only what acting reads (here PPO's policy network and the\n"
         "observation statistics if any: not the value network or optimizer state) and maps raw observations to\n"
-        "actions. It saves to one `.npz` file (`rlx export RUN_DIR policy.npz`) that evaluates as the run does."
+        "actions. It saves to one `.npz` file (`rlx export RUN_DIR policy.npz`) that evaluates as the run does,\n"
+        "and that also acts with JAX and NumPy alone (no rlx, no env package): it holds the policy as a\n"
+        "`jax.export` program."
     ),
     new_code_cell(
         "from rlx import inference\n"
@@ -92,6 +94,14 @@ quickstart = [
         "obs = trajectory.env_steps.obs[:5]   # five observations of the rollout above\n"
         "print('actions', loaded(obs), 'first alone', loaded(obs[0]))\n"
         "assert loaded.evaluate(seed=0) == experiment.evaluate(state, chunk_index=0)   # the same numbers, bitwise"
+    ),
+    new_code_cell(
+        "import jax, numpy as np   # what a deployment needs: no rlx\n"
+        "with np.load(policy_path) as f:\n"
+        "    program = jax.export.deserialize(f['__rlx_program__'].tobytes())\n"
+        "    leaves = {k: f[k] for k in f.files if k.startswith('leaf_')}\n"
+        "print(program.platforms, program.call(leaves, obs))\n"
+        "assert (program.call(leaves, obs) == loaded(obs)).all()   # bitwise, any batch size"
     ),
 ]
 
