@@ -21,6 +21,7 @@ from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, merge, p
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
 
 
 def _algorithm_names() -> str:
@@ -615,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the driver has already written what it had; no traceback
+        print("rlx: interrupted (checkpoints and logs up to the newest checkpoint are kept: --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `rlx presets | head`: the reader left; no traceback (the Python docs' recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 1

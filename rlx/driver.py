@@ -33,6 +33,7 @@ from rlx.config import (
 )
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
+from rlx.metrics_log import read_metrics
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
 __all__ = [
@@ -110,9 +111,13 @@ def build_config(data: dict | None = None) -> RunConfig:
     if not isinstance(algo_name, str):
         raise ConfigError(f"algo: expected a string, got {algo_name!r}")
     algo = algos.get(algo_name)
-    agent = data.pop("agent", None) or {}
+    agent = data.pop("agent", {})
     if isinstance(agent, algo.Config):
         agent = to_dict(agent)
+    if not isinstance(agent, dict):  # null or [] replaced a file's whole agent section with the defaults
+        raise ConfigError(
+            f"agent: expected a mapping of {algo_name}'s fields (leave it out for the defaults); got {agent!r}"
+        )
     if isinstance(data.get("env"), EnvConfig):
         data["env"] = to_dict(data["env"])
     run = from_dict(RunConfig, data)
@@ -565,6 +570,7 @@ def resume(
         check_checkpoint_config(checkpointer, recorded, source, resuming=True, may_extend=True)
         restored = checkpointer.restore_latest_valid(experiment.abstract_state())
         if restored is None:
+            _refuse_restart_over_logged_progress(run_dir, experiment)
             state, start = experiment.init(), 0
         else:
             state, meta = restored
@@ -578,6 +584,21 @@ def resume(
         host.write_config(run_dir, experiment.config)
     host.set_aside(run_dir, newer)
     return _run(experiment, state, start, run_dir, progress, stop_after_chunks)
+
+
+def _refuse_restart_over_logged_progress(run_dir: str, experiment: Experiment) -> None:
+    """A ConfigError when ``run_dir`` has no checkpoint but its log shows one was saved (each chunk's row is
+    written before its checkpoint, so a row after the first chunk due a checkpoint means there was one): resuming
+    would start over and rewrite the log. A run killed before its first checkpoint resumes from scratch."""
+    chunks = [row["chunk"] for row in read_metrics(run_dir)]
+    plan, every = experiment.plan, experiment.config.checkpoint_every
+    first_due = next((c + 1 for c in range(plan.num_chunks) if plan.checkpoints_after(c, every)), None)
+    if chunks and first_due is not None and max(chunks) > first_due:
+        raise ConfigError(
+            f"--resume {run_dir}: no checkpoint in its checkpoints/, but metrics.jsonl logs chunks up to "
+            f"{max(chunks)} and a checkpoint was saved after chunk {first_due} (removed?); a resume would start over "
+            "and rewrite the log: put the checkpoints back, or train a new run with --out"
+        )
 
 
 def _run(

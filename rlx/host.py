@@ -238,6 +238,7 @@ def run_chunks(
     progress: bool = True,
     description: str = "",
     raise_on_divergence: bool = True,
+    statuses: list[str] | None = None,
 ) -> tuple[Any, list[str], str]:
     """Runs the plan's chunks from ``start_chunk`` for the runs in ``state`` (one, or a vmapped batch).
 
@@ -245,11 +246,11 @@ def run_chunks(
     evaluation results; ``host_states(state)`` per-run host copies for checkpoints (every process of a
     multi-process sweep must call it, so it is called whenever a checkpoint is due and runs have
     directories). A diverged run raises :class:`DivergenceError` (``raise_on_divergence``, one run) or is
-    marked ``diverged`` while the others go on. Returns ``(state, per-run statuses, status)``; every run's
-    summary is written whatever happens.
+    marked ``diverged`` while the others go on (``statuses``: runs already marked so before a resume). Returns
+    ``(state, per-run statuses, status)``; every run's summary is written whatever happens.
     """
     config, plan = experiment.config, experiment.plan
-    statuses = ["completed"] * len(runs)
+    statuses = list(statuses) if statuses is not None else ["completed"] * len(runs)
     bar = None
     if progress:
         from tqdm.auto import tqdm

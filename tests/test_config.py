@@ -43,6 +43,12 @@ def test_defaults_build():
             "agent.value.residual: needs equal hidden widths",
         ),
         ({"agent": {"policy": {"dropout": 0.1}}}, "agent.policy.dropout: must be 0 here"),
+        (
+            {"agent": {"policy": {"hidden": [], "recurrent": "gru"}}},  # an IndexError after --overwrite before
+            "agent.policy.hidden: a recurrent network needs at least one layer",
+        ),
+        ({"agent": []}, "agent: expected a mapping of ppo's fields"),  # the algorithm's defaults, silently, before
+        ({"agent": None}, "agent: expected a mapping of ppo's fields"),
         ({"agent": {"value": {"norm": "batch_renorm"}}}, "agent.value.norm: batch_renorm is not supported here"),
         (
             {"algo": "sac", "agent": {"critic": {"value": "c51", "num_bins": 1}}},

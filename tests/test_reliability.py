@@ -566,7 +566,7 @@ def test_unwritable_output_directory_fails_before_training(tmp_path, capsys, mon
     assert err[-1].startswith(f"rlx: config error: --out {blocker / 'run'}: not writable")
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch):
+def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch, capsys):
     config = driver.build_config(
         {
             "total_env_steps": 3 * 256,
@@ -590,6 +590,19 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(driver.Experiment, "evaluate", evaluate)
     result = driver.resume(run_dir, progress=False)
     assert result.status == "completed" and [r["chunk"] for r in result.rows] == [1, 2, 3]
+
+    # a run whose checkpoints were removed is not started over (its log rewritten from one chunk)
+    log = open(os.path.join(run_dir, "metrics.jsonl")).read()
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"))
+    with pytest.raises(ConfigError, match=r"no checkpoint in its checkpoints/, but metrics.jsonl logs chunks up to 3"):
+        driver.resume(run_dir, progress=False)
+    assert open(os.path.join(run_dir, "metrics.jsonl")).read() == log
+
+    # rlx train: Ctrl-C ends in one line and exit status 130, not a traceback
+    monkeypatch.setattr(driver.Experiment, "evaluate", interrupt_at_chunk_2)
+    monkeypatch.setattr(cli, "_train", lambda args: driver.train(config, str(tmp_path / "again"), progress=False))
+    assert cli.main(["train", "ppo"]) == cli.EXIT_INTERRUPTED
+    assert "rlx: interrupted" in capsys.readouterr().err
 
 
 def test_zero_size_arrays_round_trip_through_a_checkpoint(tmp_path):

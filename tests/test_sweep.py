@@ -190,6 +190,56 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
     assert not os.path.exists(os.path.join(damaged, "runs", "h00-seed0", "damaged_checkpoints"))
 
 
+def test_a_sweep_with_a_diverged_run_resumes_the_others_where_they_stopped(tmp_path):
+    """A run that diverged has no checkpoints; the group's resume took the chunk all runs shared (none), set the
+    others' checkpoints aside, cut their logs and started over, on every resume (found by a probe)."""
+    base = {
+        "algo": "ppo",
+        "env": {"name": "gymnax/CartPole-v1"},
+        "total_env_steps": 1024,
+        "num_chunks": 4,
+        "eval_episodes": 2,
+        "agent": {"num_envs": 4, "unroll_length": 32, "num_minibatches": 2, "num_epochs": 1},
+    }
+    base["agent"].update(policy={"hidden": [8]}, value={"hidden": [8]})
+    spec = sweep.spec_from_dict({"config": base, "grid": {"agent.reward_scaling": [1.0, 1e30]}})
+    whole = sweep.run(spec, str(tmp_path / "whole"), progress=False)
+    assert [r["status"] for r in whole.runs] == ["completed", "diverged"]
+    out = str(tmp_path / "split")
+    assert sweep.run(spec, out, progress=False, stop_after_chunks=2).status == "stopped"
+    healthy, bad = (os.path.join(out, "runs", f"h0{h}-seed0") for h in range(2))
+    assert sorted(os.listdir(os.path.join(healthy, "checkpoints"))) == ["1", "2"]
+    assert not os.listdir(os.path.join(bad, "checkpoints"))
+    bad_files = {
+        f: open(os.path.join(bad, f), "rb").read() for f in os.listdir(bad) if os.path.isfile(os.path.join(bad, f))
+    }
+
+    resumed = sweep.resume(out, progress=False)
+    assert [r["status"] for r in resumed.runs] == ["completed", "diverged"]
+    assert not os.path.exists(os.path.join(healthy, "damaged_checkpoints"))  # nothing set aside
+
+    def logged(run_dir):  # the rows without their timing
+        rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        return [{k: v for k, v in r.items() if k != "steps_per_second"} for r in rows]
+
+    assert logged(healthy) == logged(os.path.join(tmp_path, "whole", "runs", "h00-seed0"))
+    assert tree_equal(final_params(healthy), final_params(os.path.join(tmp_path, "whole", "runs", "h00-seed0")))
+    after = {
+        f: open(os.path.join(bad, f), "rb").read() for f in os.listdir(bad) if os.path.isfile(os.path.join(bad, f))
+    }
+    assert after == bad_files  # the diverged run's files as they were (summary.json included)
+    assert json.load(open(os.path.join(bad, "summary.json")))["status"] == "diverged"
+
+    # A healthy run's checkpoints removed while the others have several: an error, not a fresh start.
+    other = str(tmp_path / "other")
+    spec = sweep.spec_from_dict({"config": base, "seeds": 2})
+    sweep.run(spec, other, progress=False, stop_after_chunks=2)
+    shutil.rmtree(os.path.join(other, "runs", "h00-seed1", "checkpoints"))
+    with pytest.raises(ConfigError, match="h00-seed1 lack the ones the others have"):
+        sweep.resume(other, progress=False)
+    assert sorted(os.listdir(os.path.join(other, "runs", "h00-seed0", "checkpoints"))) == ["1", "2"]
+
+
 def test_a_sweep_with_a_run_missing_or_resumed_alone_or_a_broken_summary_is_a_one_line_error(
     cli_sweep, tmp_path, capsys
 ):

@@ -104,6 +104,10 @@ class Net:
             raise ConfigError(
                 f"{prefix}recurrent: needs architecture mlp and norm none or layer; got {self.architecture}, {self.norm}"
             )
+        if self.recurrent != "none" and not self.hidden:
+            raise ConfigError(
+                f"{prefix}hidden: a recurrent network needs at least one layer (its cell's width is hidden[0]); got []"
+            )
         if self.residual and len(set(self.hidden)) > 1:
             raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")
         if self.residual and self.norm == "batch_renorm":

@@ -67,21 +67,47 @@ def _check_checkpoint_configs(sweep_dir: str, groups: list[Group]) -> None:
                 checkpointer.close()
 
 
-def _restore_group(experiment: driver.Experiment, group: Group, dirs: list[str], set_aside: bool) -> tuple[Any, int]:
-    """Newest chunk at which every run of the group has a valid checkpoint: (stacked host state or None,
-    chunk). Checkpoints newer than it are moved to ``damaged_checkpoints/`` (never deleted) if ``set_aside``.
-    A ConfigError, before anything is moved, when the runs share checkpoints and none of them restores."""
-    checkpointers = [Checkpointer(os.path.join(d, "checkpoints")) for d in dirs]
+def _diverged_before(dirs: list[str]) -> list[bool]:
+    """Which runs a stopped or interrupted sweep had marked diverged (``summary.json``): they have no checkpoints
+    after their divergence and are not trained again."""
+    return [(_read_summary(d) or {}).get("status") == "diverged" for d in dirs]
+
+
+def _restore_group(
+    experiment: driver.Experiment, group: Group, dirs: list[str], set_aside: bool, diverged: list[bool]
+) -> tuple[Any, int]:
+    """Newest chunk at which every run of the group that has not diverged has a valid checkpoint: (stacked host
+    state or None, chunk); a diverged run's slot holds a copy of another run's state (it is neither logged nor
+    saved again). Checkpoints newer than that chunk are moved to ``damaged_checkpoints/`` (never deleted) if
+    ``set_aside``. A ConfigError, before anything is moved, when the runs share checkpoints and none of them
+    restores, or when they share none although some run had saved more than the first checkpoint (its
+    checkpoints removed?): starting over would set aside the others' progress and cut their logs."""
+    healthy = [d for d, bad in zip(dirs, diverged) if not bad]
+    checkpointers = [Checkpointer(os.path.join(d, "checkpoints")) for d in healthy]
     stacked, start = None, 0
     try:
         abstract = experiment.abstract_state()
-        common = set.intersection(*(set(c.all_steps()) for c in checkpointers))
+        saved = [set(c.all_steps()) for c in checkpointers]
+        common = set.intersection(*saved) if saved else set()
+        plan, every = experiment.plan, group.config.checkpoint_every
+        first_due = next((c + 1 for c in range(plan.num_chunks) if plan.checkpoints_after(c, every)), 0)
+        if not common and any(steps and max(steps) > first_due for steps in saved):
+            lacking = [os.path.basename(d) for d, steps in zip(healthy, saved) if not steps]
+            raise ConfigError(
+                f"no checkpoint that every run of group {group.index} in {os.path.dirname(dirs[0])} saved: "
+                f"{', '.join(lacking) or 'its runs'} lack the ones the others have (removed?); a sweep's runs resume "
+                "together, and starting over would set the others' checkpoints aside: put the checkpoints back"
+            )
         for step in sorted(common, reverse=True):
             try:
                 states = [c.restore(step, abstract)[0] for c in checkpointers]
             except CorruptCheckpointError as e:
                 print(f"rlx: warning: {e}; trying an older sweep checkpoint", file=sys.stderr)
                 continue
+            states = iter(states)
+            states = [next(states) if not bad else None for bad in diverged]
+            some = next(s for s in states if s is not None)
+            states = [some if s is None else s for s in states]
             stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
             start = step
             break
@@ -95,7 +121,7 @@ def _restore_group(experiment: driver.Experiment, group: Group, dirs: list[str],
         for c in checkpointers:
             c.close()
     if set_aside:
-        for d, steps in zip(dirs, newer):
+        for d, steps in zip(healthy, newer):
             host.set_aside(d, steps)
     return stacked, start
 
@@ -122,8 +148,10 @@ def run_group(
     seeds = np.array([m.seed for m in members])
 
     start, host_state = 0, None
+    diverged = [False] * len(members)
     if resume and sweep_dir is not None:
-        host_state, start = _restore_group(experiment, group, dirs, set_aside=writer_process)
+        diverged = _diverged_before(dirs)
+        host_state, start = _restore_group(experiment, group, dirs, set_aside=writer_process, diverged=diverged)
     if writer_process and sweep_dir is not None:
         for member, d in zip(members, dirs):
             host.write_config(d, member.config)
@@ -151,7 +179,10 @@ def run_group(
     experiment.compile_seconds += time.perf_counter() - tic
 
     name = None if sweep_dir is None else os.path.basename(os.path.abspath(sweep_dir))  # the runs' W&B group
-    runs = [host.RunDir(d, m.config, start, active=writer_process, group=name) for d, m in zip(dirs, members)]
+    runs = [  # a run that diverged before the resume keeps its files as they are
+        host.RunDir(d, m.config, start, active=writer_process and not bad, group=name)
+        for d, m, bad in zip(dirs, members, diverged)
+    ]
 
     def step(state, chunk):
         num_active = plan.iterations_done(chunk + 1) - plan.iterations_done(chunk)
@@ -180,10 +211,11 @@ def run_group(
         progress=progress and writer_process,
         description=description,
         raise_on_divergence=False,
+        statuses=["diverged" if bad else "completed" for bad in diverged],
     )
     finals = [
-        _final_row(member, status, run.rows, experiment.compile_seconds)
-        for member, status, run in zip(members, statuses, runs)
+        _final_row(member, status, read_metrics(d) if bad else run.rows, experiment.compile_seconds)
+        for member, status, run, d, bad in zip(members, statuses, runs, dirs, diverged)
     ]
     leaf = jax.tree.leaves(state)[0]
     layout = sorted(
