@@ -228,6 +228,7 @@ def test_making_a_brax_env_runs_nothing(monkeypatch):
             "gymnax/Breakout-MinAtar?observe=[0]",
             "env.observe: needs a flat observation; gymnax/Breakout-MinAtar's is (10, 10, 4)",
         ),
+        ("gymnax/CartPole-v1?observe=[0,0]", "env.observe: each index once"),
         (
             "gymnax/CartPole-v1?observe=[4]",
             "env.observe: indices into the (4,) observation of gymnax/CartPole-v1 (each in 0..3)",

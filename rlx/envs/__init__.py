@@ -59,6 +59,10 @@ class EnvConfig:
             )
         if "?" in rest:
             raise ConfigError(f"env.name: options belong in env fields here, not in the name; got {self.name!r}")
+        if self.observe is not None and len(set(self.observe)) != len(self.observe):
+            raise ConfigError(
+                f"env.observe: each index once (a repeated entry feeds the policy twice); got {list(self.observe)}"
+            )
         if self.privileged and self.observe is None:
             raise ConfigError("env.privileged: needs env.observe (the entries the state key keeps)")
         if self.randomize.enabled and suite not in ("brax", "playground"):
