@@ -162,6 +162,10 @@ class Plan:
         """Evaluation after every ``eval_every``-th chunk and after the last one."""
         return self.is_last(chunk_index) or bool(eval_every and (chunk_index + 1) % eval_every == 0)
 
+    def first_checkpoint(self, checkpoint_every: int) -> int:
+        """The chunk count after which a run saves its first checkpoint (without a requested stop)."""
+        return next(c + 1 for c in range(self.num_chunks) if self.checkpoints_after(c, checkpoint_every))
+
     def checkpoints_after(self, chunk_index: int, checkpoint_every: int, stopping: bool = False) -> bool:
         """A checkpoint after every ``checkpoint_every``-th chunk, the last one, and before a requested stop."""
         return (
@@ -441,6 +445,11 @@ def config_differences(saved: Any, current: Any, prefix: str = "") -> list[tuple
     return [] if saved == current else [(prefix.rstrip("."), saved, current)]
 
 
+def training_differences(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
+    """:func:`config_differences` of two plain-data run configs in the fields a train state depends on."""
+    return [d for f in TRAINING_FIELDS for d in config_differences(saved.get(f), current.get(f), f"{f}.")]
+
+
 def _shown(differences: list[tuple[str, Any, Any]]) -> str:
     shown = "; ".join(f"{name}: {old!r} there, {new!r} here" for name, old, new in differences[:4])
     return shown + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
@@ -468,7 +477,7 @@ def check_checkpoint_config(
     if not isinstance(saved, dict):
         return
     saved_with = f"{source} differs from the config checkpoint {checkpointer.path(newest)} was saved with"
-    differences = [d for f in TRAINING_FIELDS for d in config_differences(saved.get(f), current.get(f), f"{f}.")]
+    differences = training_differences(saved, current)
     if resuming:
         if differences:
             raise ConfigError(
@@ -591,9 +600,8 @@ def _refuse_restart_over_logged_progress(run_dir: str, experiment: Experiment) -
     written before its checkpoint, so a row after the first chunk due a checkpoint means there was one): resuming
     would start over and rewrite the log. A run killed before its first checkpoint resumes from scratch."""
     chunks = [row["chunk"] for row in read_metrics(run_dir)]
-    plan, every = experiment.plan, experiment.config.checkpoint_every
-    first_due = next((c + 1 for c in range(plan.num_chunks) if plan.checkpoints_after(c, every)), None)
-    if chunks and first_due is not None and max(chunks) > first_due:
+    first_due = experiment.plan.first_checkpoint(experiment.config.checkpoint_every)
+    if chunks and max(chunks) > first_due:
         raise ConfigError(
             f"--resume {run_dir}: no checkpoint in its checkpoints/, but metrics.jsonl logs chunks up to "
             f"{max(chunks)} and a checkpoint was saved after chunk {first_due} (removed?); a resume would start over "

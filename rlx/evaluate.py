@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
@@ -21,7 +20,7 @@ from rlx import driver
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, to_dict
 from rlx.envs import EnvStep, Vmap
-from rlx.inference import acting_leaves
+from rlx.inference import acting_leaves, zero_filled_state
 from rlx.rollout import first_episode_mask, unroll
 
 
@@ -83,7 +82,7 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
             row.update(member.values)
             try:
                 run_config = driver.load_run_config(run_dir, what="eval")
-                edited = _training_differences(run_config, member.config)
+                edited = driver.training_differences(to_dict(run_config), to_dict(member.config))
                 if edited:
                     run_experiment, state, meta = load(run_dir, episodes)
                     result = run_experiment.evaluate(state, seed)
@@ -113,22 +112,16 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
     return rows, table
 
 
-def _training_differences(run_config: driver.RunConfig, sweep_config: driver.RunConfig) -> list:
-    run, sweep = to_dict(run_config), to_dict(sweep_config)
-    return [d for f in driver.TRAINING_FIELDS for d in driver.config_differences(run.get(f), sweep.get(f), f"{f}.")]
-
-
 def _evaluate_together(
     experiment: driver.Experiment, acting: list[bool], leaves: list[list[np.ndarray]], keys: list[np.ndarray]
 ) -> list[dict]:
     """``experiment.evaluate_fn`` of several runs' acting leaves at once (vmapped; the leaves acting does not read
     are zeros, which the evaluation does not depend on)."""
     abstract, treedef = jax.tree.flatten(experiment.abstract_state())
+    positions = [i for i, read in enumerate(acting) if read]
 
     def evaluate_one(used_leaves, key):
-        used = iter(used_leaves)
-        full = [next(used) if read else jnp.zeros(a.shape, a.dtype) for a, read in zip(abstract, acting)]
-        return experiment.evaluate_fn(jax.tree.unflatten(treedef, full), key)
+        return experiment.evaluate_fn(zero_filled_state(abstract, treedef, positions, used_leaves), key)
 
     stacked = [np.stack(column) for column in zip(*leaves)]
     results = jax.device_get(jax.jit(jax.vmap(evaluate_one))(stacked, np.stack(keys)))

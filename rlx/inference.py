@@ -119,10 +119,9 @@ class Policy:
         inside a traced function (``algo.act``, ``experiment.evaluate_fn``), where the zeros cost nothing: acting
         may compute with those leaves (a recurrent policy normalizes every entry of a dict observation), but its
         actions do not depend on them, so XLA drops them."""
-        full = [jnp.zeros(leaf.shape, leaf.dtype) for leaf in self._abstract]
-        for position, leaf in zip(self._positions, self.leaves if leaves is None else leaves):
-            full[position] = leaf
-        return jax.tree.unflatten(self._treedef, full)
+        return zero_filled_state(
+            self._abstract, self._treedef, self._positions, self.leaves if leaves is None else leaves
+        )
 
     def _act_fn(self, leaves, obs, starts, memory, key, deterministic):
         return _actions(self.experiment, self.state(leaves), obs, starts, memory, key, deterministic)
@@ -346,6 +345,15 @@ def _observation_spec(experiment: driver.Experiment) -> Any:
     """Shapes and dtypes of one observation of ``experiment``'s env (a dict of them for dict observations)."""
     one = jax.eval_shape(experiment.env.reset, jax.random.PRNGKey(0)).obs
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), one)
+
+
+def zero_filled_state(abstract: list, treedef: Any, positions: list[int], leaves: Any) -> Any:
+    """The train state of ``treedef`` with ``leaves[i]`` at leaf position ``positions[i]`` and zeros shaped as
+    ``abstract`` (its leaves) elsewhere: what acting needs, inside a traced function, where the zeros cost nothing."""
+    full = [jnp.zeros(leaf.shape, leaf.dtype) for leaf in abstract]
+    for position, leaf in zip(positions, leaves):
+        full[position] = leaf
+    return jax.tree.unflatten(treedef, full)
 
 
 def _describe_given(obs: Any) -> str:

@@ -89,8 +89,7 @@ def _restore_group(
         abstract = experiment.abstract_state()
         saved = [set(c.all_steps()) for c in checkpointers]
         common = set.intersection(*saved) if saved else set()
-        plan, every = experiment.plan, group.config.checkpoint_every
-        first_due = next((c + 1 for c in range(plan.num_chunks) if plan.checkpoints_after(c, every)), 0)
+        first_due = experiment.plan.first_checkpoint(group.config.checkpoint_every)
         if not common and any(steps and max(steps) > first_due for steps in saved):
             lacking = [os.path.basename(d) for d, steps in zip(healthy, saved) if not steps]
             raise ConfigError(
