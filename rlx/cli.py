@@ -17,7 +17,7 @@ import time
 import yaml
 
 from rlx import compile_cache
-from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, merge, parse_assignment, to_dict
+from rlx.config import ConfigError, apply_assignments, check_stop_after_chunks, load_yaml, merge, to_dict
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
@@ -231,8 +231,7 @@ def resolve_train_config(args: argparse.Namespace) -> dict:
         data["seed"] = args.seed
     if args.steps is not None:
         data["total_env_steps"] = args.steps
-    for assignment in args.set:
-        data = merge(data, parse_assignment(assignment))
+    data = apply_assignments(data, args.set)
     return data
 
 
@@ -330,8 +329,7 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
             config["env"] = {**to_dict(EnvConfig()), **config["env"]}
     if args.steps is not None:
         config["total_env_steps"] = args.steps
-    for assignment in args.set:
-        config = merge(config, parse_assignment(assignment))
+    config = apply_assignments(config, args.set)
     if not isinstance(data.get("config") or {}, dict):
         raise ConfigError(f"config: expected a mapping of run-config fields, got {data['config']!r}")
     data["config"] = merge(data.get("config") or {}, config)
@@ -369,16 +367,25 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
         for m in group.members:
             rows.append({"run": m.name, "group": m.group, "setting": m.setting, "seed": m.seed, **m.values})
     print(sweep.markdown_table(rows))
-    config = groups[0].config
-    planned = driver.plan_for(config).total_env_steps  # what the runs train: whole iterations
-    asked = (
-        ""
-        if planned == config.total_env_steps
-        else f" ({config.total_env_steps:,} asked, rounded up to whole iterations)"
-    )
+    described: dict[str, list[int]] = {}  # what a group trains -> its groups (groups may differ in env or budget)
+    for group in groups:
+        config = group.config
+        planned = driver.plan_for(config).total_env_steps  # what the runs train: whole iterations
+        asked = (
+            ""
+            if planned == config.total_env_steps
+            else f" ({config.total_env_steps:,} asked, rounded up to whole iterations)"
+        )
+        described.setdefault(f"{config.algo} on {config.env.name}, {planned:,} env steps each{asked}", []).append(
+            group.index
+        )
+    if len(described) == 1:
+        what = next(iter(described))
+    else:
+        what = "; ".join(f"group{'s' * (len(i) > 1)} {', '.join(map(str, i))}: {text}" for text, i in described.items())
     print(
-        f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {config.algo} on {config.env.name}, "
-        f"{planned:,} env steps each{asked} (rlx train --config ... --print-config shows a full config)"
+        f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {what} "
+        "(rlx train --config ... --print-config shows a full config)"
     )
     return 0
 

@@ -234,6 +234,19 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
+def apply_assignments(data: dict, assignments: list[str]) -> dict:
+    """``data`` with each ``--set key=value`` merged in, in order; a key given twice is a ConfigError (as a YAML
+    key or an env option given twice is), not last-wins."""
+    seen: dict[str, str] = {}
+    for text in assignments:
+        key = text.split("=", 1)[0].strip()
+        if key in seen and "=" in text:
+            raise ConfigError(f"--set {key}: given twice ({seen[key]!r} and {text!r}); keep one")
+        seen[key] = text
+        data = merge(data, parse_assignment(text))
+    return data
+
+
 def parse_assignment(text: str) -> dict:
     """Turns ``"agent.learning_rate=1e-3"`` into ``{"agent": {"learning_rate": 1e-3}}``."""
     if "=" not in text:

@@ -450,9 +450,10 @@ def training_differences(saved: dict, current: dict) -> list[tuple[str, Any, Any
     return [d for f in TRAINING_FIELDS for d in config_differences(saved.get(f), current.get(f), f"{f}.")]
 
 
-def _shown(differences: list[tuple[str, Any, Any]]) -> str:
-    shown = "; ".join(f"{name}: {old!r} there, {new!r} here" for name, old, new in differences[:4])
-    return shown + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
+def shown(differences: list[tuple[str, Any, Any]], there: str = "there", here: str = "here") -> str:
+    """Up to four differences as ``"field: old there, new here"``, joined by ``"; "``."""
+    text = "; ".join(f"{name}: {old!r} {there}, {new!r} {here}" for name, old, new in differences[:4])
+    return text + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
 
 
 def check_checkpoint_config(
@@ -470,30 +471,31 @@ def check_checkpoint_config(
     :func:`extended_config` makes of the saved one is not: an extension killed before its first checkpoint);
     an evaluation (``abstract_state``: the train state ``config`` builds) warns about training fields, unless
     the saved config's train state has other shapes, which no checkpoint can then fill (a ConfigError saying
-    the checkpoints are not damaged). Checkpoints without a readable saved config are left to the restore."""
-    newest = checkpointer.latest()
-    meta = None if newest is None else checkpointer.read_meta(newest)
-    saved, current = (meta or {}).get("rlx_config"), to_dict(config)
-    if not isinstance(saved, dict):
+    the checkpoints are not damaged). A newest checkpoint whose metadata cannot be read is passed over for the
+    next older one with a readable saved config, as the restore passes it over (every checkpoint of a run shares
+    its training fields); with none readable, the restore decides."""
+    newest, saved = _newest_saved_config(checkpointer)
+    current = to_dict(config)
+    if saved is None:
         return
     saved_with = f"{source} differs from the config checkpoint {checkpointer.path(newest)} was saved with"
     differences = training_differences(saved, current)
     if resuming:
         if differences:
             raise ConfigError(
-                f"{saved_with} ({_shown(differences)}); a resume continues the run as it was trained: put the file "
+                f"{saved_with} ({shown(differences)}); a resume continues the run as it was trained: put the file "
                 "back as it was, or train a new run with the new values"
             )
         budget = [(f, saved.get(f), current.get(f)) for f in BUDGET_FIELDS if saved.get(f) != current.get(f)]
         if budget and not (may_extend and _extends(saved, config)):
             raise ConfigError(
-                f"{saved_with} ({_shown(budget)}); its chunks and checkpoints follow the saved budget: put the file "
+                f"{saved_with} ({shown(budget)}); its chunks and checkpoints follow the saved budget: put the file "
                 "back as it was (extend a finished or stopped run with --resume DIR --steps N)"
             )
         return
     if not differences:
         return
-    mismatch = f"{saved_with} ({_shown(differences)})"
+    mismatch = f"{saved_with} ({shown(differences)})"
     try:
         saved_state = Experiment(build_config(saved)).abstract_state()
     except ConfigError:  # a config this rlx cannot build: the restore decides
@@ -505,6 +507,15 @@ def check_checkpoint_config(
             "put the file back as it was"
         )
     print(f"rlx: warning: {mismatch}; evaluating with the file's values", file=sys.stderr)
+
+
+def _newest_saved_config(checkpointer: Checkpointer) -> tuple[int | None, dict | None]:
+    """``(chunks_done, saved config)`` of the newest checkpoint whose metadata holds a readable config."""
+    for step in reversed(checkpointer.all_steps()):
+        saved = (checkpointer.read_meta(step) or {}).get("rlx_config")
+        if isinstance(saved, dict):
+            return step, saved
+    return None, None
 
 
 def _extends(saved: dict, config: RunConfig) -> bool:

@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import io
 import os
+import sys
 from typing import Any
 
 import jax
@@ -67,9 +68,10 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
 
     The runs of a group are evaluated together, one vmapped evaluation of the train-state leaves acting reads
     (``inference.acting_leaves``: an off-policy run's replay buffer is not kept); a run whose config.yaml was
-    edited away from the sweep's training fields is evaluated alone, as ``rlx eval`` would."""
+    edited away from the sweep's training fields is evaluated alone, as ``rlx eval`` would, and not counted in its
+    setting's IQM (its status says why)."""
     from rlx.sweep import expand
-    from rlx.sweep.runner import load_spec, setting_table
+    from rlx.sweep.runner import NOT_COUNTED, load_spec, setting_table
 
     episodes = check_episodes(episodes)
     rows = []
@@ -83,10 +85,13 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
             try:
                 run_config = driver.load_run_config(run_dir, what="eval")
                 edited = driver.training_differences(to_dict(run_config), to_dict(member.config))
-                if edited:
+                if edited:  # not the run the sweep says: evaluated as rlx eval RUN_DIR would, kept out of the IQM
                     run_experiment, state, meta = load(run_dir, episodes)
                     result = run_experiment.evaluate(state, seed)
-                    rows.append({**row, "status": "evaluated", "chunks_done": meta["chunks_done"], **result})
+                    differences = driver.shown(edited, "in config.yaml", "in sweep.yaml")
+                    status = f"{NOT_COUNTED}: its config.yaml differs from sweep.yaml ({differences})"
+                    print(f"rlx: warning: {run_dir}: {status}", file=sys.stderr)
+                    rows.append({**row, "status": status, "chunks_done": meta["chunks_done"], **result})
                     continue
                 if experiment is None:
                     experiment = driver.Experiment(config)

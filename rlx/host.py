@@ -88,10 +88,25 @@ def _foreign(path: str, what: str) -> list[str]:
     return foreign
 
 
+def _enclosing_sweep(path: str) -> str | None:
+    """The nearest folder above ``path`` that holds a sweep, or None."""
+    here = os.path.abspath(path)
+    while os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+        if _holds(here) == "a sweep":
+            return here
+    return None
+
+
 def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
     """Makes ``path`` ready for a new run (or sweep): refuses one that already holds a run or a sweep unless
     ``overwrite`` and it holds ``what`` and nothing rlx did not write there (so ``--overwrite`` never removes a
     user's files, or a sweep to make room for a run), and fails early if it cannot be written."""
+    sweep = _enclosing_sweep(path)
+    if sweep is not None:  # its runs are the sweep's (rlx eval SWEEP_DIR would count this one), other files foreign
+        raise ConfigError(
+            f"--out {path}: is inside the sweep {sweep}, whose files rlx sweep writes; choose an --out outside it"
+        )
     held = _holds(path) if os.path.isdir(path) else None
     if held is not None:
         if not overwrite and held == what:
@@ -133,15 +148,18 @@ def write_yaml(path: str, data: Any) -> None:
     os.replace(path + ".tmp", path)
 
 
-def set_aside(path: str, steps: list[int]) -> None:
+def set_aside(path: str, steps: list[int], why: str | None = None) -> None:
     """Moves checkpoints newer than the restored one to ``damaged_checkpoints/`` (kept, never deleted), so
-    the resumed run can save those chunks again."""
+    the resumed run can save those chunks again; the warning calls them damaged unless ``why`` says otherwise."""
     for step in steps:
         source = os.path.join(path, "checkpoints", str(step))
         target = os.path.join(path, "damaged_checkpoints", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.move(source, target)
-        print(f"rlx: warning: moved damaged checkpoint {source} to {target}", file=sys.stderr)
+        moved = (
+            f"moved checkpoint {source} to {target}: {why}" if why else f"moved damaged checkpoint {source} to {target}"
+        )
+        print(f"rlx: warning: {moved}", file=sys.stderr)
 
 
 class RunDir:

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from rlx import presets
-from rlx.config import ConfigError, load_yaml, parse_assignment
+from rlx.config import ConfigError, apply_assignments, load_yaml, parse_assignment
 from rlx.driver import build_config
 from rlx.envs import parse_env_spec
 
@@ -143,6 +143,12 @@ def test_numbers_from_yaml_strings_and_cli_assignments():
     assert parse_assignment("seed=3") == {"seed": 3}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_assignment("seed")
+    assert apply_assignments({"seed": 0, "agent": {"gamma": 0.9}}, ["agent.policy={hidden: [8]}", "seed=2"]) == {
+        "seed": 2,
+        "agent": {"gamma": 0.9, "policy": {"hidden": [8]}},
+    }
+    with pytest.raises(ConfigError, match=r"^--set seed: given twice \('seed=1' and ' seed =2'\); keep one$"):
+        apply_assignments({}, ["seed=1", "agent.learning_rate=1e-3", " seed =2"])  # was last-wins
 
 
 def test_env_spec_query_string():

@@ -137,6 +137,22 @@ def test_bad_randomization_gets_one_line_before_anything_compiles(randomize, mes
         driver.build_config({"algo": "ppo", "env": {"name": "gymnax/CartPole-v1", "randomize": {"mass": [0.5, 1.0]}}})
 
 
+@pytest.mark.parametrize(
+    ("randomize", "message"),
+    [
+        ({"mass": [1.0, 3e38]}, "mass: a factor of 3e+38 takes this model's body_mass (10.472) past the float32 max"),
+        ({"mass": [1e-36, 1.0]}, "mass: a factor of 1e-36 takes this model's body_inertia (0.0059065) below the small"),
+        ({"actuator_gain": [1e-40, 1.0]}, "actuator_gain: a factor of 1e-40 takes this model's actuator_gainprm"),
+    ],
+)
+def test_factors_that_take_the_model_out_of_float32_are_refused_when_the_env_is_made(randomize, message):
+    """Each bound is a valid float32, but times this model's values it overflows (or flushes to 0): such a run
+    diverged after compiling. The env, made before anything compiles, names the field and the parameter."""
+    with pytest.raises(ConfigError) as info:
+        driver.Experiment(small_run(**randomize))
+    assert f"env.randomize.{message}" in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
 def test_playground_envs_step_on_their_randomized_mjx_models_and_resume(tmp_path):
     """Playground keeps its model in ``_mjx_model``; its state has zero-size arrays the checkpoint must keep."""
     config = driver.build_config(

@@ -291,6 +291,19 @@ def test_a_config_yaml_edited_to_other_values_is_refused_by_resume_and_named_by_
     )
 
 
+def test_an_edited_config_yaml_is_refused_when_the_newest_checkpoint_metadata_is_unreadable(reference):
+    """The check read only the newest checkpoint's saved config; with that metadata cut short it passed, and the
+    restore went on from the older checkpoint with the edited file (a static edit took effect mid-run)."""
+    run_dir = edited_copy(reference, "other-lr-damaged-meta", "learning_rate: 0.0003", "learning_rate: 0.001")
+    with open(os.path.join(run_dir, "checkpoints", "8", "meta", "metadata"), "r+") as f:
+        f.truncate(10)
+    with pytest.raises(
+        ConfigError, match=r"checkpoint .*/7 was saved with \(agent.learning_rate: 0.0003 there, 0.001 here\)"
+    ):
+        driver.resume(run_dir, progress=False)
+    assert not os.path.exists(os.path.join(run_dir, "damaged_checkpoints"))
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -540,6 +553,21 @@ def test_overwrite_removes_only_a_run_or_sweep_of_its_kind_and_only_once_the_con
         assert _unchanged(tmp_path / "out", files) and sorted(os.listdir(tmp_path / "out")) == sorted(
             {name.split("/")[0] for name in files}
         )
+
+
+@pytest.mark.parametrize("kind,out", [("train", "runs/h00-seed0"), ("sweep", "runs"), ("train", "runs/h00-seed0/x")])
+def test_no_run_or_sweep_is_written_inside_a_sweep(tmp_path, capsys, monkeypatch, kind, out):
+    """``--overwrite`` replaced a sweep's member run with an unrelated one (which ``rlx eval SWEEP_DIR`` then
+    counted in the member's setting), and a sweep could be nested in another's runs/ folder."""
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("trained"))
+    _fake_dir(tmp_path / "sweep", SWEEP_FILES)
+    for overwrite in ([], ["--overwrite"]):
+        argv = [kind, "ppo", "--quiet", "--out", str(tmp_path / "sweep" / out), *overwrite]
+        assert cli.main(argv) == cli.EXIT_CONFIG_ERROR
+        err = capsys.readouterr().err
+        assert f"is inside the sweep {tmp_path / 'sweep'}, whose files rlx sweep writes; choose an --out" in err, err
+        assert _unchanged(tmp_path / "sweep", SWEEP_FILES)
+        assert sorted(os.listdir(tmp_path / "sweep" / "runs" / "h00-seed0")) == ["metrics.jsonl"]
 
 
 def test_overwrite_replaces_a_sweep_of_rlx_files(tmp_path):

@@ -120,7 +120,8 @@ def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_ed
     cli_sweep, tmp_path, capsys
 ):
     """A group's runs are evaluated in one vmapped call; a run without checkpoints is listed, not fatal, and a run
-    whose config.yaml was edited away from the sweep's is evaluated alone (as ``rlx eval RUN_DIR``)."""
+    whose config.yaml was edited away from the sweep's is evaluated alone (as ``rlx eval RUN_DIR``) and not counted
+    in its setting's IQM (it is not the run the sweep says)."""
     together, _ = evaluate.evaluate_sweep(cli_sweep, 3, 5)
     copy = tmp_path / "sweep"
     shutil.copytree(cli_sweep, copy)
@@ -136,10 +137,13 @@ def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_ed
         by_run["h00-seed1"]["status"].startswith("not evaluated (") and "eval/episode_return" not in by_run["h00-seed1"]
     )
     before = {r["run"]: r for r in together}
+    assert by_run["h00-seed2"]["status"] == (
+        "not counted: its config.yaml differs from sweep.yaml (agent.learning_rate: 0.5 in config.yaml, 0.0003 in sweep.yaml)"
+    )
+    assert by_run["h01-seed3"]["status"] == "evaluated"
     for name in ("h00-seed2", "h01-seed3"):
-        assert by_run[name]["status"] == "evaluated"
         assert by_run[name]["eval/episode_return"] == pytest.approx(before[name]["eval/episode_return"], rel=1e-3)
-    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 1), (8, 0)]
+    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 2), (8, 0)]  # the edited run is not counted
     with pytest.raises(ConfigError, match="--episodes: must be > 0; got 0"):
         evaluate.evaluate_sweep(cli_sweep, 0)
 
@@ -168,13 +172,14 @@ def test_seed_in_sweep_matches_the_same_seed_trained_alone(cli_sweep):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
+def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path, capsys):
     spec = sweep.load_spec(cli_sweep)
     out = str(tmp_path / "split")
     first = sweep.run(spec, out, progress=False, stop_after_chunks=1)
     assert first.status == "stopped" and {r["status"] for r in first.runs} == {"stopped"}
-    damaged = str(tmp_path / "damaged")
+    damaged, ahead = str(tmp_path / "damaged"), str(tmp_path / "ahead")
     shutil.copytree(out, damaged)
+    shutil.copytree(out, ahead)
     assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0
     for name in ("h00-seed0", "h01-seed7"):
         assert tree_equal(
@@ -188,6 +193,18 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path):
     with pytest.raises(ConfigError, match="no valid checkpoint for group 0 in .*runs: none of the 1 chunks"):
         sweep.resume(damaged, progress=False)
     assert not os.path.exists(os.path.join(damaged, "runs", "h00-seed0", "damaged_checkpoints"))
+
+    # One run a checkpoint ahead of the others (a kill between their saves): set aside, and not called damaged.
+    checkpoints = os.path.join(ahead, "runs", "h00-seed0", "checkpoints")
+    shutil.copytree(os.path.join(checkpoints, "1"), os.path.join(checkpoints, "2"))
+    capsys.readouterr()
+    sweep.resume(ahead, progress=False)
+    err = capsys.readouterr().err
+    assert f"rlx: warning: moved checkpoint {checkpoints}/2 to " in err and "damaged checkpoint" not in err
+    assert ": newer than chunk 1, the newest that every run of group 0 restores" in err
+    assert tree_equal(
+        final_params(os.path.join(ahead, "runs", "h00-seed0")), final_params(os.path.join(out, "runs", "h00-seed0"))
+    )
 
 
 def test_a_sweep_with_a_diverged_run_resumes_the_others_where_they_stopped(tmp_path):
@@ -559,6 +576,16 @@ def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     (tmp_path / "mine.yaml").write_text("algo: dqn\n")  # no env: the defaults' (a traceback until the mend)
     assert cli.main(["sweep", "--config", str(tmp_path / "mine.yaml"), "--dry-run"]) == 0
     assert "dqn on gymnax/CartPole-v1" in capsys.readouterr().out
+    grouped = ["--group", "env.name=gymnax/CartPole-v1,gymnax/Acrobot-v1", "--group", "agent.batch_size=32,64"]
+    assert cli.main(["sweep", "--config", str(tmp_path / "mine.yaml"), *grouped, "--dry-run"]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]  # each group's env and budget (the first group's only before)
+    assert summary.startswith("rlx: 4 runs in 4 compiled group(s); groups 0, 1: dqn on gymnax/CartPole-v1, ")
+    assert "env steps each; groups 2, 3: dqn on gymnax/Acrobot-v1, " in summary
+    assert cli.main(["sweep", "ppo", "--group", "total_env_steps=2000,4096", "--dry-run"]) == 0
+    assert (
+        "; group 0: ppo on gymnax/CartPole-v1, 2,048 env steps each (2,000 asked, rounded up to whole iterations); "
+        "group 1: ppo on gymnax/CartPole-v1, 4,096 env steps each (rlx train"
+    ) in capsys.readouterr().out
     assert cli.main(["sweep", "--resume", str(tmp_path), "--dry-run"]) == cli.EXIT_CONFIG_ERROR  # never trains
     assert "--resume: cannot be combined with --dry-run" in capsys.readouterr().err
 

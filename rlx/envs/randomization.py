@@ -104,6 +104,34 @@ def scaled_model(model: Any, factors: dict[str, jax.Array]) -> Any:
     return model.replace(**updates)
 
 
+_SCALED = {  # the model fields each factor multiplies (of friction, the sliding column only)
+    "friction": {"geom_friction": lambda m: m.geom_friction[:, 0]},
+    "mass": {"body_mass": lambda m: m.body_mass, "body_inertia": lambda m: m.body_inertia},
+    "actuator_gain": {
+        "actuator_gainprm": lambda m: m.actuator_gainprm,
+        "actuator_biasprm": lambda m: m.actuator_biasprm,
+    },
+}
+
+
+def check_scaled_range(model: Any, name: str, bounds: tuple[float, ...], prefix: str = "env.randomize.") -> None:
+    """A ConfigError when a factor in ``bounds`` takes one of ``model``'s parameters out of float32's normal
+    range (to inf, or a nonzero one below the smallest normal value): the run would diverge after compiling."""
+    for factor in bounds:
+        for attr, read in _SCALED[name].items():
+            nominal = np.asarray(read(model), np.float32)
+            with np.errstate(over="ignore", under="ignore"):
+                scaled = nominal * np.float32(factor)
+            # XLA on CPU flushes subnormals to zero, so a nonzero value below float32's smallest normal one is lost
+            overflow, underflow = ~np.isfinite(scaled), (np.abs(scaled) < np.finfo(np.float32).tiny) & (nominal != 0)
+            if np.any(overflow | underflow):
+                value = float(np.max(np.abs(nominal)) if np.any(overflow) else np.min(np.abs(nominal[nominal != 0])))
+                raise ConfigError(
+                    f"{prefix}{name}: a factor of {factor:g} takes this model's {attr} ({value:g}) "
+                    f"{'past the float32 maximum' if np.any(overflow) else 'below the smallest normal float32'}; got {list(bounds)}"
+                )
+
+
 class DomainRandomization(Wrapper):
     """Wraps a :class:`~rlx.envs.adapters.BraxEnv` or :class:`~rlx.envs.adapters.PlaygroundEnv` (no batch):
     ``reset`` draws the factors, ``step`` runs the env on the model they define."""
@@ -116,6 +144,8 @@ class DomainRandomization(Wrapper):
         self.nominal = getattr(self._target, self._attr)
         sizes = _sizes(self.nominal)
         self._ranges = {k: (v, sizes[k]) for k, v in config.ranges().items() if v is not None}
+        for name, (bounds, _) in self._ranges.items():
+            check_scaled_range(self.nominal, name, bounds)
 
     def draw(self, key: jax.Array) -> dict[str, jax.Array]:
         """Uniform factors per parameter kind: name -> ``[num geoms | bodies | actuators]``."""

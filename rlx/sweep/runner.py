@@ -121,7 +121,8 @@ def _restore_group(
             c.close()
     if set_aside:
         for d, steps in zip(healthy, newer):
-            host.set_aside(d, steps)
+            why = f"newer than chunk {start}, the newest that every run of group {group.index} restores"
+            host.set_aside(d, steps, why)  # valid or not: the group's runs continue from one chunk
     return stacked, start
 
 
@@ -301,9 +302,13 @@ def _final_row(member: Member, status: str, rows: list[dict], compile_seconds: f
     }
 
 
+NOT_COUNTED = "not counted"  # how a run's status starts when its value is kept out of its setting's IQM
+
+
 def setting_table(runs: list[dict], metric: str = "eval/episode_return") -> list[dict]:
     """One row per setting: its swept values, number of seeds, IQM and 95% stratified-bootstrap CI of the
-    final ``metric`` over seeds; diverged runs and runs without a finite value are counted in ``missing``."""
+    final ``metric`` over seeds; diverged runs, runs not counted and runs without a finite value are counted in
+    ``missing``."""
     table = []
     for setting in sorted({r["setting"] for r in runs}):
         members = [r for r in runs if r["setting"] == setting]
@@ -311,7 +316,10 @@ def setting_table(runs: list[dict], metric: str = "eval/episode_return") -> list
             [
                 r[metric]
                 for r in members
-                if r["status"] != "diverged" and r.get(metric) is not None and math.isfinite(r[metric])
+                if r["status"] != "diverged"
+                and not r["status"].startswith(NOT_COUNTED)
+                and r.get(metric) is not None
+                and math.isfinite(r[metric])
             ]
         )
         skip = {"run", "seed", "status", "env_steps", "train/episode_return", "eval/episode_return", "compile_seconds"}
