@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import weakref
 import zipfile
 from typing import Any
 
@@ -390,10 +391,15 @@ def _actions(experiment: driver.Experiment, state, obs, starts, memory, key, det
     return algo.act(agent, env, state, obs, key, deterministic), None
 
 
+_ACTING_INPUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # experiment -> acting_inputs
+
+
 def acting_inputs(experiment: driver.Experiment) -> tuple[list[bool], list[bool]]:
     """Whether the actions (deterministic or sampled, and a recurrent policy's next memory) depend on each leaf of
     ``experiment``'s train state and on each leaf of an observation (both in ``jax.tree.leaves`` order: a dict's
-    entries sorted by key)."""
+    entries sorted by key). Traced once per experiment (a policy of a dict observation asks twice)."""
+    if experiment in _ACTING_INPUTS:
+        return _ACTING_INPUTS[experiment]
     abstract = experiment.abstract_state()
     leaves, treedef = jax.tree.flatten(abstract)
     obs = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), _observation_spec(experiment))
@@ -410,7 +416,9 @@ def acting_inputs(experiment: driver.Experiment) -> tuple[list[bool], list[bool]
         used = dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))[1]
     else:
         used = _input_dependence(jaxpr)
-    return used[: len(leaves)], used[len(leaves) : len(leaves) + len(obs_leaves)]
+    found = used[: len(leaves)], used[len(leaves) : len(leaves) + len(obs_leaves)]
+    _ACTING_INPUTS[experiment] = found
+    return found
 
 
 def acting_leaves(experiment: driver.Experiment) -> list[bool]:
