@@ -112,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FIELD=V1,V2",
         help="static field: one compiled group per value, e.g. agent.num_envs=16,64",
     )
+    sweep.add_argument(
+        "--pbt",
+        metavar="FIELD,FIELD",
+        help="population-based training of each group's runs, perturbing these traced fields (pbt: in a spec sets the rest)",
+    )
+    sweep.add_argument("--pbt-every", type=int, metavar="N", help="with --pbt: chunks between exploit/explore steps")
     sweep.add_argument("--devices", type=int, help="shard runs over the first N devices (default: all)")
     sweep.add_argument("--out", help="sweep directory (default sweeps/<algo>-<env>-<time>)")
     sweep.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its checkpoints")
@@ -352,6 +358,11 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
             data[key] = {**(data.get(key) or {}), path.strip(): values}
     if args.num_random is not None:
         data["num_random"] = args.num_random
+    if args.pbt_every is not None and args.pbt is None and not isinstance(data.get("pbt"), dict):
+        raise ConfigError("--pbt-every: needs --pbt FIELD,... (the fields population-based training perturbs)")
+    for key, value in (("fields", args.pbt), ("every", args.pbt_every)):
+        if value is not None:
+            data["pbt"] = {**(data.get("pbt") if isinstance(data.get("pbt"), dict) else {}), key: value}
     return data, base_dir
 
 
@@ -361,7 +372,7 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
     from rlx import driver, sweep
 
     groups = sweep.expand(spec)
-    sweep.checked_experiments(groups, num_devices)
+    sweep.checked_experiments(groups, num_devices, spec.pbt)
     rows = []
     for group in groups:
         for m in group.members:
@@ -383,6 +394,12 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
         what = next(iter(described))
     else:
         what = "; ".join(f"group{'s' * (len(i) > 1)} {', '.join(map(str, i))}: {text}" for text, i in described.items())
+    if spec.pbt is not None:
+        population = spec.pbt
+        what += (
+            f"; population-based training of {', '.join(population.fields)} every {population.every} chunk(s): the "
+            f"bottom {population.fraction:.0%} by {population.metric} continue as copies of the top {population.fraction:.0%}"
+        )
     print(
         f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {what} "
         "(rlx train --config ... --print-config shows a full config)"
@@ -412,7 +429,11 @@ def _sweep(args: argparse.Namespace) -> int:
                 ("--no-preset", args.no_preset or None),
             )
             if v is not None
-        ] + [f"--{k}" for k in ("set", "grid", "random", "group") if getattr(args, k)]
+        ] + [
+            f"--{k.replace('_', '-')}"
+            for k in ("set", "grid", "random", "group", "pbt", "pbt_every")
+            if getattr(args, k)
+        ]
         given += ["--dry-run"] if args.dry_run else []
         if given:
             raise ConfigError(
@@ -435,7 +456,7 @@ def _sweep(args: argparse.Namespace) -> int:
     import jax
 
     if jax.process_index() == 0:
-        print(sweep.markdown_table(sweep.setting_table(result.runs)))
+        print(sweep.markdown_table(result.table))
         print(f"rlx: status={result.status} runs={len(result.runs)} sweep_dir={result.sweep_dir}")
     return 0
 

@@ -75,7 +75,8 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
 
     episodes = check_episodes(episodes)
     rows = []
-    for group in expand(load_spec(sweep_dir, what="eval")):
+    spec = load_spec(sweep_dir, what="eval")
+    for group in expand(spec):
         config = group.config if episodes is None else dataclasses.replace(group.config, eval_episodes=episodes)
         experiment, together = None, []  # (row, acting leaves, eval key) of the runs evaluated as one
         for member in group.members:
@@ -109,7 +110,7 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
             results = _evaluate_together(experiment, acting, [t[2] for t in together], [t[3] for t in together])
             for (index, row, _, _), result in zip(together, results):
                 rows[index] = {**row, **result}
-    table = setting_table(rows)
+    table = setting_table(rows, spec=spec)
     for row in table:
         row.pop("chunks_done", None)
         row.pop("eval/episode_return_std", None)

@@ -257,6 +257,7 @@ def run_chunks(
     description: str = "",
     raise_on_divergence: bool = True,
     statuses: list[str] | None = None,
+    between: Callable[[Any, int, list[dict | None]], Any] | None = None,
 ) -> tuple[Any, list[str], str]:
     """Runs the plan's chunks from ``start_chunk`` for the runs in ``state`` (one, or a vmapped batch).
 
@@ -264,8 +265,11 @@ def run_chunks(
     evaluation results; ``host_states(state)`` per-run host copies for checkpoints (every process of a
     multi-process sweep must call it, so it is called whenever a checkpoint is due and runs have
     directories). A diverged run raises :class:`DivergenceError` (``raise_on_divergence``, one run) or is
-    marked ``diverged`` while the others go on (``statuses``: runs already marked so before a resume). Returns
-    ``(state, per-run statuses, status)``; every run's summary is written whatever happens.
+    marked ``diverged`` while the others go on (``statuses``: runs already marked so before a resume).
+    ``between(state, chunk, rows)``, if given, runs after each chunk's evaluation and before its rows are written
+    and its checkpoint saved (rows: per run, None for a diverged one; it may add entries) and returns the state
+    the next chunk starts from (a sweep's population-based training). Returns ``(state, per-run statuses,
+    status)``; every run's summary is written whatever happens.
     """
     config, plan = experiment.config, experiment.plan
     statuses = list(statuses) if statuses is not None else ["completed"] * len(runs)
@@ -291,6 +295,7 @@ def run_chunks(
             seconds = time.perf_counter() - tic - (experiment.compile_seconds - compile_before)
             last = chunk + 1 == plan.num_chunks
             evaluated = evaluate(state, chunk) if plan.evaluates_after(chunk, config.eval_every) else None
+            rows: list[dict | None] = [None] * len(runs)
             for r, run in enumerate(runs):
                 if statuses[r] == "diverged":
                     continue
@@ -305,10 +310,14 @@ def run_chunks(
                         file=sys.stderr,
                     )
                     continue
-                row = chunk_row(plan, chunk, metrics[r], seconds)
+                rows[r] = chunk_row(plan, chunk, metrics[r], seconds)
                 if evaluated is not None:
-                    row.update(evaluated[r])
-                run.append(row)
+                    rows[r].update(evaluated[r])
+            if between is not None:
+                state = between(state, chunk, rows)
+            for run, row in zip(runs, rows):
+                if row is not None:
+                    run.append(row)
             stopping = stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks and not last
             if plan.checkpoints_after(chunk, config.checkpoint_every, stopping) and any(r.path for r in runs):
                 per_run = host_states(state)

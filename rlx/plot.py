@@ -26,13 +26,15 @@ def setting_label(values: dict) -> str:
 def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dict]:
     """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
     ``metric`` at each step (a step is kept only when every seed has a finite value there), and
-    ``final`` (per-seed last values)."""
+    ``final`` (per-seed last values). With population-based training no run keeps its setting: one curve per
+    group (its population), over all its runs."""
     spec = sweep.load_spec(sweep_dir, what="plot")
+    population = spec.pbt is not None
     found: list[tuple[str, int, dict]] = []
     for group in sweep.expand(spec):
         by_setting: dict[int, list] = {}
         for member in group.members:
-            by_setting.setdefault(member.setting, []).append(member)
+            by_setting.setdefault(group.index if population else member.setting, []).append(member)
         for members in by_setting.values():
             series = []
             for member in members:
@@ -44,10 +46,15 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
             table = np.array([[s[x] for s in series] for x in steps]).reshape(len(steps), len(series))
             bands = [stats.bootstrap_ci(row, num_resamples=1000) for row in table]
             finals = [s[max(s)] for s in series if s]
+            if population:
+                label = setting_label({p: v for p, v in members[0].values.items() if p in spec.groups})
+                label = "population" + ("" if label == "base" else f" ({label})")
+            else:
+                label = setting_label(members[0].values)
             found.append(
                 (
-                    setting_label(members[0].values),
-                    members[0].setting,
+                    label,
+                    group.index if population else members[0].setting,
                     {
                         "env_steps": np.array(steps),
                         "iqm": np.array([b[0] for b in bands]),

@@ -262,7 +262,9 @@ def run_suite(
             if os.path.exists(os.path.join(entry_dir, "entry.json")):
                 continue
         try:
-            checked[entry.name] = sweep.checked_experiments(sweep.expand(specs[entry.name]))
+            checked[entry.name] = sweep.checked_experiments(
+                sweep.expand(specs[entry.name]), population=specs[entry.name].pbt
+            )
         except ConfigError as e:
             raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)

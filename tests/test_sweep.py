@@ -517,6 +517,11 @@ def test_example_sweep_spec_expands():
     groups = sweep.expand(sweep.spec_from_dict(load_yaml(path), os.path.dirname(path)))
     assert [len(g.members) for g in groups] == [96, 96]
     assert [g.config.agent.policy.hidden for g in groups] == [(64, 64), (128, 128)]
+    path = os.path.join(CONFIGS, "sweeps", "ppo_cartpole_pbt.yaml")
+    spec = sweep.spec_from_dict(load_yaml(path), os.path.dirname(path))
+    groups = sweep.expand(spec)
+    assert [len(g.members) for g in groups] == [16] and spec.pbt == sweep.PBTSpec(("agent.learning_rate",))
+    sweep.checked_experiments(groups, population=spec.pbt)  # 4 of 16 replaced; every chunk evaluates
 
 
 def test_dry_run_lists_the_runs_and_their_groups_and_trains_nothing(capsys, tmp_path, monkeypatch):

@@ -14,9 +14,11 @@ Every run gets a standard run directory (``rlx eval`` and ``rlx train --resume``
     SWEEP_DIR/settings.csv               one row per setting: IQM and 95% bootstrap CI over seeds
 
 Seed ``s`` with a setting inside a sweep trains exactly the run ``rlx train`` would with that seed and
-those values (same init and eval keys); on CPU the parameters agree bitwise (tested).
+those values (same init and eval keys); on CPU the parameters agree bitwise (tested). With ``pbt`` the runs
+of a group train as one population instead (:mod:`rlx.sweep.pbt`).
 """
 
+from rlx.sweep.pbt import PBTSpec
 from rlx.sweep.placement import Placement, init_distributed
 from rlx.sweep.runner import (
     SweepResult,
@@ -43,6 +45,7 @@ from rlx.sweep.spec import (
 __all__ = [
     "Group",
     "Member",
+    "PBTSpec",
     "Placement",
     "RandomAxis",
     "SweepResult",

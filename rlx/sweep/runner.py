@@ -20,6 +20,7 @@ from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
 from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields
 from rlx.metrics_log import read_metrics
+from rlx.sweep import pbt
 from rlx.sweep.placement import Placement
 from rlx.sweep.spec import Group, Member, SweepSpec, check_spec, expand, spec_from_dict, spec_to_dict
 
@@ -34,6 +35,7 @@ class SweepResult:
     status: str
     states: dict[int, Any]
     layouts: dict[int, list[tuple[int, int, int]]]
+    table: list[dict] = dataclasses.field(default_factory=list)  # per setting (per group with pbt): IQM and CI
 
 
 def _eval_keys(seeds: np.ndarray, chunk: int) -> np.ndarray:
@@ -135,10 +137,11 @@ def run_group(
     stop_after_chunks: int | None = None,
     num_devices: int | None = None,
     experiment: driver.Experiment | None = None,
+    population: pbt.PBTSpec | None = None,
 ) -> tuple[list[dict], Any, str, list[tuple[int, int, int]]]:
-    """Trains every run of ``group`` together (``experiment``: the group's, if already built); returns (final row
-    per run, stacked host state of the real runs, status, layout), where layout lists ``(first run, end, device
-    id)`` for this process's shards."""
+    """Trains every run of ``group`` together (``experiment``: the group's, if already built; ``population``:
+    population-based training over its runs); returns (final row per run, stacked host state of the real runs,
+    status, layout), where layout lists ``(first run, end, device id)`` for this process's shards."""
     experiment = experiment or driver.Experiment(group.config)
     plan, members = experiment.plan, group.members
     writer_process = jax.process_index() == 0  # process 0 writes every run's files
@@ -212,6 +215,7 @@ def run_group(
         description=description,
         raise_on_divergence=False,
         statuses=["diverged" if bad else "completed" for bad in diverged],
+        between=None if population is None else _population_step(population, group, placement, experiment),
     )
     finals = [
         _final_row(member, status, read_metrics(d) if bad else run.rows, experiment.compile_seconds)
@@ -224,15 +228,53 @@ def run_group(
     return finals, placement.get(state), sweep_status, layout
 
 
-def checked_experiments(groups: list[Group], num_devices: int | None = None) -> dict[int, driver.Experiment]:
-    """Each group's experiment, by group index, with ``num_devices`` checked for it: every group's env made and
-    checked against its algorithm and networks, nothing compiled (what a sweep, ``--dry-run`` and ``rlx bench``
-    check before anything is written or trained)."""
+def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement, experiment: driver.Experiment) -> Any:
+    """``run_chunks``'s ``between`` for population-based training: after each step's chunk, ranks the runs by
+    their rows and exploits and explores (``pbt/source``: the index in the group of the run copied, -1 when
+    kept); after every chunk, logs each run's perturbed fields (``pbt/<field>``)."""
+    after = set(pbt.steps(population, experiment.plan.num_chunks))
+    apply = jax.jit(
+        lambda state, sources, factors: pbt.apply(state, sources, factors, population.fields, type(group.config.agent)),
+        out_shardings=placement.sharding,
+        donate_argnums=0,
+    )
+
+    def step(state: Any, chunk: int, rows: list[dict | None]) -> Any:
+        if chunk in after:
+            metric = population.metric
+            scores = np.array([np.nan if r is None or r.get(metric) is None else r[metric] for r in rows], float)
+            eligible = np.array([r is not None for r in rows])
+            rng = pbt.generator(population, group.index, chunk)
+            sources, factors = pbt.choose(
+                scores, eligible, population.fraction, population.perturb, len(population.fields), rng
+            )
+            state = apply(state, placement.put(sources.astype(np.int32)), placement.put(factors.astype(np.float32)))
+            for r, row in enumerate(rows):
+                if row is not None:
+                    row["pbt/source"] = -1 if sources[r] == r else int(sources[r])
+        logged = pbt.values(placement.get(state.hparams), population.fields)
+        for r, row in enumerate(rows):
+            if row is not None:
+                row.update({name: float(column[r]) for name, column in logged.items()})
+        return state
+
+    return step
+
+
+def checked_experiments(
+    groups: list[Group], num_devices: int | None = None, population: pbt.PBTSpec | None = None
+) -> dict[int, driver.Experiment]:
+    """Each group's experiment, by group index, with ``num_devices`` (and ``population``, population-based
+    training) checked for it: every group's env made and checked against its algorithm and networks, nothing
+    compiled (what a sweep, ``--dry-run`` and ``rlx bench`` check before anything is written or trained)."""
     experiments = {}
     for group in groups:
         experiments[group.index] = driver.Experiment(group.config)
         Placement(len(group.members), num_devices)
         traced_values(group)  # a traced field null in some runs and set in others
+        if population is not None:
+            plan = experiments[group.index].plan
+            pbt.check_group(population, plan, group.config, len(group.members), group.index)
     return experiments
 
 
@@ -298,6 +340,7 @@ def _final_row(member: Member, status: str, rows: list[dict], compile_seconds: f
         "env_steps": final.get("env_steps", 0),
         "train/episode_return": final.get("train/episode_return"),
         "eval/episode_return": final.get("eval/episode_return"),
+        **{k: v for k, v in final.items() if k.startswith("pbt/") and k != "pbt/source"},  # the values trained last
         "compile_seconds": compile_seconds,
     }
 
@@ -305,13 +348,16 @@ def _final_row(member: Member, status: str, rows: list[dict], compile_seconds: f
 NOT_COUNTED = "not counted"  # how a run's status starts when its value is kept out of its setting's IQM
 
 
-def setting_table(runs: list[dict], metric: str = "eval/episode_return") -> list[dict]:
+def setting_table(runs: list[dict], metric: str = "eval/episode_return", spec: SweepSpec | None = None) -> list[dict]:
     """One row per setting: its swept values, number of seeds, IQM and 95% stratified-bootstrap CI of the
     final ``metric`` over seeds; diverged runs, runs not counted and runs without a finite value are counted in
-    ``missing``."""
+    ``missing``. With population-based training (``spec.pbt``) no run keeps its setting: one row per group (its
+    population; ``seeds`` counts its runs), without the vmapped axes' starting values."""
+    by = "setting" if spec is None or spec.pbt is None else "group"
+    moved = set() if by == "setting" else {"setting", *spec.grid, *spec.random}
     table = []
-    for setting in sorted({r["setting"] for r in runs}):
-        members = [r for r in runs if r["setting"] == setting]
+    for setting in sorted({r[by] for r in runs}):
+        members = [r for r in runs if r[by] == setting]
         scores = np.array(
             [
                 r[metric]
@@ -323,7 +369,7 @@ def setting_table(runs: list[dict], metric: str = "eval/episode_return") -> list
             ]
         )
         skip = {"run", "seed", "status", "env_steps", "train/episode_return", "eval/episode_return", "compile_seconds"}
-        row = {k: v for k, v in members[0].items() if k not in skip}
+        row = {k: v for k, v in members[0].items() if k not in skip and k not in moved and not k.startswith("pbt/")}
         row.update({"seeds": len(members), "missing": len(members) - scores.size})
         if scores.size:
             estimate, low, high = stats.bootstrap_ci(scores)
@@ -378,7 +424,7 @@ def run(
     groups = expand(spec)  # validates every run before anything compiles
     # before the sweep directory is prepared, so a pair that cannot train fails before --overwrite removes a sweep
     if experiments is None:
-        experiments = checked_experiments(groups, num_devices)
+        experiments = checked_experiments(groups, num_devices, spec.pbt)
     if resume and sweep_dir is not None:
         _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
@@ -401,6 +447,7 @@ def run(
             stop_after_chunks=stop_after_chunks,
             num_devices=num_devices,
             experiment=experiments[group.index],
+            population=spec.pbt,
         )
         runs += finals
         if status != "completed":
@@ -410,8 +457,10 @@ def run(
         _write_table(os.path.join(sweep_dir, "summary.csv"), table)
         with open(os.path.join(sweep_dir, "summary.json"), "w") as f:
             json.dump({"status": status, "runs": runs}, f, indent=2)
-        _write_table(os.path.join(sweep_dir, "settings.csv"), setting_table(runs))
-    return SweepResult(runs=runs, sweep_dir=sweep_dir, status=status, states=states, layouts=layouts)
+    table = setting_table(runs, spec=spec)
+    if sweep_dir is not None and primary:
+        _write_table(os.path.join(sweep_dir, "settings.csv"), table)
+    return SweepResult(runs=runs, sweep_dir=sweep_dir, status=status, states=states, layouts=layouts, table=table)
 
 
 def load_spec(sweep_dir: str, what: str = "--resume") -> SweepSpec:

@@ -15,6 +15,7 @@ import yaml
 
 from rlx import algos, driver
 from rlx.config import ConfigError, merge, parse_assignment, plain_data, to_dict, traced_fields
+from rlx.sweep.pbt import PBTSpec, pbt_from_dict, pbt_to_dict
 
 FIXED_FIELDS = ("algo", "seed")  # one algorithm per sweep; seeds have their own axis
 
@@ -39,6 +40,7 @@ class SweepSpec:
     num_random: int = 0
     random_seed: int = 0
     groups: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    pbt: PBTSpec | None = None  # population-based training within each group (rlx.sweep.pbt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +114,11 @@ def _random_axis(path: str, raw: Any) -> RandomAxis:
 def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
     """Validates sweep-file data: ``base`` (preset path, relative to ``base_dir``), ``config`` (run-config
     data merged onto it), ``seeds`` (a count or a list), ``grid``, ``random``, ``num_random``,
-    ``random_seed`` and ``groups``."""
+    ``random_seed``, ``groups`` and ``pbt`` (population-based training: :mod:`rlx.sweep.pbt`)."""
     data = plain_data(data)
     if not isinstance(data, dict):
         raise ConfigError(f"sweep: expected a mapping of base, config, seeds, grid, ...; got {data!r}")
-    allowed = ("base", "config", "seeds", "grid", "random", "num_random", "random_seed", "groups")
+    allowed = ("base", "config", "seeds", "grid", "random", "num_random", "random_seed", "groups", "pbt")
     unknown = [k for k in data if k not in allowed]
     if unknown:
         raise ConfigError(f"sweep.{unknown[0]}: unknown key; allowed: {', '.join(allowed)}")
@@ -166,6 +168,7 @@ def spec_from_dict(data: dict, base_dir: str = ".") -> SweepSpec:
         num_random=num_random,
         random_seed=random_seed,
         groups={p: _values(p, v, "groups") for p, v in (data.get("groups") or {}).items()},
+        pbt=None if data.get("pbt") is None else pbt_from_dict(data["pbt"], config.get("algo", "ppo")),
     )
     check_spec(spec)
     return spec
@@ -181,6 +184,7 @@ def spec_to_dict(spec: SweepSpec) -> dict:
         "num_random": spec.num_random,
         "random_seed": spec.random_seed,
         "groups": {p: list(v) for p, v in spec.groups.items()},
+        **({} if spec.pbt is None else {"pbt": pbt_to_dict(spec.pbt)}),
     }
 
 
@@ -225,6 +229,10 @@ def check_spec(spec: SweepSpec) -> None:
         raise ConfigError("num_random: must be > 0 when random axes are given (how many settings to draw)")
     if spec.num_random and not spec.random:
         raise ConfigError("num_random: given without random axes")
+    if spec.pbt is not None:  # as a sweep file would be checked (a spec built in Python skips spec_from_dict)
+        pbt_from_dict(pbt_to_dict(spec.pbt), algo_name)
+        if set(spec.pbt.fields) & set(spec.groups):
+            raise ConfigError(f"pbt.fields: {sorted(set(spec.pbt.fields) & set(spec.groups))[0]} is also under groups")
 
 
 def _assign(data: dict, path: str, value: Any) -> dict:

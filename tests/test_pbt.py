@@ -1,0 +1,191 @@
+"""Population-based training over a sweep group: truncation selection against a NumPy reference, the exploit
+step copying whole train states (replay buffers included) but not PRNG keys, perturbations inside the fields'
+ranges, the logged lineage, bitwise resume, and one-line config errors."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from helpers import tree_equal
+
+from rlx import algos, cli, driver, evaluate, plot, sweep
+from rlx.checkpoint import Checkpointer
+from rlx.config import ConfigError, traced_fields
+from rlx.sweep import pbt
+
+PPO = {
+    "algo": "ppo",
+    "env": {"name": "gymnax/CartPole-v1"},
+    "total_env_steps": 4 * 4 * 32 * 4,  # 4 chunks of 4 iterations of 4 envs x 32 steps
+    "num_chunks": 4,
+    "eval_episodes": 4,
+    "keep_checkpoints": 4,  # every chunk's, to compare copies with their sources
+    "agent": {
+        "num_envs": 4,
+        "unroll_length": 32,
+        "num_minibatches": 2,
+        "num_epochs": 1,
+        "policy": {"hidden": [16]},
+        "value": {"hidden": [16]},
+    },
+}
+SPEC = {
+    "config": PPO,
+    "seeds": 2,
+    "grid": {"agent.learning_rate": [1e-4, 1e-3, 3e-3, 1e-2]},
+    "pbt": {"fields": ["agent.learning_rate", "agent.clip_epsilon"], "fraction": 0.25},
+}
+
+
+def test_truncation_selection_copies_the_top_into_the_bottom_and_perturbs_only_those():
+    scores = np.array([5.0, np.nan, 3.0, 9.0, 1.0, 7.0, 3.0, 8.0])
+    eligible = np.array([True, True, True, True, False, True, True, True])  # run 4 diverged
+    sources, factors = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
+    # 7 eligible runs, floor(0.3 * 7) = 2: best 3 (9.0) and 7 (8.0); worst 1 (NaN ranks last) and 6 (3.0 ties
+    # with run 2; the lower index ranks first)
+    kept = [0, 2, 3, 4, 5, 7]
+    assert list(sources[kept]) == kept and np.all(factors[kept] == 1.0)
+    assert set(sources[[1, 6]]) <= {3, 7} and np.all(np.isin(factors[[1, 6]], [0.8, 1.2]))
+    again = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
+    assert np.array_equal(again[0], sources) and np.array_equal(again[1], factors)  # a seeded choice
+    rng = np.random.default_rng(0)  # the reference: one source, then one factor per field, per replaced run
+    for run in (1, 6):
+        assert sources[run] == rng.choice(np.array([3, 7])) and list(factors[run]) == list(rng.choice([0.8, 1.2], 2))
+    assert list(pbt.choose(scores, eligible, 0.1, (2.0,), 1, rng)[0]) == list(range(8))  # floor(0.7) replaces none
+    assert pbt.replaced_count(0.29, 100) == 29  # 0.29 * 100 is 28.999999999999996 in floats
+
+
+def test_exploit_copies_a_whole_off_policy_state_but_its_key_and_keeps_fields_in_range():
+    """DQN: networks, optimizer, replay buffer and envs come from the source; the key stays the run's own; a
+    perturbed field is clipped to its declared range (``le=1``), and a strict bound keeps the source's value."""
+    config = driver.build_config(
+        {
+            "algo": "dqn",
+            "total_env_steps": 256,
+            "num_chunks": 1,
+            "agent": {"num_envs": 4, "buffer_size": 64, "learning_starts": 16, "batch_size": 8, "q": {"hidden": [8]}},
+        }
+    )
+    experiment = driver.Experiment(config)
+    keys = jax.vmap(driver.init_key)(np.arange(3))
+    traced = {f: np.full(3, getattr(config.agent, f), np.float32) for f in traced_fields(type(config.agent))}
+    traced = {f: v for f, v in traced.items() if not np.isnan(v).any()}  # a field that is off (null) is left out
+    traced.update(epsilon_start=np.array([0.9, 0.5, 0.95], np.float32), tau=np.array([0.5, 0.9, 1.0], np.float32))
+    state = jax.jit(jax.vmap(experiment.init_fn))(keys, traced)
+    state, _ = jax.jit(jax.vmap(experiment.chunk_fn, in_axes=(0, None)))(state, np.int32(16))  # filled buffers
+    sources, factors = np.array([0, 0, 2]), np.array([[1.0, 1.0], [1.2, 1.2], [0.8, 1.2]])
+    fields = ("agent.epsilon_start", "agent.tau")
+    moved = jax.jit(lambda s: pbt.apply(s, sources, factors, fields, type(config.agent)))(state)
+    one = lambda tree, r: jax.tree.map(lambda x: x[r], tree.replace(key=None, hparams=None))  # noqa: E731
+    for run, source in enumerate(sources):
+        assert tree_equal(one(moved, run), one(state, source))
+        own = state.key[run] if run == source else jax.random.fold_in(state.key[run], run)  # a copy's draws differ
+        assert np.array_equal(moved.key[run], own)
+    assert not tree_equal(one(state, 0).loop.buffer, one(state, 1).loop.buffer)  # so the copies above say something
+    np.testing.assert_allclose(moved.hparams.epsilon_start, [0.9, 1.0, 0.76], rtol=1e-6)  # le=1: 1.08 clipped
+    np.testing.assert_allclose(moved.hparams.tau, [0.5, 0.6, 1.0], rtol=1e-6)  # le=1: 1.2 clipped
+    assert np.array_equal(moved.hparams.gamma, state.hparams.gamma)  # a field not perturbed comes from the source
+    consistency = algos.get("consistency_ac").Config  # ema_decay: ge=0, lt=1, a strict bound
+    kept = pbt._bounded(consistency, "ema_decay", np.float32(0.995), np.float32(0.995 * 1.2))
+    assert kept == np.float32(0.995) and pbt._bounded(consistency, "ema_decay", 0.9, 0.72) == 0.72
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pbt")
+    out = str(root / "whole")
+    result = sweep.run(sweep.spec_from_dict(SPEC), out, progress=False)
+    return {"root": root, "dir": out, "result": result}
+
+
+def rows_of(sweep_dir, name):
+    """A run's metric rows without the wall-clock field, which no two runs share."""
+    with open(os.path.join(sweep_dir, "runs", name, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(line).items() if k != "steps_per_second"} for line in f]
+
+
+def checkpoint(sweep_dir, name, chunk):
+    experiment = driver.Experiment(driver.load_run_config(os.path.join(sweep_dir, "runs", name)))
+    checkpointer = Checkpointer(os.path.join(sweep_dir, "runs", name, "checkpoints"))
+    try:
+        return checkpointer.restore(chunk, experiment.abstract_state())[0]
+    finally:
+        checkpointer.close()
+
+
+def test_each_step_replaces_the_worst_runs_with_perturbed_copies_of_the_best(population):
+    out, runs = population["dir"], population["result"].runs
+    names = [r["run"] for r in runs]
+    rows = {name: rows_of(out, name) for name in names}
+    for chunk in range(3):  # steps after chunks 1-3, none after the last
+        returns = np.array([rows[n][chunk]["eval/episode_return"] for n in names])
+        sources = [rows[n][chunk]["pbt/source"] for n in names]
+        replaced = [i for i, s in enumerate(sources) if s != -1]
+        assert len(replaced) == 2  # floor(0.25 * 8)
+        order = sorted(range(8), key=lambda i: (-returns[i], i))
+        assert sorted(replaced) == sorted(order[-2:]) and all(sources[i] in order[:2] for i in replaced)
+        for i in replaced:
+            target, source = checkpoint(out, names[i], chunk + 1), checkpoint(out, names[sources[i]], chunk + 1)
+            assert tree_equal(target.params, source.params) and tree_equal(target.opt_state, source.opt_state)
+            assert not np.array_equal(target.key, source.key)
+            for field in ("learning_rate", "clip_epsilon"):
+                ratio = rows[names[i]][chunk][f"pbt/{field}"] / rows[names[sources[i]]][chunk][f"pbt/{field}"]
+                assert ratio == pytest.approx(0.8, rel=1e-6) or ratio == pytest.approx(1.2, rel=1e-6)
+                assert float(target.hparams.get(field)) == pytest.approx(rows[names[i]][chunk][f"pbt/{field}"])
+    assert all("pbt/source" not in rows[n][3] for n in names)
+    assert [r["pbt/learning_rate"] for r in runs] == [rows[n][3]["pbt/learning_rate"] for n in names]  # summary
+    assert [(row["group"], row["seeds"]) for row in population["result"].table] == [(0, 8)]  # one population
+    assert "agent.learning_rate" not in population["result"].table[0]  # no run kept its starting value
+    assert list(plot.curves(out)) == ["population"] and plot.curves(out)["population"]["seeds"] == 8
+    _, table = evaluate.evaluate_sweep(out, 2)
+    assert [(row["group"], row["seeds"], row["missing"]) for row in table] == [(0, 8, 0)]
+
+
+def test_a_stopped_population_resumes_bitwise(population, capsys):
+    out = str(population["root"] / "split")
+    first = sweep.run(sweep.spec_from_dict(SPEC), out, progress=False, stop_after_chunks=2)
+    assert first.status == "stopped"
+    assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0
+    for name in ("h00-seed0", "h02-seed1", "h03-seed1"):
+        assert rows_of(out, name) == rows_of(population["dir"], name)
+        assert tree_equal(checkpoint(out, name, 4), checkpoint(population["dir"], name, 4))
+
+
+@pytest.mark.parametrize(
+    "pbt_data, message",
+    [
+        ({"fields": ["agent.num_envs"]}, "pbt.fields: 'agent.num_envs' is not a traced field of ppo"),
+        ({"fields": []}, "pbt.fields: expected a non-empty list of traced fields (agent.learning_rate, "),
+        ({"fields": ["agent.gamma", "agent.gamma"]}, "pbt.fields: a field given twice"),
+        ({"fields": ["agent.gamma"], "fraction": 0.6}, "pbt.fraction: expected a number in (0, 0.5]"),
+        ({"fields": ["agent.gamma"], "perturb": [0.8, 0]}, "pbt.perturb: expected a non-empty list of factors > 0"),
+        ({"fields": ["agent.gamma"], "every": 0}, "pbt.every: expected a whole number of chunks >= 1; got 0"),
+        ({"fields": ["agent.gamma"], "metric": "train/loss"}, "pbt.metric: must be one of eval/episode_return, train"),
+        ({"fields": ["agent.gamma"], "explore": "resample"}, "pbt.explore: unknown key; allowed: fields, every"),
+        ({"fields": ["agent.max_grad_norm"]}, "pbt.fields: agent.max_grad_norm is null (off) in group 0"),
+        ({"fields": ["agent.gamma"], "fraction": 0.1}, "pbt.fraction: 0.1 of group 0's 8 runs replaces none"),
+        ({"fields": ["agent.gamma"], "every": 3}, "pbt.every: a step after chunk 3 ranks by eval/episode_return, but"),
+    ],
+)
+def test_bad_pbt_settings_are_one_line_errors_before_anything_compiles(tmp_path, monkeypatch, pbt_data, message):
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("trained"))
+    config = {**PPO, "eval_every": 2, "agent": {**PPO["agent"], "max_grad_norm": None}}
+    with pytest.raises(ConfigError) as info:
+        sweep.run(sweep.spec_from_dict({**SPEC, "config": config, "pbt": pbt_data}), str(tmp_path / "s"))
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+    assert not os.path.exists(tmp_path / "s")
+
+
+def test_cli_pbt_flags_and_dry_run(tmp_path, capsys):
+    args = ["sweep", "ppo", "--seeds", "4", "--pbt", "agent.learning_rate,agent.entropy_coef", "--pbt-every", "2"]
+    assert cli.main([*args, "--set", "eval_every=2", "--dry-run"]) == 0
+    assert (
+        "; population-based training of agent.learning_rate, agent.entropy_coef every 2 chunk(s): the bottom 25% by "
+        "eval/episode_return continue as copies of the top 25%"
+    ) in capsys.readouterr().out
+    assert cli.main(["sweep", "ppo", "--seeds", "4", "--pbt-every", "2", "--dry-run"]) == cli.EXIT_CONFIG_ERROR
+    assert "--pbt-every: needs --pbt FIELD,..." in capsys.readouterr().err
+    assert cli.main(["sweep", "--resume", str(tmp_path), "--pbt", "agent.gamma"]) == cli.EXIT_CONFIG_ERROR
+    assert "--resume: cannot be combined with --pbt" in capsys.readouterr().err
