@@ -451,8 +451,9 @@ def _sweep(args: argparse.Namespace) -> int:
             return _sweep_dry_run(spec, args.devices)
         env = env_name.replace("/", "_")
         out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
+        experiments = sweep.checked_experiments(sweep.expand(spec), args.devices, spec.pbt)  # before it is named
         print(f"rlx: sweep directory {out}", file=sys.stderr)
-        result = sweep.run(spec, out, overwrite=args.overwrite, **options)
+        result = sweep.run(spec, out, overwrite=args.overwrite, experiments=experiments, **options)
     import jax
 
     if jax.process_index() == 0:
@@ -492,6 +493,8 @@ def _plot(args: argparse.Namespace) -> int:
         raise ConfigError(f"plot {args.sweep_dir}: the run has logged no metrics yet")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ConfigError(f"--out {args.out}: is a file; plot writes its images into a directory")
+    if args.metric is not None and not args.metric.strip():
+        raise ConfigError("--metric: empty; name a metrics.jsonl column, e.g. eval/episode_return")
     if single_run and args.metric:
         raise ConfigError("--metric: sweeps only; a run's curve.png shows its training and evaluation returns")
     paths = (
@@ -524,7 +527,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         policy = inference.load(args.run_dir)
         if args.episodes is not None:
-            policy = policy.with_eval_episodes(args.episodes)
+            policy = policy.with_eval_episodes(args.episodes, "--episodes")
         experiment, result, where = policy.experiment, policy.evaluate(args.seed), _policy_origin(policy)
     else:
         experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
@@ -625,6 +628,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train", "sweep", "eval", "export", "bench") and not getattr(args, "no_compile_cache", False):
         compile_cache.enable()
     try:
+        if getattr(args, "env", None) is not None and not args.env.strip():  # an unset shell variable, say
+            raise ConfigError(
+                "--env: empty; expected suite/name, e.g. gymnax/CartPole-v1 (leave --env out for the default)"
+            )
         if args.command == "train":
             return _train(args)
         if args.command == "eval":
@@ -645,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     except KeyboardInterrupt:  # Ctrl-C: the driver has already written what it had; no traceback
-        print("rlx: interrupted (checkpoints and logs up to the newest checkpoint are kept: --resume)", file=sys.stderr)
+        again = "run the same rlx bench command again" if args.command == "bench" else "--resume"
+        print(f"rlx: interrupted (checkpoints and logs up to the newest checkpoint are kept: {again})", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `rlx presets | head`: the reader left; no traceback (the Python docs' recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again

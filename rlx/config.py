@@ -235,13 +235,18 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def apply_assignments(data: dict, assignments: list[str]) -> dict:
-    """``data`` with each ``--set key=value`` merged in, in order; a key given twice is a ConfigError (as a YAML
-    key or an env option given twice is), not last-wins."""
+    """``data`` with each ``--set key=value`` merged in, in order; a key given twice, or one inside another that is
+    also set (``agent.policy`` and ``agent.policy.hidden``), is a ConfigError (as a YAML key or an env option
+    given twice is), not last-wins."""
     seen: dict[str, str] = {}
     for text in assignments:
         key = text.split("=", 1)[0].strip()
         if key in seen and "=" in text:
             raise ConfigError(f"--set {key}: given twice ({seen[key]!r} and {text!r}); keep one")
+        outer = next((k for k in seen if key.startswith(k + ".") or k.startswith(key + ".")), None)
+        if outer is not None and "=" in text:  # which one wins would depend on their order
+            inner, outside = (key, outer) if key.startswith(outer + ".") else (outer, key)
+            raise ConfigError(f"--set {inner}: is inside {outside}, which is also set; set one of them")
         seen[key] = text
         data = merge(data, parse_assignment(text))
     return data

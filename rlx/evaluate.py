@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from rlx import driver
+from rlx import driver, host
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, to_dict
 from rlx.envs import EnvStep, Vmap
@@ -25,12 +25,13 @@ from rlx.inference import acting_leaves, zero_filled_state
 from rlx.rollout import first_episode_mask, unroll
 
 
-def check_episodes(episodes: Any) -> int | None:
-    """``--episodes`` as an int (None stays None: each run's ``eval_episodes``); a ConfigError unless > 0."""
+def check_episodes(episodes: Any, name: str = "--episodes") -> int | None:
+    """``--episodes`` (the argument ``name``) as an int (None stays None: each run's ``eval_episodes``); a
+    ConfigError unless > 0."""
     if episodes is None:
         return None
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes <= 0:
-        raise ConfigError(f"--episodes: must be > 0; got {episodes}")
+        raise ConfigError(f"{name}: must be > 0; got {episodes}")
     return int(episodes)
 
 
@@ -42,6 +43,12 @@ def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experim
         config = dataclasses.replace(config, eval_episodes=eval_episodes)
     experiment = driver.Experiment(config)
     state, meta = restore_latest(experiment, config, run_dir)
+    if host.run_status(run_dir) == "diverged":  # its newest checkpoint is from before the divergence
+        print(
+            f"rlx: warning: {run_dir} diverged in training; this is its last finite checkpoint (chunk "
+            f"{meta['chunks_done']} of {experiment.plan.num_chunks})",
+            file=sys.stderr,
+        )
     return experiment, state, meta
 
 
@@ -57,7 +64,7 @@ def restore_latest(experiment: driver.Experiment, config: driver.RunConfig, run_
     finally:
         checkpointer.close()
     if restored is None:
-        raise ConfigError(f"{run_dir}: no checkpoint to evaluate yet")
+        raise ConfigError(f"{run_dir}: no checkpoint yet (the run saves one after its first chunks)")
     return restored
 
 
@@ -69,7 +76,8 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
     The runs of a group are evaluated together, one vmapped evaluation of the train-state leaves acting reads
     (``inference.acting_leaves``: an off-policy run's replay buffer is not kept); a run whose config.yaml was
     edited away from the sweep's training fields is evaluated alone, as ``rlx eval`` would, and not counted in its
-    setting's IQM (its status says why)."""
+    setting's IQM (its status says why); so is a run that diverged in training (evaluated at its last finite
+    checkpoint)."""
     from rlx.sweep import expand
     from rlx.sweep.runner import NOT_COUNTED, load_spec, setting_table
 
@@ -103,7 +111,10 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
                 rows.append({**row, "status": f"not evaluated ({e})"})
                 continue
             leaves = [np.asarray(x) for x, used in zip(jax.tree.leaves(state), acting) if used]
-            row = {**row, "status": "evaluated", "chunks_done": meta["chunks_done"]}
+            status = "evaluated"
+            if host.run_status(run_dir) == "diverged":  # a checkpoint from before the divergence, not a result
+                status = f"{NOT_COUNTED}: diverged in training; evaluated at its last finite checkpoint"
+            row = {**row, "status": status, "chunks_done": meta["chunks_done"]}
             together.append((len(rows), row, leaves, np.asarray(driver.eval_key(member.seed, seed))))
             rows.append(row)
         if together:

@@ -134,6 +134,17 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
         raise ConfigError(f"--out {path}: not writable ({e.strerror})") from None
 
 
+def make_dir(path: str, flag: str = "--out") -> None:
+    """``os.makedirs(path)``, with a one-line ConfigError naming ``flag`` when it cannot be made (a file in the way,
+    no permission)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{flag} {path}: is a file; a directory is written there")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{flag} {path}: not writable ({e.strerror})") from None
+
+
 def write_config(path: str, config: Any) -> None:
     os.makedirs(path, exist_ok=True)
     write_yaml(os.path.join(path, "config.yaml"), to_dict(config))
@@ -215,6 +226,16 @@ class RunDir:
             with open(tmp, "w") as f:
                 json.dump(summary, f, indent=2)
             os.replace(tmp, os.path.join(self.path, "summary.json"))
+
+
+def run_status(run_dir: str) -> str | None:
+    """The ``status`` a run's ``summary.json`` records (``completed``, ``diverged``, ...); None without a readable one."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return summary.get("status") if isinstance(summary, dict) else None
 
 
 def divergence(metrics: dict) -> str | None:

@@ -280,11 +280,12 @@ class Policy:
         starts = jax.ShapeDtypeStruct(batch, bool)
         return export.export(jax.jit(step), platforms=PLATFORMS)(leaves, obs, memory, starts)
 
-    def with_eval_episodes(self, episodes: int) -> Policy:
-        """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes``."""
+    def with_eval_episodes(self, episodes: int, name: str = "episodes") -> Policy:
+        """This policy with ``eval_episodes`` (what :meth:`evaluate` averages over) set to ``episodes`` (an error
+        names the argument ``name``)."""
         from rlx.evaluate import check_episodes
 
-        episodes = check_episodes(episodes)
+        episodes = check_episodes(episodes, name)
         if episodes is None:
             return self
         config = dataclasses.replace(self.config, eval_episodes=episodes)

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from rlx import stats, sweep
+from rlx import host, stats, sweep
 from rlx.config import ConfigError
 from rlx.metrics_log import read_metrics
 
@@ -25,8 +25,9 @@ def setting_label(values: dict) -> str:
 
 def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dict]:
     """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
-    ``metric`` at each step (a step is kept only when every seed has a finite value there), and
-    ``final`` (per-seed last values). With population-based training no run keeps its setting: one curve per
+    ``metric`` at each step (a step is kept only when every seed has a finite value there), ``final``
+    (per-seed last values), ``seeds`` and ``diverged`` (runs left out: diverged in training, their last values
+    are from before the divergence). With population-based training no run keeps its setting: one curve per
     group (its population), over all its runs."""
     spec = sweep.load_spec(sweep_dir, what="plot")
     population = spec.pbt is not None
@@ -36,9 +37,13 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
         for member in group.members:
             by_setting.setdefault(group.index if population else member.setting, []).append(member)
         for members in by_setting.values():
-            series = []
+            series, diverged = [], 0
             for member in members:
-                rows = read_metrics(os.path.join(sweep_dir, "runs", member.name))
+                run_dir = os.path.join(sweep_dir, "runs", member.name)
+                if host.run_status(run_dir) == "diverged":  # its values stop before the divergence: no result
+                    diverged += 1
+                    continue
+                rows = read_metrics(run_dir)
                 series.append(
                     {r["env_steps"]: r[metric] for r in rows if r.get(metric) is not None and math.isfinite(r[metric])}
                 )
@@ -61,7 +66,8 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
                         "low": np.array([b[1] for b in bands]),
                         "high": np.array([b[2] for b in bands]),
                         "final": np.array(finals),
-                        "seeds": len(members),
+                        "seeds": len(members) - diverged,
+                        "diverged": diverged,
                     },
                 )
             )
@@ -84,7 +90,7 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
     if not any(len(d["env_steps"]) for d in data.values()):
         raise ConfigError(f"{sweep_dir}: no run has logged {metric!r} yet (is it a metrics.jsonl column?)")
     out_dir = out_dir or sweep_dir
-    os.makedirs(out_dir, exist_ok=True)
+    host.make_dir(out_dir)
     config = sweep.load_spec(sweep_dir, what="plot").config
     title = f"{config.get('algo', 'ppo')} on {(config.get('env') or {}).get('name', '')}"
     colours = plt.get_cmap("tab10")
@@ -92,7 +98,8 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for i, (label, d) in enumerate(data.items()):
         colour = colours(i % 10)
-        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({d['seeds']} seeds)")
+        left_out = f", {d['diverged']} diverged" if d["diverged"] else ""
+        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({d['seeds']} seeds{left_out})")
         ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
     ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)", title=title)
     ax.grid(alpha=0.3)
@@ -108,7 +115,8 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
     iqms = np.array([e[0] for e in estimates])
     errors = np.array([[e[0] - e[1] for e in estimates], [e[2] - e[0] for e in estimates]])
     ax.bar(range(len(labels)), iqms, yerr=errors, capsize=4, color=[colours(i % 10) for i in range(len(labels))])
-    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize="small")
+    ticks = [label + (f" ({data[label]['diverged']} diverged)" if data[label]["diverged"] else "") for label in labels]
+    ax.set_xticks(range(len(labels)), ticks, rotation=20, ha="right", fontsize="small")
     ax.set(ylabel=f"final {metric} (IQM, 95% CI)", title=title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -147,7 +155,7 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[str]:
     ax.legend(fontsize="small")
     fig.tight_layout()
     out_dir = out_dir or run_dir
-    os.makedirs(out_dir, exist_ok=True)
+    host.make_dir(out_dir)
     path = os.path.join(out_dir, "curve.png")
     fig.savefig(path)
     plt.close(fig)

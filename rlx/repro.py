@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from rlx import driver, plot, stats, sweep
+from rlx import driver, host, plot, stats, sweep
 from rlx.config import ConfigError, load_yaml
 from rlx.presets import PRESETS_DIR
 from rlx.sweep.spec import _assign
@@ -95,6 +95,8 @@ def _entry(raw: Any, where: str) -> Entry:
         for key in ("low", "high"):
             if isinstance(reference[key], bool) or not isinstance(reference[key], (int, float)):
                 raise ConfigError(f"{where}.reference.{key}: must be a number; got {reference[key]!r}")
+            if math.isnan(reference[key]):  # compared with anything it is False: the error named the other bound
+                raise ConfigError(f"{where}.reference.{key}: must be a number, not NaN (.inf leaves a side open)")
         if not reference["low"] <= reference["high"]:
             raise ConfigError(f"{where}.reference.high: must be >= low = {reference['low']}; got {reference['high']}")
     threshold = raw.get("threshold")
@@ -194,44 +196,60 @@ def _at_or_before(curve: dict, step: float) -> float | None:
     return float(curve["iqm"][index]) if index >= 0 else None
 
 
-def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seconds: float) -> dict:
-    """The entry's report row from its sweep's result (final rows) and directory (evaluation curves)."""
-    curve = next(iter(plot.curves(entry_dir).values()))
-    runs = result.runs
-    finals = np.array([r["eval/episode_return"] for r in runs], np.float64)
-    finite = finals[np.isfinite(finals)] if finals.size else finals
-    estimate, low, high = stats.bootstrap_ci(finite) if finite.size else (math.nan, math.nan, math.nan)
-    budget = max(r["env_steps"] for r in runs)
+def judged(entry: Entry, entry_dir: str, row: dict) -> dict:
+    """``row`` (a report row) with what the suite file says about it now: threshold and the steps the IQM curve
+    took to reach it, reference band and verdict, note (so an edited band is not reported with an old verdict)."""
+    estimate = row["final_iqm"]
     reached = None
     if entry.threshold is not None:
+        curve = next(iter(plot.curves(entry_dir).values()))
         hits = np.nonzero(curve["iqm"] >= entry.threshold)[0]
         reached = int(curve["env_steps"][hits[0]]) if hits.size else None
-    compile_seconds = [r["compile_seconds"] for r in runs if r.get("compile_seconds") is not None]
-    compile_s = float(max(compile_seconds)) if compile_seconds else math.nan
-    verdict = ""
+    verdict = "diverged" if row.get("diverged", 0) == row["seeds"] else ""
     if entry.reference is not None and math.isfinite(estimate):
         ref_low, ref_high = float(entry.reference["low"]), float(entry.reference["high"])
         verdict = "BELOW" if estimate < ref_low else ("above" if estimate > ref_high else "within")
     return {
+        **row,
+        "threshold": entry.threshold,
+        "steps_to_threshold": reached,
+        "reference": entry.reference,
+        "verdict": verdict,
+        "note": entry.note,
+    }
+
+
+def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seconds: float) -> dict:
+    """The entry's report row from its sweep's result (final rows) and directory (evaluation curves). A run that
+    diverged has no final value (its last one is from before the divergence): it is left out of the IQM and
+    counted in ``diverged``."""
+    curve = next(iter(plot.curves(entry_dir).values()))
+    runs = result.runs
+    diverged = [r["status"] == "diverged" for r in runs]
+    finals = np.array([math.nan if bad else r["eval/episode_return"] for r, bad in zip(runs, diverged)], np.float64)
+    finite = finals[np.isfinite(finals)] if finals.size else finals
+    estimate, low, high = stats.bootstrap_ci(finite) if finite.size else (math.nan, math.nan, math.nan)
+    group = sweep.expand(sweep.load_spec(entry_dir, what="bench"))[0]
+    budget = driver.plan_for(group.config).total_env_steps  # what each run trains (a diverged one stopped before)
+    compile_seconds = [r["compile_seconds"] for r in runs if r.get("compile_seconds") is not None]
+    compile_s = float(max(compile_seconds)) if compile_seconds else math.nan
+    row = {
         "name": entry.name,
         "config": entry.config,
         "env_steps": budget,
         "seeds": len(runs),
+        "diverged": int(sum(diverged)),
         "final_iqm": estimate,
         "ci_low": low,
         "ci_high": high,
         "per_seed": [float(x) for x in finals],
         **{f"iqm_at_{f:g}": _at_or_before(curve, f * budget) for f in FRACTIONS},
-        "threshold": entry.threshold,
-        "steps_to_threshold": reached,
         "wall_seconds": wall_seconds,
         "compile_seconds": compile_s,
         "env_steps_per_second": budget * len(runs) / max(wall_seconds - compile_s, 1e-9),
-        "reference": entry.reference,
-        "verdict": verdict,
         "status": result.status,
-        "note": entry.note,
     }
+    return judged(entry, entry_dir, row)
 
 
 def run_suite(
@@ -246,6 +264,8 @@ def run_suite(
         )
     selected = [e for e in suite.entries if not only or e.name in only]
     specs = {e.name: _entry_spec(e, tiny) for e in selected}
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # before any env is made
+        raise ConfigError(f"--out {out_dir}: is a file; a directory is written there")
     _check_report(out_dir, suite.name)
     checked = {}  # entry -> its groups' experiments, envs made once
     for entry in selected:  # before the first entry trains: finished ones match, the others can train
@@ -267,14 +287,14 @@ def run_suite(
             )
         except ConfigError as e:
             raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
-    os.makedirs(out_dir, exist_ok=True)
+    host.make_dir(out_dir)
     rows = []
     for entry in selected:
         entry_dir = os.path.join(out_dir, entry.name)
         record = os.path.join(entry_dir, "entry.json")
         if os.path.exists(record):
             with open(record) as f:
-                rows.append(json.load(f))
+                rows.append(judged(entry, entry_dir, json.load(f)))
             continue
         tic = time.perf_counter()
         stopped = os.path.exists(os.path.join(entry_dir, "sweep.yaml"))  # its spec matched: continue it
@@ -318,7 +338,7 @@ def _with_earlier_entries(suite: Suite, out_dir: str, rows: list[dict], tiny: bo
         recorded, wanted = _recorded_and_wanted(entry_dir, _entry_spec(entry, tiny))
         if recorded == wanted:  # another --tiny setting's result is not this report's
             with open(record) as f:
-                by_name[entry.name] = json.load(f)
+                by_name[entry.name] = judged(entry, entry_dir, json.load(f))
     return [by_name[e.name] for e in suite.entries if e.name in by_name]
 
 
@@ -351,6 +371,10 @@ def _check_report(out_dir: str, suite_name: str) -> None:
         )
 
 
+def _seeds_note(row: dict) -> str:
+    return f" ({row['diverged']} diverged)" if row.get("diverged") else ""
+
+
 def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> str:
     """``report.md`` (a table, then each reference's source) and ``report.json``; returns the Markdown."""
     import jax
@@ -376,7 +400,7 @@ def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> st
         reached = "-" if r["steps_to_threshold"] is None else f"{r['steps_to_threshold']:,}"
         threshold = "-" if r["threshold"] is None else f"{reached} (≥ {_cell(r['threshold'])})"
         lines.append(
-            f"| {r['name']} | {r['env_steps']:,} | {r['seeds']} | {_cell(r['final_iqm'])} [{_cell(r['ci_low'])}, "
+            f"| {r['name']} | {r['env_steps']:,} | {r['seeds']}{_seeds_note(r)} | {_cell(r['final_iqm'])} [{_cell(r['ci_low'])}, "
             f"{_cell(r['ci_high'])}] | {fractions} | {threshold} | {band} | {r['verdict'] or '-'} | "
             f"{r['wall_seconds']:.0f} | {_cell(r['compile_seconds'], 3)} | {r['env_steps_per_second']:,.0f} |"
         )

@@ -149,6 +149,12 @@ def test_numbers_from_yaml_strings_and_cli_assignments():
     }
     with pytest.raises(ConfigError, match=r"^--set seed: given twice \('seed=1' and ' seed =2'\); keep one$"):
         apply_assignments({}, ["seed=1", "agent.learning_rate=1e-3", " seed =2"])  # was last-wins
+    for order in (
+        ["agent.policy={hidden: [8]}", "agent.policy.hidden=[16]"],
+        ["agent.policy.hidden=[16]", "agent.policy={}"],
+    ):
+        with pytest.raises(ConfigError, match="^--set agent.policy.hidden: is inside agent.policy, which is also set"):
+            apply_assignments({}, order)  # the result depended on the order
 
 
 def test_env_spec_query_string():

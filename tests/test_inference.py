@@ -85,6 +85,8 @@ def test_exported_policy_keeps_only_the_actor_and_statistics_and_acts_as_the_run
     assert printed.split(": eval/")[1].splitlines()[0] == from_run.splitlines()[0]
     assert "exported from" in printed and os.path.getsize(tmp_path / "r.html") > 1000
     assert loaded.evaluate(seed=4, episodes=2)["eval/episode_length"] == 200.0
+    with pytest.raises(ConfigError, match="^episodes: must be > 0; got 0$"):  # named the CLI's --episodes
+        loaded.evaluate(episodes=0)
 
 
 def test_policy_files_and_observations_fail_in_one_line(sac_run, tmp_path, capsys):

@@ -35,7 +35,7 @@ SPEC = {
     "config": PPO,
     "seeds": 2,
     "grid": {"agent.learning_rate": [1e-4, 1e-3, 3e-3, 1e-2]},
-    "pbt": {"fields": ["agent.learning_rate", "agent.clip_epsilon"], "fraction": 0.25},
+    "pbt": {"fields": ["agent.clip_epsilon"], "fraction": 0.25},  # the learning rate is inherited, not perturbed
 }
 
 
@@ -130,12 +130,14 @@ def test_each_step_replaces_the_worst_runs_with_perturbed_copies_of_the_best(pop
             target, source = checkpoint(out, names[i], chunk + 1), checkpoint(out, names[sources[i]], chunk + 1)
             assert tree_equal(target.params, source.params) and tree_equal(target.opt_state, source.opt_state)
             assert not np.array_equal(target.key, source.key)
-            for field in ("learning_rate", "clip_epsilon"):
-                ratio = rows[names[i]][chunk][f"pbt/{field}"] / rows[names[sources[i]]][chunk][f"pbt/{field}"]
-                assert ratio == pytest.approx(0.8, rel=1e-6) or ratio == pytest.approx(1.2, rel=1e-6)
+            ratio = rows[names[i]][chunk]["pbt/clip_epsilon"] / rows[names[sources[i]]][chunk]["pbt/clip_epsilon"]
+            assert ratio == pytest.approx(0.8, rel=1e-6) or ratio == pytest.approx(1.2, rel=1e-6)
+            assert rows[names[i]][chunk]["pbt/learning_rate"] == rows[names[sources[i]]][chunk]["pbt/learning_rate"]
+            for field in ("learning_rate", "clip_epsilon"):  # logged: the values the next chunk trains with
                 assert float(target.hparams.get(field)) == pytest.approx(rows[names[i]][chunk][f"pbt/{field}"])
     assert all("pbt/source" not in rows[n][3] for n in names)
     assert [r["pbt/learning_rate"] for r in runs] == [rows[n][3]["pbt/learning_rate"] for n in names]  # summary
+    assert [r["agent.learning_rate"] for r in runs] == [1e-4, 1e-4, 1e-3, 1e-3, 3e-3, 3e-3, 1e-2, 1e-2]  # started
     assert [(row["group"], row["seeds"]) for row in population["result"].table] == [(0, 8)]  # one population
     assert "agent.learning_rate" not in population["result"].table[0]  # no run kept its starting value
     assert list(plot.curves(out)) == ["population"] and plot.curves(out)["population"]["seeds"] == 8

@@ -1,12 +1,14 @@
 """Reproduction suites (``rlx bench``): the smoke tier runs, reports and resumes; its statistics recomputed from the
 runs' metrics; the GPU tier's configs all build and a sample of its entries runs end to end at tiny sizes on CPU."""
 
+import dataclasses
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from rlx import cli, driver, repro, stats, sweep
 from rlx.config import ConfigError
@@ -63,6 +65,21 @@ def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, c
     assert [r["name"] for r in repro.run_suite(suite, out, only=(last,))] == [last]
     assert json.load(open(os.path.join(out, "report.json")))["rows"] == json.loads(json.dumps(rows))
     assert all(f"| {e.name} |" in open(os.path.join(out, "report.md")).read() for e in suite.entries)
+    # A suite file edited after the entry finished: its band, threshold and verdict are the file's now (the
+    # saved row's were reported, until a probe found it), from the saved result and curve
+    first = suite.entries[0]
+    above = rows[0]["final_iqm"] + 1
+    edited = dataclasses.replace(
+        suite,
+        entries=(
+            dataclasses.replace(first, reference={"low": above, "high": above + 1, "source": "edited"}, threshold=1e9),
+            *suite.entries[1:],
+        ),
+    )
+    again = repro.run_suite(edited, out, only=(first.name,))[0]
+    assert again["verdict"] == "BELOW" and again["steps_to_threshold"] is None and again["threshold"] == 1e9
+    assert again["final_iqm"] == rows[0]["final_iqm"] and "| BELOW |" in open(os.path.join(out, "report.md")).read()
+    repro.run_suite(suite, out)  # the report as it was
     # ... but not a result of other settings (a --tiny report leaves out the full-size entries)
     assert repro._with_earlier_entries(suite, out, [], tiny=True) == []
     with pytest.raises(ConfigError, match="holds a sweep with other settings than entry ppo_cartpole"):
@@ -80,6 +97,18 @@ def test_a_stopped_entry_continues_and_other_files_in_out_are_refused(smoke, tmp
     monkeypatch.setattr(runner, "run_group", lambda *a, **k: pytest.fail("a finished sweep was trained again"))
     again = repro.run_suite(suite, str(copy))
     assert again[0]["per_seed"] == rows[0]["per_seed"] and (copy / rows[0]["name"] / "entry.json").exists()
+    # A run that diverged is no result: left out of the IQM and counted (its last value was reported as final)
+    os.remove(copy / rows[0]["name"] / "entry.json")
+    summary = copy / rows[0]["name"] / "runs" / "h00-seed1" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "diverged"}))
+    again = repro.run_suite(suite, str(copy))[0]
+    assert again["diverged"] == 1 and np.isnan(again["per_seed"][1]) and again["env_steps"] == rows[0]["env_steps"]
+    kept = [x for i, x in enumerate(rows[0]["per_seed"]) if i != 1]
+    assert again["final_iqm"] == pytest.approx(stats.iqm(np.array(kept)))
+    assert (
+        f"| {rows[0]['name']} | {rows[0]['env_steps']:,} | {rows[0]['seeds']} (1 diverged) |"
+        in open(copy / "report.md").read()
+    )
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "report.md").write_text("my notes")
     with pytest.raises(ConfigError, match="has a report.md or report.json that rlx bench did not write"):
@@ -111,7 +140,7 @@ def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):
 
 def write_suite(tmp_path, entries):
     path = tmp_path / "suite.yaml"
-    path.write_text(json.dumps({"entries": entries}))
+    path.write_text(yaml.safe_dump({"entries": entries}))  # YAML, so NaN is .nan
     return str(path)
 
 
@@ -151,6 +180,10 @@ def write_suite(tmp_path, entries):
             [{"name": "a", "config": "ppo_cartpole"}, {"name": "a", "config": "dqn_cartpole"}],
             "entry names must be unique",
         ),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "reference": {"low": float("nan"), "high": 1, "source": "x"}}],
+            "entries[0] (a).reference.low: must be a number, not NaN",  # named high (found by a probe)
+        ),
         ([], "needs a non-empty list under entries"),
     ],
 )
@@ -161,6 +194,14 @@ def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path, entries, mes
 
 
 def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    assert cli.main(["bench", "smoke", "--out", str(tmp_path / "afile")]) == cli.EXIT_CONFIG_ERROR  # a traceback
+    assert f"--out {tmp_path / 'afile'}: is a file" in capsys.readouterr().err
+    from rlx import host
+
+    with pytest.raises(ConfigError, match=f"^--out {tmp_path / 'afile' / 'sub'}: not writable \\(Not a directory\\)$"):
+        host.make_dir(str(tmp_path / "afile" / "sub"))  # as rlx plot --out FILE/sub met it
+    assert (tmp_path / "afile").read_text() == "mine"
     assert cli.main(["bench", "nosuch"]) == cli.EXIT_CONFIG_ERROR
     assert (
         "suite: 'nosuch' is neither a file nor a packaged suite (cpu, gpu, hopper_cpu, methods_cpu, smoke)"

@@ -130,6 +130,8 @@ def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_ed
     config = yaml.safe_load(config_path.read_text())
     config["agent"]["learning_rate"] = 0.5  # a training field: not the sweep's run any more
     config_path.write_text(yaml.safe_dump(config))
+    summary_path = copy / "runs" / "h01-seed4" / "summary.json"  # as if it had diverged after its checkpoints
+    summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "status": "diverged"}))
     rows, table = evaluate.evaluate_sweep(str(copy), 3, 5)
     assert "h00-seed2/config.yaml differs from the config checkpoint" in capsys.readouterr().err  # a warning
     by_run = {r["run"]: r for r in rows}
@@ -143,7 +145,12 @@ def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_ed
     assert by_run["h01-seed3"]["status"] == "evaluated"
     for name in ("h00-seed2", "h01-seed3"):
         assert by_run[name]["eval/episode_return"] == pytest.approx(before[name]["eval/episode_return"], rel=1e-3)
-    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 2), (8, 0)]  # the edited run is not counted
+    assert by_run["h01-seed4"]["status"] == (
+        "not counted: diverged in training; evaluated at its last finite checkpoint"
+    )  # its last checkpoint is from before the divergence: it was counted as a result (found by a probe)
+    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 2), (8, 1)]  # the edited run is not counted
+    curves = plot.curves(str(copy))  # nor the diverged one in the plots (final.png drew its old value)
+    assert [(d["seeds"], d["diverged"], d["final"].size) for d in curves.values()] == [(8, 0, 8), (7, 1, 7)]
     with pytest.raises(ConfigError, match="--episodes: must be > 0; got 0"):
         evaluate.evaluate_sweep(cli_sweep, 0)
 

@@ -14,7 +14,8 @@ Every run gets a standard run directory (``rlx eval`` and ``rlx train --resume``
     SWEEP_DIR/settings.csv               one row per setting: IQM and 95% bootstrap CI over seeds
 
 Seed ``s`` with a setting inside a sweep trains exactly the run ``rlx train`` would with that seed and
-those values (same init and eval keys); on CPU the parameters agree bitwise (tested). With ``pbt`` the runs
+those values (same init and eval keys): the initial states are bitwise equal and trained parameters agree to
+float32 round-off (XLA's vmapped matmul kernels sum in another order; tested). With ``pbt`` the runs
 of a group train as one population instead (:mod:`rlx.sweep.pbt`).
 """
 

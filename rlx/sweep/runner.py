@@ -231,8 +231,12 @@ def run_group(
 def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement, experiment: driver.Experiment) -> Any:
     """``run_chunks``'s ``between`` for population-based training: after each step's chunk, ranks the runs by
     their rows and exploits and explores (``pbt/source``: the index in the group of the run copied, -1 when
-    kept); after every chunk, logs each run's perturbed fields (``pbt/<field>``)."""
+    kept); after every chunk, logs each run's values (``pbt/<field>``) of the perturbed fields and of the swept
+    traced fields (a copy inherits its source's)."""
     after = set(pbt.steps(population, experiment.plan.num_chunks))
+    traced = traced_fields(type(group.config.agent))
+    swept = [p for p in group.members[0].values if p.startswith("agent.") and p[len("agent.") :] in traced]
+    logged = tuple(dict.fromkeys([*population.fields, *swept]))
     apply = jax.jit(
         lambda state, sources, factors: pbt.apply(state, sources, factors, population.fields, type(group.config.agent)),
         out_shardings=placement.sharding,
@@ -252,10 +256,10 @@ def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement
             for r, row in enumerate(rows):
                 if row is not None:
                     row["pbt/source"] = -1 if sources[r] == r else int(sources[r])
-        logged = pbt.values(placement.get(state.hparams), population.fields)
+        values = pbt.values(placement.get(state.hparams), logged)
         for r, row in enumerate(rows):
             if row is not None:
-                row.update({name: float(column[r]) for name, column in logged.items()})
+                row.update({name: float(column[r]) for name, column in values.items()})
         return state
 
     return step
