@@ -134,11 +134,16 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
         raise ConfigError(f"--out {path}: not writable ({e.strerror})") from None
 
 
+def refuse_file(path: str, flag: str = "--out") -> None:
+    """A one-line ConfigError naming ``flag`` when ``path``, where a directory is to be written, is a file."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{flag} {path}: is a file; a directory is written there")
+
+
 def make_dir(path: str, flag: str = "--out") -> None:
     """``os.makedirs(path)``, with a one-line ConfigError naming ``flag`` when it cannot be made (a file in the way,
     no permission)."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"{flag} {path}: is a file; a directory is written there")
+    refuse_file(path, flag)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:

@@ -196,13 +196,19 @@ def _at_or_before(curve: dict, step: float) -> float | None:
     return float(curve["iqm"][index]) if index >= 0 else None
 
 
-def judged(entry: Entry, entry_dir: str, row: dict) -> dict:
+def _curve(entry_dir: str) -> dict:
+    """The entry's IQM evaluation curve over its seeds (:func:`plot.curves` of its one setting)."""
+    return next(iter(plot.curves(entry_dir).values()))
+
+
+def judged(entry: Entry, entry_dir: str, row: dict, curve: dict | None = None) -> dict:
     """``row`` (a report row) with what the suite file says about it now: threshold and the steps the IQM curve
-    took to reach it, reference band and verdict, note (so an edited band is not reported with an old verdict)."""
+    (``curve``, if already read) took to reach it, reference band and verdict, note (so an edited band is not
+    reported with an old verdict)."""
     estimate = row["final_iqm"]
     reached = None
     if entry.threshold is not None:
-        curve = next(iter(plot.curves(entry_dir).values()))
+        curve = curve or _curve(entry_dir)
         hits = np.nonzero(curve["iqm"] >= entry.threshold)[0]
         reached = int(curve["env_steps"][hits[0]]) if hits.size else None
     verdict = "diverged" if row.get("diverged", 0) == row["seeds"] else ""
@@ -223,7 +229,7 @@ def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seco
     """The entry's report row from its sweep's result (final rows) and directory (evaluation curves). A run that
     diverged has no final value (its last one is from before the divergence): it is left out of the IQM and
     counted in ``diverged``."""
-    curve = next(iter(plot.curves(entry_dir).values()))
+    curve = _curve(entry_dir)
     runs = result.runs
     diverged = [r["status"] == "diverged" for r in runs]
     finals = np.array([math.nan if bad else r["eval/episode_return"] for r, bad in zip(runs, diverged)], np.float64)
@@ -249,7 +255,7 @@ def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seco
         "env_steps_per_second": budget * len(runs) / max(wall_seconds - compile_s, 1e-9),
         "status": result.status,
     }
-    return judged(entry, entry_dir, row)
+    return judged(entry, entry_dir, row, curve)
 
 
 def run_suite(
@@ -264,8 +270,7 @@ def run_suite(
         )
     selected = [e for e in suite.entries if not only or e.name in only]
     specs = {e.name: _entry_spec(e, tiny) for e in selected}
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # before any env is made
-        raise ConfigError(f"--out {out_dir}: is a file; a directory is written there")
+    host.refuse_file(out_dir)  # before any env is made
     _check_report(out_dir, suite.name)
     checked = {}  # entry -> its groups' experiments, envs made once
     for entry in selected:  # before the first entry trains: finished ones match, the others can train

@@ -57,7 +57,7 @@ def pbt_from_dict(data: Any, algo_name: str) -> PBTSpec:
     if not isinstance(fields, (list, tuple)) or not fields:
         raise ConfigError(f"pbt.fields: expected a non-empty list of traced fields ({allowed_fields}); got {fields!r}")
     for path in fields:
-        if not isinstance(path, str) or not path.startswith("agent.") or path[len("agent.") :] not in traced:
+        if not isinstance(path, str) or not path.startswith("agent.") or path.removeprefix("agent.") not in traced:
             raise ConfigError(
                 f"pbt.fields: {path!r} is not a traced field of {algo_name} (the ones in the train state); "
                 f"allowed: {allowed_fields}"
@@ -97,7 +97,7 @@ def check_group(spec: PBTSpec, plan: Any, config: Any, num_runs: int, group_inde
             f"a population needs at least {math.ceil(1 / spec.fraction)} runs (seeds x settings)"
         )
     for path in spec.fields:
-        if getattr(config.agent, path[len("agent.") :]) is None:
+        if getattr(config.agent, path.removeprefix("agent.")) is None:
             raise ConfigError(f"pbt.fields: {path} is null (off) in group {group_index}; there is nothing to perturb")
     if spec.metric == "eval/episode_return":
         missing = [c + 1 for c in steps(spec, plan.num_chunks) if not plan.evaluates_after(c, config.eval_every)]
@@ -170,7 +170,7 @@ def apply(state: Any, sources: jax.Array, factors: jax.Array, fields: tuple[str,
     copied = copied.replace(key=keys)
     hparams = copied.hparams
     for j, path in enumerate(fields):
-        name = path[len("agent.") :]
+        name = path.removeprefix("agent.")
         old = hparams.get(name)
         hparams = hparams.replace(**{name: _bounded(agent_cls, name, old, old * factors[:, j].astype(old.dtype))})
     return copied.replace(hparams=hparams)
@@ -178,4 +178,4 @@ def apply(state: Any, sources: jax.Array, factors: jax.Array, fields: tuple[str,
 
 def values(state_hparams: Any, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``{"pbt/<field>": [runs]}`` from stacked host hyperparameters."""
-    return {f"pbt/{p[len('agent.') :]}": np.asarray(state_hparams.get(p[len("agent.") :])) for p in fields}
+    return {f"pbt/{p.removeprefix('agent.')}": np.asarray(state_hparams.get(p.removeprefix("agent."))) for p in fields}

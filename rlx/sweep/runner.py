@@ -235,7 +235,7 @@ def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement
     traced fields (a copy inherits its source's)."""
     after = set(pbt.steps(population, experiment.plan.num_chunks))
     traced = traced_fields(type(group.config.agent))
-    swept = [p for p in group.members[0].values if p.startswith("agent.") and p[len("agent.") :] in traced]
+    swept = [p for p in group.members[0].values if p.startswith("agent.") and p.removeprefix("agent.") in traced]
     logged = tuple(dict.fromkeys([*population.fields, *swept]))
     apply = jax.jit(
         lambda state, sources, factors: pbt.apply(state, sources, factors, population.fields, type(group.config.agent)),
