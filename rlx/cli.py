@@ -473,8 +473,7 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     suite = repro.load_suite(args.suite)
     out = args.out or os.path.join("bench", suite.name + ("-tiny" if args.tiny else ""))
-    print(f"rlx: bench directory {out}", file=sys.stderr)
-    repro.run_suite(suite, out, only=tuple(args.only), tiny=args.tiny, progress=not args.quiet)
+    repro.run_suite(suite, out, only=tuple(args.only), tiny=args.tiny, progress=not args.quiet, announce=True)
     with open(os.path.join(out, "report.md")) as f:
         print(f.read(), end="")
     return 0

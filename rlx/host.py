@@ -164,6 +164,13 @@ def write_yaml(path: str, data: Any) -> None:
     os.replace(path + ".tmp", path)
 
 
+def write_json(path: str, data: Any) -> None:
+    """Writes ``data`` as JSON atomically (a kill leaves the old file or the new one)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
 def set_aside(path: str, steps: list[int], why: str | None = None) -> None:
     """Moves checkpoints newer than the restored one to ``damaged_checkpoints/`` (kept, never deleted), so
     the resumed run can save those chunks again; the warning calls them damaged unless ``why`` says otherwise."""
@@ -227,10 +234,7 @@ class RunDir:
                 "eval/episode_return": final.get("eval/episode_return"),
                 "train/episode_return": final.get("train/episode_return"),
             }
-            tmp = os.path.join(self.path, "summary.json.tmp")
-            with open(tmp, "w") as f:
-                json.dump(summary, f, indent=2)
-            os.replace(tmp, os.path.join(self.path, "summary.json"))
+            write_json(os.path.join(self.path, "summary.json"), summary)
 
 
 def run_status(run_dir: str) -> str | None:

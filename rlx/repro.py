@@ -15,7 +15,7 @@ A suite is YAML (``rlx/configs/suites/<name>.yaml``, or any path)::
 
 Per entry the report gives the IQM and 95% bootstrap CI of the final evaluation return, the IQM at a quarter,
 half and three quarters of the budget (the last evaluation at or before each), steps to the threshold, wall and
-compile time, env steps/s over all seeds, and whether the final IQM lies below, within or above the reference's
+compile time (wall summed over the sessions that trained an entry), env steps/s over all seeds, and whether the final IQM lies below, within or above the reference's
 band. A finished entry is kept (its folder holds ``entry.json``), so a suite can be stopped and run again.
 ``tiny=True`` runs every entry for one iteration with two seeds, at most 4 envs and small batches and buffers: the
 machinery end to end on a CPU, whatever the entry's budget.
@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import re
+import sys
 import time
 from typing import Any
 
@@ -225,10 +226,13 @@ def judged(entry: Entry, entry_dir: str, row: dict, curve: dict | None = None) -
     }
 
 
-def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seconds: float) -> dict:
-    """The entry's report row from its sweep's result (final rows) and directory (evaluation curves). A run that
-    diverged has no final value (its last one is from before the divergence): it is left out of the IQM and
-    counted in ``diverged``."""
+def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, sessions: list[dict]) -> dict:
+    """The entry's report row from its sweep's result (final rows), directory (evaluation curves) and
+    ``sessions`` (each process that trained it: ``wall_seconds``, ``compile_seconds``; an interrupted entry is
+    continued by the next one). A run that diverged has no final value (its last one is from before the
+    divergence): it is left out of the IQM and counted in ``diverged``. Wall time is the sessions' sum; env
+    steps/s is the budget over their time outside compiling (chunks trained again after an interruption count as
+    time, not as steps)."""
     curve = _curve(entry_dir)
     runs = result.runs
     diverged = [r["status"] == "diverged" for r in runs]
@@ -239,6 +243,7 @@ def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seco
     budget = driver.plan_for(group.config).total_env_steps  # what each run trains (a diverged one stopped before)
     compile_seconds = [r["compile_seconds"] for r in runs if r.get("compile_seconds") is not None]
     compile_s = float(max(compile_seconds)) if compile_seconds else math.nan
+    training_seconds = sum(max(x["wall_seconds"] - x["compile_seconds"], 0.0) for x in sessions)
     row = {
         "name": entry.name,
         "config": entry.config,
@@ -250,19 +255,27 @@ def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, wall_seco
         "ci_high": high,
         "per_seed": [float(x) for x in finals],
         **{f"iqm_at_{f:g}": _at_or_before(curve, f * budget) for f in FRACTIONS},
-        "wall_seconds": wall_seconds,
+        "wall_seconds": sum(x["wall_seconds"] for x in sessions),
+        "sessions": len(sessions),
         "compile_seconds": compile_s,
-        "env_steps_per_second": budget * len(runs) / max(wall_seconds - compile_s, 1e-9),
+        "env_steps_per_second": budget * len(runs) / max(training_seconds, 1e-9) if training_seconds else math.nan,
         "status": result.status,
     }
     return judged(entry, entry_dir, row, curve)
 
 
 def run_suite(
-    suite: Suite, out_dir: str, *, only: tuple[str, ...] = (), tiny: bool = False, progress: bool = False
+    suite: Suite,
+    out_dir: str,
+    *,
+    only: tuple[str, ...] = (),
+    tiny: bool = False,
+    progress: bool = False,
+    announce: bool = False,
 ) -> list[dict]:
     """Runs the suite's entries (those named in ``only``, if given) into ``out_dir/<entry>``, keeping finished
-    ones, and writes ``out_dir/report.md`` and ``report.json``. Returns the report rows."""
+    ones, and writes ``out_dir/report.md`` and ``report.json``. Returns the report rows. ``announce``: name
+    ``out_dir`` on stderr once the suite and directory are checked."""
     unknown = [n for n in only if n not in {e.name for e in suite.entries}]
     if unknown:
         raise ConfigError(
@@ -293,6 +306,8 @@ def run_suite(
         except ConfigError as e:
             raise ConfigError(f"suite {suite.name}, entry {entry.name}: {e}") from None
     host.make_dir(out_dir)
+    if announce:
+        print(f"rlx: bench directory {out_dir}", file=sys.stderr)
     rows = []
     for entry in selected:
         entry_dir = os.path.join(out_dir, entry.name)
@@ -301,12 +316,19 @@ def run_suite(
             with open(record) as f:
                 rows.append(judged(entry, entry_dir, json.load(f)))
             continue
-        tic = time.perf_counter()
         stopped = os.path.exists(os.path.join(entry_dir, "sweep.yaml"))  # its spec matched: continue it
-        result = sweep.run(
-            specs[entry.name], entry_dir, progress=progress, resume=stopped, experiments=checked.get(entry.name)
-        )
-        row = summarize(entry, entry_dir, result, time.perf_counter() - tic)
+        experiments = checked[entry.name]
+        sessions = _sessions(entry_dir) if stopped else []
+        tic = time.perf_counter()
+        try:
+            result = sweep.run(specs[entry.name], entry_dir, progress=progress, resume=stopped, experiments=experiments)
+        finally:  # an interrupted session's time is counted when the entry is continued
+            wall = time.perf_counter() - tic
+            compiling = sum(e.compile_seconds for e in experiments.values())
+            sessions.append({"wall_seconds": wall, "compile_seconds": compiling})
+            if os.path.isdir(entry_dir):
+                host.write_json(os.path.join(entry_dir, SESSIONS), sessions)
+        row = summarize(entry, entry_dir, result, sessions)
         if result.status == "completed":
             with open(record, "w") as f:
                 json.dump(row, f, indent=2)
@@ -315,6 +337,18 @@ def run_suite(
         write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
     write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
     return rows
+
+
+SESSIONS = "bench_sessions.json"  # per process that trained an entry: wall and compile seconds
+
+
+def _sessions(entry_dir: str) -> list[dict]:
+    """The sessions recorded for a stopped entry (none for one stopped before this file existed)."""
+    path = os.path.join(entry_dir, SESSIONS)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
 
 
 def _entry_spec(entry: Entry, tiny: bool) -> sweep.SweepSpec:
@@ -380,6 +414,15 @@ def _seeds_note(row: dict) -> str:
     return f" ({row['diverged']} diverged)" if row.get("diverged") else ""
 
 
+def _sessions_note(row: dict) -> str:
+    return f" ({row['sessions']} sessions)" if row.get("sessions", 1) > 1 else ""
+
+
+def _rate(row: dict) -> str:
+    rate = row["env_steps_per_second"]
+    return f"{rate:,.0f}" if math.isfinite(rate) else "-"
+
+
 def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> str:
     """``report.md`` (a table, then each reference's source) and ``report.json``; returns the Markdown."""
     import jax
@@ -407,7 +450,7 @@ def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> st
         lines.append(
             f"| {r['name']} | {r['env_steps']:,} | {r['seeds']}{_seeds_note(r)} | {_cell(r['final_iqm'])} [{_cell(r['ci_low'])}, "
             f"{_cell(r['ci_high'])}] | {fractions} | {threshold} | {band} | {r['verdict'] or '-'} | "
-            f"{r['wall_seconds']:.0f} | {_cell(r['compile_seconds'], 3)} | {r['env_steps_per_second']:,.0f} |"
+            f"{r['wall_seconds']:.0f}{_sessions_note(r)} | {_cell(r['compile_seconds'], 3)} | {_rate(r)} |"
         )
     sources = [f"- {r['name']}: {r['reference']['source']}" for r in rows if r["reference"]]
     sources += [f"- {r['name']}: {r['note']}" for r in rows if r.get("note")]

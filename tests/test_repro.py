@@ -97,8 +97,24 @@ def test_a_stopped_entry_continues_and_other_files_in_out_are_refused(smoke, tmp
     monkeypatch.setattr(runner, "run_group", lambda *a, **k: pytest.fail("a finished sweep was trained again"))
     again = repro.run_suite(suite, str(copy))
     assert again[0]["per_seed"] == rows[0]["per_seed"] and (copy / rows[0]["name"] / "entry.json").exists()
-    # A run that diverged is no result: left out of the IQM and counted (its last value was reported as final)
+    # Wall time and env steps/s count every session that trained it (they were the last session's alone)
+    sessions = json.loads((copy / rows[0]["name"] / repro.SESSIONS).read_text())
+    assert len(sessions) == again[0]["sessions"] == 2 and sessions[0]["wall_seconds"] == rows[0]["wall_seconds"]
+    assert again[0]["wall_seconds"] == pytest.approx(sum(s["wall_seconds"] for s in sessions))
+    training = sum(s["wall_seconds"] - s["compile_seconds"] for s in sessions)
+    assert again[0]["env_steps_per_second"] == pytest.approx(rows[0]["env_steps"] * rows[0]["seeds"] / training)
+    assert f"{again[0]['wall_seconds']:.0f} (2 sessions) |" in open(copy / "report.md").read()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
     os.remove(copy / rows[0]["name"] / "entry.json")
+    with monkeypatch.context() as patch:
+        patch.setattr(sweep, "run", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            repro.run_suite(suite, str(copy))
+    assert len(json.loads((copy / rows[0]["name"] / repro.SESSIONS).read_text())) == 3  # counted when continued
+    # A run that diverged is no result: left out of the IQM and counted (its last value was reported as final)
     summary = copy / rows[0]["name"] / "runs" / "h00-seed1" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "diverged"}))
     again = repro.run_suite(suite, str(copy))[0]
@@ -196,7 +212,8 @@ def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path, entries, mes
 def test_unknown_suite_and_entry_names_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "afile").write_text("mine")
     assert cli.main(["bench", "smoke", "--out", str(tmp_path / "afile")]) == cli.EXIT_CONFIG_ERROR  # a traceback
-    assert f"--out {tmp_path / 'afile'}: is a file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'afile'}: is a file" in err and "bench directory" not in err  # named before the check
     from rlx import host
 
     with pytest.raises(ConfigError, match=f"^--out {tmp_path / 'afile' / 'sub'}: not writable \\(Not a directory\\)$"):
