@@ -297,8 +297,9 @@ def run_chunks(
     directories). A diverged run raises :class:`DivergenceError` (``raise_on_divergence``, one run) or is
     marked ``diverged`` while the others go on (``statuses``: runs already marked so before a resume).
     ``between(state, chunk, rows)``, if given, runs after each chunk's evaluation and before its rows are written
-    and its checkpoint saved (rows: per run, None for a diverged one; it may add entries) and returns the state
-    the next chunk starts from (a sweep's population-based training). Returns ``(state, per-run statuses,
+    and its checkpoint saved (rows: per run, None for a diverged one; it may add entries and fill a None) and
+    returns the state the next chunk starts from and the diverged runs that continue in it (a sweep's
+    population-based training). Returns ``(state, per-run statuses,
     status)``; every run's summary is written whatever happens.
     """
     config, plan = experiment.config, experiment.plan
@@ -344,7 +345,9 @@ def run_chunks(
                 if evaluated is not None:
                     rows[r].update(evaluated[r])
             if between is not None:
-                state = between(state, chunk, rows)
+                state, revived = between(state, chunk, rows)
+                for r in revived:
+                    statuses[r] = "completed"  # continues as a copy of a healthy run (population-based training)
             for run, row in zip(runs, rows):
                 if row is not None:
                     run.append(row)
@@ -402,7 +405,7 @@ def _show_progress(bar: Any, plan: Any, chunk: int, runs: list[RunDir], seconds:
     steps = (plan.env_steps(chunk + 1) - plan.env_steps(chunk)) * len(runs)
     postfix = {"steps/s": f"{steps / max(seconds, 1e-9):.3g}"}
     latest = [run.rows[-1] for run in runs if run.rows and run.rows[-1]["chunk"] == chunk + 1]
-    train = [row["train/episode_return"] for row in latest if row["train/episode_return"] is not None]
+    train = [row["train/episode_return"] for row in latest if row.get("train/episode_return") is not None]
     evaluated = [row["eval/episode_return"] for row in latest if "eval/episode_return" in row]
     if train:
         postfix["return"] = f"{sum(train) / len(train):.4g}"

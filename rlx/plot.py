@@ -25,7 +25,8 @@ def setting_label(values: dict) -> str:
 
 def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dict]:
     """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
-    ``metric`` at each step (a step is kept only when every seed has a finite value there), ``final``
+    ``metric`` at each step (a step is kept only when every seed has a finite value there; in a population,
+    when any run has), ``final``
     (per-seed last values), ``seeds`` and ``diverged`` (runs left out: diverged in training, their last values
     are from before the divergence). With population-based training no run keeps its setting: one curve per
     group (its population), over all its runs."""
@@ -47,9 +48,12 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
                 series.append(
                     {r["env_steps"]: r[metric] for r in rows if r.get(metric) is not None and math.isfinite(r[metric])}
                 )
-            steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
-            table = np.array([[s[x] for s in series] for x in steps]).reshape(len(steps), len(series))
-            bands = [stats.bootstrap_ci(row, num_resamples=1000) for row in table]
+            # a population's run revived after diverging has no values for the chunks it waited: its steps are
+            # the population's over the runs that have a value there
+            meet = set.union if population else set.intersection
+            steps = sorted(meet(*(set(s) for s in series))) if series else []
+            columns = [np.array([s[x] for s in series if x in s]) for x in steps]
+            bands = [stats.bootstrap_ci(column, num_resamples=1000) for column in columns]
             finals = [s[max(s)] for s in series if s]
             if population:
                 label = setting_label({p: v for p, v in members[0].values.items() if p in spec.groups})

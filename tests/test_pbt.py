@@ -43,17 +43,24 @@ def test_truncation_selection_copies_the_top_into_the_bottom_and_perturbs_only_t
     scores = np.array([5.0, np.nan, 3.0, 9.0, 1.0, 7.0, 3.0, 8.0])
     eligible = np.array([True, True, True, True, False, True, True, True])  # run 4 diverged
     sources, factors = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
-    # 7 eligible runs, floor(0.3 * 7) = 2: best 3 (9.0) and 7 (8.0); worst 1 (NaN ranks last) and 6 (3.0 ties
-    # with run 2; the lower index ranks first)
-    kept = [0, 2, 3, 4, 5, 7]
+    # floor(0.3 * 8) = 2: best 3 (9.0) and 7 (8.0); worst the diverged run 4, then 1 (NaN ranks last)
+    kept = [0, 2, 3, 5, 6, 7]
     assert list(sources[kept]) == kept and np.all(factors[kept] == 1.0)
-    assert set(sources[[1, 6]]) <= {3, 7} and np.all(np.isin(factors[[1, 6]], [0.8, 1.2]))
+    assert set(sources[[1, 4]]) <= {3, 7} and np.all(np.isin(factors[[1, 4]], [0.8, 1.2]))
     again = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
     assert np.array_equal(again[0], sources) and np.array_equal(again[1], factors)  # a seeded choice
     rng = np.random.default_rng(0)  # the reference: one source, then one factor per field, per replaced run
-    for run in (1, 6):
+    for run in (1, 4):
         assert sources[run] == rng.choice(np.array([3, 7])) and list(factors[run]) == list(rng.choice([0.8, 1.2], 2))
-    assert list(pbt.choose(scores, eligible, 0.1, (2.0,), 1, rng)[0]) == list(range(8))  # floor(0.7) replaces none
+    # ties rank by index: of runs 1, 2 and 6 (3.0 each), 6 ranks last and is replaced with run 4 (1.0)
+    tied = np.array([5.0, 3.0, 3.0, 9.0, 1.0, 7.0, 3.0, 8.0])
+    moved = pbt.choose(tied, np.ones(8, bool), 0.25, (1.0,), 1, rng)[0] != np.arange(8)
+    assert list(np.flatnonzero(moved)) == [4, 6]
+    assert list(pbt.choose(scores, np.ones(8, bool), 0.1, (2.0,), 1, rng)[0]) == list(range(8))  # floor(0.8): none
+    # every diverged run is replaced, past the fraction; with none alive, none is
+    dead = np.array([True, False, False, False, True, False, True, True])
+    assert sorted(np.flatnonzero(pbt.choose(scores, dead, 0.25, (1.0,), 1, rng)[0] != np.arange(8))) == [1, 2, 3, 5]
+    assert list(pbt.choose(scores, np.zeros(8, bool), 0.5, (1.0,), 1, rng)[0]) == list(range(8))
     assert pbt.replaced_count(0.29, 100) == 29  # 0.29 * 100 is 28.999999999999996 in floats
 
 
@@ -75,17 +82,19 @@ def test_exploit_copies_a_whole_off_policy_state_but_its_key_and_keeps_fields_in
     traced.update(epsilon_start=np.array([0.9, 0.5, 0.95], np.float32), tau=np.array([0.5, 0.9, 1.0], np.float32))
     state = jax.jit(jax.vmap(experiment.init_fn))(keys, traced)
     state, _ = jax.jit(jax.vmap(experiment.chunk_fn, in_axes=(0, None)))(state, np.int32(16))  # filled buffers
-    sources, factors = np.array([0, 0, 2]), np.array([[1.0, 1.0], [1.2, 1.2], [0.8, 1.2]])
+    sources, factors = np.array([0, 0, 1]), np.array([[1.0, 1.0], [1.2, 1.2], [0.8, 1.2]])
+    alive = np.array([True, True, False])  # run 2 diverged: its key comes from its source
     fields = ("agent.epsilon_start", "agent.tau")
-    moved = jax.jit(lambda s: pbt.apply(s, sources, factors, fields, type(config.agent)))(state)
+    moved = jax.jit(lambda s: pbt.apply(s, sources, factors, alive, fields, type(config.agent)))(state)
     one = lambda tree, r: jax.tree.map(lambda x: x[r], tree.replace(key=None, hparams=None))  # noqa: E731
     for run, source in enumerate(sources):
         assert tree_equal(one(moved, run), one(state, source))
-        own = state.key[run] if run == source else jax.random.fold_in(state.key[run], run)  # a copy's draws differ
+        own = state.key[run if alive[run] else source]
+        own = own if run == source else jax.random.fold_in(own, run)  # a copy's draws differ from its source's
         assert np.array_equal(moved.key[run], own)
     assert not tree_equal(one(state, 0).loop.buffer, one(state, 1).loop.buffer)  # so the copies above say something
-    np.testing.assert_allclose(moved.hparams.epsilon_start, [0.9, 1.0, 0.76], rtol=1e-6)  # le=1: 1.08 clipped
-    np.testing.assert_allclose(moved.hparams.tau, [0.5, 0.6, 1.0], rtol=1e-6)  # le=1: 1.2 clipped
+    np.testing.assert_allclose(moved.hparams.epsilon_start, [0.9, 1.0, 0.4], rtol=1e-6)  # le=1: 1.08 clipped
+    np.testing.assert_allclose(moved.hparams.tau, [0.5, 0.6, 1.0], rtol=1e-6)  # le=1: 0.9 * 1.2 clipped
     assert np.array_equal(moved.hparams.gamma, state.hparams.gamma)  # a field not perturbed comes from the source
     consistency = algos.get("consistency_ac").Config  # ema_decay: ge=0, lt=1, a strict bound
     kept = pbt._bounded(consistency, "ema_decay", np.float32(0.995), np.float32(0.995 * 1.2))
@@ -153,6 +162,50 @@ def test_a_stopped_population_resumes_bitwise(population, capsys):
     for name in ("h00-seed0", "h02-seed1", "h03-seed1"):
         assert rows_of(out, name) == rows_of(population["dir"], name)
         assert tree_equal(checkpoint(out, name, 4), checkpoint(population["dir"], name, 4))
+
+
+def test_a_diverged_run_waits_for_the_next_step_and_continues_as_a_copy(population, capsys):
+    """Learning rate 1e30 diverges in chunk 1 in both seeds; with steps every 2 chunks the two runs log a
+    ``diverged`` row, fill the bottom fraction at the step after chunk 2 as copies of the best two (their key
+    folded from the source's) and train on; a sweep stopped while they wait resumes bitwise."""
+    spec = {
+        **SPEC,
+        "grid": {"agent.learning_rate": [1e-3, 3e-3, 1e-2, 1e30]},
+        "pbt": {"fields": ["agent.clip_epsilon"], "every": 2},
+    }
+    out = str(population["root"] / "revived")
+    result = sweep.run(sweep.spec_from_dict(spec), out, progress=False)
+    err = capsys.readouterr().err
+    names = [r["run"] for r in result.runs]
+    living = [n for n in names if not n.startswith("h03")]
+    returns = np.array([rows_of(out, n)[1]["eval/episode_return"] for n in living])
+    best = {names.index(living[i]) for i in sorted(range(6), key=lambda i: (-returns[i], i))[:2]}
+    assert all(rows_of(out, n)[1]["pbt/source"] == -1 for n in living)  # the two diverged runs fill the fraction
+    for name in ("h03-seed0", "h03-seed1"):
+        rows = rows_of(out, name)
+        assert rows[0] == {"chunk": 1, "env_steps": 512, "diverged": True} and [r["chunk"] for r in rows] == [
+            1,
+            2,
+            3,
+            4,
+        ]
+        source = rows[1]["pbt/source"]
+        assert source in best and "train/episode_return" not in rows[1]
+        assert f"diverged run {name} continues as a copy of {names[source]}" in err
+        target, copied = checkpoint(out, name, 2), checkpoint(out, names[source], 2)
+        assert tree_equal(target.params, copied.params)
+        assert np.array_equal(target.key, jax.random.fold_in(copied.key, names.index(name)))
+        assert rows[1]["pbt/learning_rate"] == rows_of(out, names[source])[1]["pbt/learning_rate"]  # inherited
+        assert np.isfinite(rows[3]["eval/episode_return"]) and result.runs[names.index(name)]["status"] == "completed"
+    curve = plot.curves(out)["population"]
+    assert list(curve["env_steps"]) == [512, 1024, 1536, 2048] and curve["seeds"] == 8  # chunk 1 over 6 runs
+    split = str(population["root"] / "revived_split")
+    sweep.run(sweep.spec_from_dict(spec), split, progress=False, stop_after_chunks=1)
+    assert json.load(open(os.path.join(split, "runs", "h03-seed0", "summary.json")))["status"] == "diverged"
+    assert cli.main(["sweep", "--resume", split, "--quiet"]) == 0
+    for name in names:
+        assert rows_of(split, name) == rows_of(out, name)
+        assert tree_equal(checkpoint(split, name, 4), checkpoint(out, name, 4))
 
 
 @pytest.mark.parametrize(

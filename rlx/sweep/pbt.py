@@ -7,6 +7,8 @@ into its own key, so it does not repeat its source's draws), and each field in `
 paper's 0.8 or 1.2). The traced hyperparameters live in the train state (``state.hparams``), so a new value
 takes effect in the next chunk without compiling anything. Choices come from a NumPy generator seeded with
 ``(seed, group, chunk)`` and the step runs before the chunk's checkpoint, so a stopped sweep resumes bitwise.
+A run that diverges waits for the next step (logging a ``diverged`` row per chunk) and continues from it as a
+copy of a top run.
 """
 
 from __future__ import annotations
@@ -120,20 +122,25 @@ def steps(spec: PBTSpec, num_chunks: int) -> list[int]:
 
 
 def choose(
-    scores: np.ndarray, eligible: np.ndarray, fraction: float, perturb: tuple[float, ...], num_fields: int, rng: Any
+    scores: np.ndarray, alive: np.ndarray, fraction: float, perturb: tuple[float, ...], num_fields: int, rng: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Truncation selection. ``scores [runs]`` (NaN: no value, ranked last), ``eligible [runs]`` (False: a
-    diverged run, neither copied nor replaced). Returns ``sources [runs]`` (the run each one continues as: itself
-    unless replaced) and ``factors [runs, num_fields]`` (1 unless replaced). Ties rank by run index."""
-    runs = np.flatnonzero(eligible)
-    value = np.where(np.isnan(scores[runs]), -np.inf, scores[runs])
-    ranked = runs[np.lexsort((runs, -value))]  # best first; equal scores: lower index first
-    count = replaced_count(fraction, len(runs))
-    sources, factors = np.arange(len(scores)), np.ones((len(scores), num_fields))
-    if count == 0:
+    """Truncation selection over a population of ``len(scores)`` runs. ``scores [runs]`` (NaN: no value, ranked
+    last among the living), ``alive [runs]`` (False: diverged). The bottom ``floor(fraction * runs)`` continue as
+    copies of runs drawn from as many of the best living runs; a diverged run ranks below every living one and is
+    always replaced, even past ``fraction`` (it has no state to train on). Returns ``sources [runs]`` (the run each
+    one continues as: itself unless replaced) and ``factors [runs, num_fields]`` (1 unless replaced). Ties rank by
+    run index."""
+    runs = np.arange(len(scores))
+    living, dead = runs[alive], runs[~alive]
+    value = np.where(np.isnan(scores[living]), -np.inf, scores[living])
+    ranked = living[np.lexsort((living, -value))]  # best first; equal scores: lower index first
+    count = replaced_count(fraction, len(scores))
+    sources, factors = runs.copy(), np.ones((len(scores), num_fields))
+    top = ranked[:count]
+    if top.size == 0:  # nothing replaces (count 0), or nothing is left to copy
         return sources, factors
-    top, bottom = ranked[:count], ranked[-count:]
-    for run in np.sort(bottom):
+    worst = ranked[len(ranked) - max(count - len(dead), 0) :]
+    for run in np.sort(np.concatenate([dead, worst])):
         sources[run] = rng.choice(top)
         factors[run] = rng.choice(np.asarray(perturb), size=num_fields)
     return sources, factors
@@ -159,14 +166,18 @@ def _bounded(agent_cls: type, name: str, old: jax.Array, new: jax.Array) -> jax.
     return jnp.where(inside, new, old)
 
 
-def apply(state: Any, sources: jax.Array, factors: jax.Array, fields: tuple[str, ...], agent_cls: type) -> Any:
+def apply(
+    state: Any, sources: jax.Array, factors: jax.Array, alive: jax.Array, fields: tuple[str, ...], agent_cls: type
+) -> Any:
     """Stacked train states ``[runs, ...]`` after a step: each run's state is its source's, with ``fields``
     multiplied by ``factors [runs, fields]`` (within their ranges), except the PRNG key: a replaced run folds its
-    index into its own key (runs of one seed share their keys: a copy must not repeat its source's draws); a
-    kept run's state is unchanged. Pure, for ``jax.jit``."""
+    index into its own key (runs of one seed share their keys: a copy must not repeat its source's draws), or,
+    diverged (``alive`` False), into its source's (a resumed sweep restores no key for a diverged run); a kept
+    run's state is unchanged. Pure, for ``jax.jit``."""
     runs = jnp.arange(sources.shape[0])
     copied = jax.tree.map(lambda x: x[sources], state)
-    keys = jnp.where((sources != runs)[:, None], jax.vmap(jax.random.fold_in)(state.key, runs), state.key)
+    own = jnp.where(alive[:, None], state.key, copied.key)
+    keys = jnp.where((sources != runs)[:, None], jax.vmap(jax.random.fold_in)(own, runs), state.key)
     copied = copied.replace(key=keys)
     hparams = copied.hparams
     for j, path in enumerate(fields):

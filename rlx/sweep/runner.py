@@ -75,6 +75,13 @@ def _diverged_before(dirs: list[str]) -> list[bool]:
     return [(_read_summary(d) or {}).get("status") == "diverged" for d in dirs]
 
 
+def _logged_through(run_dir: str, chunk: int) -> bool:
+    """Whether a diverged run's metrics.jsonl has a row for every chunk up to ``chunk`` (a population's diverged
+    run does; one written before 2026-12-05 stops at its divergence and stays as it is)."""
+    rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
+    return [r["chunk"] for r in rows if r["chunk"] <= chunk] == list(range(1, chunk + 1))
+
+
 def _restore_group(
     experiment: driver.Experiment, group: Group, dirs: list[str], set_aside: bool, diverged: list[bool]
 ) -> tuple[Any, int]:
@@ -182,9 +189,11 @@ def run_group(
     experiment.compile_seconds += time.perf_counter() - tic
 
     name = None if sweep_dir is None else os.path.basename(os.path.abspath(sweep_dir))  # the runs' W&B group
-    runs = [  # a run that diverged before the resume keeps its files as they are
-        host.RunDir(d, m.config, start, active=writer_process and not bad, group=name)
-        for d, m, bad in zip(dirs, members, diverged)
+    # a run that diverged before the resume keeps its files as they are, unless a population step may revive it
+    revivable = [population is not None and bad and _logged_through(d, start) for d, bad in zip(dirs, diverged)]
+    runs = [
+        host.RunDir(d, m.config, start, active=writer_process and (not bad or again), group=name)
+        for d, m, bad, again in zip(dirs, members, diverged, revivable)
     ]
 
     def step(state, chunk):
@@ -218,8 +227,8 @@ def run_group(
         between=None if population is None else _population_step(population, group, placement, experiment),
     )
     finals = [
-        _final_row(member, status, read_metrics(d) if bad else run.rows, experiment.compile_seconds)
-        for member, status, run, d, bad in zip(members, statuses, runs, dirs, diverged)
+        _final_row(member, status, read_metrics(d) if bad and not again else run.rows, experiment.compile_seconds)
+        for member, status, run, d, bad, again in zip(members, statuses, runs, dirs, diverged, revivable)
     ]
     leaf = jax.tree.leaves(state)[0]
     layout = sorted(
@@ -232,35 +241,54 @@ def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement
     """``run_chunks``'s ``between`` for population-based training: after each step's chunk, ranks the runs by
     their rows and exploits and explores (``pbt/source``: the index in the group of the run copied, -1 when
     kept); after every chunk, logs each run's values (``pbt/<field>``) of the perturbed fields and of the swept
-    traced fields (a copy inherits its source's)."""
-    after = set(pbt.steps(population, experiment.plan.num_chunks))
+    traced fields (a copy inherits its source's). A diverged run (row None) logs ``{"diverged": true}`` rows
+    until a step replaces it; it is returned among the revived runs then."""
+    plan = experiment.plan
+    after = set(pbt.steps(population, plan.num_chunks))
     traced = traced_fields(type(group.config.agent))
     swept = [p for p in group.members[0].values if p.startswith("agent.") and p.removeprefix("agent.") in traced]
     logged = tuple(dict.fromkeys([*population.fields, *swept]))
     apply = jax.jit(
-        lambda state, sources, factors: pbt.apply(state, sources, factors, population.fields, type(group.config.agent)),
+        lambda state, sources, factors, alive: pbt.apply(
+            state, sources, factors, alive, population.fields, type(group.config.agent)
+        ),
         out_shardings=placement.sharding,
         donate_argnums=0,
     )
 
-    def step(state: Any, chunk: int, rows: list[dict | None]) -> Any:
+    def step(state: Any, chunk: int, rows: list[dict | None]) -> tuple[Any, list[int]]:
+        alive = np.array([r is not None for r in rows])
+        sources = np.arange(len(rows))
         if chunk in after:
             metric = population.metric
             scores = np.array([np.nan if r is None or r.get(metric) is None else r[metric] for r in rows], float)
-            eligible = np.array([r is not None for r in rows])
             rng = pbt.generator(population, group.index, chunk)
             sources, factors = pbt.choose(
-                scores, eligible, population.fraction, population.perturb, len(population.fields), rng
+                scores, alive, population.fraction, population.perturb, len(population.fields), rng
             )
-            state = apply(state, placement.put(sources.astype(np.int32)), placement.put(factors.astype(np.float32)))
-            for r, row in enumerate(rows):
-                if row is not None:
-                    row["pbt/source"] = -1 if sources[r] == r else int(sources[r])
+            state = apply(
+                state,
+                placement.put(sources.astype(np.int32)),
+                placement.put(factors.astype(np.float32)),
+                placement.put(alive),
+            )
+        revived = [r for r in range(len(rows)) if not alive[r] and sources[r] != r]
+        for r in revived:
+            rows[r] = {"chunk": chunk + 1, "env_steps": plan.env_steps(chunk + 1)}
+            print(
+                f"rlx: diverged run {group.members[r].name} continues as a copy of {group.members[sources[r]].name} "
+                f"(population-based training, after chunk {chunk + 1})",
+                file=sys.stderr,
+            )
         values = pbt.values(placement.get(state.hparams), logged)
         for r, row in enumerate(rows):
-            if row is not None:
-                row.update({name: float(column[r]) for name, column in values.items()})
-        return state
+            if row is None:  # still diverged: one row per chunk keeps its log whole for a later revival or resume
+                rows[r] = {"chunk": chunk + 1, "env_steps": plan.env_steps(chunk + 1), "diverged": True}
+                continue
+            if chunk in after:
+                row["pbt/source"] = -1 if sources[r] == r else int(sources[r])
+            row.update({name: float(column[r]) for name, column in values.items()})
+        return state, revived
 
     return step
 
