@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         help="population-based training of each group's runs, perturbing these traced fields (pbt: in a spec sets the rest)",
     )
     sweep.add_argument("--pbt-every", type=int, metavar="N", help="with --pbt: chunks between exploit/explore steps")
+    sweep.add_argument(
+        "--pbt-resample",
+        type=float,
+        metavar="P",
+        help="with --pbt: probability that a copy's field is drawn from its grid/random axis instead of perturbed",
+    )
     sweep.add_argument("--devices", type=int, help="shard runs over the first N devices (default: all)")
     sweep.add_argument("--out", help="sweep directory (default sweeps/<algo>-<env>-<time>)")
     sweep.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its checkpoints")
@@ -358,9 +364,10 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
             data[key] = {**(data.get(key) or {}), path.strip(): values}
     if args.num_random is not None:
         data["num_random"] = args.num_random
-    if args.pbt_every is not None and args.pbt is None and not isinstance(data.get("pbt"), dict):
-        raise ConfigError("--pbt-every: needs --pbt FIELD,... (the fields population-based training perturbs)")
-    for key, value in (("fields", args.pbt), ("every", args.pbt_every)):
+    for flag, value in (("--pbt-every", args.pbt_every), ("--pbt-resample", args.pbt_resample)):
+        if value is not None and args.pbt is None and not isinstance(data.get("pbt"), dict):
+            raise ConfigError(f"{flag}: needs --pbt FIELD,... (the fields population-based training perturbs)")
+    for key, value in (("fields", args.pbt), ("every", args.pbt_every), ("resample", args.pbt_resample)):
         if value is not None:
             data["pbt"] = {**(data.get("pbt") if isinstance(data.get("pbt"), dict) else {}), key: value}
     return data, base_dir
@@ -400,6 +407,8 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
             f"; population-based training of {', '.join(population.fields)} every {population.every} chunk(s): the "
             f"bottom {population.fraction:.0%} by {population.metric} continue as copies of the top {population.fraction:.0%}"
         )
+        if population.resample:
+            what += f", each field drawn afresh from its axis with probability {population.resample:g}"
     print(
         f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {what} "
         "(rlx train --config ... --print-config shows a full config)"
@@ -431,8 +440,8 @@ def _sweep(args: argparse.Namespace) -> int:
             if v is not None
         ] + [
             f"--{k.replace('_', '-')}"
-            for k in ("set", "grid", "random", "group", "pbt", "pbt_every")
-            if getattr(args, k)
+            for k in ("set", "grid", "random", "group", "pbt", "pbt_every", "pbt_resample")
+            if getattr(args, k) not in (None, [])  # --pbt-resample 0 is given too
         ]
         given += ["--dry-run"] if args.dry_run else []
         if given:

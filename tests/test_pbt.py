@@ -42,7 +42,8 @@ SPEC = {
 def test_truncation_selection_copies_the_top_into_the_bottom_and_perturbs_only_those():
     scores = np.array([5.0, np.nan, 3.0, 9.0, 1.0, 7.0, 3.0, 8.0])
     eligible = np.array([True, True, True, True, False, True, True, True])  # run 4 diverged
-    sources, factors = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
+    sources, factors, fresh = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
+    assert np.isnan(fresh).all()  # no resampling
     # floor(0.3 * 8) = 2: best 3 (9.0) and 7 (8.0); worst the diverged run 4, then 1 (NaN ranks last)
     kept = [0, 2, 3, 5, 6, 7]
     assert list(sources[kept]) == kept and np.all(factors[kept] == 1.0)
@@ -61,6 +62,49 @@ def test_truncation_selection_copies_the_top_into_the_bottom_and_perturbs_only_t
     dead = np.array([True, False, False, False, True, False, True, True])
     assert sorted(np.flatnonzero(pbt.choose(scores, dead, 0.25, (1.0,), 1, rng)[0] != np.arange(8))) == [1, 2, 3, 5]
     assert list(pbt.choose(scores, np.zeros(8, bool), 0.5, (1.0,), 1, rng)[0]) == list(range(8))
+
+
+def test_resampling_draws_fields_from_their_grid_or_random_axis():
+    """With ``resample`` a replaced run's field is, with that probability, a fresh draw from its prior (grid
+    values, or a uniform / log-uniform axis) instead of a perturbation; the draw order is the documented one."""
+    scores, alive = np.arange(8.0), np.ones(8, bool)
+    field_priors = ((1e-4, 1e-3, 1e-2), sweep.RandomAxis(1e-5, 1e-1, log=True))
+    sources, factors, fresh = pbt.choose(
+        scores, alive, 0.25, (0.8, 1.2), 2, np.random.default_rng(3), 0.5, field_priors
+    )
+    rng = np.random.default_rng(3)
+    expected = np.full((8, 2), np.nan)
+    for run in (0, 1):  # the worst two, copies of 6 or 7
+        assert sources[run] == rng.choice(np.array([7, 6])) and list(factors[run]) == list(rng.choice([0.8, 1.2], 2))
+        for j, u in enumerate(rng.uniform(size=2)):
+            if u < 0.5:
+                expected[run, j] = (
+                    [1e-4, 1e-3, 1e-2][rng.integers(3)]
+                    if j == 0
+                    else float(np.exp(np.log(1e-5) + rng.uniform() * np.log(1e4)))
+                )
+    np.testing.assert_array_equal(fresh, expected)
+    always = pbt.choose(scores, alive, 0.25, (0.8,), 2, np.random.default_rng(4), 1.0, field_priors)[2]
+    assert np.isnan(always[2:]).all() and set(always[:2, 0]) <= {1e-4, 1e-3, 1e-2}
+    assert np.all((always[:2, 1] >= 1e-5) & (always[:2, 1] <= 1e-1))
+    # apply: a fresh value replaces the perturbed one, NaN keeps the perturbation
+    config = driver.build_config(
+        {"algo": "ppo", "agent": {"num_envs": 2, "policy": {"hidden": [4]}, "value": {"hidden": [4]}}}
+    )
+    experiment = driver.Experiment(config)
+    traced = {f: np.full(2, getattr(config.agent, f), np.float32) for f in traced_fields(type(config.agent))}
+    traced = {f: v for f, v in traced.items() if not np.isnan(v).any()}
+    state = jax.jit(jax.vmap(experiment.init_fn))(jax.vmap(driver.init_key)(np.arange(2)), traced)
+    moved = pbt.apply(
+        state,
+        np.array([0, 0]),
+        np.array([[1.0], [1.2]]),
+        np.ones(2, bool),
+        ("agent.learning_rate",),
+        type(config.agent),
+        np.array([[np.nan], [0.5]]),
+    )
+    np.testing.assert_allclose(moved.hparams.learning_rate, [config.agent.learning_rate, 0.5])
     assert pbt.replaced_count(0.29, 100) == 29  # 0.29 * 100 is 28.999999999999996 in floats
 
 
@@ -164,6 +208,22 @@ def test_a_stopped_population_resumes_bitwise(population, capsys):
         assert tree_equal(checkpoint(out, name, 4), checkpoint(population["dir"], name, 4))
 
 
+def test_resampled_copies_train_with_values_from_the_grid(population):
+    spec = {**SPEC, "pbt": {"fields": ["agent.learning_rate"], "resample": 1.0}}
+    out = str(population["root"] / "resampled")
+    result = sweep.run(sweep.spec_from_dict(spec), out, progress=False, stop_after_chunks=2)
+    grid = {float(np.float32(v)) for v in SPEC["grid"]["agent.learning_rate"]}
+    replaced = 0
+    for name in [r["run"] for r in result.runs]:
+        rows = rows_of(out, name)
+        for chunk in range(2):
+            if rows[chunk]["pbt/source"] != -1:
+                replaced += 1
+                assert rows[chunk]["pbt/learning_rate"] in grid
+                assert float(checkpoint(out, name, chunk + 1).hparams.learning_rate) in grid
+    assert replaced == 4  # two per step
+
+
 def test_a_diverged_run_waits_for_the_next_step_and_continues_as_a_copy(population, capsys):
     """Learning rate 1e30 diverges in chunk 1 in both seeds; with steps every 2 chunks the two runs log a
     ``diverged`` row, fill the bottom fraction at the step after chunk 2 as copies of the best two (their key
@@ -222,6 +282,8 @@ def test_a_diverged_run_waits_for_the_next_step_and_continues_as_a_copy(populati
         ({"fields": ["agent.max_grad_norm"]}, "pbt.fields: agent.max_grad_norm is null (off) in group 0"),
         ({"fields": ["agent.gamma"], "fraction": 0.1}, "pbt.fraction: 0.1 of group 0's 8 runs replaces none"),
         ({"fields": ["agent.gamma"], "every": 3}, "pbt.every: a step after chunk 3 ranks by eval/episode_return, but"),
+        ({"fields": ["agent.gamma"], "resample": 1.5}, "pbt.resample: expected a probability in [0, 1]; got 1.5"),
+        ({"fields": ["agent.gamma"], "resample": 0.5}, "pbt.resample: agent.gamma is under neither grid nor random"),
     ],
 )
 def test_bad_pbt_settings_are_one_line_errors_before_anything_compiles(tmp_path, monkeypatch, pbt_data, message):
@@ -242,5 +304,13 @@ def test_cli_pbt_flags_and_dry_run(tmp_path, capsys):
     ) in capsys.readouterr().out
     assert cli.main(["sweep", "ppo", "--seeds", "4", "--pbt-every", "2", "--dry-run"]) == cli.EXIT_CONFIG_ERROR
     assert "--pbt-every: needs --pbt FIELD,..." in capsys.readouterr().err
+    assert cli.main(["sweep", "ppo", "--seeds", "4", "--pbt-resample", "0.5", "--dry-run"]) == cli.EXIT_CONFIG_ERROR
+    assert "--pbt-resample: needs --pbt FIELD,..." in capsys.readouterr().err
+    grid = ["--grid", "agent.learning_rate=1e-4,1e-3", "--set", "eval_every=2"]
+    assert cli.main([*args, *grid, "--pbt-resample", "0.25", "--dry-run"]) == cli.EXIT_CONFIG_ERROR
+    assert "pbt.resample: agent.entropy_coef is under neither grid nor random" in capsys.readouterr().err
+    args = ["sweep", "ppo", "--seeds", "4", "--pbt", "agent.learning_rate", "--pbt-every", "2", *grid]
+    assert cli.main([*args, "--pbt-resample", "0.25", "--dry-run"]) == 0
+    assert "each field drawn afresh from its axis with probability 0.25" in capsys.readouterr().out
     assert cli.main(["sweep", "--resume", str(tmp_path), "--pbt", "agent.gamma"]) == cli.EXIT_CONFIG_ERROR
     assert "--resume: cannot be combined with --pbt" in capsys.readouterr().err

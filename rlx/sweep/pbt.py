@@ -5,7 +5,8 @@ becomes a copy of a run drawn uniformly from the top ``fraction`` (exploit: its 
 optimizer, replay buffer, envs and observation statistics, but not its PRNG key: the copy folds its own index
 into its own key, so it does not repeat its source's draws), and each field in ``fields`` of the copy is multiplied by a factor drawn from ``perturb`` (explore: the
 paper's 0.8 or 1.2). The traced hyperparameters live in the train state (``state.hparams``), so a new value
-takes effect in the next chunk without compiling anything. Choices come from a NumPy generator seeded with
+takes effect in the next chunk without compiling anything. With ``resample`` each field of a copy is, with that
+probability, drawn afresh from its prior (its grid values or random axis) instead (the paper's other explore). Choices come from a NumPy generator seeded with
 ``(seed, group, chunk)`` and the step runs before the chunk's checkpoint, so a stopped sweep resumes bitwise.
 A run that diverges waits for the next step (logging a ``diverged`` row per chunk) and continues from it as a
 copy of a top run.
@@ -37,6 +38,34 @@ class PBTSpec:
     perturb: tuple[float, ...] = (0.8, 1.2)  # factors drawn per field
     metric: str = "eval/episode_return"
     seed: int = 0
+    resample: float = 0.0  # per replaced run and field: probability of a fresh draw from the field's prior
+
+
+def axis_value(low: float, high: float, log: bool, u: float) -> float:
+    """The value at quantile ``u`` of a random axis (uniform, or log-uniform with ``log``)."""
+    if log:
+        return math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    return low + u * (high - low)
+
+
+def priors(spec: PBTSpec, grid: dict[str, tuple], random: dict[str, Any]) -> tuple[Any, ...]:
+    """Per field of ``spec.fields``, the prior a resample draws from: its grid values (a tuple) or its random
+    axis (``low``, ``high``, ``log``). ``()`` without resampling; a ConfigError for a field with neither."""
+    if spec.resample == 0:
+        return ()
+    missing = [p for p in spec.fields if p not in grid and p not in random]
+    if missing:
+        raise ConfigError(
+            f"pbt.resample: {missing[0]} is under neither grid nor random, so it has no prior to draw from; "
+            "sweep it there, or set pbt.resample: 0"
+        )
+    return tuple(tuple(grid[p]) if p in grid else random[p] for p in spec.fields)
+
+
+def _draw(prior: Any, rng: np.random.Generator) -> float:
+    if isinstance(prior, tuple):
+        return float(prior[rng.integers(len(prior))])
+    return axis_value(prior.low, prior.high, prior.log, rng.uniform())
 
 
 def _number(value: Any) -> bool:
@@ -46,7 +75,9 @@ def _number(value: Any) -> bool:
 def pbt_from_dict(data: Any, algo_name: str) -> PBTSpec:
     """Validates the ``pbt:`` section of a sweep spec for algorithm ``algo_name``."""
     if not isinstance(data, dict):
-        raise ConfigError(f"pbt: expected a mapping of fields, every, fraction, perturb, metric, seed; got {data!r}")
+        raise ConfigError(
+            f"pbt: expected a mapping of fields, every, fraction, perturb, metric, seed, resample; got {data!r}"
+        )
     allowed = [f.name for f in dataclasses.fields(PBTSpec)]
     unknown = [k for k in data if k not in allowed]
     if unknown:
@@ -83,7 +114,12 @@ def pbt_from_dict(data: Any, algo_name: str) -> PBTSpec:
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"pbt.seed: expected an integer >= 0; got {seed!r}")
-    return PBTSpec(tuple(fields), every, float(fraction), tuple(float(p) for p in perturb), metric, seed)
+    resample = data.get("resample", 0.0)
+    if not _number(resample) or not 0 <= resample <= 1:
+        raise ConfigError(f"pbt.resample: expected a probability in [0, 1]; got {resample!r}")
+    return PBTSpec(
+        tuple(fields), every, float(fraction), tuple(float(p) for p in perturb), metric, seed, float(resample)
+    )
 
 
 def pbt_to_dict(spec: PBTSpec) -> dict:
@@ -122,28 +158,43 @@ def steps(spec: PBTSpec, num_chunks: int) -> list[int]:
 
 
 def choose(
-    scores: np.ndarray, alive: np.ndarray, fraction: float, perturb: tuple[float, ...], num_fields: int, rng: Any
-) -> tuple[np.ndarray, np.ndarray]:
+    scores: np.ndarray,
+    alive: np.ndarray,
+    fraction: float,
+    perturb: tuple[float, ...],
+    num_fields: int,
+    rng: Any,
+    resample: float = 0.0,
+    field_priors: tuple[Any, ...] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Truncation selection over a population of ``len(scores)`` runs. ``scores [runs]`` (NaN: no value, ranked
     last among the living), ``alive [runs]`` (False: diverged). The bottom ``floor(fraction * runs)`` continue as
     copies of runs drawn from as many of the best living runs; a diverged run ranks below every living one and is
     always replaced, even past ``fraction`` (it has no state to train on). Returns ``sources [runs]`` (the run each
-    one continues as: itself unless replaced) and ``factors [runs, num_fields]`` (1 unless replaced). Ties rank by
-    run index."""
+    one continues as: itself unless replaced), ``factors [runs, num_fields]`` (1 unless replaced) and ``fresh
+    [runs, num_fields]``: with probability ``resample`` a replaced run's field is drawn from its prior
+    (``field_priors``, see :func:`priors`) instead of perturbed (NaN: perturbed or kept). Ties rank by run index.
+    Draws per replaced run, in run order: its source, its factors, then (resampling) one uniform per field and
+    each resampled field's value."""
     runs = np.arange(len(scores))
     living, dead = runs[alive], runs[~alive]
     value = np.where(np.isnan(scores[living]), -np.inf, scores[living])
     ranked = living[np.lexsort((living, -value))]  # best first; equal scores: lower index first
     count = replaced_count(fraction, len(scores))
     sources, factors = runs.copy(), np.ones((len(scores), num_fields))
+    fresh = np.full((len(scores), num_fields), np.nan)
     top = ranked[:count]
     if top.size == 0:  # nothing replaces (count 0), or nothing is left to copy
-        return sources, factors
+        return sources, factors, fresh
     worst = ranked[len(ranked) - max(count - len(dead), 0) :]
     for run in np.sort(np.concatenate([dead, worst])):
         sources[run] = rng.choice(top)
         factors[run] = rng.choice(np.asarray(perturb), size=num_fields)
-    return sources, factors
+        if resample > 0:
+            for j, u in enumerate(rng.uniform(size=num_fields)):
+                if u < resample:
+                    fresh[run, j] = _draw(field_priors[j], rng)
+    return sources, factors, fresh
 
 
 def generator(spec: PBTSpec, group_index: int, chunk: int) -> np.random.Generator:
@@ -167,10 +218,17 @@ def _bounded(agent_cls: type, name: str, old: jax.Array, new: jax.Array) -> jax.
 
 
 def apply(
-    state: Any, sources: jax.Array, factors: jax.Array, alive: jax.Array, fields: tuple[str, ...], agent_cls: type
+    state: Any,
+    sources: jax.Array,
+    factors: jax.Array,
+    alive: jax.Array,
+    fields: tuple[str, ...],
+    agent_cls: type,
+    fresh: jax.Array | None = None,
 ) -> Any:
     """Stacked train states ``[runs, ...]`` after a step: each run's state is its source's, with ``fields``
-    multiplied by ``factors [runs, fields]`` (within their ranges), except the PRNG key: a replaced run folds its
+    multiplied by ``factors [runs, fields]`` (within their ranges) or, where ``fresh [runs, fields]`` is not NaN,
+    set to it (a resampled value), except the PRNG key: a replaced run folds its
     index into its own key (runs of one seed share their keys: a copy must not repeat its source's draws), or,
     diverged (``alive`` False), into its source's (a resumed sweep restores no key for a diverged run); a kept
     run's state is unchanged. Pure, for ``jax.jit``."""
@@ -183,7 +241,10 @@ def apply(
     for j, path in enumerate(fields):
         name = path.removeprefix("agent.")
         old = hparams.get(name)
-        hparams = hparams.replace(**{name: _bounded(agent_cls, name, old, old * factors[:, j].astype(old.dtype))})
+        new = _bounded(agent_cls, name, old, old * factors[:, j].astype(old.dtype))
+        if fresh is not None:
+            new = jnp.where(jnp.isnan(fresh[:, j]), new, fresh[:, j].astype(old.dtype))
+        hparams = hparams.replace(**{name: new})
     return copied.replace(hparams=hparams)
 
 

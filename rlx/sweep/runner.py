@@ -145,9 +145,10 @@ def run_group(
     num_devices: int | None = None,
     experiment: driver.Experiment | None = None,
     population: pbt.PBTSpec | None = None,
+    field_priors: tuple[Any, ...] = (),
 ) -> tuple[list[dict], Any, str, list[tuple[int, int, int]]]:
     """Trains every run of ``group`` together (``experiment``: the group's, if already built; ``population``:
-    population-based training over its runs); returns (final row per run, stacked host state of the real runs,
+    population-based training over its runs, resampling from ``field_priors``: :func:`pbt.priors`); returns (final row per run, stacked host state of the real runs,
     status, layout), where layout lists ``(first run, end, device id)`` for this process's shards."""
     experiment = experiment or driver.Experiment(group.config)
     plan, members = experiment.plan, group.members
@@ -224,7 +225,9 @@ def run_group(
         description=description,
         raise_on_divergence=False,
         statuses=["diverged" if bad else "completed" for bad in diverged],
-        between=None if population is None else _population_step(population, group, placement, experiment),
+        between=None
+        if population is None
+        else _population_step(population, group, placement, experiment, field_priors),
     )
     finals = [
         _final_row(member, status, read_metrics(d) if bad and not again else run.rows, experiment.compile_seconds)
@@ -237,7 +240,13 @@ def run_group(
     return finals, placement.get(state), sweep_status, layout
 
 
-def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement, experiment: driver.Experiment) -> Any:
+def _population_step(
+    population: pbt.PBTSpec,
+    group: Group,
+    placement: Placement,
+    experiment: driver.Experiment,
+    field_priors: tuple[Any, ...],
+) -> Any:
     """``run_chunks``'s ``between`` for population-based training: after each step's chunk, ranks the runs by
     their rows and exploits and explores (``pbt/source``: the index in the group of the run copied, -1 when
     kept); after every chunk, logs each run's values (``pbt/<field>``) of the perturbed fields and of the swept
@@ -249,8 +258,8 @@ def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement
     swept = [p for p in group.members[0].values if p.startswith("agent.") and p.removeprefix("agent.") in traced]
     logged = tuple(dict.fromkeys([*population.fields, *swept]))
     apply = jax.jit(
-        lambda state, sources, factors, alive: pbt.apply(
-            state, sources, factors, alive, population.fields, type(group.config.agent)
+        lambda state, sources, factors, alive, fresh: pbt.apply(
+            state, sources, factors, alive, population.fields, type(group.config.agent), fresh
         ),
         out_shardings=placement.sharding,
         donate_argnums=0,
@@ -263,14 +272,22 @@ def _population_step(population: pbt.PBTSpec, group: Group, placement: Placement
             metric = population.metric
             scores = np.array([np.nan if r is None or r.get(metric) is None else r[metric] for r in rows], float)
             rng = pbt.generator(population, group.index, chunk)
-            sources, factors = pbt.choose(
-                scores, alive, population.fraction, population.perturb, len(population.fields), rng
+            sources, factors, fresh = pbt.choose(
+                scores,
+                alive,
+                population.fraction,
+                population.perturb,
+                len(population.fields),
+                rng,
+                population.resample,
+                field_priors,
             )
             state = apply(
                 state,
                 placement.put(sources.astype(np.int32)),
                 placement.put(factors.astype(np.float32)),
                 placement.put(alive),
+                placement.put(fresh.astype(np.float32)),
             )
         revived = [r for r in range(len(rows)) if not alive[r] and sources[r] != r]
         for r in revived:
@@ -480,6 +497,7 @@ def run(
             num_devices=num_devices,
             experiment=experiments[group.index],
             population=spec.pbt,
+            field_priors=() if spec.pbt is None else pbt.priors(spec.pbt, spec.grid, spec.random),
         )
         runs += finals
         if status != "completed":

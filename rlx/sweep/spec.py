@@ -15,7 +15,7 @@ import yaml
 
 from rlx import algos, driver
 from rlx.config import ConfigError, merge, parse_assignment, plain_data, to_dict, traced_fields
-from rlx.sweep.pbt import PBTSpec, pbt_from_dict, pbt_to_dict
+from rlx.sweep.pbt import PBTSpec, axis_value, pbt_from_dict, pbt_to_dict, priors
 
 FIXED_FIELDS = ("algo", "seed")  # one algorithm per sweep; seeds have their own axis
 
@@ -233,6 +233,7 @@ def check_spec(spec: SweepSpec) -> None:
         pbt_from_dict(pbt_to_dict(spec.pbt), algo_name)
         if set(spec.pbt.fields) & set(spec.groups):
             raise ConfigError(f"pbt.fields: {sorted(set(spec.pbt.fields) & set(spec.groups))[0]} is also under groups")
+        priors(spec.pbt, spec.grid, spec.random)  # resampling needs each field's prior
 
 
 def _assign(data: dict, path: str, value: Any) -> dict:
@@ -256,13 +257,7 @@ def traced_settings(spec: SweepSpec) -> list[dict[str, float]]:
     for _ in range(spec.num_random):
         draw = {}
         for path, axis in spec.random.items():
-            u = rng.uniform()
-            value = (
-                math.exp(math.log(axis.low) + u * (math.log(axis.high) - math.log(axis.low)))
-                if axis.log
-                else axis.low + u * (axis.high - axis.low)
-            )
-            draw[path] = float(value)
+            draw[path] = float(axis_value(axis.low, axis.high, axis.log, rng.uniform()))
         draws.append(draw)
     return [{**point, **draw} for point in grid for draw in draws]
 
