@@ -4,6 +4,7 @@ ranges, the logged lineage, bitwise resume, and one-line config errors."""
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -262,10 +263,25 @@ def test_a_diverged_run_waits_for_the_next_step_and_continues_as_a_copy(populati
     split = str(population["root"] / "revived_split")
     sweep.run(sweep.spec_from_dict(spec), split, progress=False, stop_after_chunks=1)
     assert json.load(open(os.path.join(split, "runs", "h03-seed0", "summary.json")))["status"] == "diverged"
+    open(os.path.join(split, "runs", "h03-seed0", "metrics.jsonl"), "w").close()  # as logged before 2026-12-05
     assert cli.main(["sweep", "--resume", split, "--quiet"]) == 0
     for name in names:
         assert rows_of(split, name) == rows_of(out, name)
         assert tree_equal(checkpoint(split, name, 4), checkpoint(out, name, 4))
+
+
+def test_a_group_that_starts_over_trains_its_diverged_runs_again(population):
+    """Interrupted before its first checkpoint, a group starts over; a run marked diverged then trains again with
+    it (it stayed marked, and in a population its log was cut and it waited as a dead run)."""
+    over = str(population["root"] / "over")
+    sweep.run(sweep.spec_from_dict(SPEC), over, progress=False, stop_after_chunks=1)
+    for name in os.listdir(os.path.join(over, "runs")):  # as if interrupted in chunk 1
+        shutil.rmtree(os.path.join(over, "runs", name, "checkpoints", "1"))
+    summary = os.path.join(over, "runs", "h00-seed0", "summary.json")
+    json.dump({**json.load(open(summary)), "status": "diverged"}, open(summary, "w"))  # as if it had diverged
+    assert sweep.resume(over, progress=False).status == "completed"
+    for name in ("h00-seed0", "h01-seed0", "h03-seed1"):
+        assert rows_of(over, name) == rows_of(population["dir"], name)
 
 
 @pytest.mark.parametrize(

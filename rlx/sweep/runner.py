@@ -75,11 +75,15 @@ def _diverged_before(dirs: list[str]) -> list[bool]:
     return [(_read_summary(d) or {}).get("status") == "diverged" for d in dirs]
 
 
-def _logged_through(run_dir: str, chunk: int) -> bool:
-    """Whether a diverged run's metrics.jsonl has a row for every chunk up to ``chunk`` (a population's diverged
-    run does; one written before 2026-12-05 stops at its divergence and stays as it is)."""
+def _log_waiting(run_dir: str, plan: Any, chunk: int) -> None:
+    """Appends ``{"diverged": true}`` rows to a population's diverged run's metrics.jsonl up to ``chunk``, as it
+    logs while it waits for a step (a run that diverged before 2026-12-05 has none: its log stops at the
+    divergence)."""
     rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
-    return [r["chunk"] for r in rows if r["chunk"] <= chunk] == list(range(1, chunk + 1))
+    last = rows[-1]["chunk"] if rows else 0
+    with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
+        for c in range(last + 1, chunk + 1):
+            f.write(json.dumps({"chunk": c, "env_steps": plan.env_steps(c), "diverged": True}) + "\n")
 
 
 def _restore_group(
@@ -163,6 +167,11 @@ def run_group(
     if resume and sweep_dir is not None:
         diverged = _diverged_before(dirs)
         host_state, start = _restore_group(experiment, group, dirs, set_aside=writer_process, diverged=diverged)
+        if host_state is None:  # the group starts over: every run trains again from its first chunk
+            diverged = [False] * len(members)
+        elif population is not None and writer_process:
+            for d in (d for d, bad in zip(dirs, diverged) if bad):
+                _log_waiting(d, plan, start)
     if writer_process and sweep_dir is not None:
         for member, d in zip(members, dirs):
             host.write_config(d, member.config)
@@ -191,7 +200,7 @@ def run_group(
 
     name = None if sweep_dir is None else os.path.basename(os.path.abspath(sweep_dir))  # the runs' W&B group
     # a run that diverged before the resume keeps its files as they are, unless a population step may revive it
-    revivable = [population is not None and bad and _logged_through(d, start) for d, bad in zip(dirs, diverged)]
+    revivable = [population is not None and bad for bad in diverged]
     runs = [
         host.RunDir(d, m.config, start, active=writer_process and (not bad or again), group=name)
         for d, m, bad, again in zip(dirs, members, diverged, revivable)
