@@ -1,14 +1,15 @@
 """Population-based training vs the same population trained without it: final evaluation returns.
 
 Each repetition r draws a population of ``--runs`` learning rates log-uniformly from ``--lr-range`` (``random_seed``
-r, run seed r) for the ``ppo_cartpole`` preset at ``--steps`` env steps, and trains it twice in one process:
-once as a plain random search and once with ``pbt: {fields: [agent.learning_rate]}`` (exploit/explore after
-every chunk, bottom 25% replaced). Reported per repetition: the population's mean and best final evaluation
+r, run seed r) for the ``--preset`` (default ``ppo_cartpole``) at ``--steps`` env steps, and trains it twice in one
+process: once as a plain random search and once with ``pbt: {fields: [agent.learning_rate]}`` (exploit/explore
+after every chunk, bottom 25% replaced; ``--resample P``: a copy's learning rate is drawn afresh from the range with
+probability P). Reported per repetition: the population's mean and best final evaluation
 return; over repetitions: IQM with 95% bootstrap CI of each, for each side and of the paired difference. The
 mean is what PBT optimizes (its bottom runs become copies of its top ones); the best run is what a random
 search would select. Nothing is written to disk.
 
-    python scripts/bench_pbt.py --repetitions 5 --runs 8 --steps 262144
+    python scripts/bench_pbt.py --repetitions 5 --runs 8 --steps 262144 [--preset ppo_gru_cartpole_positions]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def population(base: dict, args: argparse.Namespace, repetition: int, with_pbt: 
         "random_seed": repetition,
     }
     if with_pbt:
-        data["pbt"] = {"fields": ["agent.learning_rate"], "seed": repetition}
+        data["pbt"] = {"fields": ["agent.learning_rate"], "seed": repetition, "resample": args.resample}
     tic = time.perf_counter()
     result = sweep.run(sweep.spec_from_dict(data), None, progress=False)
     returns = np.array([r["eval/episode_return"] for r in result.runs])
@@ -52,8 +53,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=262_144)
     parser.add_argument("--chunks", type=int, default=8)
     parser.add_argument("--lr-range", type=float, nargs=2, default=(1e-5, 1e-2))
+    parser.add_argument("--preset", default="ppo_cartpole", help="a preset with a traced agent.learning_rate")
+    parser.add_argument("--resample", type=float, default=0.0)
     args = parser.parse_args()
-    base = presets.load("ppo_cartpole")
+    base = presets.load(args.preset)
     rows = []
     for repetition in range(args.repetitions):
         for with_pbt in (False, True):  # alternated, so drift in the machine's speed hits both sides
