@@ -3,7 +3,8 @@
 
 Directory: ``$RLX_COMPILE_CACHE_DIR``, else ``$JAX_COMPILATION_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/rlx/jax`` (``~/.cache/rlx/jax``). Opt out with ``RLX_NO_COMPILE_CACHE=1`` or
-``--no-compile-cache``. Library users call :func:`enable` themselves. :func:`stats` counts the programs
+``--no-compile-cache`` (both also keep JAX from using ``$JAX_COMPILATION_CACHE_DIR`` on its own); a directory that
+cannot be made or written is a warning and no cache. Library users call :func:`enable` themselves. :func:`stats` counts the programs
 that asked the cache and those it served (``summary.json``: ``compile_cache``).
 """
 
@@ -45,9 +46,24 @@ def enable(directory: str | None = None) -> str | None:
     import jax  # here, so that importing rlx.cli stays light
 
     if disabled_by_env():
+        disable()
         return None
     directory = directory or default_dir()
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as e:
+        import sys
+
+        print(
+            f"rlx: warning: compile cache directory {directory}: {getattr(e, 'strerror', None) or e}; running "
+            f"without the cache (set {DIR_ENV} to a writable directory, or {DISABLE_ENV}=1)",
+            file=sys.stderr,
+        )
+        disable()
+        return None
+    jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -56,6 +72,15 @@ def enable(directory: str | None = None) -> str | None:
         _listening = True
     _directory = directory
     return directory
+
+
+def disable() -> None:
+    """Turns the persistent cache off, JAX's own included (it reads ``$JAX_COMPILATION_CACHE_DIR`` by itself)."""
+    global _directory
+    import jax
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    _directory = None
 
 
 def stats() -> dict:

@@ -13,7 +13,7 @@ from helpers import tree_equal
 
 from rlx import algos, cli, driver, evaluate, plot, sweep
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError, traced_fields
+from rlx.config import ConfigError, merge, traced_fields
 from rlx.sweep import pbt
 
 PPO = {
@@ -45,24 +45,57 @@ def test_truncation_selection_copies_the_top_into_the_bottom_and_perturbs_only_t
     eligible = np.array([True, True, True, True, False, True, True, True])  # run 4 diverged
     sources, factors, fresh = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
     assert np.isnan(fresh).all()  # no resampling
-    # floor(0.3 * 8) = 2: best 3 (9.0) and 7 (8.0); worst the diverged run 4, then 1 (NaN ranks last)
-    kept = [0, 2, 3, 5, 6, 7]
+    # floor(0.3 * 8) = 2: best 3 (9.0) and 7 (8.0); worst the diverged run 4, then 6 (3.0 ties with run 2; the
+    # lower index ranks first); run 1 has no score (no episode ended): neither copied nor replaced
+    kept = [0, 1, 2, 3, 5, 7]
     assert list(sources[kept]) == kept and np.all(factors[kept] == 1.0)
-    assert set(sources[[1, 4]]) <= {3, 7} and np.all(np.isin(factors[[1, 4]], [0.8, 1.2]))
+    assert set(sources[[4, 6]]) <= {3, 7} and np.all(np.isin(factors[[4, 6]], [0.8, 1.2]))
     again = pbt.choose(scores, eligible, 0.3, (0.8, 1.2), 2, np.random.default_rng(0))
     assert np.array_equal(again[0], sources) and np.array_equal(again[1], factors)  # a seeded choice
     rng = np.random.default_rng(0)  # the reference: one source, then one factor per field, per replaced run
-    for run in (1, 4):
+    for run in (4, 6):
         assert sources[run] == rng.choice(np.array([3, 7])) and list(factors[run]) == list(rng.choice([0.8, 1.2], 2))
     # ties rank by index: of runs 1, 2 and 6 (3.0 each), 6 ranks last and is replaced with run 4 (1.0)
     tied = np.array([5.0, 3.0, 3.0, 9.0, 1.0, 7.0, 3.0, 8.0])
     moved = pbt.choose(tied, np.ones(8, bool), 0.25, (1.0,), 1, rng)[0] != np.arange(8)
     assert list(np.flatnonzero(moved)) == [4, 6]
     assert list(pbt.choose(scores, np.ones(8, bool), 0.1, (2.0,), 1, rng)[0]) == list(range(8))  # floor(0.8): none
+    # with three scores, one top run and one replaced (a top run is never replaced); with none scored, none is
+    few = np.array([np.nan, 2.0, np.nan, 5.0, np.nan, 1.0, np.nan, np.nan])
+    assert list(np.flatnonzero(pbt.choose(few, np.ones(8, bool), 0.25, (1.0,), 1, rng)[0] != np.arange(8))) == [5]
+    assert list(pbt.choose(np.full(8, np.nan), np.ones(8, bool), 0.5, (1.0,), 1, rng)[0]) == list(range(8))
     # every diverged run is replaced, past the fraction; with none alive, none is
     dead = np.array([True, False, False, False, True, False, True, True])
     assert sorted(np.flatnonzero(pbt.choose(scores, dead, 0.25, (1.0,), 1, rng)[0] != np.arange(8))) == [1, 2, 3, 5]
     assert list(pbt.choose(scores, np.zeros(8, bool), 0.5, (1.0,), 1, rng)[0]) == list(range(8))
+
+
+def test_fields_training_never_reads_are_refused_and_a_fixed_temperature_follows_its_field():
+    """SAC's initial_alpha with a learned temperature, alpha_learning_rate with a fixed one and DQN's tau with hard
+    target copies change nothing after init: perturbing them is refused. A fixed temperature is the traced
+    initial_alpha (it was params.log_alpha, set once at init: a population step's new value changed nothing)."""
+    sac = {"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "total_env_steps": 64, "num_chunks": 4}
+    sac["agent"] = {"num_envs": 2, "learning_starts": 0, "batch_size": 8, "buffer_size": 64}
+    sac["agent"].update(actor={"hidden": [8]}, critic={"hidden": [8]})
+    cases = [
+        (sac, "initial_alpha", "with autotune_alpha: true it is read once"),
+        (merge(sac, {"agent": {"autotune_alpha": False}}), "alpha_learning_rate", "autotune_alpha is false"),
+        ({"algo": "dqn", "total_env_steps": 4096, "num_chunks": 4}, "tau", "target_update is hard; tau is read only"),
+    ]
+    for data, name, why in cases:
+        config = driver.build_config(data)
+        plan = driver.plan_for(config)
+        with pytest.raises(ConfigError, match=f"^pbt.fields: agent.{name} would change nothing in group 0: {why}"):
+            pbt.check_group(pbt.PBTSpec((f"agent.{name}",)), plan, config, 8, 0)
+    config = driver.build_config(merge(sac, {"agent": {"autotune_alpha": False, "initial_alpha": 0.2}}))
+    pbt.check_group(pbt.PBTSpec(("agent.initial_alpha",)), driver.plan_for(config), config, 8, 0)
+    experiment = driver.Experiment(config)
+    state = experiment.init(0)
+    state = state.replace(hparams=state.hparams.replace(initial_alpha=np.float32(0.05)))  # as a population step
+    _, metrics = experiment.run_chunk(state, 0)
+    assert metrics["alpha"] == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match="pbt.every: 4 chunk.s. between steps, but group 0 trains 4 chunk.s. and"):
+        pbt.check_group(pbt.PBTSpec(("agent.initial_alpha",), every=4), driver.plan_for(config), config, 8, 0)
 
 
 def test_resampling_draws_fields_from_their_grid_or_random_axis():

@@ -153,6 +153,11 @@ def test_factors_that_take_the_model_out_of_float32_are_refused_when_the_env_is_
     assert f"env.randomize.{message}" in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
+def test_a_friction_factor_of_zero_is_allowed():
+    """Friction's documented range starts at 0, which gives exact zeros (it was refused as an underflow)."""
+    driver.Experiment(small_run(friction=[0.0, 2.0]))
+
+
 def test_playground_envs_step_on_their_randomized_mjx_models_and_resume(tmp_path):
     """Playground keeps its model in ``_mjx_model``; its state has zero-size arrays the checkpoint must keep."""
     config = driver.build_config(

@@ -150,6 +150,7 @@ def gradient_step(
     """A critic update through the joint forward pass; every ``policy_delay``-th call also the actor and
     the temperature."""
     hp, params, net_state = state.hparams, state.params, state.net_state
+    params = off_policy.with_fixed_temperature(config, hp, params)
     actor_net, critic_net, rep = _networks(config, env)
     alpha = jnp.exp(params.log_alpha)
     next_key, actor_key, critic_dropout, actor_dropout = jax.random.split(key, 4)

@@ -74,6 +74,15 @@ class Config(QLearningConfig):
     target_update_period: int = field(500, gt=0, doc="gradient steps between hard target copies")
     tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate (target_update: polyak)")
 
+    def unread_traced_fields(self) -> dict[str, str]:
+        """Traced fields training never reads with these settings, and why (population-based training refuses
+        to perturb them)."""
+        return (
+            {"tau": "target_update is hard; tau is read only with target_update: polyak"}
+            if self.target_update == "hard"
+            else {}
+        )
+
 
 @struct.dataclass
 class Params:

@@ -206,6 +206,13 @@ class TemperatureConfig:
     initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
     alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
 
+    def unread_traced_fields(self) -> dict[str, str]:
+        """Traced fields training never reads with these settings, and why (population-based training refuses
+        to perturb them)."""
+        if self.autotune_alpha:
+            return {"initial_alpha": "with autotune_alpha: true it is read once, as the learned temperature's start"}
+        return {"alpha_learning_rate": "autotune_alpha is false; the temperature is not learned"}
+
 
 @struct.dataclass
 class LoopState:
@@ -264,6 +271,13 @@ class Batch:
 def temperature_optimizer(config: Any, learning_rate: Any):
     """Plain Adam for ``log alpha`` (no clipping; the temperature's b1 stays 0.9, as in CrossQ's code)."""
     return common.optimizer(learning_rate, eps=config.adam_eps)
+
+
+def with_fixed_temperature(config: Any, hparams: common.Hyperparams, params: Any) -> Any:
+    """``params`` whose ``log_alpha`` is the traced ``initial_alpha``'s log when ``autotune_alpha`` is off: the
+    fixed temperature follows the train state's hyperparameters (a population step's new value takes effect at
+    once), and is the value init stored until one changes it."""
+    return params if config.autotune_alpha else params.replace(log_alpha=jnp.log(hparams.initial_alpha))
 
 
 def temperature_step(

@@ -170,6 +170,7 @@ def gradient_step(
     by default) also the actor and the temperature, against the just-updated critics. ``actor_penalty(obs,
     raw_action, log_prob) -> [batch]`` is added to the actor's per-sample loss (off-policy MDPO's KL term)."""
     hp, params = state.hparams, state.params
+    params = off_policy.with_fixed_temperature(config, hp, params)
     _, critic_net, rep = _networks(config, env)
     alpha = jnp.exp(params.log_alpha)
     next_key, actor_key = jax.random.split(key)

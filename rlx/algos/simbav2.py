@@ -127,6 +127,7 @@ def gradient_step(
     """The actor (against the current critics), the temperature, the critics (toward the new actor's
     target), each optimizer step followed by the projection onto the sphere, then the Polyak target."""
     hp, params, opt = state.hparams, state.params, state.opt_state
+    params = off_policy.with_fixed_temperature(config, hp, params)
     _, critic_net, rep = _networks(config, env)
     total_updates = off_policy.gradient_steps_before(config, state.total_iterations)
     decay = learning_rate_decay(hp, state.num_updates, total_updates)

@@ -123,7 +123,9 @@ def check_scaled_range(model: Any, name: str, bounds: tuple[float, ...], prefix:
             with np.errstate(over="ignore", under="ignore"):
                 scaled = nominal * np.float32(factor)
             # XLA on CPU flushes subnormals to zero, so a nonzero value below float32's smallest normal one is lost
-            overflow, underflow = ~np.isfinite(scaled), (np.abs(scaled) < np.finfo(np.float32).tiny) & (nominal != 0)
+            # a factor of exactly 0 (friction's allowed low end) gives exact zeros, not lost values
+            tiny = np.finfo(np.float32).tiny
+            overflow, underflow = ~np.isfinite(scaled), (np.abs(scaled) < tiny) & (nominal != 0) & (factor != 0)
             if np.any(overflow | underflow):
                 value = float(np.max(np.abs(nominal)) if np.any(overflow) else np.min(np.abs(nominal[nominal != 0])))
                 raise ConfigError(

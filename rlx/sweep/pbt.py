@@ -134,16 +134,24 @@ def check_group(spec: PBTSpec, plan: Any, config: Any, num_runs: int, group_inde
             f"pbt.fraction: {spec.fraction:g} of group {group_index}'s {num_runs} runs replaces none; "
             f"a population needs at least {math.ceil(1 / spec.fraction)} runs (seeds x settings)"
         )
+    if not steps(spec, plan.num_chunks):
+        raise ConfigError(
+            f"pbt.every: {spec.every} chunk(s) between steps, but group {group_index} trains {plan.num_chunks} "
+            f"chunk(s) and a step runs only before the last: none would run; lower pbt.every or raise num_chunks"
+        )
     for path in spec.fields:
         if getattr(config.agent, path.removeprefix("agent.")) is None:
             raise ConfigError(f"pbt.fields: {path} is null (off) in group {group_index}; there is nothing to perturb")
+        unread = getattr(config.agent, "unread_traced_fields", dict)().get(path.removeprefix("agent."))
+        if unread is not None:
+            raise ConfigError(f"pbt.fields: {path} would change nothing in group {group_index}: {unread}")
     if spec.metric == "eval/episode_return":
         missing = [c + 1 for c in steps(spec, plan.num_chunks) if not plan.evaluates_after(c, config.eval_every)]
         if missing:
+            fix = "make pbt.every a multiple of eval_every" if config.eval_every else "set eval_every"
             raise ConfigError(
                 f"pbt.every: a step after chunk {missing[0]} ranks by eval/episode_return, but eval_every "
-                f"({config.eval_every}) evaluates no run there; make pbt.every a multiple of eval_every or set "
-                "pbt.metric: train/episode_return"
+                f"({config.eval_every}) evaluates no run there; {fix} or set pbt.metric: train/episode_return"
             )
 
 
@@ -167,26 +175,26 @@ def choose(
     resample: float = 0.0,
     field_priors: tuple[Any, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truncation selection over a population of ``len(scores)`` runs. ``scores [runs]`` (NaN: no value, ranked
-    last among the living), ``alive [runs]`` (False: diverged). The bottom ``floor(fraction * runs)`` continue as
-    copies of runs drawn from as many of the best living runs; a diverged run ranks below every living one and is
-    always replaced, even past ``fraction`` (it has no state to train on). Returns ``sources [runs]`` (the run each
+    """Truncation selection over a population of ``len(scores)`` runs. ``scores [runs]`` (NaN: no value, e.g. no
+    episode ended in the chunk: the run is neither copied nor replaced), ``alive [runs]`` (False: diverged). The
+    bottom ``floor(fraction * runs)`` continue as copies of runs drawn from as many of the best scored runs (fewer
+    when fewer than twice as many have a score: a top run is never replaced); a diverged run ranks below every
+    living one and is always replaced, even past ``fraction`` (it has no state to train on). Returns ``sources [runs]`` (the run each
     one continues as: itself unless replaced), ``factors [runs, num_fields]`` (1 unless replaced) and ``fresh
     [runs, num_fields]``: with probability ``resample`` a replaced run's field is drawn from its prior
     (``field_priors``, see :func:`priors`) instead of perturbed (NaN: perturbed or kept). Ties rank by run index.
     Draws per replaced run, in run order: its source, its factors, then (resampling) one uniform per field and
     each resampled field's value."""
     runs = np.arange(len(scores))
-    living, dead = runs[alive], runs[~alive]
-    value = np.where(np.isnan(scores[living]), -np.inf, scores[living])
-    ranked = living[np.lexsort((living, -value))]  # best first; equal scores: lower index first
+    scored, dead = runs[alive & ~np.isnan(scores)], runs[~alive]
+    ranked = scored[np.lexsort((scored, -scores[scored]))]  # best first; equal scores: lower index first
     count = replaced_count(fraction, len(scores))
     sources, factors = runs.copy(), np.ones((len(scores), num_fields))
     fresh = np.full((len(scores), num_fields), np.nan)
     top = ranked[:count]
-    if top.size == 0:  # nothing replaces (count 0), or nothing is left to copy
+    if top.size == 0:  # nothing replaces (count 0), or nothing is scored to copy
         return sources, factors, fresh
-    worst = ranked[len(ranked) - max(count - len(dead), 0) :]
+    worst = ranked[len(ranked) - min(max(count - len(dead), 0), len(ranked) - len(top)) :]
     for run in np.sort(np.concatenate([dead, worst])):
         sources[run] = rng.choice(top)
         factors[run] = rng.choice(np.asarray(perturb), size=num_fields)

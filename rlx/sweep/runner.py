@@ -291,6 +291,14 @@ def _population_step(
                 population.resample,
                 field_priors,
             )
+            unscored = int(np.sum(alive & np.isnan(scores)))
+            if unscored:
+                print(
+                    f"rlx: warning: population step after chunk {chunk + 1} (group {group.index}): {unscored} of "
+                    f"{len(rows)} runs have no {metric} (no episode ended in the chunk); they are neither copied nor "
+                    f"replaced, and {int(np.sum(sources != np.arange(len(rows))))} runs are",
+                    file=sys.stderr,
+                )
             state = apply(
                 state,
                 placement.put(sources.astype(np.int32)),
