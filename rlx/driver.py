@@ -32,7 +32,7 @@ from rlx.config import (
     traced_fields,
 )
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
-from rlx.host import SUMMED_METRICS, DivergenceError, RunDir
+from rlx.host import COLLECTION_METRICS, GRADIENT_STEPS, SUMMED_METRICS, DivergenceError, RunDir
 from rlx.metrics_log import read_metrics
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
@@ -275,9 +275,16 @@ class Experiment:
         active = (jnp.arange(length) < num_active).astype(jnp.float32)
         finite = jnp.stack([jnp.isfinite(v) for k, v in metrics.items() if k not in SUMMED_METRICS]).all(axis=0)
         reduced = {"first_nonfinite_iteration": jnp.argmax(~finite & (active > 0)).astype(jnp.float32)}
+        # an off-policy iteration before learning_starts takes no gradient step: its loss metrics are zeros that
+        # would dilute the chunk's means, so those average over the iterations that updated
+        updated = active if GRADIENT_STEPS not in metrics else active * (metrics[GRADIENT_STEPS] > 0)
         for name, values in metrics.items():
-            total = jnp.sum(values.astype(jnp.float32) * active)
-            reduced[name] = total if name in SUMMED_METRICS else total / num_active
+            if name in SUMMED_METRICS:
+                reduced[name] = jnp.sum(values.astype(jnp.float32) * active)
+            elif name in COLLECTION_METRICS or GRADIENT_STEPS not in metrics:
+                reduced[name] = jnp.sum(values.astype(jnp.float32) * active) / num_active
+            else:
+                reduced[name] = jnp.sum(values.astype(jnp.float32) * updated) / jnp.maximum(jnp.sum(updated), 1.0)
         reduced["params_finite"] = _all_finite(state.params)
         return state, reduced
 

@@ -30,11 +30,14 @@ from typing import Any
 import yaml
 
 from rlx import compile_cache
+from rlx.algos.common import GRADIENT_STEPS
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, to_dict
 from rlx.metrics_log import MetricsWriter, WandbLogger
 
-SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count")
+SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count", GRADIENT_STEPS)
+# metrics of collection, not of the gradient steps: averaged over every iteration of a chunk
+COLLECTION_METRICS = ("epsilon",)
 NOT_LOGGED = ("params_finite", "first_nonfinite_iteration")
 
 
@@ -270,6 +273,10 @@ def chunk_row(plan: Any, chunk_index: int, metrics: dict, seconds: float) -> dic
         "train/episodes": int(count),
     }
     row.update({f"train/{k}": v for k, v in metrics.items() if k not in NOT_LOGGED})
+    if metrics.get(GRADIENT_STEPS) == 0:  # a chunk of warm-up: its update metrics were never computed
+        row.update(
+            {f"train/{k}": None for k in metrics if k not in (*NOT_LOGGED, *SUMMED_METRICS, *COLLECTION_METRICS)}
+        )
     return row
 
 

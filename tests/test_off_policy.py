@@ -581,3 +581,25 @@ def test_notes_say_when_a_run_is_too_short_for_its_gradient_steps_or_resets(caps
     assert capsys.readouterr().err == (
         "rlx: note: agent.learning_starts=5000 is more than the run's 1024 transitions: no gradient step is taken\n"
     )
+
+
+def test_warm_up_iterations_are_left_out_of_a_chunks_update_metrics():
+    """Iterations before learning_starts take no gradient step: a chunk's loss metrics average over those that
+    did (a fixed temperature of 0.3 was logged as 0.3 x the updated fraction), ``gradient_steps`` counts them,
+    and a chunk of warm-up only logs its update metrics as null."""
+    from rlx import host
+
+    data = {"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "total_env_steps": 96, "num_chunks": 3}
+    data["agent"] = {"num_envs": 2, "learning_starts": 48, "batch_size": 8, "buffer_size": 96}
+    data["agent"].update(autotune_alpha=False, initial_alpha=0.3, actor={"hidden": [8]}, critic={"hidden": [8]})
+    experiment = driver.Experiment(driver.build_config(data))  # 16 iterations of 2 envs per chunk
+    state = experiment.init(0)
+    rows = []
+    for chunk in range(3):
+        state, metrics = experiment.run_chunk(state, chunk)
+        rows.append(host.chunk_row(experiment.plan, chunk, metrics, 1.0))
+    assert rows[0]["train/gradient_steps"] == 0 and rows[0]["train/alpha"] is None
+    assert rows[0]["train/critic_loss"] is None and rows[0]["train/episodes"] == 0
+    assert rows[1]["train/gradient_steps"] == 9 * 2  # from the 24th iteration (48 transitions), 2 per iteration
+    assert rows[1]["train/alpha"] == pytest.approx(0.3) and rows[2]["train/alpha"] == pytest.approx(0.3)
+    assert rows[2]["train/gradient_steps"] == 16 * 2

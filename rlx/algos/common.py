@@ -14,6 +14,8 @@ from rlx.config import ConfigError, field, traced_fields
 from rlx.envs import Env, EnvStep, training_env
 from rlx.ops.normalization import RunningStats, init_stats, normalize, update_stats
 
+GRADIENT_STEPS = "gradient_steps"  # metric: an iteration's gradient steps (0 in an off-policy warm-up)
+
 
 @jax.tree_util.register_pytree_with_keys_class
 class Hyperparams:

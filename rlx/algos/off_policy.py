@@ -523,7 +523,8 @@ def train_updates(
     config: OffPolicyConfig, state: Any, gradient_step: Callable[[Any, Batch, jax.Array], tuple[Any, dict]]
 ) -> tuple[Any, dict]:
     """``updates_per_iteration`` calls of ``gradient_step(state, batch, key)`` on fresh uniform samples,
-    once ``learning_starts`` transitions were collected; metrics averaged."""
+    once ``learning_starts`` transitions were collected; metrics averaged, with ``gradient_steps`` (0 before:
+    the chunk's means leave those iterations out)."""
     buffer = replay_buffer(config)
 
     def one_update(state, _):
@@ -535,7 +536,10 @@ def train_updates(
 
     def run(state):
         state, metrics = jax.lax.scan(one_update, state, None, length=config.updates_per_iteration)
-        return state, jax.tree.map(jnp.mean, metrics)
+        return state, {
+            **jax.tree.map(jnp.mean, metrics),
+            common.GRADIENT_STEPS: jnp.float32(config.updates_per_iteration),
+        }
 
     metrics_shape = jax.eval_shape(run, state)[1]
 
