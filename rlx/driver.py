@@ -102,6 +102,10 @@ class RunConfig:
 
 def build_config(data: dict | None = None) -> RunConfig:
     """Validates plain data (from YAML and ``--set``) into a :class:`RunConfig`; defaults fill the rest."""
+    if data is not None and not isinstance(data, (dict, RunConfig)):  # build_config("ppo") was a raw ValueError
+        raise ConfigError(
+            f"config: expected a mapping of run-config fields, e.g. {{'algo': 'ppo'}}, or a RunConfig; got {data!r}"
+        )
     data = to_dict(data) if isinstance(data, RunConfig) else dict(data or {})
     if "extends" in data:
         raise ConfigError(

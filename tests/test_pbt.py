@@ -227,6 +227,9 @@ def test_each_step_replaces_the_worst_runs_with_perturbed_copies_of_the_best(pop
     assert [r["agent.learning_rate"] for r in runs] == [1e-4, 1e-4, 1e-3, 1e-3, 3e-3, 3e-3, 1e-2, 1e-2]  # started
     assert [(row["group"], row["seeds"]) for row in population["result"].table] == [(0, 8)]  # one population
     assert "agent.learning_rate" not in population["result"].table[0]  # no run kept its starting value
+    with pytest.raises(ConfigError, match="^setting_table: these runs trained as populations"):
+        sweep.setting_table(runs)  # rows per starting setting, which no run kept
+    assert sweep.setting_table(runs, spec=sweep.spec_from_dict(SPEC)) == population["result"].table
     assert list(plot.curves(out)) == ["population"] and plot.curves(out)["population"]["seeds"] == 8
     _, table = evaluate.evaluate_sweep(out, 2)
     assert [(row["group"], row["seeds"], row["missing"]) for row in table] == [(0, 8, 0)]

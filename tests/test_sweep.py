@@ -466,6 +466,17 @@ def test_bad_sweep_specs_fail_with_one_line_naming_the_field(axes, message):
             sweep.spec_from_dict(data)
 
 
+def test_python_api_misuse_and_a_bad_run_in_a_seed_only_sweep_are_one_line_errors():
+    """``sweep.run({...})`` was an AttributeError and ``build_config("ppo")`` a ValueError; a seed-only sweep's bad
+    run was named ``sweep run {}``."""
+    with pytest.raises(ConfigError, match=r"^spec: expected a SweepSpec \(rlx.sweep.spec_from_dict"):
+        sweep.run({"seeds": 2}, None)
+    with pytest.raises(ConfigError, match="^config: expected a mapping of run-config fields"):
+        driver.build_config("ppo")
+    with pytest.raises(ConfigError, match=r"^sweep run base \(seed 0\): eval_episodes: must be > 0"):
+        sweep.expand(sweep.spec_from_dict({"config": {"eval_episodes": 0}, "seeds": 2}))
+
+
 def test_grid_random_and_groups_expand_into_compiled_groups_of_vmapped_runs():
     s = spec(
         seeds=[3, 5],

@@ -419,6 +419,11 @@ def setting_table(runs: list[dict], metric: str = "eval/episode_return", spec: S
     final ``metric`` over seeds; diverged runs, runs not counted and runs without a finite value are counted in
     ``missing``. With population-based training (``spec.pbt``) no run keeps its setting: one row per group (its
     population; ``seeds`` counts its runs), without the vmapped axes' starting values."""
+    if spec is None and any(k.startswith("pbt/") for r in runs for k in r):  # per starting setting: meaningless
+        raise ConfigError(
+            "setting_table: these runs trained as populations (pbt/ columns), so no run kept its starting setting; "
+            "pass spec= (one row per population) or use result.table"
+        )
     by = "setting" if spec is None or spec.pbt is None else "group"
     moved = set() if by == "setting" else {"setting", *spec.grid, *spec.random}
     table = []

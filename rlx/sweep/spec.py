@@ -190,6 +190,11 @@ def spec_to_dict(spec: SweepSpec) -> dict:
 
 def check_spec(spec: SweepSpec) -> None:
     """Raises a one-line ConfigError for an axis that cannot be swept the way it is requested."""
+    if not isinstance(spec, SweepSpec):  # sweep.run({...}) was an AttributeError
+        raise ConfigError(
+            f"spec: expected a SweepSpec (rlx.sweep.spec_from_dict(data) builds one from a mapping); got "
+            f"{type(spec).__name__}"
+        )
     algo_name = spec.config.get("algo", "ppo")
     algo = algos.get(algo_name)
     traced = traced_fields(algo.Config)
@@ -281,7 +286,8 @@ def expand(spec: SweepSpec) -> list[Group]:
                 try:
                     config = driver.build_config({**run_data, "seed": seed})
                 except ConfigError as e:
-                    raise ConfigError(f"sweep run {values}: {e}") from None
+                    where = ", ".join(f"{p}={v}" for p, v in values.items())
+                    raise ConfigError(f"sweep run {where or 'base'} (seed {seed}): {e}") from None
                 values = {path: _lookup(to_dict(config), path) for path in values}  # as validated: 3e-4 -> 0.0003
                 members.append(Member(f"h{setting_index:02d}-seed{seed}", g, setting_index, seed, values, config))
             setting_index += 1
