@@ -634,7 +634,10 @@ def _presets(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("train", "sweep", "eval", "export", "bench"):
-        compile_cache.disable() if getattr(args, "no_compile_cache", False) else compile_cache.enable()
+        if getattr(args, "no_compile_cache", False):
+            compile_cache.disable()
+        else:
+            compile_cache.enable()
     try:
         if getattr(args, "env", None) is not None and not args.env.strip():  # an unset shell variable, say
             raise ConfigError(

@@ -11,6 +11,7 @@ that asked the cache and those it served (``summary.json``: ``compile_cache``).
 from __future__ import annotations
 
 import os
+import sys
 
 DISABLE_ENV = "RLX_NO_COMPILE_CACHE"
 DIR_ENV = "RLX_COMPILE_CACHE_DIR"
@@ -54,8 +55,6 @@ def enable(directory: str | None = None) -> str | None:
         if not os.access(directory, os.W_OK):
             raise PermissionError("not writable")
     except OSError as e:
-        import sys
-
         print(
             f"rlx: warning: compile cache directory {directory}: {getattr(e, 'strerror', None) or e}; running "
             f"without the cache (set {DIR_ENV} to a writable directory, or {DISABLE_ENV}=1)",

@@ -75,15 +75,22 @@ def _diverged_before(dirs: list[str]) -> list[bool]:
     return [(_read_summary(d) or {}).get("status") == "diverged" for d in dirs]
 
 
+def _waiting_row(plan: Any, chunk: int) -> dict:
+    """The row a population's diverged run logs for 1-based ``chunk`` while it waits for a step."""
+    return {"chunk": chunk, "env_steps": plan.env_steps(chunk), "diverged": True}
+
+
 def _log_waiting(run_dir: str, plan: Any, chunk: int) -> None:
-    """Appends ``{"diverged": true}`` rows to a population's diverged run's metrics.jsonl up to ``chunk``, as it
-    logs while it waits for a step (a run that diverged before 2026-12-05 has none: its log stops at the
-    divergence)."""
-    rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
-    last = rows[-1]["chunk"] if rows else 0
-    with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
-        for c in range(last + 1, chunk + 1):
-            f.write(json.dumps({"chunk": c, "env_steps": plan.env_steps(c), "diverged": True}) + "\n")
+    """Completes a population's diverged run's metrics.jsonl with its waiting rows up to ``chunk`` (a run that
+    diverged before 2026-12-05 has none: its log stops at the divergence); rewritten atomically, a line cut short
+    by a kill left out as :func:`read_metrics` leaves it out."""
+    rows = read_metrics(run_dir)
+    missing = [_waiting_row(plan, c) for c in range((rows[-1]["chunk"] if rows else 0) + 1, chunk + 1)]
+    if missing:
+        path = os.path.join(run_dir, "metrics.jsonl")
+        with open(path + ".tmp", "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows + missing)
+        os.replace(path + ".tmp", path)
 
 
 def _restore_group(
@@ -200,10 +207,10 @@ def run_group(
 
     name = None if sweep_dir is None else os.path.basename(os.path.abspath(sweep_dir))  # the runs' W&B group
     # a run that diverged before the resume keeps its files as they are, unless a population step may revive it
-    revivable = [population is not None and bad for bad in diverged]
+    frozen = [bad and population is None for bad in diverged]
     runs = [
-        host.RunDir(d, m.config, start, active=writer_process and (not bad or again), group=name)
-        for d, m, bad, again in zip(dirs, members, diverged, revivable)
+        host.RunDir(d, m.config, start, active=writer_process and not still, group=name)
+        for d, m, still in zip(dirs, members, frozen)
     ]
 
     def step(state, chunk):
@@ -239,8 +246,8 @@ def run_group(
         else _population_step(population, group, placement, experiment, field_priors),
     )
     finals = [
-        _final_row(member, status, read_metrics(d) if bad and not again else run.rows, experiment.compile_seconds)
-        for member, status, run, d, bad, again in zip(members, statuses, runs, dirs, diverged, revivable)
+        _final_row(member, status, read_metrics(d) if still else run.rows, experiment.compile_seconds)
+        for member, status, run, d, still in zip(members, statuses, runs, dirs, frozen)
     ]
     leaf = jax.tree.leaves(state)[0]
     layout = sorted(
@@ -317,7 +324,7 @@ def _population_step(
         values = pbt.values(placement.get(state.hparams), logged)
         for r, row in enumerate(rows):
             if row is None:  # still diverged: one row per chunk keeps its log whole for a later revival or resume
-                rows[r] = {"chunk": chunk + 1, "env_steps": plan.env_steps(chunk + 1), "diverged": True}
+                rows[r] = _waiting_row(plan, chunk + 1)
                 continue
             if chunk in after:
                 row["pbt/source"] = -1 if sources[r] == r else int(sources[r])
