@@ -181,12 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
     evaluate.add_argument("--render", metavar="OUT.html", help="also write one rollout as an HTML page")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     export = sub.add_parser(
         "export", help="write a run's policy (what acting reads of its newest checkpoint) to one .npz file"
     )
     export.add_argument("run_dir")
     export.add_argument("out", metavar="POLICY.npz")
     export.add_argument("--overwrite", action="store_true", help="replace an existing POLICY.npz")
+    export.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     return parser
 
 
@@ -299,10 +301,7 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("train/episode_return", "eval/episode_return"):
         if final.get(key) is not None:
             parts.append(f"{key}={final[key]:.2f}")
-    parts.append(f"compile_s={result.experiment.compile_seconds:.1f}")
-    cache = compile_cache.stats()
-    if cache["dir"] is not None:
-        parts.append(f"compile_cache_hits={cache['hits']}/{cache['requests']}")
+    parts.append(f"compile_s={result.experiment.compile_seconds:.1f}{_cache_hits(result.compile_cache)}")
     print("rlx: " + " ".join(parts) + f" run_dir={result.run_dir}")
     return 0
 
@@ -467,7 +466,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if jax.process_index() == 0:
         print(sweep.markdown_table(result.table))
-        print(f"rlx: status={result.status} runs={len(result.runs)} sweep_dir={result.sweep_dir}")
+        print(
+            f"rlx: status={result.status} runs={len(result.runs)} compile_s={result.compile_seconds:.1f}"
+            f"{_cache_hits(result.compile_cache)} sweep_dir={result.sweep_dir}"
+        )
     return 0
 
 
@@ -547,6 +549,7 @@ def _eval(args: argparse.Namespace) -> int:
         f"rlx: {args.run_dir} {where}: "
         f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
         f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}"
+        f"{_cache_hits(compile_cache.stats())}"
     )
     if args.render:
         trajectory = policy.rollout(args.seed) if exported else evaluate.rollout(experiment, state, args.seed)
@@ -566,7 +569,14 @@ def _eval_sweep(args: argparse.Namespace) -> int:
     print(markdown_table([{k: r.get(k) for k in columns} for r in runs]))
     print()
     print(markdown_table(table))
+    if compile_cache.stats()["dir"] is not None:
+        print(f"rlx:{_cache_hits(compile_cache.stats())}")
     return 0
+
+
+def _cache_hits(stats: dict) -> str:
+    """`` compile_cache_hits=H/R`` for a final line, or nothing when the cache is off."""
+    return "" if not stats or stats["dir"] is None else f" compile_cache_hits={stats['hits']}/{stats['requests']}"
 
 
 def _policy_origin(policy) -> str:

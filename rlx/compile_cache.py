@@ -82,8 +82,10 @@ def disable() -> None:
     _directory = None
 
 
-def stats() -> dict:
-    """``{"dir", "requests", "hits"}`` since :func:`enable` (``dir`` None when the cache is off)."""
+def stats(since: dict | None = None) -> dict:
+    """``{"dir", "requests", "hits"}`` since :func:`enable`, or since ``since`` (an earlier ``stats()``: a run's
+    or a sweep group's own counts in a process that compiled others before); ``dir`` None when the cache is off."""
     if _directory is None:
         return {"dir": None, "requests": 0, "hits": 0}
-    return {"dir": _directory, **_counts}
+    base = since if since is not None and since.get("dir") == _directory else {}
+    return {"dir": _directory, **{k: n - base.get(k, 0) for k, n in _counts.items()}}

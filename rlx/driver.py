@@ -406,6 +406,7 @@ class RunResult:
     run_dir: str | None
     status: str  # "completed" | "stopped" (summary.json may also say "diverged" or "interrupted")
     experiment: Experiment
+    compile_cache: dict = dataclasses.field(default_factory=dict)  # this run's requests and hits, as summary.json
 
 
 def train(
@@ -424,7 +425,8 @@ def train(
         host.write_config(run_dir, experiment.config)
     for note in experiment.notes:
         print(f"rlx: note: {note}", file=sys.stderr)
-    return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks)
+    session = host.Session.begin()
+    return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks, session)
 
 
 def load_run_config(run_dir: str, what: str = "--resume") -> RunConfig:
@@ -595,6 +597,7 @@ def resume(
             f"(rlx sweep --resume {sweep_dir}), which keeps all its runs at the same chunk"
         )
     experiment = Experiment(config)
+    session = host.Session.begin()
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:
         source = os.path.join(run_dir, "config.yaml")
@@ -614,7 +617,7 @@ def resume(
     if extend:
         host.write_config(run_dir, experiment.config)
     host.set_aside(run_dir, newer)
-    return _run(experiment, state, start, run_dir, progress, stop_after_chunks)
+    return _run(experiment, state, start, run_dir, progress, stop_after_chunks, session)
 
 
 def _refuse_restart_over_logged_progress(run_dir: str, experiment: Experiment) -> None:
@@ -632,7 +635,13 @@ def _refuse_restart_over_logged_progress(run_dir: str, experiment: Experiment) -
 
 
 def _run(
-    experiment: Experiment, state: Any, start: int, run_dir: str | None, progress: bool, stop_after_chunks: int | None
+    experiment: Experiment,
+    state: Any,
+    start: int,
+    run_dir: str | None,
+    progress: bool,
+    stop_after_chunks: int | None,
+    session: host.Session,
 ) -> RunResult:
     config = experiment.config
     run = RunDir(run_dir, config, start)
@@ -652,5 +661,13 @@ def _run(
         stop_after_chunks=stop_after_chunks,
         progress=progress,
         description=f"{config.algo} {config.env.name}",
+        session=session,
     )
-    return RunResult(state=state, rows=run.rows, run_dir=run_dir, status=status, experiment=experiment)
+    return RunResult(
+        state=state,
+        rows=run.rows,
+        run_dir=run_dir,
+        status=status,
+        experiment=experiment,
+        compile_cache=session.cache_stats(),
+    )

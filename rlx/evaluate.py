@@ -79,7 +79,7 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
     setting's IQM (its status says why); so is a run that diverged in training (evaluated at its last finite
     checkpoint)."""
     from rlx.sweep import expand
-    from rlx.sweep.runner import NOT_COUNTED, load_spec, setting_table
+    from rlx.sweep.runner import NOT_COUNTED, NOT_STARTED, load_spec, setting_table
 
     episodes = check_episodes(episodes)
     rows = []
@@ -91,6 +91,9 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
             run_dir = os.path.join(sweep_dir, "runs", member.name)
             row = {"run": member.name, "group": member.group, "setting": member.setting, "seed": member.seed}
             row.update(member.values)
+            if not os.path.exists(run_dir):  # its group comes after the one the sweep stopped in
+                rows.append({**row, "status": NOT_STARTED})
+                continue
             try:
                 run_config = driver.load_run_config(run_dir, what="eval")
                 edited = driver.training_differences(to_dict(run_config), to_dict(member.config))

@@ -17,6 +17,7 @@ Run directory contract (stable; scripts and notebooks rely on it)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -188,6 +189,25 @@ def set_aside(path: str, steps: list[int], why: str | None = None) -> None:
         print(f"rlx: warning: {moved}", file=sys.stderr)
 
 
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """When this process began working on some runs (before compiling their programs) and the compile cache's
+    counts then: a summary's ``wall_seconds`` and ``compile_cache`` are this session's own."""
+
+    started: float
+    cache: dict
+
+    @classmethod
+    def begin(cls) -> Session:
+        return cls(started=time.perf_counter(), cache=compile_cache.stats())
+
+    def wall_seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def cache_stats(self) -> dict:
+        return compile_cache.stats(since=self.cache)
+
+
 class RunDir:
     """The files of one run while it trains: metrics rows, checkpoints and, at the end, ``summary.json``.
     With ``path`` None, or ``active`` False (a non-writing process of a multi-process sweep), rows are
@@ -295,6 +315,7 @@ def run_chunks(
     raise_on_divergence: bool = True,
     statuses: list[str] | None = None,
     between: Callable[[Any, int, list[dict | None]], Any] | None = None,
+    session: Session | None = None,
 ) -> tuple[Any, list[str], str]:
     """Runs the plan's chunks from ``start_chunk`` for the runs in ``state`` (one, or a vmapped batch).
 
@@ -306,7 +327,8 @@ def run_chunks(
     ``between(state, chunk, rows)``, if given, runs after each chunk's evaluation and before its rows are written
     and its checkpoint saved (rows: per run, None for a diverged one; it may add entries and fill a None) and
     returns the state the next chunk starts from and the diverged runs that continue in it (a sweep's
-    population-based training). Returns ``(state, per-run statuses,
+    population-based training). ``session``: begun before the runs' programs were compiled, if that was before
+    this call (summaries' ``wall_seconds`` include compiling). Returns ``(state, per-run statuses,
     status)``; every run's summary is written whatever happens.
     """
     config, plan = experiment.config, experiment.plan
@@ -324,7 +346,7 @@ def run_chunks(
             desc=description,
         )
     status = "completed"
-    start_time = time.perf_counter()
+    session = session or Session.begin()
     try:
         for chunk in range(start_chunk, plan.num_chunks):
             compile_before = experiment.compile_seconds
@@ -377,7 +399,7 @@ def run_chunks(
     finally:
         if bar is not None:
             bar.close()
-        seconds = time.perf_counter() - start_time
+        wall, cache = session.wall_seconds(), session.cache_stats()
         for run, run_status in zip(runs, statuses):
             run.close(
                 {
@@ -386,8 +408,8 @@ def run_chunks(
                     "env": config.env.name,
                     "total_env_steps": plan.total_env_steps,
                     "compile_seconds": experiment.compile_seconds,
-                    "compile_cache": compile_cache.stats(),
-                    "wall_seconds": seconds,
+                    "compile_cache": cache,
+                    "wall_seconds": wall,
                 },
                 write_summary=start_chunk < plan.num_chunks,
             )

@@ -29,7 +29,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
     when any run has), ``final``
     (per-seed last values), ``seeds`` and ``diverged`` (runs left out: diverged in training, their last values
     are from before the divergence). With population-based training no run keeps its setting: one curve per
-    group (its population), over all its runs."""
+    group (its population), over all its runs (``runs`` in place of ``seeds``)."""
     spec = sweep.load_spec(sweep_dir, what="plot")
     population = spec.pbt is not None
     found: list[tuple[str, int, dict]] = []
@@ -70,7 +70,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
                         "low": np.array([b[1] for b in bands]),
                         "high": np.array([b[2] for b in bands]),
                         "final": np.array(finals),
-                        "seeds": len(members) - diverged,
+                        "runs" if population else "seeds": len(members) - diverged,
                         "diverged": diverged,
                     },
                 )
@@ -103,7 +103,8 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
     for i, (label, d) in enumerate(data.items()):
         colour = colours(i % 10)
         left_out = f", {d['diverged']} diverged" if d["diverged"] else ""
-        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({d['seeds']} seeds{left_out})")
+        counted = f"{d['seeds']} seeds" if "seeds" in d else f"{d['runs']} runs"
+        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({counted}{left_out})")
         ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
     ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)", title=title)
     ax.grid(alpha=0.3)

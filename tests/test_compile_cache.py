@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from rlx import cli
 
 ARGS = ["train", "ppo", "--no-preset", "--steps", "2048", "--set", "num_chunks=2", "--set", "eval_episodes=2"]
@@ -61,3 +63,43 @@ def test_the_cache_stays_off_when_asked(monkeypatch, tmp_path):
     bad, output = run(tmp_path, "bad", RLX_COMPILE_CACHE_DIR=str(tmp_path / "afile" / "sub"))
     assert bad["dir"] is None and f"compile cache directory {tmp_path / 'afile' / 'sub'}: " in output
     assert "running without the cache" in output
+
+
+def sweep(tmp_path, out):
+    environ = {k: v for k, v in os.environ.items() if k not in ("RLX_NO_COMPILE_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+    environ.update({"XDG_CACHE_HOME": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"})
+    args = ["sweep", *ARGS[1:], "--seeds", "2", "--group", "agent.num_envs=4,8", "--out", str(tmp_path / out)]
+    done = subprocess.run([sys.executable, "-m", "rlx.cli", *args], capture_output=True, text=True, env=environ)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / out / "summary.json") as f:
+        summary = json.load(f)
+    runs = {}
+    for name in sorted(os.listdir(tmp_path / out / "runs")):
+        with open(tmp_path / out / "runs" / name / "summary.json") as f:
+            runs[name] = json.load(f)
+    return summary, runs, done.stdout
+
+
+def test_a_sweeps_groups_report_their_own_cache_use_and_time(tmp_path):
+    """Each group's runs report that group's cache requests and wall time with its compiling (they were the
+    process's running totals, and wall time left compiling out under rlx sweep but not under rlx train)."""
+    summary, runs, stdout = sweep(tmp_path, "a")
+    groups = {}
+    for run in runs.values():
+        assert run["wall_seconds"] >= run["compile_seconds"] > 0, run
+        groups.setdefault(run["compile_seconds"], run["compile_cache"])
+    assert len(groups) == 2, runs  # two groups, each compiled its own programs
+    first, second = groups.values()
+    assert first["hits"] == 0 and first["requests"] >= 2 and second["requests"] >= 2  # (a program both use may hit)
+    cache = summary["compile_cache"]
+    assert cache["requests"] == first["requests"] + second["requests"], summary
+    assert cache["hits"] == first["hits"] + second["hits"], summary
+    assert summary["compile_seconds"] == pytest.approx(sum(groups)) and summary["wall_seconds"] >= sum(groups)
+    assert f"compile_cache_hits={cache['hits']}/{cache['requests']}" in stdout
+    again, runs, stdout = sweep(tmp_path, "b")
+    assert again["compile_cache"]["hits"] == again["compile_cache"]["requests"] == cache["requests"], again
+    assert all(r["compile_cache"]["hits"] == r["compile_cache"]["requests"] > 0 for r in runs.values()), runs
+    for command in ("eval", "export"):  # they compile too, and take the flag as train and sweep do
+        assert cli._parser().parse_args(
+            [command, "d", *(["p.npz"] if command == "export" else []), "--no-compile-cache"]
+        )

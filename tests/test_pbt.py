@@ -225,14 +225,15 @@ def test_each_step_replaces_the_worst_runs_with_perturbed_copies_of_the_best(pop
     assert all("pbt/source" not in rows[n][3] for n in names)
     assert [r["pbt/learning_rate"] for r in runs] == [rows[n][3]["pbt/learning_rate"] for n in names]  # summary
     assert [r["agent.learning_rate"] for r in runs] == [1e-4, 1e-4, 1e-3, 1e-3, 3e-3, 3e-3, 1e-2, 1e-2]  # started
-    assert [(row["group"], row["seeds"]) for row in population["result"].table] == [(0, 8)]  # one population
+    assert [(row["group"], row["runs"]) for row in population["result"].table] == [(0, 8)]  # one population
+    assert "seeds" not in population["result"].table[0]  # a population's size is its runs (was labelled seeds)
     assert "agent.learning_rate" not in population["result"].table[0]  # no run kept its starting value
     with pytest.raises(ConfigError, match="^setting_table: these runs trained as populations"):
         sweep.setting_table(runs)  # rows per starting setting, which no run kept
     assert sweep.setting_table(runs, spec=sweep.spec_from_dict(SPEC)) == population["result"].table
-    assert list(plot.curves(out)) == ["population"] and plot.curves(out)["population"]["seeds"] == 8
+    assert list(plot.curves(out)) == ["population"] and plot.curves(out)["population"]["runs"] == 8
     _, table = evaluate.evaluate_sweep(out, 2)
-    assert [(row["group"], row["seeds"], row["missing"]) for row in table] == [(0, 8, 0)]
+    assert [(row["group"], row["runs"], row["missing"]) for row in table] == [(0, 8, 0)]
 
 
 def test_a_stopped_population_resumes_bitwise(population, capsys):
@@ -295,7 +296,7 @@ def test_a_diverged_run_waits_for_the_next_step_and_continues_as_a_copy(populati
         assert rows[1]["pbt/learning_rate"] == rows_of(out, names[source])[1]["pbt/learning_rate"]  # inherited
         assert np.isfinite(rows[3]["eval/episode_return"]) and result.runs[names.index(name)]["status"] == "completed"
     curve = plot.curves(out)["population"]
-    assert list(curve["env_steps"]) == [512, 1024, 1536, 2048] and curve["seeds"] == 8  # chunk 1 over 6 runs
+    assert list(curve["env_steps"]) == [512, 1024, 1536, 2048] and curve["runs"] == 8  # chunk 1 over 6 runs
     split = str(population["root"] / "revived_split")
     sweep.run(sweep.spec_from_dict(spec), split, progress=False, stop_after_chunks=1)
     assert json.load(open(os.path.join(split, "runs", "h03-seed0", "summary.json")))["status"] == "diverged"

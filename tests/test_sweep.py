@@ -214,6 +214,37 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path, capsys):
     )
 
 
+def test_a_sweep_stopped_in_its_first_group_lists_the_later_groups_runs_as_not_started(tmp_path):
+    """The tables, the result and rlx eval listed only the started group's runs (``runs=2`` for a sweep of 4), and
+    rlx eval called the others "not an rlx run directory" (found by a probe)."""
+    base = {
+        "algo": "ppo",
+        "env": {"name": "gymnax/CartPole-v1"},
+        "total_env_steps": 512,
+        "num_chunks": 2,
+        "eval_episodes": 2,
+        "agent": {"num_envs": 4, "unroll_length": 32, "num_minibatches": 2, "num_epochs": 1},
+    }
+    base["agent"].update(policy={"hidden": [8]}, value={"hidden": [8]})
+    spec = sweep.spec_from_dict({"config": base, "seeds": 2, "groups": {"agent.policy.hidden": [[8], [6]]}})
+    out = str(tmp_path / "stopped")
+    result = sweep.run(spec, out, progress=False, stop_after_chunks=1)
+    assert [(r["run"], r["status"], r["env_steps"]) for r in result.runs] == [
+        ("h00-seed0", "stopped", 256),
+        ("h00-seed1", "stopped", 256),
+        ("h01-seed0", "not started", 0),
+        ("h01-seed1", "not started", 0),
+    ]
+    assert [(r["group"], r["seeds"], r["missing"]) for r in result.table] == [(0, 2, 0), (1, 2, 2)]
+    with open(os.path.join(out, "summary.csv")) as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["stopped", "stopped", "not started", "not started"]
+    runs, table = evaluate.evaluate_sweep(out, 2)
+    assert [r["status"] for r in runs] == ["evaluated", "evaluated", "not started", "not started"]
+    assert [(r["group"], r["missing"]) for r in table] == [(0, 0), (1, 2)]
+    resumed = sweep.resume(out, progress=False)
+    assert [r["status"] for r in resumed.runs] == ["completed"] * 4 and all(r["missing"] == 0 for r in resumed.table)
+
+
 def test_a_sweep_with_a_diverged_run_resumes_the_others_where_they_stopped(tmp_path):
     """A run that diverged has no checkpoints; the group's resume took the chunk all runs shared (none), set the
     others' checkpoints aside, cut their logs and started over, on every resume (found by a probe)."""

@@ -36,6 +36,8 @@ class SweepResult:
     states: dict[int, Any]
     layouts: dict[int, list[tuple[int, int, int]]]
     table: list[dict] = dataclasses.field(default_factory=list)  # per setting (per group with pbt): IQM and CI
+    compile_seconds: float = 0.0  # compiling by this call (the groups it trained), as summary.json
+    compile_cache: dict = dataclasses.field(default_factory=dict)  # this call's cache requests and hits
 
 
 def _eval_keys(seeds: np.ndarray, chunk: int) -> np.ndarray:
@@ -162,6 +164,7 @@ def run_group(
     population-based training over its runs, resampling from ``field_priors``: :func:`pbt.priors`); returns (final row per run, stacked host state of the real runs,
     status, layout), where layout lists ``(first run, end, device id)`` for this process's shards."""
     experiment = experiment or driver.Experiment(group.config)
+    session = host.Session.begin()  # the runs' summaries: wall time and cache counts of this group, compiling included
     plan, members = experiment.plan, group.members
     writer_process = jax.process_index() == 0  # process 0 writes every run's files
     placement = Placement(len(members), num_devices)
@@ -244,6 +247,7 @@ def run_group(
         between=None
         if population is None
         else _population_step(population, group, placement, experiment, field_priors),
+        session=session,
     )
     finals = [
         _final_row(member, status, read_metrics(d) if still else run.rows, experiment.compile_seconds)
@@ -419,13 +423,14 @@ def _final_row(member: Member, status: str, rows: list[dict], compile_seconds: f
 
 
 NOT_COUNTED = "not counted"  # how a run's status starts when its value is kept out of its setting's IQM
+NOT_STARTED = "not started"  # a run of a group after the one a sweep stopped in
 
 
 def setting_table(runs: list[dict], metric: str = "eval/episode_return", spec: SweepSpec | None = None) -> list[dict]:
     """One row per setting: its swept values, number of seeds, IQM and 95% stratified-bootstrap CI of the
     final ``metric`` over seeds; diverged runs, runs not counted and runs without a finite value are counted in
     ``missing``. With population-based training (``spec.pbt``) no run keeps its setting: one row per group (its
-    population; ``seeds`` counts its runs), without the vmapped axes' starting values."""
+    population; ``runs`` counts them, in place of ``seeds``), without the vmapped axes' starting values."""
     if spec is None and any(k.startswith("pbt/") for r in runs for k in r):  # per starting setting: meaningless
         raise ConfigError(
             "setting_table: these runs trained as populations (pbt/ columns), so no run kept its starting setting; "
@@ -448,7 +453,7 @@ def setting_table(runs: list[dict], metric: str = "eval/episode_return", spec: S
         )
         skip = {"run", "seed", "status", "env_steps", "train/episode_return", "eval/episode_return", "compile_seconds"}
         row = {k: v for k, v in members[0].items() if k not in skip and k not in moved and not k.startswith("pbt/")}
-        row.update({"seeds": len(members), "missing": len(members) - scores.size})
+        row.update({"seeds" if by == "setting" else "runs": len(members), "missing": len(members) - scores.size})
         if scores.size:
             estimate, low, high = stats.bootstrap_ci(scores)
             row.update({f"{metric} IQM": estimate, "ci_low": low, "ci_high": high})
@@ -513,7 +518,11 @@ def run(
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
         host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
     runs, states, layouts, status = [], {}, {}, "completed"
+    session, trained = host.Session.begin(), []
     for group in groups:
+        if status != "completed":  # stopped in an earlier group: its runs are listed, so the tables count every run
+            runs += [_final_row(member, NOT_STARTED, [], None) for member in group.members]
+            continue
         if resume and sweep_dir is not None and _group_done(sweep_dir, group):
             runs += _final_rows(sweep_dir, group)
             continue
@@ -529,17 +538,29 @@ def run(
             field_priors=() if spec.pbt is None else pbt.priors(spec.pbt, spec.grid, spec.random),
         )
         runs += finals
-        if status != "completed":
-            break
+        trained.append(group.index)
+    timings = {
+        "compile_seconds": sum(experiments[i].compile_seconds for i in trained),
+        "compile_cache": session.cache_stats(),
+        "wall_seconds": session.wall_seconds(),
+    }
     if sweep_dir is not None and primary:
         table = [{k: v for k, v in r.items() if k != "compile_seconds"} for r in runs]
         _write_table(os.path.join(sweep_dir, "summary.csv"), table)
-        with open(os.path.join(sweep_dir, "summary.json"), "w") as f:
-            json.dump({"status": status, "runs": runs}, f, indent=2)
+        host.write_json(os.path.join(sweep_dir, "summary.json"), {"status": status, **timings, "runs": runs})
     table = setting_table(runs, spec=spec)
     if sweep_dir is not None and primary:
         _write_table(os.path.join(sweep_dir, "settings.csv"), table)
-    return SweepResult(runs=runs, sweep_dir=sweep_dir, status=status, states=states, layouts=layouts, table=table)
+    return SweepResult(
+        runs=runs,
+        sweep_dir=sweep_dir,
+        status=status,
+        states=states,
+        layouts=layouts,
+        table=table,
+        compile_seconds=timings["compile_seconds"],
+        compile_cache=timings["compile_cache"],
+    )
 
 
 def load_spec(sweep_dir: str, what: str = "--resume") -> SweepSpec:
