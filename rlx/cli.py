@@ -593,7 +593,7 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError(f"export {args.run_dir}: not a run directory")
     if os.path.isfile(os.path.join(args.run_dir, "sweep.yaml")):
         raise ConfigError(f"export {args.run_dir}: a sweep; export one of its runs (SWEEP_DIR/runs/NAME)")
-    policy = inference.from_run(args.run_dir)
+    policy = inference.from_run(args.run_dir, what="export")
     policy.save(args.out, overwrite=args.overwrite)
     source = policy.source
     print(

@@ -597,6 +597,13 @@ def resume(
             f"(rlx sweep --resume {sweep_dir}), which keeps all its runs at the same chunk"
         )
     experiment = Experiment(config)
+    if extend:  # the new budget's rounding, as rlx train says it
+        short = experiment.plan.num_iterations % experiment.plan.iterations_per_chunk
+        for note in experiment.notes + [
+            f"the last chunk trains {short} of {experiment.plan.iterations_per_chunk} iterations, so this run "
+            "cannot be extended again"
+        ] * bool(short):
+            print(f"rlx: note: {note}", file=sys.stderr)
     session = host.Session.begin()
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:

@@ -35,9 +35,10 @@ def check_episodes(episodes: Any, name: str = "--episodes") -> int | None:
     return int(episodes)
 
 
-def load(run_dir: str, eval_episodes: int | None = None) -> tuple[driver.Experiment, Any, dict]:
-    """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``."""
-    config = driver.load_run_config(run_dir, what="eval")
+def load(run_dir: str, eval_episodes: int | None = None, what: str = "eval") -> tuple[driver.Experiment, Any, dict]:
+    """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``; ``what``
+    names the command or function in errors."""
+    config = driver.load_run_config(run_dir, what=what)
     eval_episodes = check_episodes(eval_episodes)
     if eval_episodes is not None:
         config = dataclasses.replace(config, eval_episodes=eval_episodes)

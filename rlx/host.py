@@ -144,6 +144,14 @@ def refuse_file(path: str, flag: str = "--out") -> None:
         raise ConfigError(f"{flag} {path}: is a file; a directory is written there")
 
 
+def refuse_run_or_sweep(path: str, what: str, flag: str = "--out") -> None:
+    """A one-line ConfigError when ``path``, where ``what`` is to be written beside nothing of rlx's, holds a run
+    or a sweep (``rlx bench``'s report directory)."""
+    held = _holds(path) if os.path.isdir(path) else None
+    if held is not None:
+        raise ConfigError(f"{flag} {path}: holds {held}; {what} goes in a directory of its own: choose another {flag}")
+
+
 def make_dir(path: str, flag: str = "--out") -> None:
     """``os.makedirs(path)``, with a one-line ConfigError naming ``flag`` when it cannot be made (a file in the way,
     no permission)."""

@@ -435,11 +435,11 @@ def from_state(experiment: driver.Experiment, state: Any, source: dict | None = 
     return Policy(experiment, tuple(p for p, _ in chosen), tuple(leaf for _, leaf in chosen), dict(source or {}))
 
 
-def from_run(run_dir: str) -> Policy:
-    """The policy of ``run_dir``'s newest valid checkpoint."""
+def from_run(run_dir: str, what: str = "from_run") -> Policy:
+    """The policy of ``run_dir``'s newest valid checkpoint; ``what`` names the caller in errors."""
     from rlx import evaluate
 
-    experiment, state, meta = evaluate.load(run_dir)
+    experiment, state, meta = evaluate.load(run_dir, what=what)
     source = {"run_dir": os.path.abspath(run_dir), "chunks_done": meta["chunks_done"], "env_steps": meta["env_steps"]}
     return from_state(experiment, state, source)
 
@@ -448,7 +448,7 @@ def load(path: str) -> Policy:
     """A policy saved with :meth:`Policy.save`, or that of a run directory's newest checkpoint."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        return from_run(path)
+        return from_run(path, what="load")
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such policy file or run directory")
     try:

@@ -101,8 +101,10 @@ def _entry(raw: Any, where: str) -> Entry:
         if not reference["low"] <= reference["high"]:
             raise ConfigError(f"{where}.reference.high: must be >= low = {reference['low']}; got {reference['high']}")
     threshold = raw.get("threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-        raise ConfigError(f"{where}.threshold: must be a number (a return); got {threshold!r}")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)
+    ):
+        raise ConfigError(f"{where}.threshold: must be a finite number (a return); got {threshold!r}")
     if not isinstance(raw.get("set") or {}, dict):
         raise ConfigError(f"{where}.set: expected a mapping of field paths to values; got {raw['set']!r}")
     return Entry(**{**raw, "set": dict(raw.get("set") or {}), "seeds": raw.get("seeds") or 5})
@@ -284,6 +286,7 @@ def run_suite(
     selected = [e for e in suite.entries if not only or e.name in only]
     specs = {e.name: _entry_spec(e, tiny) for e in selected}
     host.refuse_file(out_dir)  # before any env is made
+    host.refuse_run_or_sweep(out_dir, "a bench report")
     _check_report(out_dir, suite.name)
     checked = {}  # entry -> its groups' experiments, envs made once
     for entry in selected:  # before the first entry trains: finished ones match, the others can train
@@ -315,6 +318,8 @@ def run_suite(
         if os.path.exists(record):
             with open(record) as f:
                 rows.append(judged(entry, entry_dir, json.load(f)))
+            if not all(os.path.exists(os.path.join(entry_dir, png)) for png in ("curves.png", "final.png")):
+                plot.plot_sweep(entry_dir)  # an interrupt while they were drawn (before 2026-12-05: after entry.json)
             continue
         stopped = os.path.exists(os.path.join(entry_dir, "sweep.yaml"))  # its spec matched: continue it
         experiments = checked[entry.name]
@@ -329,10 +334,9 @@ def run_suite(
             if os.path.isdir(entry_dir):
                 host.write_json(os.path.join(entry_dir, SESSIONS), sessions)
         row = summarize(entry, entry_dir, result, sessions)
+        plot.plot_sweep(entry_dir)  # before entry.json, which marks the entry finished
         if result.status == "completed":
-            with open(record, "w") as f:
-                json.dump(row, f, indent=2)
-        plot.plot_sweep(entry_dir)
+            host.write_json(record, row)
         rows.append(row)
         write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
     write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)

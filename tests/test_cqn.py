@@ -60,6 +60,17 @@ def test_every_path_decodes_to_a_grid_point_and_encodes_back():
     np.testing.assert_array_equal(encode_action(actions, 3, 5), paths)
 
 
+def test_the_largest_grids_allowed_encode_every_path_back():
+    """At 2**24 grid points (the bound the config allows) every path survives decode and encode in float32."""
+    for levels, bins in [(24, 2), (12, 4), (10, 5), (6, 16)]:
+        assert bins**levels <= 2**24
+        driver.build_config(
+            {"algo": "cqn", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"levels": levels, "action_bins": bins}}
+        )
+        paths = jnp.asarray(np.random.default_rng(0).integers(0, bins, (4096, levels, 1)))
+        np.testing.assert_array_equal(encode_action(decode_action(paths, bins), levels, bins), paths)
+
+
 def test_encode_decode_and_centres_match_numpy():
     rng = np.random.default_rng(0)
     action = rng.uniform(-1.2, 1.2, (64, 3)).astype(np.float32)  # beyond the bounds too
@@ -197,6 +208,9 @@ def test_fresh_critic_values_all_bins_equally_and_every_executed_action_is_on_th
         ({"action_bins": 1}, "agent.action_bins"),
         ({"q": {"output_scale": 0.5}}, "agent.q.output_scale: CQN's output layers start at zero"),  # it did nothing
         ({"rollout_length": 1}, "agent.utd_ratio: num_envs*rollout_length*utd_ratio = 0.5 must be a whole number"),
+        # past 2**24 grid points stored actions encode to other bins than chose them (levels=40 trained silently)
+        ({"levels": 11}, "agent.levels: action_bins ** levels must be <= 2**24 (the grid float32 actions resolve)"),
+        ({"levels": 25, "action_bins": 2}, "got 2 ** 25"),
     ],
 )
 def test_config_errors_name_the_field(agent, message):

@@ -288,7 +288,7 @@ def test_extending_a_finished_run_equals_the_run_planned_that_long(tmp_path):
     assert driver.load_run_config(str(member)).total_env_steps == 4096
 
 
-def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp_path):
+def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp_path, capsys):
     run_dir = str(tmp_path / "linear")
     driver.train(
         _small_ppo(agent={"num_envs": 4, "unroll_length": 32, "lr_schedule": "linear"}), run_dir, progress=False
@@ -314,6 +314,15 @@ def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp
     driver.train(_small_ppo(total_env_steps=1280, num_chunks=3), uneven, progress=False)  # 10 iterations: 4 + 4 + 2
     with pytest.raises(ConfigError, match="its last chunk was shorter \\(2 of 4 iterations\\)"):
         driver.resume(uneven, total_env_steps=4096, progress=False)
+    # An extension by a budget that is no multiple of the iteration: rounded up, as rlx train says, and it leaves
+    # a short last chunk (no later extension): both were silent (found by a probe)
+    capsys.readouterr()
+    assert driver.resume(run_dir, total_env_steps=4097, progress=False).rows[-1]["env_steps"] == 4224
+    assert capsys.readouterr().err.splitlines()[:2] == [
+        "rlx: note: total_env_steps=4097 is not a multiple of the 128 env steps per iteration; training 4224 env "
+        "steps (33 iterations) instead",
+        "rlx: note: the last chunk trains 1 of 8 iterations, so this run cannot be extended again",
+    ]
 
 
 def test_numpy_values_from_python_validate_and_never_leave_an_empty_config_yaml(tmp_path):

@@ -102,6 +102,10 @@ def test_policy_files_and_observations_fail_in_one_line(sac_run, tmp_path, capsy
     with pytest.raises(ConfigError, match="must name the .npz file"):
         policy.save(str(tmp_path / "policy.yaml"))
     assert cli.main(["export", str(tmp_path / "nowhere"), out]) == cli.EXIT_CONFIG_ERROR
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "empty"), out]) == cli.EXIT_CONFIG_ERROR  # it said "eval ..."
+    assert f"config error: export {tmp_path / 'empty'}: no config.yaml there" in capsys.readouterr().err
     assert cli.main(["eval", os.path.join(sac_run, "config.yaml")]) == cli.EXIT_CONFIG_ERROR
     assert "not an rlx policy file" in capsys.readouterr().err
     assert [p for p in os.listdir(tmp_path) if p.startswith(".rlx-policy-")] == []  # no temporary left behind

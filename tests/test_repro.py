@@ -57,7 +57,10 @@ def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, c
         raise AssertionError("a finished entry was trained again")
 
     monkeypatch.setattr(sweep, "run", no_training)
+    # an interrupt while a finished entry's plots were drawn: drawn at the next run (they were lost for good)
+    os.remove(os.path.join(out, rows[0]["name"], "final.png"))
     assert repro.run_suite(suite, out) == json.loads(json.dumps(rows))
+    assert os.path.exists(os.path.join(out, rows[0]["name"], "final.png"))
     assert cli.main(["bench", "smoke", "--out", out, "--quiet"]) == 0
     assert "| ppo_cartpole |" in capsys.readouterr().out
     # --only B after A into one --out: the report keeps A's finished row (it was rewritten with B's alone) ...
@@ -125,6 +128,11 @@ def test_a_stopped_entry_continues_and_other_files_in_out_are_refused(smoke, tmp
         f"| {rows[0]['name']} | {rows[0]['env_steps']:,} | {rows[0]['seeds']} (1 diverged) |"
         in open(copy / "report.md").read()
     )
+    # a run's or a sweep's directory as --out: refused (the entries and report were written among its files)
+    run_dir = copy / rows[0]["name"] / "runs" / "h00-seed0"
+    for held, what in ((run_dir, "a run"), (copy / rows[0]["name"], "a sweep")):
+        with pytest.raises(ConfigError, match=f"^--out {held}: holds {what}; a bench report goes in a directory of"):
+            repro.run_suite(suite, str(held))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "report.md").write_text("my notes")
     with pytest.raises(ConfigError, match="has a report.md or report.json that rlx bench did not write"):
@@ -183,7 +191,11 @@ def write_suite(tmp_path, entries):
         ),
         (
             [{"name": "a", "config": "ppo_cartpole", "threshold": "high"}],
-            "entries[0] (a).threshold: must be a number",  # was a traceback after the entry had trained
+            "entries[0] (a).threshold: must be a finite number",  # was a traceback after the entry had trained
+        ),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "threshold": float("nan")}],
+            "entries[0] (a).threshold: must be a finite number (a return); got nan",  # was reported as '(≥ -)'
         ),
         ([{"name": "../out", "config": "ppo_cartpole"}], "entries[0].name: letters, digits"),  # wrote outside --out
         ([{"name": "./p", "config": "ppo_cartpole"}], "entries[0].name: letters, digits"),  # shared p's folder

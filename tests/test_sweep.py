@@ -666,6 +666,38 @@ def test_cli_sweep_reports_a_static_axis_as_a_config_error(capsys):
     assert "grid.agent.num_envs: is static" in capsys.readouterr().err
 
 
+def test_sweeping_a_field_training_never_reads_is_refused(capsys):
+    """DQN's tau with hard target copies: the settings trained bitwise-identical runs, without a word (found by a
+    probe). Read in another group: a warning naming the group where it is not."""
+    dry = ["--env", "gymnax/CartPole-v1", "--seeds", "1", "--dry-run"]
+    assert cli.main(["sweep", "dqn", *dry, "--grid", "agent.tau=0.1,0.9"]) == cli.EXIT_CONFIG_ERROR
+    assert capsys.readouterr().err.endswith(
+        "rlx: config error: agent.tau: swept, but training never reads it (target_update is hard; tau is read only "
+        "with target_update: polyak); its settings would train identical runs\n"
+    )
+    argv = [
+        "sweep",
+        "dqn",
+        *dry,
+        "--random",
+        "agent.tau=0.1:0.9",
+        "--num-random",
+        "2",
+        "--group",
+        "agent.target_update=hard,polyak",
+    ]
+    assert cli.main(argv) == 0
+    assert "rlx: warning: agent.tau is never read in group(s) 0 (target_update is hard" in capsys.readouterr().err
+    fixed = ["--set", "agent.autotune_alpha=false"]
+    argv = ["sweep", "sac", "--env", "gymnax/Pendulum-v1", "--seeds", "1", "--dry-run", *fixed]
+    assert cli.main([*argv, "--grid", "agent.alpha_learning_rate=1e-4,1e-3"]) == cli.EXIT_CONFIG_ERROR
+    assert "agent.alpha_learning_rate: swept, but training never reads it (autotune_alpha is false" in (
+        capsys.readouterr().err
+    )
+    assert cli.main([*argv, "--grid", "agent.initial_alpha=0.1,0.2"]) == 0  # the fixed temperature: read
+    assert cli.main([*argv[:-2], "--grid", "agent.initial_alpha=0.1,0.2"]) == 0  # the learned one's start: read too
+
+
 def test_a_diverging_run_is_marked_and_the_others_finish(cli_sweep, tmp_path, capsys):
     data = yaml.safe_load(open(os.path.join(cli_sweep, "sweep.yaml")))
     spec = sweep.spec_from_dict({**data, "seeds": 1, "grid": {"agent.learning_rate": [1e-3, 1e18]}})

@@ -84,6 +84,12 @@ class Config(off_policy.OffPolicyConfig):
     def check(self) -> None:
         super().check()
         common.check_network(self.q, "agent.q.", dropout=False)
+        if self.action_bins**self.levels > 2**24:  # float32 resolves no finer grid on [-1, 1]: a stored action's
+            # bin path (learnt at, teacher forcing) would not be the path that chose it (tested to 2**24)
+            raise ConfigError(
+                f"agent.levels: action_bins ** levels must be <= 2**24 (the grid float32 actions resolve); got "
+                f"{self.action_bins} ** {self.levels}"
+            )
         if self.q.output_scale != 1.0:  # it was accepted and had no effect
             raise ConfigError(
                 f"agent.q.output_scale: CQN's output layers start at zero (the authors'), so it must be 1; "

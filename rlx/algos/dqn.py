@@ -74,9 +74,10 @@ class Config(QLearningConfig):
     target_update_period: int = field(500, gt=0, doc="gradient steps between hard target copies")
     tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate (target_update: polyak)")
 
-    def unread_traced_fields(self) -> dict[str, str]:
+    def unread_traced_fields(self, after_start: bool = True) -> dict[str, str]:
         """Traced fields training never reads with these settings, and why (population-based training refuses
-        to perturb them)."""
+        to perturb them, and a sweep to vary them; none is read only at the start: ``after_start`` changes
+        nothing)."""
         return (
             {"tau": "target_update is hard; tau is read only with target_update: polyak"}
             if self.target_update == "hard"

@@ -206,10 +206,12 @@ class TemperatureConfig:
     initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
     alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
 
-    def unread_traced_fields(self) -> dict[str, str]:
-        """Traced fields training never reads with these settings, and why (population-based training refuses
-        to perturb them)."""
+    def unread_traced_fields(self, after_start: bool = True) -> dict[str, str]:
+        """Traced fields training never reads with these settings, and why; ``after_start``: also those read only
+        when the state is made (population-based training refuses to perturb them; a sweep's axes, the others)."""
         if self.autotune_alpha:
+            if not after_start:
+                return {}
             return {"initial_alpha": "with autotune_alpha: true it is read once, as the learned temperature's start"}
         return {"alpha_learning_rate": "autotune_alpha is false; the temperature is not learned"}
 

@@ -345,6 +345,7 @@ def checked_experiments(
     training) checked for it: every group's env made and checked against its algorithm and networks, nothing
     compiled (what a sweep, ``--dry-run`` and ``rlx bench`` check before anything is written or trained)."""
     experiments = {}
+    _check_axes_are_read(groups)
     for group in groups:
         experiments[group.index] = driver.Experiment(group.config)
         Placement(len(group.members), num_devices)
@@ -353,6 +354,32 @@ def checked_experiments(
             plan = experiments[group.index].plan
             pbt.check_group(population, plan, group.config, len(group.members), group.index)
     return experiments
+
+
+def _check_axes_are_read(groups: list[Group]) -> None:
+    """A ConfigError for a swept field that training never reads in any group (its settings would be copies of
+    one another); a warning naming the groups where it is unread, when it is read in others."""
+    unread: dict[str, dict[int, str]] = {}  # field -> {group index: why}
+    swept: dict[str, int] = {}  # field -> groups where it varies
+    for group in groups:
+        first = group.members[0].values
+        for path in (p for p in first if any(m.values[p] != first[p] for m in group.members)):
+            swept[path] = swept.get(path, 0) + 1
+            reader = getattr(group.config.agent, "unread_traced_fields", None)
+            why = reader(after_start=False) if reader is not None else {}
+            if path.startswith("agent.") and path.removeprefix("agent.") in why:
+                unread.setdefault(path, {})[group.index] = why[path.removeprefix("agent.")]
+    for path, where in unread.items():
+        reason = next(iter(where.values()))
+        if len(where) == swept[path]:
+            raise ConfigError(
+                f"{path}: swept, but training never reads it ({reason}); its settings would train identical runs"
+            )
+        print(
+            f"rlx: warning: {path} is never read in group(s) {', '.join(map(str, where))} ({reason}); its settings "
+            "there train identical runs",
+            file=sys.stderr,
+        )
 
 
 def traced_values(group: Group) -> dict[str, np.ndarray]:
