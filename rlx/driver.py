@@ -245,8 +245,10 @@ class Experiment:
         """Notes on what the plan trains: the budget's rounding and, where the algorithm has any, what the run is
         too short for (``plan_notes`` of the agent config)."""
         plan_notes = getattr(self.config.agent, "plan_notes", None)
-        return [self.budget_note] * bool(self.budget_note) + (
-            plan_notes(self.plan.num_iterations) if plan_notes else []
+        return (
+            [self.budget_note] * bool(self.budget_note)
+            + (plan_notes(self.plan.num_iterations) if plan_notes else [])
+            + unread_settings(self.config.agent)
         )
 
     # -- pure functions ------------------------------------------------------------------------------
@@ -395,6 +397,20 @@ class Experiment:
             self._compiled_eval = jax.jit(self.evaluate_fn).lower(state, key).compile()
             self.compile_seconds += time.perf_counter() - start
         return {k: float(v) for k, v in jax.device_get(self._compiled_eval(state, key)).items()}
+
+
+def unread_settings(agent: Any) -> list[str]:
+    """Notes on traced fields set away from their defaults that training never reads with the other settings
+    (DQN's ``tau`` with hard target copies: a value that does nothing is said, not silently kept)."""
+    reader = getattr(agent, "unread_traced_fields", None)
+    if reader is None:
+        return []
+    defaults = {f.name: f.default for f in dataclasses.fields(agent)}
+    return [
+        f"agent.{name}={getattr(agent, name)!r} is never read: {why}"
+        for name, why in reader(after_start=False).items()
+        if getattr(agent, name) != defaults.get(name)
+    ]
 
 
 @dataclasses.dataclass

@@ -60,6 +60,20 @@ def cli_sweep(tmp_path_factory):
     return out
 
 
+def tiny_ppo(total_env_steps, num_chunks):
+    """PPO on CartPole with 4 envs x 32 steps per iteration and 8-wide networks: a run config dict."""
+    agent = {"num_envs": 4, "unroll_length": 32, "num_minibatches": 2, "num_epochs": 1}
+    agent.update(policy={"hidden": [8]}, value={"hidden": [8]})
+    return {
+        "algo": "ppo",
+        "env": {"name": "gymnax/CartPole-v1"},
+        "total_env_steps": total_env_steps,
+        "num_chunks": num_chunks,
+        "eval_episodes": 2,
+        "agent": agent,
+    }
+
+
 def final_params(run_dir):
     return evaluate.load(run_dir)[1].params
 
@@ -217,15 +231,7 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path, capsys):
 def test_a_sweep_stopped_in_its_first_group_lists_the_later_groups_runs_as_not_started(tmp_path):
     """The tables, the result and rlx eval listed only the started group's runs (``runs=2`` for a sweep of 4), and
     rlx eval called the others "not an rlx run directory" (found by a probe)."""
-    base = {
-        "algo": "ppo",
-        "env": {"name": "gymnax/CartPole-v1"},
-        "total_env_steps": 512,
-        "num_chunks": 2,
-        "eval_episodes": 2,
-        "agent": {"num_envs": 4, "unroll_length": 32, "num_minibatches": 2, "num_epochs": 1},
-    }
-    base["agent"].update(policy={"hidden": [8]}, value={"hidden": [8]})
+    base = tiny_ppo(total_env_steps=512, num_chunks=2)
     spec = sweep.spec_from_dict({"config": base, "seeds": 2, "groups": {"agent.policy.hidden": [[8], [6]]}})
     out = str(tmp_path / "stopped")
     result = sweep.run(spec, out, progress=False, stop_after_chunks=1)
@@ -248,15 +254,7 @@ def test_a_sweep_stopped_in_its_first_group_lists_the_later_groups_runs_as_not_s
 def test_a_sweep_with_a_diverged_run_resumes_the_others_where_they_stopped(tmp_path):
     """A run that diverged has no checkpoints; the group's resume took the chunk all runs shared (none), set the
     others' checkpoints aside, cut their logs and started over, on every resume (found by a probe)."""
-    base = {
-        "algo": "ppo",
-        "env": {"name": "gymnax/CartPole-v1"},
-        "total_env_steps": 1024,
-        "num_chunks": 4,
-        "eval_episodes": 2,
-        "agent": {"num_envs": 4, "unroll_length": 32, "num_minibatches": 2, "num_epochs": 1},
-    }
-    base["agent"].update(policy={"hidden": [8]}, value={"hidden": [8]})
+    base = tiny_ppo(total_env_steps=1024, num_chunks=4)
     spec = sweep.spec_from_dict({"config": base, "grid": {"agent.reward_scaling": [1.0, 1e30]}})
     whole = sweep.run(spec, str(tmp_path / "whole"), progress=False)
     assert [r["status"] for r in whole.runs] == ["completed", "diverged"]
