@@ -569,8 +569,9 @@ def _eval_sweep(args: argparse.Namespace) -> int:
     print(markdown_table([{k: r.get(k) for k in columns} for r in runs]))
     print()
     print(markdown_table(table))
-    if compile_cache.stats()["dir"] is not None:
-        print(f"rlx:{_cache_hits(compile_cache.stats())}")
+    hits = _cache_hits(compile_cache.stats())
+    if hits:
+        print(f"rlx:{hits}")
     return 0
 
 

@@ -47,6 +47,13 @@ def traced_fields(config_cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(config_cls) if f.metadata.get("traced"))
 
 
+def unread_traced_fields(agent: Any, after_start: bool = True) -> dict[str, str]:
+    """An algorithm config's traced fields that training never reads with its other settings, and why (its
+    ``unread_traced_fields`` method; none without one); ``after_start``: also those read only at init."""
+    reader = getattr(agent, "unread_traced_fields", None)
+    return reader(after_start=after_start) if reader is not None else {}
+
+
 def _describe_range(meta: dict) -> str:
     parts = []
     for key, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):

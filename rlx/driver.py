@@ -30,6 +30,7 @@ from rlx.config import (
     plain_data,
     to_dict,
     traced_fields,
+    unread_traced_fields,
 )
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import COLLECTION_METRICS, GRADIENT_STEPS, SUMMED_METRICS, DivergenceError, RunDir
@@ -402,14 +403,11 @@ class Experiment:
 def unread_settings(agent: Any) -> list[str]:
     """Notes on traced fields set away from their defaults that training never reads with the other settings
     (DQN's ``tau`` with hard target copies: a value that does nothing is said, not silently kept)."""
-    reader = getattr(agent, "unread_traced_fields", None)
-    if reader is None:
-        return []
     defaults = {f.name: f.default for f in dataclasses.fields(agent)}
     return [
         f"agent.{name}={getattr(agent, name)!r} is never read: {why}"
-        for name, why in reader(after_start=False).items()
-        if getattr(agent, name) != defaults.get(name)
+        for name, why in unread_traced_fields(agent, after_start=False).items()
+        if getattr(agent, name) != defaults[name]
     ]
 
 

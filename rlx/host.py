@@ -323,7 +323,7 @@ def run_chunks(
     raise_on_divergence: bool = True,
     statuses: list[str] | None = None,
     between: Callable[[Any, int, list[dict | None]], Any] | None = None,
-    session: Session | None = None,
+    session: Session,
 ) -> tuple[Any, list[str], str]:
     """Runs the plan's chunks from ``start_chunk`` for the runs in ``state`` (one, or a vmapped batch).
 
@@ -335,8 +335,8 @@ def run_chunks(
     ``between(state, chunk, rows)``, if given, runs after each chunk's evaluation and before its rows are written
     and its checkpoint saved (rows: per run, None for a diverged one; it may add entries and fill a None) and
     returns the state the next chunk starts from and the diverged runs that continue in it (a sweep's
-    population-based training). ``session``: begun before the runs' programs were compiled, if that was before
-    this call (summaries' ``wall_seconds`` include compiling). Returns ``(state, per-run statuses,
+    population-based training). ``session``: begun before the runs' programs were compiled (summaries'
+    ``wall_seconds`` include compiling, ``compile_cache`` counts these runs' programs). Returns ``(state, per-run statuses,
     status)``; every run's summary is written whatever happens.
     """
     config, plan = experiment.config, experiment.plan
@@ -354,7 +354,6 @@ def run_chunks(
             desc=description,
         )
     status = "completed"
-    session = session or Session.begin()
     try:
         for chunk in range(start_chunk, plan.num_chunks):
             compile_before = experiment.compile_seconds

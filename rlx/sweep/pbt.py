@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlx import algos
-from rlx.config import ConfigError, traced_fields
+from rlx.config import ConfigError, traced_fields, unread_traced_fields
 
 METRICS = ("eval/episode_return", "train/episode_return")
 
@@ -142,7 +142,7 @@ def check_group(spec: PBTSpec, plan: Any, config: Any, num_runs: int, group_inde
     for path in spec.fields:
         if getattr(config.agent, path.removeprefix("agent.")) is None:
             raise ConfigError(f"pbt.fields: {path} is null (off) in group {group_index}; there is nothing to perturb")
-        unread = getattr(config.agent, "unread_traced_fields", dict)().get(path.removeprefix("agent."))
+        unread = unread_traced_fields(config.agent).get(path.removeprefix("agent."))
         if unread is not None:
             raise ConfigError(f"pbt.fields: {path} would change nothing in group {group_index}: {unread}")
     if spec.metric == "eval/episode_return":

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
-from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields
+from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields, unread_traced_fields
 from rlx.metrics_log import read_metrics
 from rlx.sweep import pbt
 from rlx.sweep.placement import Placement
@@ -362,11 +362,9 @@ def _check_axes_are_read(groups: list[Group]) -> None:
     unread: dict[str, dict[int, str]] = {}  # field -> {group index: why}
     swept: dict[str, int] = {}  # field -> groups where it varies
     for group in groups:
-        first = group.members[0].values
+        first, why = group.members[0].values, unread_traced_fields(group.config.agent, after_start=False)
         for path in (p for p in first if any(m.values[p] != first[p] for m in group.members)):
             swept[path] = swept.get(path, 0) + 1
-            reader = getattr(group.config.agent, "unread_traced_fields", None)
-            why = reader(after_start=False) if reader is not None else {}
             if path.startswith("agent.") and path.removeprefix("agent.") in why:
                 unread.setdefault(path, {})[group.index] = why[path.removeprefix("agent.")]
     for path, where in unread.items():
