@@ -36,9 +36,12 @@ def field(
     lt: float | None = None,
     choices: Sequence[Any] | None = None,
     default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+    read_with: dict[str, tuple[Any, ...]] | None = None,
 ) -> Any:
-    """Declares a config field with its documentation and allowed range or choices."""
-    metadata = dict(doc=doc, traced=traced, gt=gt, ge=ge, le=le, lt=lt, choices=choices)
+    """Declares a config field with its documentation and allowed range or choices. ``read_with``: the settings
+    of other fields of the same section (a dotted path reaches into a nested one) under which training reads it
+    at all, e.g. ``{"norm": ("batch_renorm",)}``; with any other, :func:`unread_fields` names it."""
+    metadata = dict(doc=doc, traced=traced, gt=gt, ge=ge, le=le, lt=lt, choices=choices, read_with=read_with or {})
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
@@ -47,11 +50,44 @@ def traced_fields(config_cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(config_cls) if f.metadata.get("traced"))
 
 
+def yaml_word(value: Any) -> str:
+    """A setting as a config file spells it: true, null, [64, 64], polyak."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(yaml_word, value)) + "]"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def unread_fields(section: Any, prefix: str = "") -> dict[str, str]:
+    """The fields of a config (its nested sections' too, as dotted paths after ``prefix``) that its other
+    settings leave unread, each with why (their ``read_with``): ``{"critic.renorm_momentum": "read only with norm:
+    batch_renorm; norm is layer"}``. A section that is unread as a whole is named once."""
+    unread = {}
+    for f in dataclasses.fields(section):
+        for path, allowed in f.metadata.get("read_with", {}).items():
+            current = section
+            for part in path.split("."):
+                current = getattr(current, part)
+            if current not in allowed:
+                words = " or ".join(map(yaml_word, allowed))
+                unread[prefix + f.name] = f"read only with {path}: {words}; {path} is {yaml_word(current)}"
+                break
+        else:
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                unread.update(unread_fields(value, f"{prefix}{f.name}."))
+    return unread
+
+
 def unread_traced_fields(agent: Any, after_start: bool = True) -> dict[str, str]:
-    """An algorithm config's traced fields that training never reads with its other settings, and why (its
-    ``unread_traced_fields`` method; none without one); ``after_start``: also those read only at init."""
-    reader = getattr(agent, "unread_traced_fields", None)
-    return reader(after_start=after_start) if reader is not None else {}
+    """An algorithm config's traced fields that training never reads with its other settings, and why (their
+    ``read_with``); ``after_start``: also those read only when the state is made (the config's
+    ``read_only_at_start`` method, where it has one)."""
+    traced = traced_fields(type(agent))
+    unread = {name: why for name, why in unread_fields(agent).items() if name in traced}
+    at_start = getattr(agent, "read_only_at_start", None)
+    return {**unread, **at_start()} if after_start and at_start is not None else unread
 
 
 def _describe_range(meta: dict) -> str:

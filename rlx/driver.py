@@ -30,7 +30,8 @@ from rlx.config import (
     plain_data,
     to_dict,
     traced_fields,
-    unread_traced_fields,
+    unread_fields,
+    yaml_word,
 )
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import COLLECTION_METRICS, GRADIENT_STEPS, SUMMED_METRICS, DivergenceError, RunDir
@@ -68,11 +69,18 @@ class LoggingConfig:
     """Loggers beside ``metrics.jsonl``/``metrics.csv`` (always written) and TensorBoard (``tensorboard``)."""
 
     wandb: bool = field(False, doc="also log every metrics row to Weights & Biases (needs the wandb package)")
-    project: str = field("rlx", doc="wandb: the project")
-    entity: str | None = field(None, doc="wandb: the team or user (null: wandb's default)")
-    group: str | None = field(None, doc="wandb: the run group (null: a sweep's directory name, else none)")
+    project: str = field("rlx", doc="wandb: the project", read_with={"wandb": (True,)})
+    entity: str | None = field(
+        None, doc="wandb: the team or user (null: wandb's default)", read_with={"wandb": (True,)}
+    )
+    group: str | None = field(
+        None, doc="wandb: the run group (null: a sweep's directory name, else none)", read_with={"wandb": (True,)}
+    )
     mode: str = field(
-        "online", choices=("online", "offline"), doc="wandb: offline writes RUN_DIR/wandb, uploaded by `wandb sync`"
+        "online",
+        choices=("online", "offline"),
+        doc="wandb: offline writes RUN_DIR/wandb, uploaded by `wandb sync`",
+        read_with={"wandb": (True,)},
     )
 
     def check(self, prefix: str = "") -> None:
@@ -249,7 +257,7 @@ class Experiment:
         return (
             [self.budget_note] * bool(self.budget_note)
             + (plan_notes(self.plan.num_iterations) if plan_notes else [])
-            + unread_settings(self.config.agent)
+            + unread_settings(self.config)
         )
 
     # -- pure functions ------------------------------------------------------------------------------
@@ -400,15 +408,20 @@ class Experiment:
         return {k: float(v) for k, v in jax.device_get(self._compiled_eval(state, key)).items()}
 
 
-def unread_settings(agent: Any) -> list[str]:
-    """Notes on traced fields set away from their defaults that training never reads with the other settings
-    (DQN's ``tau`` with hard target copies: a value that does nothing is said, not silently kept)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(agent)}
-    return [
-        f"agent.{name}={getattr(agent, name)!r} is never read: {why}"
-        for name, why in unread_traced_fields(agent, after_start=False).items()
-        if getattr(agent, name) != defaults[name]
-    ]
+def unread_settings(config: RunConfig) -> list[str]:
+    """Notes on fields set away from their defaults that the other settings leave unread (DQN's ``tau`` with
+    hard target copies, a critic's ``renorm_momentum`` without ``norm: batch_renorm``): a value that does nothing
+    is said, not silently kept. A section's defaults are its algorithm's (CrossQ's critic, not ``CriticNet()``)."""
+    notes = []
+    for path, why in unread_fields(config).items():
+        section, *rest = path.split(".")
+        value = default = getattr(config, section)
+        default = type(default)()
+        for part in rest:
+            value, default = getattr(value, part), getattr(default, part)
+        if value != default:
+            notes.append(f"{path}={yaml_word(value)} is never read: {why}")
+    return notes
 
 
 @dataclasses.dataclass

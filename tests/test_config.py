@@ -5,8 +5,8 @@ import os
 import pytest
 
 from rlx import presets
-from rlx.config import ConfigError, apply_assignments, load_yaml, parse_assignment
-from rlx.driver import build_config
+from rlx.config import ConfigError, apply_assignments, load_yaml, parse_assignment, unread_fields
+from rlx.driver import build_config, unread_settings
 from rlx.envs import parse_env_spec
 
 
@@ -205,6 +205,62 @@ def test_a_nested_section_keeps_the_algorithms_defaults_for_fields_not_given():
 def test_every_preset_is_valid(name):
     config = build_config(presets.load_file(os.path.join(os.path.dirname(__file__), "..", "configs", name)))
     assert name.startswith(config.algo) or config.algo in ("ppo", "sac", "td3", "dqn")  # a2c, droq, ddpg, c51: presets
+    assert unread_settings(config) == []  # no preset sets a field its other settings leave unread
+
+
+def test_fields_the_other_settings_leave_unread_are_named_with_why():
+    """read_with: a field read only under some settings of its section's other fields (a dotted path reaches a
+    nested one). A value set away from its default that does nothing is a note (it was accepted silently)."""
+    sac = build_config({"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}})
+    unread = unread_fields(sac)
+    assert unread["agent.critic.renorm_momentum"] == "read only with norm: batch_renorm; norm is none"
+    assert (
+        unread["agent.actor.num_components"]
+        == "read only with distribution: gaussian_mixture; distribution is gaussian"
+    )
+    assert unread["agent.actor.min_std"] == "read only with std: softplus; std is log_range"
+    assert (
+        unread["agent.bang_bang_gradient"]
+        == "read only with actor.distribution: bernoulli; actor.distribution is gaussian"
+    )
+    assert unread["logging.project"] == "read only with wandb: true; wandb is false"
+    assert "agent.actor.log_std_min" not in unread and "agent.alpha_learning_rate" not in unread
+    assert unread_settings(sac) == []  # every unread field is at its default
+    data = {
+        "algo": "sac",
+        "env": {"name": "gymnax/Pendulum-v1"},
+        "agent": {
+            "critic": {"renorm_momentum": 0.9, "renorm_warmup": 10},
+            "autotune_alpha": False,
+            "target_entropy": -2.0,
+            "obs_norm_clip": None,
+        },
+        "logging": {"project": "mine"},
+    }
+    assert unread_settings(build_config(data)) == [  # in the config's field order
+        "logging.project=mine is never read: read only with wandb: true; wandb is false",
+        "agent.obs_norm_clip=null is never read: read only with normalize_observations: true; "
+        "normalize_observations is false",
+        "agent.critic.renorm_momentum=0.9 is never read: read only with norm: batch_renorm; norm is none",
+        "agent.critic.renorm_warmup=10 is never read: read only with norm: batch_renorm; norm is none",
+        "agent.target_entropy=-2 is never read: read only with autotune_alpha: true; autotune_alpha is false",
+    ]
+    # the first unmet condition is named; defaults are the algorithm's (CrossQ's critic has batch renorm)
+    data["agent"]["target_entropy"] = None
+    data["agent"]["target_entropy_per_dim"] = -0.5
+    assert (
+        "agent.target_entropy_per_dim=-0.5 is never read: read only with autotune_alpha: true; autotune_alpha is false"
+        in (unread_settings(build_config(data)))
+    )
+    crossq = {"algo": "crossq", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"critic": {"renorm_momentum": 0.9}}}
+    assert unread_settings(build_config(crossq)) == []
+    ppo = {"algo": "ppo", "env": {"name": "gymnax/Pendulum-v1"}, "agent": {"policy": {"num_components": 8}}}
+    assert unread_settings(build_config(ppo)) == [
+        "agent.policy.num_components=8 is never read: read only with distribution: gaussian_mixture; "
+        "distribution is gaussian"
+    ]
+    ppo["agent"]["policy"]["distribution"] = "gaussian_mixture"
+    assert unread_settings(build_config(ppo)) == []
 
 
 @pytest.mark.parametrize(

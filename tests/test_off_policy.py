@@ -578,14 +578,14 @@ def test_notes_say_when_a_run_is_too_short_for_its_gradient_steps_or_resets(caps
     ]
     # a setting training never reads, set away from its default, is said (it was kept silently; a probe)
     assert notes(learning_starts=256, autotune_alpha=False, alpha_learning_rate=0.5) == [
-        "agent.alpha_learning_rate=0.5 is never read: autotune_alpha is false; the temperature is not learned"
+        "agent.alpha_learning_rate=0.5 is never read: read only with autotune_alpha: true; autotune_alpha is false"
     ]
     assert (
         notes(learning_starts=256, autotune_alpha=False) == [] and notes(learning_starts=256, initial_alpha=0.5) == []
     )
     dqn = {"algo": "dqn", "env": {"name": "gymnax/CartPole-v1"}, "agent": {"tau": 0.5}}
     assert driver.Experiment(driver.build_config(dqn)).notes == [
-        "agent.tau=0.5 is never read: target_update is hard; tau is read only with target_update: polyak"
+        "agent.tau=0.5 is never read: read only with target_update: polyak; target_update is hard"
     ]
     monkeypatch.setattr(driver, "_run", lambda *args: None)
     driver.train(driver.build_config(base), None, progress=False)  # rlx train prints them

@@ -79,8 +79,12 @@ def test_fields_training_never_reads_are_refused_and_a_fixed_temperature_follows
     sac["agent"].update(actor={"hidden": [8]}, critic={"hidden": [8]})
     cases = [
         (sac, "initial_alpha", "with autotune_alpha: true it is read once"),
-        (merge(sac, {"agent": {"autotune_alpha": False}}), "alpha_learning_rate", "autotune_alpha is false"),
-        ({"algo": "dqn", "total_env_steps": 4096, "num_chunks": 4}, "tau", "target_update is hard; tau is read only"),
+        (
+            merge(sac, {"agent": {"autotune_alpha": False}}),
+            "alpha_learning_rate",
+            "read only with autotune_alpha: true",
+        ),
+        ({"algo": "dqn", "total_env_steps": 4096, "num_chunks": 4}, "tau", "read only with target_update: polyak"),
     ]
     for data, name, why in cases:
         config = driver.build_config(data)

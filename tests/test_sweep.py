@@ -670,8 +670,8 @@ def test_sweeping_a_field_training_never_reads_is_refused(capsys):
     dry = ["--env", "gymnax/CartPole-v1", "--seeds", "1", "--dry-run"]
     assert cli.main(["sweep", "dqn", *dry, "--grid", "agent.tau=0.1,0.9"]) == cli.EXIT_CONFIG_ERROR
     assert capsys.readouterr().err.endswith(
-        "rlx: config error: agent.tau: swept, but training never reads it (target_update is hard; tau is read only "
-        "with target_update: polyak); its settings would train identical runs\n"
+        "rlx: config error: agent.tau: swept, but training never reads it (read only with target_update: polyak; "
+        "target_update is hard); its settings would train identical runs\n"
     )
     argv = [
         "sweep",
@@ -685,15 +685,30 @@ def test_sweeping_a_field_training_never_reads_is_refused(capsys):
         "agent.target_update=hard,polyak",
     ]
     assert cli.main(argv) == 0
-    assert "rlx: warning: agent.tau is never read in group(s) 0 (target_update is hard" in capsys.readouterr().err
+    assert "rlx: warning: agent.tau is never read in group(s) 0 (read only with target_update: polyak" in (
+        capsys.readouterr().err
+    )
     fixed = ["--set", "agent.autotune_alpha=false"]
     argv = ["sweep", "sac", "--env", "gymnax/Pendulum-v1", "--seeds", "1", "--dry-run", *fixed]
     assert cli.main([*argv, "--grid", "agent.alpha_learning_rate=1e-4,1e-3"]) == cli.EXIT_CONFIG_ERROR
-    assert "agent.alpha_learning_rate: swept, but training never reads it (autotune_alpha is false" in (
+    assert "agent.alpha_learning_rate: swept, but training never reads it (read only with autotune_alpha: true" in (
         capsys.readouterr().err
     )
     assert cli.main([*argv, "--grid", "agent.initial_alpha=0.1,0.2"]) == 0  # the fixed temperature: read
     assert cli.main([*argv[:-2], "--grid", "agent.initial_alpha=0.1,0.2"]) == 0  # the learned one's start: read too
+    # a static axis (one group per value) whose field the other settings leave unread: identical groups
+    ppo = ["sweep", "ppo", "--env", "gymnax/Pendulum-v1", "--seeds", "1", "--dry-run"]
+    components = ["--group", "agent.policy.num_components=2,4"]
+    capsys.readouterr()
+    assert cli.main([*ppo, *components]) == cli.EXIT_CONFIG_ERROR
+    assert capsys.readouterr().err.endswith(
+        "rlx: config error: agent.policy.num_components: swept, but training never reads it (read only with "
+        "distribution: gaussian_mixture; distribution is gaussian); its settings would train identical runs\n"
+    )
+    assert cli.main([*ppo, "--group", "agent.policy.distribution=gaussian,gaussian_mixture", *components]) == 0
+    assert "rlx: warning: agent.policy.num_components is never read in group(s) 0, 1 (read only with " in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_diverging_run_is_marked_and_the_others_finish(cli_sweep, tmp_path, capsys):

@@ -76,13 +76,22 @@ class ObservationNormalization:
 
     normalize_observations: bool = field(False, doc="Welford running mean/std of observations")
     obs_norm_clip: float | None = field(
-        10.0, gt=0, doc="normalize_observations: normalized values are clipped to +-this (null: not clipped)"
+        10.0,
+        gt=0,
+        doc="normalize_observations: normalized values are clipped to +-this (null: not clipped)",
+        read_with={"normalize_observations": (True,)},
     )
     obs_norm_var_eps: float = field(
-        1e-8, ge=0, doc="normalize_observations: divide by sqrt(var + this) + obs_norm_std_eps (gymnasium, SB3)"
+        1e-8,
+        ge=0,
+        doc="normalize_observations: divide by sqrt(var + this) + obs_norm_std_eps (gymnasium, SB3)",
+        read_with={"normalize_observations": (True,)},
     )
     obs_norm_std_eps: float = field(
-        0.0, ge=0, doc="normalize_observations: added to the std (FastTD3, rsl_rl: 0.01, with obs_norm_var_eps 0)"
+        0.0,
+        ge=0,
+        doc="normalize_observations: added to the std (FastTD3, rsl_rl: 0.01, with obs_norm_var_eps 0)",
+        read_with={"normalize_observations": (True,)},
     )
 
     def check(self) -> None:

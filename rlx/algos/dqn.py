@@ -71,18 +71,17 @@ class Config(QLearningConfig):
 
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
-    target_update_period: int = field(500, gt=0, doc="gradient steps between hard target copies")
-    tau: float = field(0.005, traced=True, gt=0, le=1, doc="Polyak rate (target_update: polyak)")
-
-    def unread_traced_fields(self, after_start: bool = True) -> dict[str, str]:
-        """Traced fields training never reads with these settings, and why (population-based training refuses
-        to perturb them, and a sweep to vary them; none is read only at the start: ``after_start`` changes
-        nothing)."""
-        return (
-            {"tau": "target_update is hard; tau is read only with target_update: polyak"}
-            if self.target_update == "hard"
-            else {}
-        )
+    target_update_period: int = field(
+        500, gt=0, doc="gradient steps between hard target copies", read_with={"target_update": ("hard",)}
+    )
+    tau: float = field(
+        0.005,
+        traced=True,
+        gt=0,
+        le=1,
+        doc="Polyak rate (target_update: polyak)",
+        read_with={"target_update": ("polyak",)},
+    )
 
 
 @struct.dataclass

@@ -62,17 +62,22 @@ class OffPolicyConfig(common.ObservationNormalization):
         choices=("collected", "collected_and_sampled"),
         doc="normalize_observations: statistics of the collected observations; collected_and_sampled also merges "
         "each sampled batch's observations, then its bootstrap ones, before normalizing each (FastTD3's code)",
+        read_with={"normalize_observations": (True,)},
     )
     obs_norm_before_acting: bool = field(
         False,
         doc="normalize_observations: merge each vector step's observations into the statistics before the policy "
         "acts on them (FastTD3's code), each once (none at init); false: a rollout's observations after it",
+        read_with={"normalize_observations": (True,)},
     )
     normalize_rewards: bool = field(
         False, doc="divide sampled rewards by a running scale of the discounted return (SimbaV2's reward scaling)"
     )
     normalized_return_max: float = field(
-        5.0, gt=0, doc="normalize_rewards: the scale is at least max|G| / this (SimbaV2's G_max, its support edge)"
+        5.0,
+        gt=0,
+        doc="normalize_rewards: the scale is at least max|G| / this (SimbaV2's G_max, its support edge)",
+        read_with={"normalize_rewards": (True,)},
     )
     n_step: int = field(1, gt=0, doc="steps of real reward before bootstrapping (stops at an episode end)")
     adam_eps: float = field(1e-8, gt=0)
@@ -201,19 +206,23 @@ class TemperatureConfig:
     """The entropy temperature of maximum-entropy actor-critics (SAC, CrossQ)."""
 
     autotune_alpha: bool = field(True, doc="learn alpha toward target_entropy; else keep initial_alpha")
-    target_entropy: float | None = field(None, doc="default target_entropy_per_dim * |A|")
-    target_entropy_per_dim: float = field(-1.0, doc="the default target entropy per action dimension (SimbaV2: -0.5)")
+    target_entropy: float | None = field(
+        None, doc="default target_entropy_per_dim * |A|", read_with={"autotune_alpha": (True,)}
+    )
+    target_entropy_per_dim: float = field(
+        -1.0,
+        doc="the default target entropy per action dimension (SimbaV2: -0.5)",
+        read_with={"autotune_alpha": (True,), "target_entropy": (None,)},
+    )
     initial_alpha: float = field(1.0, traced=True, gt=0, doc="temperature at the start (fixed if not autotuned)")
-    alpha_learning_rate: float = field(3e-4, traced=True, gt=0)
+    alpha_learning_rate: float = field(3e-4, traced=True, gt=0, read_with={"autotune_alpha": (True,)})
 
-    def unread_traced_fields(self, after_start: bool = True) -> dict[str, str]:
-        """Traced fields training never reads with these settings, and why; ``after_start``: also those read only
-        when the state is made (population-based training refuses to perturb them; a sweep's axes, the others)."""
-        if self.autotune_alpha:
-            if not after_start:
-                return {}
-            return {"initial_alpha": "with autotune_alpha: true it is read once, as the learned temperature's start"}
-        return {"alpha_learning_rate": "autotune_alpha is false; the temperature is not learned"}
+    def read_only_at_start(self) -> dict[str, str]:
+        """Traced fields read only when the state is made, and why (population-based training refuses to perturb
+        them; a sweep may vary them)."""
+        if not self.autotune_alpha:
+            return {}
+        return {"initial_alpha": "with autotune_alpha: true it is read once, as the learned temperature's start"}
 
 
 @struct.dataclass

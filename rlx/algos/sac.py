@@ -60,6 +60,7 @@ class Config(off_policy.TemperatureConfig, off_policy.ActorCriticConfig):
         choices=("exact", "straight_through"),
         doc="distribution bernoulli: the actor's Q as its exact expectation over all 2^|A| extreme actions "
         "(|A| <= 10), or through one straight-through sample",
+        read_with={"actor.distribution": ("bernoulli",)},
     )
 
     NAME: ClassVar[str] = "SAC"  # in error messages

@@ -52,17 +52,36 @@ class Net:
         "output layer N(0, output_scale^2) with zero bias when output_scale != 1)",
     )
     output_scale: float = field(1.0, gt=0, doc="init gain of the output layer")
-    renorm_momentum: float = field(0.99, gt=0, lt=1, doc="norm batch_renorm: decay of the running statistics")
-    renorm_warmup: int = field(100_000, ge=0, doc="norm batch_renorm: training calls of plain batch norm first")
+    renorm_momentum: float = field(
+        0.99,
+        gt=0,
+        lt=1,
+        doc="norm batch_renorm: decay of the running statistics",
+        read_with={"norm": ("batch_renorm",)},
+    )
+    renorm_warmup: int = field(
+        100_000,
+        ge=0,
+        doc="norm batch_renorm: training calls of plain batch norm first",
+        read_with={"norm": ("batch_renorm",)},
+    )
     renorm_correction: str = field(
         "ioffe",
         choices=("ioffe", "folded"),
         doc="norm batch_renorm after warm-up: Ioffe's (x - mean_B) / std_B * r + d, or folded into the batch "
         "statistics as CrossQ's code does",
+        read_with={"norm": ("batch_renorm",)},
     )
     architecture: str = field("mlp", choices=("mlp", "simbav2"), doc="MLP torso, or SimbaV2's hyperspherical one")
-    expansion: int = field(4, gt=0, doc="simbav2: widening of each block's inner layer")
-    c_shift: float = field(3.0, gt=0, doc="simbav2: constant appended to the input before its normalization")
+    expansion: int = field(
+        4, gt=0, doc="simbav2: widening of each block's inner layer", read_with={"architecture": ("simbav2",)}
+    )
+    c_shift: float = field(
+        3.0,
+        gt=0,
+        doc="simbav2: constant appended to the input before its normalization",
+        read_with={"architecture": ("simbav2",)},
+    )
     recurrent: str = field(
         "none", choices=("none", "gru", "lstm"), doc="a GRU or LSTM cell of width hidden[0] after the first layer (PPO)"
     )
@@ -143,16 +162,21 @@ class PolicyNet(Net):
         choices=("gaussian", "bernoulli", "gaussian_mixture"),
         doc="box actions: Gaussian, bang-bang Bernoulli on {-1, 1}, or a mixture of num_components Gaussians",
     )
-    num_components: int = field(4, gt=0, doc="distribution gaussian_mixture: Gaussians in the mixture")
+    num_components: int = field(
+        4,
+        gt=0,
+        doc="distribution gaussian_mixture: Gaussians in the mixture",
+        read_with={"distribution": ("gaussian_mixture",)},
+    )
     squash: str = field("tanh", choices=("tanh", "clip"), doc="box actions into [-1, 1]")
     std: str = field(
         "softplus",
         choices=("softplus", "log_range"),
         doc="softplus(x) + min_std, or exp of x squashed into [log_std_min, log_std_max]",
     )
-    min_std: float = field(1e-3, gt=0, doc="std: softplus floor")
-    log_std_min: float = field(-5.0, doc="std: log_range lower end")
-    log_std_max: float = field(2.0, doc="std: log_range upper end")
+    min_std: float = field(1e-3, gt=0, doc="std: softplus floor", read_with={"std": ("softplus",)})
+    log_std_min: float = field(-5.0, doc="std: log_range lower end", read_with={"std": ("log_range",)})
+    log_std_max: float = field(2.0, doc="std: log_range upper end", read_with={"std": ("log_range",)})
 
     def check(self, prefix: str = "") -> None:
         super().check(prefix)
@@ -169,6 +193,7 @@ class CriticNet(Net):
     (categorical over ``num_bins`` atoms) or ``quantile`` (``num_bins`` quantiles)."""
 
     value: str = field("mse", choices=VALUE_KINDS, doc="value representation and TD loss")
+    # No read_with here: presets carry a support under value mse so that one --set switches the representation.
     num_bins: int = field(51, ge=2, doc="bins (hl_gauss), atoms (c51) or quantiles (quantile)")
     v_min: float = field(-10.0, doc="support lower end (hl_gauss, c51)")
     v_max: float = field(10.0, doc="support upper end (hl_gauss, c51)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
-from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields, unread_traced_fields
+from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields, unread_fields
 from rlx.metrics_log import read_metrics
 from rlx.sweep import pbt
 from rlx.sweep.placement import Placement
@@ -358,15 +358,18 @@ def checked_experiments(
 
 def _check_axes_are_read(groups: list[Group]) -> None:
     """A ConfigError for a swept field that training never reads in any group (its settings would be copies of
-    one another); a warning naming the groups where it is unread, when it is read in others."""
+    one another); a warning naming the groups where it is unread, when it is read in others. A traced axis is
+    swept in the groups where it varies, a static one (``groups:``) in every group."""
     unread: dict[str, dict[int, str]] = {}  # field -> {group index: why}
     swept: dict[str, int] = {}  # field -> groups where it varies
+    firsts = [group.members[0].values for group in groups]
+    across = {p for p in firsts[0] if any(first[p] != firsts[0][p] for first in firsts)}
     for group in groups:
-        first, why = group.members[0].values, unread_traced_fields(group.config.agent, after_start=False)
-        for path in (p for p in first if any(m.values[p] != first[p] for m in group.members)):
+        first, why = group.members[0].values, unread_fields(group.config)
+        for path in (p for p in first if p in across or any(m.values[p] != first[p] for m in group.members)):
             swept[path] = swept.get(path, 0) + 1
-            if path.startswith("agent.") and path.removeprefix("agent.") in why:
-                unread.setdefault(path, {})[group.index] = why[path.removeprefix("agent.")]
+            if path in why:
+                unread.setdefault(path, {})[group.index] = why[path]
     for path, where in unread.items():
         reason = next(iter(where.values()))
         if len(where) == swept[path]:
