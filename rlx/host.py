@@ -37,8 +37,8 @@ from rlx.config import ConfigError, to_dict
 from rlx.metrics_log import MetricsWriter, WandbLogger
 
 SUMMED_METRICS = ("episode_return_sum", "episode_length_sum", "episode_count", GRADIENT_STEPS)
-# metrics of collection, not of the gradient steps: averaged over every iteration of a chunk
-COLLECTION_METRICS = ("epsilon",)
+# metrics of collection, not of the gradient steps: averaged over every iteration of a chunk, warm-up included
+COLLECTION_METRICS = ("epsilon", "reward_scale")
 NOT_LOGGED = ("params_finite", "first_nonfinite_iteration")
 
 

@@ -597,18 +597,31 @@ def test_notes_say_when_a_run_is_too_short_for_its_gradient_steps_or_resets(caps
 def test_warm_up_iterations_are_left_out_of_a_chunks_update_metrics():
     """Iterations before learning_starts take no gradient step: a chunk's loss metrics average over those that
     did (a fixed temperature of 0.3 was logged as 0.3 x the updated fraction), ``gradient_steps`` counts them,
-    and a chunk of warm-up only logs its update metrics as null."""
+    and a chunk of warm-up only logs its update metrics as null. The reward scale is collection's: averaged over
+    every iteration (it was null in a warm-up chunk and left the warm-up out of the chunk where learning starts)."""
     from rlx import host
 
     data = {"algo": "sac", "env": {"name": "gymnax/Pendulum-v1"}, "total_env_steps": 96, "num_chunks": 3}
-    data["agent"] = {"num_envs": 2, "learning_starts": 48, "batch_size": 8, "buffer_size": 96}
+    data["agent"] = {
+        "num_envs": 2,
+        "learning_starts": 48,
+        "batch_size": 8,
+        "buffer_size": 96,
+        "normalize_rewards": True,
+    }
     data["agent"].update(autotune_alpha=False, initial_alpha=0.3, actor={"hidden": [8]}, critic={"hidden": [8]})
     experiment = driver.Experiment(driver.build_config(data))  # 16 iterations of 2 envs per chunk
     state = experiment.init(0)
-    rows = []
+    train_step = jax.jit(lambda s: experiment.algo.train_step(experiment.static_agent, experiment.env, s))
+    rows, scales = [], []
     for chunk in range(3):
+        copy = jax.tree.map(jnp.copy, state)
+        for _ in range(16):
+            copy, metrics = train_step(copy)
+            scales.append(float(metrics["reward_scale"]))
         state, metrics = experiment.run_chunk(state, chunk)
         rows.append(host.chunk_row(experiment.plan, chunk, metrics, 1.0))
+        assert rows[-1]["train/reward_scale"] == pytest.approx(np.mean(scales[-16:]), rel=1e-5)
     assert rows[0]["train/gradient_steps"] == 0 and rows[0]["train/alpha"] is None
     assert rows[0]["train/critic_loss"] is None and rows[0]["train/episodes"] == 0
     assert rows[1]["train/gradient_steps"] == 9 * 2  # from the 24th iteration (48 transitions), 2 per iteration
