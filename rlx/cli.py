@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 import yaml
 
@@ -245,8 +246,20 @@ def resolve_train_config(args: argparse.Namespace) -> dict:
         data["seed"] = args.seed
     if args.steps is not None:
         data["total_env_steps"] = args.steps
+    named = data.get("algo")
     data = apply_assignments(data, args.set)
+    _check_algo_kept(named, data.get("algo"), "train")
     return data
+
+
+def _check_algo_kept(named: str | None, assigned: Any, command: str) -> None:
+    """A ConfigError when ``--set algo=`` changes the algorithm the command line or ``--config`` named (it trained
+    the other one silently, or failed on the named one's fields)."""
+    if named is not None and assigned != named:
+        raise ConfigError(
+            f"--set algo={assigned}: the algorithm is {named!r}, named on the command line or by --config; "
+            f"name the other instead (rlx {command} {assigned} ...)"
+        )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -330,6 +343,7 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     if chosen is not None:  # as rlx train: the preset tuned for the algorithm on the env
         data = {**data, "base": chosen.path}
     config: dict = {}
+    named = args.algo or (preset_algo if args.config else None)
     if args.algo:
         config["algo"] = args.algo
     if args.env:
@@ -341,6 +355,8 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     if args.steps is not None:
         config["total_env_steps"] = args.steps
     config = apply_assignments(config, args.set)
+    if "algo" in config:
+        _check_algo_kept(named, config["algo"], "sweep")
     if not isinstance(data.get("config") or {}, dict):
         raise ConfigError(f"config: expected a mapping of run-config fields, got {data['config']!r}")
     data["config"] = merge(data.get("config") or {}, config)
@@ -378,7 +394,7 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
     from rlx import driver, sweep
 
     groups = sweep.expand(spec)
-    sweep.checked_experiments(groups, num_devices, spec.pbt)
+    sweep.print_notes(sweep.checked_experiments(groups, num_devices, spec.pbt))
     rows = []
     for group in groups:
         for m in group.members:

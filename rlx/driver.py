@@ -96,7 +96,12 @@ class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     seed: int = field(0, ge=0, lt=2**32)  # PRNGKey keeps 32 bits: seed 2**32 would be seed 0 again
     total_env_steps: int = field(524_288, gt=0, doc="env steps to train (incl. action repeat)")
-    num_chunks: int = field(10, gt=0, doc="jitted chunks; logging, eval and checkpoints happen between them")
+    num_chunks: int = field(
+        10,
+        gt=0,
+        doc="jitted chunks of ceil(iterations / num_chunks) iterations (fewer when that splits the run into fewer; "
+        "said in a note); logging, eval and checkpoints happen between them",
+    )
     iterations_per_chunk: int | None = field(
         None, gt=0, doc="fixes the chunk length instead of splitting the run into num_chunks (set by extending a run)"
     )
@@ -250,12 +255,32 @@ class Experiment:
         )
 
     @property
+    def chunk_note(self) -> str | None:
+        """A message when the run has another number of chunks than ``num_chunks`` asks (chunks are whole
+        iterations of one length, only the last may be shorter: 6 iterations make 3 chunks of 2, not 5)."""
+        plan, config = self.plan, self.config
+        if plan.num_chunks == config.num_chunks:
+            return None
+        if config.iterations_per_chunk is not None:
+            return (
+                f"num_chunks={config.num_chunks} is not read: iterations_per_chunk={config.iterations_per_chunk} "
+                f"makes {plan.num_chunks} chunk(s) of the {plan.num_iterations} iterations"
+            )
+        short = plan.num_iterations % plan.iterations_per_chunk
+        return (
+            f"num_chunks={config.num_chunks}: the {plan.num_iterations} iteration(s) split into {plan.num_chunks} "
+            f"chunk(s) of {plan.iterations_per_chunk}{f' (the last {short})' if short else ''}, as chunks are whole "
+            f"iterations of one length; logging, evaluation and checkpoints follow them"
+        )
+
+    @property
     def notes(self) -> list[str]:
-        """Notes on what the plan trains: the budget's rounding and, where the algorithm has any, what the run is
-        too short for (``plan_notes`` of the agent config)."""
+        """Notes on what the plan trains: the budget's rounding, the chunks' count where it is not ``num_chunks``
+        and, where the algorithm has any, what the run is too short for (``plan_notes`` of the agent config)."""
         plan_notes = getattr(self.config.agent, "plan_notes", None)
         return (
             [self.budget_note] * bool(self.budget_note)
+            + [self.chunk_note] * bool(self.chunk_note)
             + (plan_notes(self.plan.num_iterations) if plan_notes else [])
             + unread_settings(self.config)
         )

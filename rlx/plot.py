@@ -14,10 +14,16 @@ from rlx.config import ConfigError
 from rlx.metrics_log import read_metrics
 
 
+def _short(path: str) -> str:
+    """A swept field's name in labels: its last part (``learning_rate``), the section's for ``env.name`` (``env``)."""
+    parts = path.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
 def setting_label(values: dict) -> str:
     """``{"agent.learning_rate": 0.001}`` -> ``"learning_rate=0.001"``; ``"base"`` when nothing is swept."""
     parts = [
-        f"{path.split('.')[-1]}={value:.3g}" if isinstance(value, float) else f"{path.split('.')[-1]}={value}"
+        f"{_short(path)}={value:.3g}" if isinstance(value, float) else f"{_short(path)}={value}"
         for path, value in values.items()
     ]
     return ", ".join(parts) or "base"
@@ -27,8 +33,8 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
     """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
     ``metric`` at each step (a step is kept only when every seed has a finite value there; in a population,
     when any run has), ``final``
-    (per-seed last values), ``seeds`` and ``diverged`` (runs left out: diverged in training, their last values
-    are from before the divergence). With population-based training no run keeps its setting: one curve per
+    (per-seed last values), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values
+    are from before the divergence) and ``missing`` (of ``seeds``, those without a value yet: not started). With population-based training no run keeps its setting: one curve per
     group (its population), over all its runs (``runs`` in place of ``seeds``)."""
     spec = sweep.load_spec(sweep_dir, what="plot")
     population = spec.pbt is not None
@@ -72,6 +78,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
                         "final": np.array(finals),
                         "runs" if population else "seeds": len(members) - diverged,
                         "diverged": diverged,
+                        "missing": sum(1 for s in series if not s),
                     },
                 )
             )
@@ -81,6 +88,12 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
     return {
         (label if labels.count(label) == 1 else f"{label} (setting {setting})"): data for label, setting, data in found
     }
+
+
+def sweep_title(groups: list[sweep.Group]) -> str:
+    """``"ppo on gymnax/CartPole-v1"``: every algorithm and env the groups train (more than three envs counted)."""
+    algos, envs = (list(dict.fromkeys(f(g.config) for g in groups)) for f in (lambda c: c.algo, lambda c: c.env.name))
+    return f"{', '.join(algos)} on {', '.join(envs) if len(envs) <= 3 else f'{len(envs)} envs'}"
 
 
 def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/episode_return") -> list[str]:
@@ -95,15 +108,15 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
         raise ConfigError(f"{sweep_dir}: no run has logged {metric!r} yet (is it a metrics.jsonl column?)")
     out_dir = out_dir or sweep_dir
     host.make_dir(out_dir)
-    config = sweep.load_spec(sweep_dir, what="plot").config
-    title = f"{config.get('algo', 'ppo')} on {(config.get('env') or {}).get('name', '')}"
+    title = sweep_title(sweep.expand(sweep.load_spec(sweep_dir, what="plot")))
     colours = plt.get_cmap("tab10")
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for i, (label, d) in enumerate(data.items()):
         colour = colours(i % 10)
         left_out = f", {d['diverged']} diverged" if d["diverged"] else ""
-        counted = f"{d['seeds']} seeds" if "seeds" in d else f"{d['runs']} runs"
+        size, unit = (d["seeds"], "seeds") if "seeds" in d else (d["runs"], "runs")
+        counted = f"{size - d['missing']} of {size} {unit}" if d["missing"] else f"{size} {unit}"
         ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({counted}{left_out})")
         ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
     ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)", title=title)

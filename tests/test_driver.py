@@ -325,6 +325,29 @@ def test_extending_stretches_linear_schedules_and_refuses_a_short_last_chunk(tmp
     ]
 
 
+def test_a_run_says_when_its_chunks_are_not_num_chunks(capsys, monkeypatch):
+    """Chunks are whole iterations of one length (only the last may be shorter), so 6 iterations make 3 chunks of 2
+    when 5 are asked: the run logged, evaluated and checkpointed 3 times without a word (found by a probe)."""
+    notes = lambda **changes: driver.Experiment(_small_ppo(**changes)).notes  # noqa: E731  128 steps per iteration
+    assert notes(total_env_steps=768, num_chunks=5) == [
+        "num_chunks=5: the 6 iteration(s) split into 3 chunk(s) of 2, as chunks are whole iterations of one length; "
+        "logging, evaluation and checkpoints follow them"
+    ]
+    assert notes(total_env_steps=896, num_chunks=6)[0].startswith(
+        "num_chunks=6: the 7 iteration(s) split into 4 chunk(s) of 2 (the last 1)"
+    )
+    assert notes(total_env_steps=128, num_chunks=8)[0].startswith(
+        "num_chunks=8: the 1 iteration(s) split into 1 chunk(s) of 1,"
+    )
+    assert notes(total_env_steps=768, num_chunks=3) == notes(total_env_steps=896, num_chunks=4) == []  # 2 + 2 + 2 + 1
+    assert notes(total_env_steps=768, num_chunks=2, iterations_per_chunk=2) == [
+        "num_chunks=2 is not read: iterations_per_chunk=2 makes 3 chunk(s) of the 6 iterations"
+    ]
+    monkeypatch.setattr(driver, "_run", lambda *args: None)
+    driver.train(_small_ppo(total_env_steps=768, num_chunks=5), None, progress=False)  # rlx train prints it
+    assert capsys.readouterr().err.startswith("rlx: note: num_chunks=5: the 6 iteration(s) split into 3 chunk(s) of 2")
+
+
 def test_numpy_values_from_python_validate_and_never_leave_an_empty_config_yaml(tmp_path):
     """np.int64 seeds and budgets passed dataclasses.replace and train/resume, then YAML could not represent them:
     config.yaml was truncated to 0 bytes (the run could no longer be read) and sweep.yaml likewise (its resume

@@ -356,6 +356,24 @@ def test_plot_keeps_settings_whose_rounded_labels_coincide(monkeypatch):
     ]
 
 
+def test_plot_names_a_grouped_env_and_counts_runs_without_values(monkeypatch):
+    """A sweep over env.name: the title named the base's env only (blank with none: "ppo on "), labels read
+    "name=...", and a setting whose runs had not started was drawn as "(2 seeds)" (found by a probe)."""
+    spec = sweep.spec_from_dict(
+        {"config": {"algo": "ppo"}, "groups": {"env.name": ["gymnax/CartPole-v1", "gymnax/Acrobot-v1"]}, "seeds": 2}
+    )
+    monkeypatch.setattr(sweep, "load_spec", lambda *a, **k: spec)
+    row = {"chunk": 1, "env_steps": 1, "eval/episode_return": 1.0}
+    monkeypatch.setattr(plot, "read_metrics", lambda d: [row] if "h00" in d else [])  # the second group not started
+    found = plot.curves("unused")
+    assert {label: (d["seeds"], d["missing"]) for label, d in found.items()} == {
+        "env=gymnax/CartPole-v1": (2, 0),
+        "env=gymnax/Acrobot-v1": (2, 2),
+    }
+    assert plot.sweep_title(sweep.expand(spec)) == "ppo on gymnax/CartPole-v1, gymnax/Acrobot-v1"
+    assert plot.setting_label({"agent.policy.hidden": (64, 64), "env.name": "x"}) == "hidden=(64, 64), env=x"
+
+
 def test_resuming_a_sweep_whose_sweep_yaml_was_edited_names_the_fields(cli_sweep, tmp_path, capsys):
     """The runs' checkpoints hold the configs they were trained with: an edited sweep.yaml restarted groups from
     scratch (other shapes) or resumed with the old traced values while the runs' config.yaml said the new."""
@@ -599,6 +617,11 @@ def test_a_sweep_says_when_its_budget_is_rounded_up_to_whole_iterations(capsys, 
     )
     sweep.run(sweep.spec_from_dict({**data, "config": {**data["config"], "total_env_steps": 4096}}), None)
     assert capsys.readouterr().err == ""
+    dry = ["sweep", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=2", "--seeds", "2", "--dry-run"]
+    assert cli.main(dry) == 0  # --dry-run says the notes too (3 iterations make 2 chunks, 2 + 1: none here)
+    assert "rlx: note" not in capsys.readouterr().err
+    assert cli.main([*dry[:-4], "num_chunks=4", *dry[-3:]]) == 0
+    assert capsys.readouterr().err.startswith("rlx: note: num_chunks=4: the 3 iteration(s) split into 3 chunk(s) of 1")
 
 
 def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
@@ -625,6 +648,14 @@ def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):
     (tmp_path / "ppo_spec.yaml").write_text("base: ppo_cartpole\nseeds: 2\n")  # named a PPO field unknown to DQN
     assert cli.main(["sweep", "dqn", "--spec", str(tmp_path / "ppo_spec.yaml"), "--dry-run"]) == cli.EXIT_CONFIG_ERROR
     assert "base ppo_cartpole: is a preset for algo 'ppo', not 'dqn'" in capsys.readouterr().err
+    # --set algo= against the algorithm named: rlx train ppo --set algo=sac trained SAC without a word (a probe)
+    for argv in (["train", "ppo", "--no-preset"], ["train", "--config", "ppo_cartpole"], ["sweep", "ppo"]):
+        assert cli.main([*argv, "--set", "algo=sac", "--print-config" if argv[0] == "train" else "--dry-run"]) == 2
+        assert capsys.readouterr().err == (
+            "rlx: config error: --set algo=sac: the algorithm is 'ppo', named on the command line or by --config; "
+            f"name the other instead (rlx {argv[0]} sac ...)\n"
+        )
+    assert cli.main(["train", "ppo", "--set", "algo=ppo", "--print-config"]) == 0  # the same one: fine
     (tmp_path / "mine.yaml").write_text("algo: dqn\n")  # no env: the defaults' (a traceback until the mend)
     assert cli.main(["sweep", "--config", str(tmp_path / "mine.yaml"), "--dry-run"]) == 0
     assert "dqn on gymnax/CartPole-v1" in capsys.readouterr().out

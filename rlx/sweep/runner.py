@@ -356,6 +356,13 @@ def checked_experiments(
     return experiments
 
 
+def print_notes(experiments: dict[int, driver.Experiment]) -> None:
+    """The groups' notes on stderr as ``rlx train`` says them (the budget's rounding, the chunks' count, unread
+    settings), each once, in group order."""
+    for note in dict.fromkeys(note for e in experiments.values() for note in e.notes):
+        print(f"rlx: note: {note}", file=sys.stderr)
+
+
 def _check_axes_are_read(groups: list[Group]) -> None:
     """A ConfigError for a swept field that training never reads in any group (its settings would be copies of
     one another); a warning naming the groups where it is unread, when it is read in others. A traced axis is
@@ -539,9 +546,8 @@ def run(
     if resume and sweep_dir is not None:
         _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
-    notes = dict.fromkeys(note for e in experiments.values() for note in e.notes)  # each once, in group order
-    for note in notes if primary and not resume else ():  # as rlx train says them (a sweep said nothing)
-        print(f"rlx: note: {note}", file=sys.stderr)
+    if primary and not resume:
+        print_notes(experiments)
     if sweep_dir is not None and primary and not resume:
         host.prepare_dir(sweep_dir, overwrite, what="a sweep")
         host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
