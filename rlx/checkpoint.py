@@ -99,6 +99,22 @@ def _quiet_unretrieved_read_errors(path: str) -> None:
         logger.addFilter(_UnretrievedReadErrors())
 
 
+class _UnfinalizedTmpNotice(logging.Filter):
+    """A process killed while writing a checkpoint leaves ``N.orbax-checkpoint-tmp``; the next save of chunk N
+    removes it (it was never a checkpoint: the run resumed from an earlier one) and Orbax says so in a raw absl
+    warning line. That record is dropped; any other passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Attempted to create temporary directory") and "not finalized" in message)
+
+
+def _quiet_unfinalized_tmp_notice() -> None:
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _UnfinalizedTmpNotice) for f in logger.filters):
+        logger.addFilter(_UnfinalizedTmpNotice())
+
+
 def _without_empty(state: Any) -> Any:
     """Orbax cannot write zero-size arrays (MJX's ``data.act`` in envs without activation states): each is
     stored as a scalar of its dtype and rebuilt from the abstract state on restore (it holds no data)."""
@@ -131,6 +147,7 @@ class Checkpointer:
             "meta": ocp.JsonCheckpointHandler(multiprocessing_options=process),
         }
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+        _quiet_unfinalized_tmp_notice()
 
     def save(self, chunks_done: int, state: Any, meta: dict) -> None:
         host_state = jax.device_get(state)  # one copy serves the checksum and the asynchronous write

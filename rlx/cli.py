@@ -10,6 +10,7 @@ exit status 2. A diverged run exits with status 3.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -29,6 +30,21 @@ def _algorithm_names() -> str:
     from rlx.algos import ALGORITHMS
 
     return ", ".join(ALGORITHMS)
+
+
+def _whole_number(text: str) -> int:
+    """``--steps``: an integer, also in float notation (``1e6``, ``2.5e5``) when it is a whole number."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number.is_integer()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(number)
 
 
 def presets(algo: str) -> list[str]:
@@ -61,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a field, e.g. agent.learning_rate=1e-3 (repeatable)",
     )
     train.add_argument("--seed", type=int)
-    train.add_argument("--steps", type=int, help="total env steps")
+    train.add_argument("--steps", type=_whole_number, help="total env steps (1e6 is read as 1000000)")
     train.add_argument("--out", help="run directory (default runs/<algo>-<env>-<time>)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -89,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--env", help="env as suite/name[?option=value&...]")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base field")
-    sweep.add_argument("--steps", type=int, help="total env steps per run")
+    sweep.add_argument("--steps", type=_whole_number, help="total env steps per run (1e6 is read as 1000000)")
     sweep.add_argument("--seeds", help="a count N (seeds 0..N-1) or a list 0,3,7")
     sweep.add_argument(
         "--grid",
@@ -129,7 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="sweep directory (default sweeps/<algo>-<env>-<time>)")
     sweep.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its checkpoints")
     sweep.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
-    sweep.add_argument("--stop-after-chunks", type=int, metavar="N", help="checkpoint and stop after N chunks")
+    sweep.add_argument(
+        "--stop-after-chunks",
+        type=int,
+        metavar="N",
+        help="checkpoint and stop in the first group that trains N chunks in this session (groups run one after "
+        "another, each counting its own: one that finishes in fewer lets the next start)",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     sweep.add_argument(
@@ -509,6 +531,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from rlx import plot
 
+    if not os.path.isdir(args.sweep_dir):
+        raise ConfigError(f"plot {args.sweep_dir}: no such directory")
     has = {name: os.path.exists(os.path.join(args.sweep_dir, name)) for name in ("sweep.yaml", "config.yaml")}
     if not any(has.values()):
         raise ConfigError(
@@ -690,8 +714,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlx: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     except KeyboardInterrupt:  # Ctrl-C: the driver has already written what it had; no traceback
-        again = "run the same rlx bench command again" if args.command == "bench" else "--resume"
-        print(f"rlx: interrupted (checkpoints and logs up to the newest checkpoint are kept: {again})", file=sys.stderr)
+        again = {"bench": "run the same rlx bench command again", "train": "--resume", "sweep": "--resume"}
+        kept = ""
+        if args.command in again:  # the commands that train
+            kept = f" (checkpoints and logs up to the newest checkpoint are kept: {again[args.command]})"
+        print(f"rlx: interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `rlx presets | head`: the reader left; no traceback (the Python docs' recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again

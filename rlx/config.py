@@ -147,6 +147,13 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e6 as a string: a whole number in float notation is one
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number) and number.is_integer():
+                return int(number)
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if tp is float:
         number = None

@@ -251,7 +251,8 @@ class Experiment:
         return (
             f"total_env_steps={self.config.total_env_steps} is not a multiple of the "
             f"{self.plan.env_steps_per_iteration} env steps per iteration; training "
-            f"{self.plan.total_env_steps} env steps ({self.plan.num_iterations} iterations) instead"
+            f"{self.plan.total_env_steps} env steps ({self.plan.num_iterations} iteration"
+            f"{'s' * (self.plan.num_iterations != 1)}) instead"
         )
 
     @property
@@ -475,10 +476,21 @@ def train(
     if run_dir is not None:
         host.prepare_dir(run_dir, overwrite)
         host.write_config(run_dir, experiment.config)
-    for note in experiment.notes:
+    no_dir = ["logging.wandb=true logs nothing: run_dir is None (nothing is written)"] * (
+        run_dir is None and experiment.config.logging.wandb
+    )
+    for note in experiment.notes + no_dir:
         print(f"rlx: note: {note}", file=sys.stderr)
     session = host.Session.begin()
-    return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks, session)
+    try:
+        return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks, session)
+    except KeyboardInterrupt:  # before the chunks' loop (making the state, opening the logs): it writes none
+        summary = None if run_dir is None else os.path.join(run_dir, "summary.json")
+        if summary is not None and not os.path.exists(summary):
+            host.write_json(
+                summary, {"status": "interrupted", **host.session_summary(experiment, session), "env_steps": 0}
+            )
+        raise
 
 
 def load_run_config(run_dir: str, what: str = "--resume") -> RunConfig:

@@ -112,7 +112,8 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
                 run_config = dataclasses.replace(run_config, eval_episodes=config.eval_episodes)
                 state, meta = restore_latest(experiment, run_config, run_dir)
             except ConfigError as e:  # not started, or no checkpoint yet: the other runs are still evaluated
-                rows.append({**row, "status": f"not evaluated ({e})"})
+                diverged = host.run_status(run_dir) == "diverged"  # before its first checkpoint: nothing to evaluate
+                rows.append({**row, "status": "diverged" if diverged else f"not evaluated ({e})"})
                 continue
             leaves = [np.asarray(x) for x, used in zip(jax.tree.leaves(state), acting) if used]
             status = "evaluated"

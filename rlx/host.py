@@ -255,7 +255,7 @@ class RunDir:
             self.checkpointer.wait()
             self.checkpointer.close()
         if self.writer is not None:
-            self.writer.close()
+            self.writer.close(exit_code=0 if summary["status"] in ("completed", "stopped") else 1)
             if not write_summary and os.path.exists(os.path.join(self.path, "summary.json")):
                 return
             final = self.rows[-1] if self.rows else {}
@@ -406,21 +406,23 @@ def run_chunks(
     finally:
         if bar is not None:
             bar.close()
-        wall, cache = session.wall_seconds(), session.cache_stats()
+        summary = session_summary(experiment, session)
         for run, run_status in zip(runs, statuses):
-            run.close(
-                {
-                    "status": run_status,
-                    "algo": config.algo,
-                    "env": config.env.name,
-                    "total_env_steps": plan.total_env_steps,
-                    "compile_seconds": experiment.compile_seconds,
-                    "compile_cache": cache,
-                    "wall_seconds": wall,
-                },
-                write_summary=start_chunk < plan.num_chunks,
-            )
+            run.close({"status": run_status, **summary}, write_summary=start_chunk < plan.num_chunks)
     return state, statuses, status
+
+
+def session_summary(experiment: Any, session: Session) -> dict:
+    """What every run's ``summary.json`` records of the experiment and this session (``status`` and the final
+    values are the run's own)."""
+    return {
+        "algo": experiment.config.algo,
+        "env": experiment.config.env.name,
+        "total_env_steps": experiment.plan.total_env_steps,
+        "compile_seconds": experiment.compile_seconds,
+        "compile_cache": session.cache_stats(),
+        "wall_seconds": session.wall_seconds(),
+    }
 
 
 def _divergence_message(plan: Any, chunk: int, metrics: dict, bad: str, run: RunDir) -> str:

@@ -88,8 +88,9 @@ class WandbLogger:
         values = {k: v for k, v in row.items() if k not in ("chunk", "env_steps") and isinstance(v, (int, float))}
         self._run.log(values, step=row["env_steps"])
 
-    def close(self) -> None:
-        self._run.finish()
+    def close(self, exit_code: int = 0) -> None:
+        """Finishes the W&B run; a non-zero ``exit_code`` (an interrupted or diverged rlx run) shows it as failed."""
+        self._run.finish(exit_code=exit_code)
 
 
 class MetricsWriter:
@@ -161,8 +162,8 @@ class MetricsWriter:
         if self._wandb is not None:
             self._wandb.log(row)
 
-    def close(self) -> None:
+    def close(self, exit_code: int = 0) -> None:
         if self._tb is not None:
             self._tb.close()
         if self._wandb is not None:
-            self._wandb.close()
+            self._wandb.close(exit_code)

@@ -105,7 +105,8 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
 
     data = curves(sweep_dir, metric)
     if not any(len(d["env_steps"]) for d in data.values()):
-        raise ConfigError(f"{sweep_dir}: no run has logged {metric!r} yet (is it a metrics.jsonl column?)")
+        hint = "" if metric == "eval/episode_return" else " (is it a metrics.jsonl column?)"
+        raise ConfigError(f"{sweep_dir}: no run has logged {metric!r} yet{hint}")
     out_dir = out_dir or sweep_dir
     host.make_dir(out_dir)
     title = sweep_title(sweep.expand(sweep.load_spec(sweep_dir, what="plot")))

@@ -135,9 +135,18 @@ def test_bad_values_name_the_field(data, expected):
     assert expected in error_of(data)
 
 
-def test_numbers_from_yaml_strings_and_cli_assignments():
+def test_numbers_from_yaml_strings_and_cli_assignments(capsys):
     config = build_config({"agent": {"learning_rate": "3e-4"}})  # YAML 1.1 reads 3e-4 as a string
     assert config.agent.learning_rate == pytest.approx(3e-4)
+    budget = build_config({"total_env_steps": "1e6", "agent": {"num_envs": "1.6e1"}})  # were "expected an integer"
+    assert budget.total_env_steps == 1_000_000 and type(budget.total_env_steps) is int and budget.agent.num_envs == 16
+    from rlx import cli
+
+    assert cli.main(["train", "ppo", "--steps", "2.5e3", "--print-config"]) == 0  # --steps too
+    assert "total_env_steps: 2500\n" in capsys.readouterr().out
+    for bad in ("1.5e0", "inf", "nan", "1e", "16 envs"):
+        with pytest.raises(ConfigError, match=f"^agent.num_envs: expected an integer, got '{bad}'$"):
+            build_config({"agent": {"num_envs": bad}})
     assert parse_assignment("agent.learning_rate=1e-3") == {"agent": {"learning_rate": "1e-3"}}
     assert parse_assignment("agent.policy.hidden=[32, 32]") == {"agent": {"policy": {"hidden": [32, 32]}}}
     assert parse_assignment("seed=3") == {"seed": 3}

@@ -179,9 +179,9 @@ def test_rlx_plot_of_a_run_writes_its_learning_curve(runs, tmp_path, capsys):
     assert cli.main(["plot", runs["full"], "--out", os.path.join(runs["full"], "config.yaml")]) == 2  # a traceback
     assert "config.yaml: is a file" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "none")]) == cli.EXIT_CONFIG_ERROR  # said "--resume ..." before
-    assert (
-        f"plot {tmp_path / 'none'}: neither an rlx run directory (config.yaml) nor a sweep" in capsys.readouterr().err
-    )
+    assert f"rlx: config error: plot {tmp_path / 'none'}: no such directory\n" == capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path)]) == cli.EXIT_CONFIG_ERROR
+    assert f"plot {tmp_path}: neither an rlx run directory (config.yaml) nor a sweep" in capsys.readouterr().err
 
 
 def test_existing_run_is_not_overwritten(runs, capsys):

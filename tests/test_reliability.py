@@ -14,7 +14,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from helpers import subprocess_env
+from helpers import interrupting_evaluate, subprocess_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -235,6 +235,23 @@ def test_unretrieved_read_errors_of_a_checkpoint_being_restored_are_dropped_and_
     assert logger.filter(record("Task exception was never retrieved\nfuture: <Task>", other))
     assert logger.filter(record("Task exception was never retrieved", RuntimeError("a bug of the user's")))
     assert logger.filter(record("Unclosed client session", read_error))
+
+
+def test_the_unfinalized_checkpoint_a_killed_save_left_is_replaced_without_a_raw_absl_line(tmp_path, caplog):
+    """A process killed while writing checkpoint 2 leaves ``2.orbax-checkpoint-tmp``; the resumed run's save of 2
+    removes it, and Orbax printed a raw ``WARNING:absl:Attempted to create temporary directory ...`` (a probe)."""
+    checkpointer = Checkpointer(str(tmp_path))
+    stale = tmp_path / "2.orbax-checkpoint-tmp"
+    stale.mkdir()
+    (stale / "half-written").write_text("x")
+    state = {"w": np.arange(3, dtype=np.float32)}
+    with caplog.at_level(logging.INFO, logger="absl"):
+        checkpointer.save(2, state, {"chunks_done": 2})
+        checkpointer.wait()
+    assert not stale.exists() and checkpointer.all_steps() == [2]  # Orbax removed it: the notice's path was taken
+    assert not [r for r in caplog.records if "not finalized" in r.getMessage()]
+    assert [r for r in caplog.records if r.getMessage().startswith("Creating tmp directory")]  # others pass
+    checkpointer.close()
 
 
 def edited_copy(reference, name, old, new):
@@ -604,13 +621,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch, 
         }
     )
     run_dir = str(tmp_path / "run")
-    evaluate = driver.Experiment.evaluate
-
-    def interrupt_at_chunk_2(self, state, chunk_index):
-        if chunk_index == 1:
-            raise KeyboardInterrupt
-        return evaluate(self, state, chunk_index)
-
+    evaluate, interrupt_at_chunk_2 = driver.Experiment.evaluate, interrupting_evaluate(1)
     monkeypatch.setattr(driver.Experiment, "evaluate", interrupt_at_chunk_2)
     with pytest.raises(KeyboardInterrupt):
         driver.train(config, run_dir, progress=False)
@@ -618,6 +629,17 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch, 
     monkeypatch.setattr(driver.Experiment, "evaluate", evaluate)
     result = driver.resume(run_dir, progress=False)
     assert result.status == "completed" and [r["chunk"] for r in result.rows] == [1, 2, 3]
+
+    # Ctrl-C before the chunks' loop (making the state, compiling): summary.json says so too (there was none; a
+    # probe), and the run resumes from scratch
+    init = driver.Experiment.init
+    monkeypatch.setattr(driver.Experiment, "init", lambda self, *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        driver.train(config, str(tmp_path / "early"), progress=False)
+    early = json.load(open(tmp_path / "early" / "summary.json"))
+    assert early["status"] == "interrupted" and early["env_steps"] == 0 and early["total_env_steps"] == 768
+    monkeypatch.setattr(driver.Experiment, "init", init)
+    assert [r["chunk"] for r in driver.resume(str(tmp_path / "early"), progress=False).rows] == [1, 2, 3]
 
     # a run whose checkpoints were removed is not started over (its log rewritten from one chunk)
     log = open(os.path.join(run_dir, "metrics.jsonl")).read()
@@ -630,7 +652,12 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch, 
     monkeypatch.setattr(driver.Experiment, "evaluate", interrupt_at_chunk_2)
     monkeypatch.setattr(cli, "_train", lambda args: driver.train(config, str(tmp_path / "again"), progress=False))
     assert cli.main(["train", "ppo"]) == cli.EXIT_INTERRUPTED
-    assert "rlx: interrupted" in capsys.readouterr().err
+    assert "rlx: interrupted (checkpoints and logs up to the newest checkpoint are kept: --resume)" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setattr(cli, "_eval", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert cli.main(["eval", run_dir]) == cli.EXIT_INTERRUPTED  # not training's message (a probe)
+    assert capsys.readouterr().err == "rlx: interrupted\n"
 
 
 def test_zero_size_arrays_round_trip_through_a_checkpoint(tmp_path):

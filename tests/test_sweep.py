@@ -146,6 +146,9 @@ def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_ed
     config_path.write_text(yaml.safe_dump(config))
     summary_path = copy / "runs" / "h01-seed4" / "summary.json"  # as if it had diverged after its checkpoints
     summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "status": "diverged"}))
+    summary_path = copy / "runs" / "h01-seed5" / "summary.json"  # as if it had diverged before its first checkpoint
+    summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "status": "diverged"}))
+    shutil.rmtree(copy / "runs" / "h01-seed5" / "checkpoints")
     rows, table = evaluate.evaluate_sweep(str(copy), 3, 5)
     assert "h00-seed2/config.yaml differs from the config checkpoint" in capsys.readouterr().err  # a warning
     by_run = {r["run"]: r for r in rows}
@@ -162,9 +165,10 @@ def test_rlx_eval_of_a_sweep_reports_what_it_cannot_evaluate_and_evaluates_an_ed
     assert by_run["h01-seed4"]["status"] == (
         "not counted: diverged in training; evaluated at its last finite checkpoint"
     )  # its last checkpoint is from before the divergence: it was counted as a result (found by a probe)
-    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 2), (8, 1)]  # the edited run is not counted
-    curves = plot.curves(str(copy))  # nor the diverged one in the plots (final.png drew its old value)
-    assert [(d["seeds"], d["diverged"], d["final"].size) for d in curves.values()] == [(8, 0, 8), (7, 1, 7)]
+    assert by_run["h01-seed5"]["status"] == "diverged"  # was "not evaluated (...: no checkpoint yet ...)"
+    assert [(r["seeds"], r["missing"]) for r in table] == [(8, 2), (8, 2)]  # the edited run is not counted
+    curves = plot.curves(str(copy))  # nor the diverged ones in the plots (final.png drew its old value)
+    assert [(d["seeds"], d["diverged"], d["final"].size) for d in curves.values()] == [(8, 0, 8), (6, 2, 6)]
     with pytest.raises(ConfigError, match="--episodes: must be > 0; got 0"):
         evaluate.evaluate_sweep(cli_sweep, 0)
 
@@ -228,7 +232,7 @@ def test_stopped_sweep_resumes_to_the_same_result(cli_sweep, tmp_path, capsys):
     )
 
 
-def test_a_sweep_stopped_in_its_first_group_lists_the_later_groups_runs_as_not_started(tmp_path):
+def test_a_sweep_stopped_in_its_first_group_lists_the_later_groups_runs_as_not_started(tmp_path, monkeypatch):
     """The tables, the result and rlx eval listed only the started group's runs (``runs=2`` for a sweep of 4), and
     rlx eval called the others "not an rlx run directory" (found by a probe)."""
     base = tiny_ppo(total_env_steps=512, num_chunks=2)
@@ -249,6 +253,30 @@ def test_a_sweep_stopped_in_its_first_group_lists_the_later_groups_runs_as_not_s
     assert [(r["group"], r["missing"]) for r in table] == [(0, 0), (1, 2)]
     resumed = sweep.resume(out, progress=False)
     assert [r["status"] for r in resumed.runs] == ["completed"] * 4 and all(r["missing"] == 0 for r in resumed.table)
+
+    # Ctrl-C in the second group: the sweep's tables are written as a stopped sweep's (there were none; a probe)
+    run_group = sweep.runner.run_group
+
+    def interrupt_group_1(group, *args, **kwargs):
+        if group.index == 1:
+            os.makedirs(os.path.join(args[0], "runs", "h01-seed0"))  # as if interrupted while making its state
+            raise KeyboardInterrupt
+        return run_group(group, *args, **kwargs)
+
+    monkeypatch.setattr(sweep.runner, "run_group", interrupt_group_1)
+    interrupted = str(tmp_path / "interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(spec, interrupted, progress=False)
+    summary = json.load(open(os.path.join(interrupted, "summary.json")))
+    assert summary["status"] == "interrupted" and summary["compile_seconds"] >= 0
+    assert [(r["run"], r["status"]) for r in summary["runs"]] == [
+        ("h00-seed0", "completed"),
+        ("h00-seed1", "completed"),
+        ("h01-seed0", "interrupted"),
+        ("h01-seed1", "not started"),
+    ]
+    with open(os.path.join(interrupted, "settings.csv")) as f:
+        assert [(r["group"], r["missing"]) for r in csv.DictReader(f)] == [("0", "0"), ("1", "2")]
 
 
 def test_a_sweep_with_a_diverged_run_resumes_the_others_where_they_stopped(tmp_path):
@@ -372,6 +400,11 @@ def test_plot_names_a_grouped_env_and_counts_runs_without_values(monkeypatch):
     }
     assert plot.sweep_title(sweep.expand(spec)) == "ppo on gymnax/CartPole-v1, gymnax/Acrobot-v1"
     assert plot.setting_label({"agent.policy.hidden": (64, 64), "env.name": "x"}) == "hidden=(64, 64), env=x"
+    monkeypatch.setattr(plot, "read_metrics", lambda d: [])  # no row yet: the column hint only for another metric
+    with pytest.raises(ConfigError, match=r"^unused: no run has logged 'eval/episode_return' yet$"):
+        plot.plot_sweep("unused")
+    with pytest.raises(ConfigError, match=r"'train/loss' yet \(is it a metrics.jsonl column\?\)$"):
+        plot.plot_sweep("unused", metric="train/loss")
 
 
 def test_resuming_a_sweep_whose_sweep_yaml_was_edited_names_the_fields(cli_sweep, tmp_path, capsys):

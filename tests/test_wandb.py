@@ -34,8 +34,8 @@ def wandb_records(path):
 
 
 def logged(run_dir):
-    """``(run records, history rows)`` of every offline W&B run under ``run_dir``, oldest first."""
-    runs, history = [], []
+    """``(run records, history rows, exit codes)`` of every offline W&B run under ``run_dir``, oldest first."""
+    runs, history, exits = [], [], []
     for path in sorted(glob.glob(os.path.join(run_dir, "wandb", "offline-run-*", "run-*.wandb"))):
         for record in wandb_records(path):
             kind = record.WhichOneof("record_type")
@@ -44,7 +44,9 @@ def logged(run_dir):
             elif kind == "history":
                 items = record.history.item
                 history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items})
-    return runs, history
+            elif kind == "exit":
+                exits.append(record.exit.exit_code)
+    return runs, history, exits
 
 
 @pytest.fixture
@@ -60,7 +62,8 @@ def test_offline_wandb_run_gets_every_row_and_the_config_and_resume_continues_it
     assert cli.main([*train, *offline, "--out", run_dir, "--stop-after-chunks", "2", "--quiet"]) == 0
     assert cli.main(["train", "--resume", run_dir, "--quiet"]) == 0
 
-    runs, history = logged(run_dir)
+    runs, history, exits = logged(run_dir)
+    assert exits == [0, 0]  # stopped, then completed: both finished
     with open(os.path.join(run_dir, "wandb_id")) as f:
         run_id = f.read().strip()
     assert len(runs) == 2 and {r.run_id for r in runs} == {run_id}  # the resumed process continued the run
@@ -72,6 +75,29 @@ def test_offline_wandb_run_gets_every_row_and_the_config_and_resume_continues_it
     for h, r in zip(history, rows, strict=True):
         assert h["eval/episode_return"] == pytest.approx(r["eval/episode_return"])
         assert h["train/loss"] == pytest.approx(r["train/loss"])
+
+
+def test_an_interrupted_run_finishes_its_wandb_run_as_failed(tmp_path, offline, monkeypatch):
+    """W&B showed an interrupted (or diverged) run as finished: its exit code was 0 (found by a probe)."""
+    from helpers import interrupting_evaluate
+
+    from rlx import driver
+
+    monkeypatch.setattr(driver.Experiment, "evaluate", interrupting_evaluate(1))
+    run_dir = str(tmp_path / "run")
+    train = ["train", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=3", "--set", "agent.num_envs=4"]
+    assert cli.main([*train, *offline, "--out", run_dir, "--quiet"]) == cli.EXIT_INTERRUPTED
+    assert logged(run_dir)[2] == [1]
+
+
+def test_training_without_a_run_directory_says_wandb_logs_nothing(capsys, monkeypatch):
+    from rlx import driver
+
+    monkeypatch.setattr(driver, "_run", lambda *args: None)
+    driver.train({"logging": {"wandb": True, "mode": "offline"}}, None, progress=False)
+    assert (
+        capsys.readouterr().err == "rlx: note: logging.wandb=true logs nothing: run_dir is None (nothing is written)\n"
+    )
 
 
 def test_wandb_needs_its_package_before_anything_runs(monkeypatch):

@@ -553,38 +553,49 @@ def run(
         host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
     runs, states, layouts, status = [], {}, {}, "completed"
     session, trained = host.Session.begin(), []
-    for group in groups:
-        if status != "completed":  # stopped in an earlier group: its runs are listed, so the tables count every run
-            runs += [_final_row(member, NOT_STARTED, [], None) for member in group.members]
-            continue
-        if resume and sweep_dir is not None and _group_done(sweep_dir, group):
-            runs += _final_rows(sweep_dir, group)
-            continue
-        finals, states[group.index], status, layouts[group.index] = run_group(
-            group,
-            sweep_dir,
-            resume=resume,
-            progress=progress,
-            stop_after_chunks=stop_after_chunks,
-            num_devices=num_devices,
-            experiment=experiments[group.index],
-            population=spec.pbt,
-            field_priors=() if spec.pbt is None else pbt.priors(spec.pbt, spec.grid, spec.random),
-        )
-        runs += finals
-        trained.append(group.index)
-    timings = {
-        "compile_seconds": sum(experiments[i].compile_seconds for i in trained),
-        "compile_cache": session.cache_stats(),
-        "wall_seconds": session.wall_seconds(),
-    }
-    if sweep_dir is not None and primary:
-        table = [{k: v for k, v in r.items() if k != "compile_seconds"} for r in runs]
-        _write_table(os.path.join(sweep_dir, "summary.csv"), table)
-        host.write_json(os.path.join(sweep_dir, "summary.json"), {"status": status, **timings, "runs": runs})
-    table = setting_table(runs, spec=spec)
-    if sweep_dir is not None and primary:
-        _write_table(os.path.join(sweep_dir, "settings.csv"), table)
+
+    def timings() -> dict:
+        compiled = sum(experiments[i].compile_seconds for i in trained)
+        return {
+            "compile_seconds": compiled,
+            "compile_cache": session.cache_stats(),
+            "wall_seconds": session.wall_seconds(),
+        }
+
+    try:
+        for group in groups:
+            if status != "completed":  # stopped in an earlier group: its runs are listed, so tables count every run
+                runs += [_final_row(member, NOT_STARTED, [], None) for member in group.members]
+                continue
+            if resume and sweep_dir is not None and _group_done(sweep_dir, group):
+                runs += _final_rows(sweep_dir, group)
+                continue
+            trained.append(group.index)
+            finals, states[group.index], status, layouts[group.index] = run_group(
+                group,
+                sweep_dir,
+                resume=resume,
+                progress=progress,
+                stop_after_chunks=stop_after_chunks,
+                num_devices=num_devices,
+                experiment=experiments[group.index],
+                population=spec.pbt,
+                field_priors=() if spec.pbt is None else pbt.priors(spec.pbt, spec.grid, spec.random),
+            )
+            runs += finals
+    except KeyboardInterrupt:  # the tables of what the runs' own files say, as a stopped sweep writes them
+        if sweep_dir is not None and primary:
+            listed = {r["run"] for r in runs}
+            for group in groups:
+                runs += [
+                    _interrupted_row(m, d)
+                    for m, d in zip(group.members, _run_dirs(sweep_dir, group))
+                    if m.name not in listed
+                ]
+            _write_results(sweep_dir, "interrupted", timings(), runs, spec)
+        raise
+    times = timings()
+    table = _write_results(sweep_dir if primary else None, status, times, runs, spec)
     return SweepResult(
         runs=runs,
         sweep_dir=sweep_dir,
@@ -592,8 +603,34 @@ def run(
         states=states,
         layouts=layouts,
         table=table,
-        compile_seconds=timings["compile_seconds"],
-        compile_cache=timings["compile_cache"],
+        compile_seconds=times["compile_seconds"],
+        compile_cache=times["compile_cache"],
+    )
+
+
+def _write_results(sweep_dir: str | None, status: str, timings: dict, runs: list[dict], spec: SweepSpec) -> list[dict]:
+    """Writes ``summary.csv``, ``summary.json`` (``status``, ``timings``, the runs' rows) and ``settings.csv`` into
+    ``sweep_dir`` (None: nothing); returns the settings' table."""
+    if sweep_dir is not None:
+        _write_table(
+            os.path.join(sweep_dir, "summary.csv"),
+            [{k: v for k, v in r.items() if k != "compile_seconds"} for r in runs],
+        )
+        host.write_json(os.path.join(sweep_dir, "summary.json"), {"status": status, **timings, "runs": runs})
+    table = setting_table(runs, spec=spec)
+    if sweep_dir is not None:
+        _write_table(os.path.join(sweep_dir, "settings.csv"), table)
+    return table
+
+
+def _interrupted_row(member: Member, run_dir: str) -> dict:
+    """A run's line after an interrupt: what its ``summary.json`` says (``interrupted`` where the interrupt came
+    before it had one), ``not started`` without a directory."""
+    if not os.path.isdir(run_dir):
+        return _final_row(member, NOT_STARTED, [], None)
+    summary = _read_summary(run_dir) or {}
+    return _final_row(
+        member, summary.get("status", "interrupted"), read_metrics(run_dir), summary.get("compile_seconds")
     )
 
 
