@@ -135,7 +135,7 @@ sweep = [
         "print(len(groups), 'compiled group(s),', len(groups[0].members), 'runs in one batch')"
     ),
     new_code_cell(
-        "result = sweep.run(spec, OUTPUT_DIR, overwrite=True)\n"
+        "result = sweep.run(spec, OUTPUT_DIR, overwrite=True, progress=False)\n"
         "display(Markdown(sweep.markdown_table(sweep.setting_table(result.runs))))"
     ),
     new_code_cell("for path in plot.plot_sweep(OUTPUT_DIR):\n    display(Image(path))"),
@@ -152,6 +152,8 @@ sweep = [
 ]
 
 for name, cells in (("quickstart", quickstart), ("sweep", sweep)):
+    for index, cell in enumerate(cells):  # stable ids (nbformat draws random ones): regenerating changes nothing
+        cell.id = f"{name}-{index:02d}"
     notebook = new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, os.path.join(HERE, f"{name}.ipynb"))
