@@ -203,7 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", metavar="RUN_DIR|POLICY.npz|SWEEP_DIR")
     evaluate.add_argument("--episodes", type=int, help="deterministic episodes (default: the run's eval_episodes)")
     evaluate.add_argument("--render", metavar="OUT.html", help="also write one rollout as an HTML page")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        help="evaluation key S: the one training's evaluation after chunk S+1 used (default: the checkpoint's "
+        "chunk, so a run's newest checkpoint reproduces its logged evaluation there)",
+    )
     evaluate.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     export = sub.add_parser(
         "export", help="write a run's policy (what acting reads of its newest checkpoint) to one .npz file"
@@ -565,7 +570,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.render and (os.path.isdir(args.render) or not args.render.lower().endswith((".html", ".htm"))):
         # an .html name, so a slip cannot write the page over a run's config.yaml or checkpoint
         raise ConfigError(f"--render {args.render}: must name the .html file to write, e.g. rollout.html")
-    if not 0 <= args.seed < 2**32:  # folded into the evaluation key as a uint32
+    if args.seed is not None and not 0 <= args.seed < 2**32:  # folded into the evaluation key as a uint32
         raise ConfigError(f"--seed: must be >= 0 and < {2**32}; got {args.seed}")
     if os.path.isfile(os.path.join(args.run_dir, "sweep.yaml")):
         return _eval_sweep(args)
@@ -578,21 +583,23 @@ def _eval(args: argparse.Namespace) -> int:
         policy = inference.load(args.run_dir)
         if args.episodes is not None:
             policy = policy.with_eval_episodes(args.episodes, "--episodes")
-        experiment, result, where = policy.experiment, policy.evaluate(args.seed), _policy_origin(policy)
+        seed = evaluate.eval_seed(args.seed, policy.source.get("chunks_done"))
+        experiment, result, where = policy.experiment, policy.evaluate(seed), _policy_origin(policy)
     else:
         experiment, state, meta = evaluate.load(args.run_dir, args.episodes)
+        seed = evaluate.eval_seed(args.seed, meta["chunks_done"])
         result, where = (
-            experiment.evaluate(state, args.seed),
+            experiment.evaluate(state, seed),
             f"checkpoint {meta['chunks_done']} (env step {meta['env_steps']})",
         )
     print(
         f"rlx: {args.run_dir} {where}: "
         f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
-        f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}"
-        f"{_cache_hits(compile_cache.stats())}"
+        f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}, "
+        f"evaluation key {seed}{_cache_hits(compile_cache.stats())}"
     )
     if args.render:
-        trajectory = policy.rollout(args.seed) if exported else evaluate.rollout(experiment, state, args.seed)
+        trajectory = policy.rollout(seed) if exported else evaluate.rollout(experiment, state, seed)
         path = evaluate.render_html(experiment, trajectory, args.render)
         print(f"rlx: rollout written to {path}")
     return 0

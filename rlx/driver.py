@@ -36,6 +36,7 @@ from rlx.config import (
 from rlx.envs import EnvConfig, Vmap, evaluation_spec, make
 from rlx.host import COLLECTION_METRICS, GRADIENT_STEPS, SUMMED_METRICS, DivergenceError, RunDir
 from rlx.metrics_log import read_metrics
+from rlx.nets.spec import PolicyNet
 from rlx.rollout import Policy, PolicyStep, first_episode_mask, unroll
 
 __all__ = [
@@ -283,7 +284,7 @@ class Experiment:
             [self.budget_note] * bool(self.budget_note)
             + [self.chunk_note] * bool(self.chunk_note)
             + (plan_notes(self.plan.num_iterations) if plan_notes else [])
-            + unread_settings(self.config)
+            + unread_settings(self.config, self.env)
         )
 
     # -- pure functions ------------------------------------------------------------------------------
@@ -434,12 +435,19 @@ class Experiment:
         return {k: float(v) for k, v in jax.device_get(self._compiled_eval(state, key)).items()}
 
 
-def unread_settings(config: RunConfig) -> list[str]:
+def unread_settings(config: RunConfig, env: Any = None) -> list[str]:
     """Notes on fields set away from their defaults that the other settings leave unread (DQN's ``tau`` with
-    hard target copies, a critic's ``renorm_momentum`` without ``norm: batch_renorm``): a value that does nothing
-    is said, not silently kept. A section's defaults are its algorithm's (CrossQ's critic, not ``CriticNet()``)."""
+    hard target copies, a critic's ``renorm_momentum`` without ``norm: batch_renorm``; with ``env``, a policy's
+    box-action fields when its actions are discrete): a value that does nothing is said, not silently kept. A
+    section's defaults are its algorithm's (CrossQ's critic, not ``CriticNet()``)."""
+    unread = unread_fields(config)
+    if env is not None and env.action_space.kind == "discrete":
+        for f in dataclasses.fields(config.agent):
+            if isinstance(getattr(config.agent, f.name), PolicyNet):
+                why = f"{env.name} has discrete actions, which take a categorical policy"
+                unread.update({f"agent.{f.name}.{name}": why for name in PolicyNet.BOX_ONLY})
     notes = []
-    for path, why in unread_fields(config).items():
+    for path, why in unread.items():
         section, *rest = path.split(".")
         value = default = getattr(config, section)
         default = type(default)()

@@ -35,6 +35,15 @@ def check_episodes(episodes: Any, name: str = "--episodes") -> int | None:
     return int(episodes)
 
 
+def eval_seed(seed: int | None, chunks_done: int | None) -> int:
+    """The evaluation key index ``rlx eval`` uses: ``seed`` when given, else the one training's evaluation after
+    the checkpoint's chunk used (``chunks_done - 1``), so evaluating a run's newest checkpoint with its own
+    ``eval_episodes`` reproduces the evaluation it logged there; 0 for a policy of no run."""
+    if seed is not None:
+        return seed
+    return max(chunks_done - 1, 0) if chunks_done else 0
+
+
 def load(run_dir: str, eval_episodes: int | None = None, what: str = "eval") -> tuple[driver.Experiment, Any, dict]:
     """``(experiment, train state, checkpoint meta)`` from the newest valid checkpoint of ``run_dir``; ``what``
     names the command or function in errors."""
@@ -69,7 +78,9 @@ def restore_latest(experiment: driver.Experiment, config: driver.RunConfig, run_
     return restored
 
 
-def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -> tuple[list[dict], list[dict]]:
+def evaluate_sweep(
+    sweep_dir: str, episodes: int | None = None, seed: int | None = None
+) -> tuple[list[dict], list[dict]]:
     """Evaluates the newest valid checkpoint of every run of a sweep (as ``rlx eval RUN_DIR``, with ``episodes``
     deterministic episodes, default each run's ``eval_episodes``); returns one row per run (its place, swept values,
     ``status``: evaluated or why not, and the evaluation) and one per setting (IQM and 95% CI over seeds).
@@ -100,7 +111,7 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
                 edited = driver.training_differences(to_dict(run_config), to_dict(member.config))
                 if edited:  # not the run the sweep says: evaluated as rlx eval RUN_DIR would, kept out of the IQM
                     run_experiment, state, meta = load(run_dir, episodes)
-                    result = run_experiment.evaluate(state, seed)
+                    result = run_experiment.evaluate(state, eval_seed(seed, meta["chunks_done"]))
                     differences = driver.shown(edited, "in config.yaml", "in sweep.yaml")
                     status = f"{NOT_COUNTED}: its config.yaml differs from sweep.yaml ({differences})"
                     print(f"rlx: warning: {run_dir}: {status}", file=sys.stderr)
@@ -120,7 +131,8 @@ def evaluate_sweep(sweep_dir: str, episodes: int | None = None, seed: int = 0) -
             if host.run_status(run_dir) == "diverged":  # a checkpoint from before the divergence, not a result
                 status = f"{NOT_COUNTED}: diverged in training; evaluated at its last finite checkpoint"
             row = {**row, "status": status, "chunks_done": meta["chunks_done"]}
-            together.append((len(rows), row, leaves, np.asarray(driver.eval_key(member.seed, seed))))
+            key = driver.eval_key(member.seed, eval_seed(seed, meta["chunks_done"]))
+            together.append((len(rows), row, leaves, np.asarray(key)))
             rows.append(row)
         if together:
             results = _evaluate_together(experiment, acting, [t[2] for t in together], [t[3] for t in together])

@@ -270,6 +270,17 @@ def test_fields_the_other_settings_leave_unread_are_named_with_why():
     ]
     ppo["agent"]["policy"]["distribution"] = "gaussian_mixture"
     assert unread_settings(build_config(ppo)) == []
+    # on discrete actions a policy's box fields are all unread (min_std's note named std: log_range, which does
+    # nothing there either, and squash or std had none; a probe)
+    from rlx.driver import Experiment
+
+    box = {"policy": {"min_std": 0.5, "squash": "clip", "std": "log_range"}}
+    why = "is never read: gymnax/CartPole-v1 has discrete actions, which take a categorical policy"
+    assert Experiment(build_config({"algo": "ppo", "agent": box})).notes == [
+        f"agent.policy.min_std=0.5 {why}",
+        f"agent.policy.squash=clip {why}",
+        f"agent.policy.std=log_range {why}",
+    ]
 
 
 @pytest.mark.parametrize(

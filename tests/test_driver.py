@@ -225,6 +225,16 @@ def test_eval_cli_reports_return_and_renders_a_rollout(runs, tmp_path, capsys):
     assert "checkpoint 2 (env step 4096): eval/episode_return=" in printed and "over 3 episodes" in printed
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    # without --seed: the key of the checkpoint's own evaluation, so the logged value comes back (it was the first
+    # chunk's key: another number without a word; a probe), from the run and from its exported policy
+    logged = [json.loads(line) for line in open(os.path.join(runs["full"], "metrics.jsonl"))][-1]
+    assert cli.main(["export", runs["full"], str(tmp_path / "policy.npz")]) == 0
+    for source in (runs["full"], str(tmp_path / "policy.npz")):
+        capsys.readouterr()
+        assert cli.main(["eval", source]) == 0
+        printed = capsys.readouterr().out
+        assert f"eval/episode_return={logged['eval/episode_return']:.2f} +- " in printed, source
+        assert "evaluation key 1" in printed
     assert cli.main(["eval", runs["full"], "--episodes", "0"]) == cli.EXIT_CONFIG_ERROR
     for argv, message in (
         (["--seed", "-1"], "--seed: must be >= 0"),

@@ -16,7 +16,7 @@ from rlx import cli, driver, presets
 from rlx.algos import common, crossq, off_policy, sac, td3
 from rlx.buffers import ReplayBuffer
 from rlx.checkpoint import Checkpointer
-from rlx.config import ConfigError
+from rlx.config import ConfigError, merge
 from rlx.envs import make
 from rlx.ops.normalization import normalize, update_stats
 
@@ -627,3 +627,8 @@ def test_warm_up_iterations_are_left_out_of_a_chunks_update_metrics():
     assert rows[1]["train/gradient_steps"] == 9 * 2  # from the 24th iteration (48 transitions), 2 per iteration
     assert rows[1]["train/alpha"] == pytest.approx(0.3) and rows[2]["train/alpha"] == pytest.approx(0.3)
     assert rows[2]["train/gradient_steps"] == 16 * 2
+    # a fixed temperature logs no alpha_loss: it read target_entropy, which then does nothing (a probe)
+    assert "train/alpha_loss" not in rows[2]
+    learned = driver.Experiment(driver.build_config(merge(data, {"agent": {"autotune_alpha": True}})))
+    shapes = jax.eval_shape(lambda s: learned.algo.train_step(learned.static_agent, learned.env, s)[1], learned.init(0))
+    assert "alpha_loss" in shapes

@@ -299,18 +299,20 @@ def temperature_step(
     opt_state: Any,
     log_prob: jax.Array,
     learning_rate: Any = None,
-) -> tuple[jax.Array, Any, jax.Array]:
-    """``(log_alpha, opt_state, loss)`` after one step of SAC's temperature loss toward the target entropy
-    (``target_entropy_per_dim * |A|`` unless set), or unchanged with ``autotune_alpha`` off. The step size is
-    ``alpha_learning_rate`` unless ``learning_rate`` is given (a schedule's current value)."""
+) -> tuple[jax.Array, Any, dict]:
+    """``(log_alpha, opt_state, metrics)`` after one step of SAC's temperature loss toward the target entropy
+    (``target_entropy_per_dim * |A|`` unless set; metrics: its ``alpha_loss``), or unchanged, without metrics,
+    with ``autotune_alpha`` off (no target entropy is read then). The step size is ``alpha_learning_rate`` unless
+    ``learning_rate`` is given (a schedule's current value)."""
+    if not config.autotune_alpha:
+        return log_alpha, opt_state, {}
     target = config.target_entropy
     if target is None:
         target = config.target_entropy_per_dim * float(env.action_space.shape[0])
     loss, grad = jax.value_and_grad(temperature_loss)(log_alpha, log_prob, target)
-    if config.autotune_alpha:
-        tx = temperature_optimizer(config, hparams.alpha_learning_rate if learning_rate is None else learning_rate)
-        log_alpha, opt_state = common.optimizer_step(tx, grad, opt_state, log_alpha)
-    return log_alpha, opt_state, loss
+    tx = temperature_optimizer(config, hparams.alpha_learning_rate if learning_rate is None else learning_rate)
+    log_alpha, opt_state = common.optimizer_step(tx, grad, opt_state, log_alpha)
+    return log_alpha, opt_state, {"alpha_loss": loss}
 
 
 def actor_value(q: jax.Array, kind: str) -> jax.Array:

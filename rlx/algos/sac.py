@@ -215,8 +215,10 @@ def gradient_step(
         (loss, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(actor_params)
         actor_tx = off_policy.optimizer(config, hp, hp.actor_learning_rate)
         actor_params, actor_opt = common.optimizer_step(actor_tx, grads, actor_opt, actor_params)
-        log_alpha, alpha_opt, alpha_loss = off_policy.temperature_step(config, env, hp, log_alpha, alpha_opt, log_prob)
-        metrics = {"actor_loss": loss, "alpha_loss": alpha_loss, "entropy": -jnp.mean(log_prob)}
+        log_alpha, alpha_opt, alpha_metrics = off_policy.temperature_step(
+            config, env, hp, log_alpha, alpha_opt, log_prob
+        )
+        metrics = {"actor_loss": loss, **alpha_metrics, "entropy": -jnp.mean(log_prob)}
         return (actor_params, log_alpha, actor_opt, alpha_opt), metrics
 
     current = (params.actor, params.log_alpha, state.opt_state.actor, state.opt_state.alpha)

@@ -144,7 +144,7 @@ def gradient_step(
     actor_tx = off_policy.optimizer(config, hp, hp.actor_learning_rate * decay)
     actor, actor_opt = common.optimizer_step(actor_tx, grads, opt.actor, params.actor)
     actor = nets.project_to_sphere(actor)
-    log_alpha, alpha_opt, alpha_loss = off_policy.temperature_step(
+    log_alpha, alpha_opt, alpha_metrics = off_policy.temperature_step(
         config, env, hp, params.log_alpha, opt.alpha, log_prob, hp.alpha_learning_rate * decay
     )
 
@@ -167,7 +167,7 @@ def gradient_step(
     metrics = {
         "critic_loss": q_loss,
         "actor_loss": actor_loss,
-        "alpha_loss": alpha_loss,
+        **alpha_metrics,
         "entropy": -jnp.mean(log_prob),
         "alpha": jnp.exp(log_alpha),
         "q_mean": jnp.mean(q),

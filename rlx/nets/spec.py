@@ -5,7 +5,7 @@ the program)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from rlx.config import ConfigError, field
 from rlx.nets.layers import ACTIVATIONS, KERNEL_INITS
@@ -177,6 +177,9 @@ class PolicyNet(Net):
     min_std: float = field(1e-3, gt=0, doc="std: softplus floor", read_with={"std": ("softplus",)})
     log_std_min: float = field(-5.0, doc="std: log_range lower end", read_with={"std": ("log_range",)})
     log_std_max: float = field(2.0, doc="std: log_range upper end", read_with={"std": ("log_range",)})
+
+    # read only with box actions (discrete ones take a categorical policy; another distribution is refused there)
+    BOX_ONLY: ClassVar[tuple[str, ...]] = ("squash", "std", "min_std", "log_std_min", "log_std_max", "num_components")
 
     def check(self, prefix: str = "") -> None:
         super().check(prefix)

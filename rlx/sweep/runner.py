@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -356,6 +357,26 @@ def checked_experiments(
     return experiments
 
 
+def _check_processes_agree(spec: SweepSpec, options: dict) -> None:
+    """In a multi-process sweep, a ConfigError on every process unless all were given the same sweep and options
+    (a process given another grid trained its half of the runs with its values under process 0's labels; another
+    run count aborted the collectives with a C++ trace); nothing to check with one process."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    text = json.dumps({"spec": spec_to_dict(spec), **options}, sort_keys=True, default=str)
+    mine = np.frombuffer(hashlib.sha256(text.encode()).digest(), np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(mine))  # [processes, 32]
+    others = [p for p in range(len(every)) if not np.array_equal(every[p], every[0])]
+    if others:
+        raise ConfigError(
+            f"--coordinator: process(es) {', '.join(map(str, others))} of {len(every)} were given another sweep or "
+            "other options (--stop-after-chunks, --devices, --resume) than process 0; start every process with the "
+            "same command"
+        )
+
+
 def print_notes(experiments: dict[int, driver.Experiment]) -> None:
     """The groups' notes on stderr as ``rlx train`` says them (the budget's rounding, the chunks' count, unread
     settings), each once, in group order."""
@@ -543,6 +564,8 @@ def run(
     # before the sweep directory is prepared, so a pair that cannot train fails before --overwrite removes a sweep
     if experiments is None:
         experiments = checked_experiments(groups, num_devices, spec.pbt)
+    options = {"stop_after_chunks": stop_after_chunks, "num_devices": num_devices, "resume": resume}
+    _check_processes_agree(spec, options)
     if resume and sweep_dir is not None:
         _check_checkpoint_configs(sweep_dir, groups)
     primary = jax.process_index() == 0
