@@ -462,7 +462,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from rlx import sweep
 
     check_stop_after_chunks(args.stop_after_chunks, "--stop-after-chunks")
-    sweep.init_distributed(args.coordinator, args.num_processes, args.process_id)
+    # a dry run compiles and writes nothing: it checks the flags without joining (and waiting for) the other processes
+    sweep.init_distributed(args.coordinator, args.num_processes, args.process_id, join=not args.dry_run)
     options = dict(progress=not args.quiet, stop_after_chunks=args.stop_after_chunks, num_devices=args.devices)
     if args.resume:
         given = [

@@ -687,6 +687,10 @@ def test_a_sweep_says_when_its_budget_is_rounded_up_to_whole_iterations(capsys, 
     assert "rlx: note" not in capsys.readouterr().err
     assert cli.main([*dry[:-4], "num_chunks=4", *dry[-3:]]) == 0
     assert capsys.readouterr().err.startswith("rlx: note: num_chunks=4: the 3 iteration(s) split into 3 chunk(s) of 1")
+    # a dry run of one process of a multi-process sweep checks without joining: it waited for the others (a probe)
+    assert cli.main([*dry, "--coordinator", "localhost:9", "--num-processes", "2", "--process-id", "0"]) == 0
+    assert cli.main([*dry, "--coordinator", "localhost:9", "--num-processes", "2", "--process-id", "2"]) == 2
+    assert capsys.readouterr().err.endswith("rlx: config error: --process-id: must be in [0, 2), got 2\n")
 
 
 def test_sweep_starts_from_the_preset_train_would_use(capsys, tmp_path):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jax
@@ -52,13 +53,20 @@ class Placement:
         return jax.tree.map(lambda x: np.asarray(x)[: self.num_runs], jax.device_get(tree))
 
 
-def init_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
-    """Joins a multi-process job (``jax.distributed``); must run before anything else touches JAX."""
+def init_distributed(
+    coordinator: str | None, num_processes: int | None, process_id: int | None, join: bool = True
+) -> None:
+    """Joins a multi-process job (``jax.distributed``); must run before anything else touches JAX. ``join``
+    False: only checks the three settings (a dry run), without waiting for the other processes."""
     if coordinator is None and num_processes is None and process_id is None:
         return
     if coordinator is None or num_processes is None or process_id is None:
         raise ConfigError("--coordinator, --num-processes and --process-id: give all three (or none)")
     if not 0 <= process_id < num_processes:
         raise ConfigError(f"--process-id: must be in [0, {num_processes}), got {process_id}")
+    if not join:
+        return
+    if num_processes > 1:  # initialize blocks until every process has joined
+        print(f"rlx: process {process_id} joining {num_processes} processes at {coordinator}", file=sys.stderr)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices of different processes use TCP
     jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
