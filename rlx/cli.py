@@ -452,13 +452,15 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
         if population.resample:
             what += f", each field drawn afresh from its axis with probability {population.resample:g}"
     print(
-        f"rlx: {len(rows)} runs in {len(groups)} compiled group(s); {what} "
+        f"rlx: {len(rows)} run{'s' * (len(rows) != 1)} in {len(groups)} compiled group(s); {what} "
         "(rlx train --config ... --print-config shows a full config)"
     )
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import jax
+
     from rlx import sweep
 
     check_stop_after_chunks(args.stop_after_chunks, "--stop-after-chunks")
@@ -504,15 +506,15 @@ def _sweep(args: argparse.Namespace) -> int:
         env = env_name.replace("/", "_")
         out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
         experiments = sweep.checked_experiments(sweep.expand(spec), args.devices, spec.pbt)  # before it is named
-        print(f"rlx: sweep directory {out}", file=sys.stderr)
+        if jax.process_index() == 0:  # the only one that writes there
+            print(f"rlx: sweep directory {out}", file=sys.stderr)
         result = sweep.run(spec, out, overwrite=args.overwrite, experiments=experiments, **options)
-    import jax
-
     if jax.process_index() == 0:
         print(sweep.markdown_table(result.table))
+        diverged = sum(r["status"] == "diverged" for r in result.runs)
         print(
-            f"rlx: status={result.status} runs={len(result.runs)} compile_s={result.compile_seconds:.1f}"
-            f"{_cache_hits(result.compile_cache)} sweep_dir={result.sweep_dir}"
+            f"rlx: status={result.status} runs={len(result.runs)}{f' diverged={diverged}' if diverged else ''} "
+            f"compile_s={result.compile_seconds:.1f}{_cache_hits(result.compile_cache)} sweep_dir={result.sweep_dir}"
         )
     return 0
 

@@ -435,19 +435,25 @@ class Experiment:
         return {k: float(v) for k, v in jax.device_get(self._compiled_eval(state, key)).items()}
 
 
-def unread_settings(config: RunConfig, env: Any = None) -> list[str]:
-    """Notes on fields set away from their defaults that the other settings leave unread (DQN's ``tau`` with
-    hard target copies, a critic's ``renorm_momentum`` without ``norm: batch_renorm``; with ``env``, a policy's
-    box-action fields when its actions are discrete): a value that does nothing is said, not silently kept. A
-    section's defaults are its algorithm's (CrossQ's critic, not ``CriticNet()``)."""
+def unread_reasons(config: RunConfig, env: Any = None) -> dict[str, str]:
+    """``config.unread_fields`` of a run config, and with ``env`` its policies' box-action fields when the env's
+    actions are discrete: every field path the other settings (and the env) leave unread, with why."""
     unread = unread_fields(config)
     if env is not None and env.action_space.kind == "discrete":
         for f in dataclasses.fields(config.agent):
             if isinstance(getattr(config.agent, f.name), PolicyNet):
                 why = f"{env.name} has discrete actions, which take a categorical policy"
                 unread.update({f"agent.{f.name}.{name}": why for name in PolicyNet.BOX_ONLY})
+    return unread
+
+
+def unread_settings(config: RunConfig, env: Any = None) -> list[str]:
+    """Notes on fields set away from their defaults that the other settings leave unread (DQN's ``tau`` with
+    hard target copies, a critic's ``renorm_momentum`` without ``norm: batch_renorm``; with ``env``, a policy's
+    box-action fields when its actions are discrete): a value that does nothing is said, not silently kept. A
+    section's defaults are its algorithm's (CrossQ's critic, not ``CriticNet()``)."""
     notes = []
-    for path, why in unread.items():
+    for path, why in unread_reasons(config, env).items():
         section, *rest = path.split(".")
         value = default = getattr(config, section)
         default = type(default)()

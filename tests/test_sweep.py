@@ -809,6 +809,11 @@ def test_sweeping_a_field_training_never_reads_is_refused(capsys):
     assert "rlx: warning: agent.policy.num_components is never read in group(s) 0, 1 (read only with " in (
         capsys.readouterr().err
     )
+    discrete = ["sweep", "ppo", "--seeds", "1", "--dry-run", "--group", "agent.policy.min_std=0.1,0.2"]
+    assert cli.main(discrete) == cli.EXIT_CONFIG_ERROR  # on CartPole: it trained two identical groups (a probe)
+    assert "agent.policy.min_std: swept, but training never reads it (gymnax/CartPole-v1 has discrete actions" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_diverging_run_is_marked_and_the_others_finish(cli_sweep, tmp_path, capsys):
@@ -823,3 +828,5 @@ def test_a_diverging_run_is_marked_and_the_others_finish(cli_sweep, tmp_path, ca
     assert not os.path.exists(os.path.join(diverged, "checkpoints", "2"))  # files stop before the non-finite chunk
     settings = list(csv.DictReader(open(os.path.join(out, "settings.csv"))))
     assert [int(r["missing"]) for r in settings] == [0, 1]
+    assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0  # nothing left: its final line counts the diverged
+    assert "rlx: status=completed runs=2 diverged=1 compile_s=" in capsys.readouterr().out

@@ -19,7 +19,7 @@ import numpy as np
 
 from rlx import driver, host, stats
 from rlx.checkpoint import Checkpointer, CorruptCheckpointError
-from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields, unread_fields
+from rlx.config import ConfigError, check_stop_after_chunks, load_yaml, traced_fields
 from rlx.metrics_log import read_metrics
 from rlx.sweep import pbt
 from rlx.sweep.placement import Placement
@@ -346,7 +346,6 @@ def checked_experiments(
     training) checked for it: every group's env made and checked against its algorithm and networks, nothing
     compiled (what a sweep, ``--dry-run`` and ``rlx bench`` check before anything is written or trained)."""
     experiments = {}
-    _check_axes_are_read(groups)
     for group in groups:
         experiments[group.index] = driver.Experiment(group.config)
         Placement(len(group.members), num_devices)
@@ -354,6 +353,7 @@ def checked_experiments(
         if population is not None:
             plan = experiments[group.index].plan
             pbt.check_group(population, plan, group.config, len(group.members), group.index)
+    _check_axes_are_read(groups, experiments)
     return experiments
 
 
@@ -384,7 +384,7 @@ def print_notes(experiments: dict[int, driver.Experiment]) -> None:
         print(f"rlx: note: {note}", file=sys.stderr)
 
 
-def _check_axes_are_read(groups: list[Group]) -> None:
+def _check_axes_are_read(groups: list[Group], experiments: dict[int, driver.Experiment]) -> None:
     """A ConfigError for a swept field that training never reads in any group (its settings would be copies of
     one another); a warning naming the groups where it is unread, when it is read in others. A traced axis is
     swept in the groups where it varies, a static one (``groups:``) in every group."""
@@ -393,7 +393,7 @@ def _check_axes_are_read(groups: list[Group]) -> None:
     firsts = [group.members[0].values for group in groups]
     across = {p for p in firsts[0] if any(first[p] != firsts[0][p] for first in firsts)}
     for group in groups:
-        first, why = group.members[0].values, unread_fields(group.config)
+        first, why = group.members[0].values, driver.unread_reasons(group.config, experiments[group.index].env)
         for path in (p for p in first if p in across or any(m.values[p] != first[p] for m in group.members)):
             swept[path] = swept.get(path, 0) + 1
             if path in why:
