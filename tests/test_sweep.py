@@ -494,34 +494,47 @@ def test_two_process_sweep_with_jax_distributed_matches_the_single_process_sweep
 
 def test_processes_given_different_sweeps_stop_in_one_line_before_training(tmp_path):
     """Process 1 given another grid trained its half of the runs with its values under process 0's labels; another
-    seed count aborted in the collectives with a C++ trace (found by a probe)."""
-    port, out = free_port(), str(tmp_path / "differ")
+    seed count aborted in the collectives with a C++ trace (found by a probe). Likewise a check that fails on
+    process 0 alone (its --out refused) left process 1 waiting in a collective until a C++ abort."""
+    out = str(tmp_path / "differ")
     env = {
         **subprocess_env(tmp_path / "cache"),
         "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
         "RLX_NUM_PROCESSES": "2",
     }
     base = [sys.executable, "-m", "rlx.cli", "sweep", "ppo", "--no-preset", "--steps", "512", "--seeds", "2"]
-    grids = ["agent.learning_rate=3e-4,1e-3", "agent.learning_rate=3e-4,1e-2"]
-    processes = [
-        subprocess.Popen(
-            [*base, "--grid", grid, "--out", out, "--quiet"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**env, "RLX_PROCESS_ID": str(i)},
-        )
-        for i, grid in enumerate(grids)
-    ]
-    outputs = [p.communicate(timeout=600) for p in processes]
-    for p, (_, stderr) in zip(processes, outputs, strict=True):
-        assert p.returncode == cli.EXIT_CONFIG_ERROR, stderr[-3000:]
-        assert stderr.splitlines()[-1] == (
+
+    def both(grids):
+        port = free_port()
+        processes = [
+            subprocess.Popen(
+                [*base, "--grid", grid, "--out", out, "--quiet"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**env, "RLX_PROCESS_ID": str(i), "JAX_COORDINATOR_ADDRESS": f"localhost:{port}"},
+            )
+            for i, grid in enumerate(grids)
+        ]
+        outputs = [p.communicate(timeout=600) for p in processes]
+        assert [p.returncode for p in processes] == [cli.EXIT_CONFIG_ERROR] * 2, [e[-3000:] for _, e in outputs]
+        return [stderr.splitlines()[-1] for _, stderr in outputs]
+
+    for last in both(["agent.learning_rate=3e-4,1e-3", "agent.learning_rate=3e-4,1e-2"]):
+        assert last == (
             "rlx: config error: --coordinator: process(es) 1 of 2 were given another sweep or other options "
-            "(--stop-after-chunks, --devices, --resume) than process 0; start every process with the same command"
+            "(--stop-after-chunks, --devices, --resume, --overwrite) than process 0; start every process with the "
+            "same command"
         )
     assert not os.path.exists(os.path.join(out, "runs"))  # nothing trained
+    os.makedirs(out)
+    open(os.path.join(out, "summary.json"), "w").write("{}")  # not a sweep's: process 0 refuses to write over it
+    first, second = both(["agent.learning_rate=3e-4,1e-3"] * 2)
+    assert first.endswith("has summary.json, which a sweep would write over; choose another --out")
+    assert second == (
+        "rlx: config error: --coordinator: process(es) 0 stopped before training (see their message); nothing was "
+        "trained"
+    )
 
 
 # -- spec validation and expansion (no compilation) ---------------------------------------------------

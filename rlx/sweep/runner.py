@@ -372,9 +372,27 @@ def _check_processes_agree(spec: SweepSpec, options: dict) -> None:
     if others:
         raise ConfigError(
             f"--coordinator: process(es) {', '.join(map(str, others))} of {len(every)} were given another sweep or "
-            "other options (--stop-after-chunks, --devices, --resume) than process 0; start every process with the "
-            "same command"
+            "other options (--stop-after-chunks, --devices, --resume, --overwrite) than process 0; start every "
+            "process with the same command"
         )
+
+
+def _check_processes_ready(failure: ConfigError | None) -> None:
+    """Raises ``failure``, this process's error before training; in a multi-process sweep also a ConfigError on the
+    processes whose checks passed when another's failed (process 0 refusing ``--out`` left the others waiting in
+    their first collective, to end in a C++ abort after JAX's heartbeat timeout)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        failed = np.asarray(multihost_utils.process_allgather(np.array([failure is not None])))[:, 0]
+        others = [p for p in np.flatnonzero(failed) if p != jax.process_index()]
+        if failure is None and others:
+            raise ConfigError(
+                f"--coordinator: process(es) {', '.join(map(str, others))} stopped before training (see their "
+                "message); nothing was trained"
+            )
+    if failure is not None:
+        raise failure
 
 
 def print_notes(experiments: dict[int, driver.Experiment]) -> None:
@@ -565,15 +583,19 @@ def run(
     if experiments is None:
         experiments = checked_experiments(groups, num_devices, spec.pbt)
     options = {"stop_after_chunks": stop_after_chunks, "num_devices": num_devices, "resume": resume}
-    _check_processes_agree(spec, options)
-    if resume and sweep_dir is not None:
-        _check_checkpoint_configs(sweep_dir, groups)
-    primary = jax.process_index() == 0
-    if primary and not resume:
-        print_notes(experiments)
-    if sweep_dir is not None and primary and not resume:
-        host.prepare_dir(sweep_dir, overwrite, what="a sweep")
-        host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
+    _check_processes_agree(spec, {**options, "overwrite": overwrite})
+    primary, failure = jax.process_index() == 0, None
+    try:  # a check that fails on one process only must stop the others too, before they wait in a collective
+        if resume and sweep_dir is not None:
+            _check_checkpoint_configs(sweep_dir, groups)
+        if primary and not resume:
+            print_notes(experiments)
+        if sweep_dir is not None and primary and not resume:
+            host.prepare_dir(sweep_dir, overwrite, what="a sweep")
+            host.write_yaml(os.path.join(sweep_dir, "sweep.yaml"), spec_to_dict(spec))
+    except ConfigError as error:
+        failure = error
+    _check_processes_ready(failure)
     runs, states, layouts, status = [], {}, {}, "completed"
     session, trained = host.Session.begin(), []
 
