@@ -10,7 +10,6 @@ exit status 2. A diverged run exits with status 3.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -19,7 +18,15 @@ from typing import Any
 import yaml
 
 from rlx import compile_cache
-from rlx.config import ConfigError, apply_assignments, check_stop_after_chunks, load_yaml, merge, to_dict
+from rlx.config import (
+    ConfigError,
+    apply_assignments,
+    check_stop_after_chunks,
+    load_yaml,
+    merge,
+    to_dict,
+    whole_number,
+)
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
@@ -34,17 +41,10 @@ def _algorithm_names() -> str:
 
 def _whole_number(text: str) -> int:
     """``--steps``: an integer, also in float notation (``1e6``, ``2.5e5``) when it is a whole number."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number.is_integer()):
+    number = whole_number(text)
+    if number is None:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return int(number)
+    return number
 
 
 def presets(algo: str) -> list[str]:

@@ -90,6 +90,19 @@ def unread_traced_fields(agent: Any, after_start: bool = True) -> dict[str, str]
     return {**unread, **at_start()} if after_start and at_start is not None else unread
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` as an integer, also in float notation when it is a whole number (``1e6``, ``2.5e5``); else None."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
 def _describe_range(meta: dict) -> str:
     parts = []
     for key, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
@@ -147,13 +160,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e6 as a string: a whole number in float notation is one
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if math.isfinite(number) and number.is_integer():
-                return int(number)
+        if isinstance(value, str) and whole_number(value) is not None:  # YAML 1.1 reads 1e6 as a string
+            return whole_number(value)
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if tp is float:
         number = None

@@ -452,11 +452,11 @@ def unread_settings(config: RunConfig, env: Any = None) -> list[str]:
     hard target copies, a critic's ``renorm_momentum`` without ``norm: batch_renorm``; with ``env``, a policy's
     box-action fields when its actions are discrete): a value that does nothing is said, not silently kept. A
     section's defaults are its algorithm's (CrossQ's critic, not ``CriticNet()``)."""
-    notes = []
+    notes, defaults = [], {}
     for path, why in unread_reasons(config, env).items():
         section, *rest = path.split(".")
-        value = default = getattr(config, section)
-        default = type(default)()
+        value = getattr(config, section)
+        default = defaults.setdefault(section, type(value)())
         for part in rest:
             value, default = getattr(value, part), getattr(default, part)
         if value != default:

@@ -471,11 +471,7 @@ def _group_done(sweep_dir: str, group: Group) -> bool:
 
 def _final_rows(sweep_dir: str, group: Group) -> list[dict]:
     """Final rows of a finished group, read back from its run directories."""
-    finals = []
-    for member, d in zip(group.members, _run_dirs(sweep_dir, group)):
-        summary = _read_summary(d)
-        finals.append(_final_row(member, summary["status"], read_metrics(d), summary.get("compile_seconds")))
-    return finals
+    return [_row_from_files(member, d) for member, d in zip(group.members, _run_dirs(sweep_dir, group))]
 
 
 def _final_row(member: Member, status: str, rows: list[dict], compile_seconds: float | None) -> dict:
@@ -633,7 +629,7 @@ def run(
             listed = {r["run"] for r in runs}
             for group in groups:
                 runs += [
-                    _interrupted_row(m, d)
+                    _row_from_files(m, d)
                     for m, d in zip(group.members, _run_dirs(sweep_dir, group))
                     if m.name not in listed
                 ]
@@ -668,9 +664,9 @@ def _write_results(sweep_dir: str | None, status: str, timings: dict, runs: list
     return table
 
 
-def _interrupted_row(member: Member, run_dir: str) -> dict:
-    """A run's line after an interrupt: what its ``summary.json`` says (``interrupted`` where the interrupt came
-    before it had one), ``not started`` without a directory."""
+def _row_from_files(member: Member, run_dir: str) -> dict:
+    """A run's line read back from its directory: what its ``summary.json`` says (``interrupted`` where an interrupt
+    came before it had one), ``not started`` without a directory."""
     if not os.path.isdir(run_dir):
         return _final_row(member, NOT_STARTED, [], None)
     summary = _read_summary(run_dir) or {}
