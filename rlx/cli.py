@@ -356,8 +356,11 @@ def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     data: dict = {}
     base_dir = "."
     if args.spec:
-        data = load_yaml(args.spec, "--spec")
-        base_dir = os.path.dirname(os.path.abspath(args.spec))
+        from rlx import presets
+
+        spec_path = presets.resolve_sweep(args.spec)
+        data = load_yaml(spec_path, "--spec")
+        base_dir = os.path.dirname(os.path.abspath(spec_path))
     if args.config:
         from rlx import presets
 
@@ -656,10 +659,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _algos(args: argparse.Namespace) -> int:
-    from rlx.algos import ALGORITHMS
+    from rlx.algos import load_plugins
 
-    width = max(len(name) for name in ALGORITHMS)
-    for name, module in ALGORITHMS.items():
+    algorithms = load_plugins()
+    width = max(len(name) for name in algorithms)
+    for name, module in algorithms.items():
         print(f"{name.ljust(width)}  [{', '.join(module.ACTION_SPACES)}]  {module.DESCRIPTION}")
         print(f"{' ' * width}  presets: {', '.join(presets(name)) or '-'}")
     return 0

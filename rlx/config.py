@@ -204,6 +204,18 @@ def _check_meta(value: Any, meta: dict, name: str) -> None:
             raise ConfigError(f"{name}: must be {_describe_range(meta)}; got {value!r}")
 
 
+def _shortest(value: Any) -> Any:
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.ndim == 0:
+        scalar = array[()]  # a NumPy float32 scalar: format_float_positional would widen a 0-d array first
+        return (
+            float(np.format_float_positional(scalar, unique=True, trim="-")) if np.isfinite(scalar) else float(scalar)
+        )
+    return [_shortest(item) for item in array]
+
+
 def plain_data(value: Any) -> Any:
     """``value`` with NumPy (or JAX) scalars and arrays as Python numbers and lists, inside dicts, lists and
     tuples too: a config built in Python from ``np.arange`` seeds or ``np.float32`` rates validates like one
@@ -213,6 +225,10 @@ def plain_data(value: Any) -> Any:
     if isinstance(value, (list, tuple, range)):
         return (tuple if isinstance(value, tuple) else list)(plain_data(v) for v in value)
     if not isinstance(value, (str, bytes)) and hasattr(value, "tolist") and hasattr(value, "dtype"):
+        if getattr(value.dtype, "kind", "") == "f" and value.dtype.itemsize < 8:
+            # the shortest decimal that reads back as this float32 (np.float32(1e-3) is 0.001, not its float64
+            # expansion 0.0010000000474974513, which config.yaml and the sweep tables would show)
+            return _shortest(value)
         return value.tolist()  # a 0-d array or NumPy scalar gives a Python number, an array a list
     return value
 

@@ -398,6 +398,16 @@ class Experiment:
         if any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree.leaves(state)):
             raise ConfigError("state: was donated to an earlier run_chunk and deleted; use the state it returned")
         mismatch = shape_mismatch(state, abstract)
+        leads = {  # a sweep group's states: every leaf with one more, equal leading axis
+            tuple(leaf.shape[:1]) if tuple(leaf.shape[1:]) == tuple(want.shape) else None
+            for leaf, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract), strict=True)
+        }
+        if mismatch is not None and len(leads) == 1 and None not in leads and () not in leads:
+            (runs,) = leads.pop()
+            raise ConfigError(
+                f"state: the stacked states of {runs} runs (a sweep group's, leading run axis); pick one run's with "
+                "jax.tree.map(lambda x: x[i], state)"
+            )
         if mismatch is not None:
             raise ConfigError(f"state: {mismatch} (the state's vs this experiment's; a state of another config?)")
 

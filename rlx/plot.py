@@ -13,6 +13,19 @@ from rlx import host, stats, sweep
 from rlx.config import ConfigError
 from rlx.metrics_log import read_metrics
 
+MAX_COLOURED = 10  # settings drawn in colour and named in curves.png's legend; the others are grey
+MAX_BARS = 20  # settings in final.png (the best by final IQM when there are more)
+
+
+def _count(size: int, unit: str) -> str:
+    return f"{size} {unit}" + ("" if size == 1 else "s")
+
+
+def _marker(d: dict) -> str | None:
+    """Points are marked on short curves: a run evaluated once (``num_chunks: 1``) has a curve of one point,
+    which a line alone does not draw."""
+    return "o" if len(d["env_steps"]) <= 20 else None
+
 
 def _short(path: str) -> str:
     """A swept field's name in labels: its last part (``learning_rate``), the section's for ``env.name`` (``env``)."""
@@ -110,33 +123,61 @@ def plot_sweep(sweep_dir: str, out_dir: str | None = None, metric: str = "eval/e
     out_dir = out_dir or sweep_dir
     host.make_dir(out_dir)
     title = sweep_title(sweep.expand(sweep.load_spec(sweep_dir, what="plot")))
-    colours = plt.get_cmap("tab10")
+    tab10 = plt.get_cmap("tab10")
+    palette = [tab10(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + ["black"]  # tab10's grey is the others' colour
+    finals = {label: stats.bootstrap_ci(d["final"]) for label, d in data.items() if d["final"].size}
+    # beyond ten settings, the ten best by final IQM get colours and the legend (beside the axes), the rest are
+    # grey: with one colour per setting the palette repeats and the legend covers the plot
+    ranked = sorted(data, key=lambda label: -finals[label][0] if label in finals else math.inf)
+    shown = ranked[:MAX_COLOURED] if len(data) > MAX_COLOURED else list(data)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for i, (label, d) in enumerate(data.items()):
-        colour = colours(i % 10)
+    fig, ax = plt.subplots(figsize=(7 if len(data) <= MAX_COLOURED else 10, 4.5), dpi=120)
+    others = [label for label in data if label not in shown]
+    for label in others:
+        d = data[label]
+        ax.plot(d["env_steps"], d["iqm"], color="0.6", linewidth=0.8, alpha=0.6, marker=_marker(d), markersize=2)
+    if others:
+        ax.plot([], [], color="0.6", label=f"{len(others)} other settings (settings.csv)")
+    for i, label in enumerate(shown):
+        d, colour = data[label], palette[i % len(palette)]
         left_out = f", {d['diverged']} diverged" if d["diverged"] else ""
-        size, unit = (d["seeds"], "seeds") if "seeds" in d else (d["runs"], "runs")
-        counted = f"{size - d['missing']} of {size} {unit}" if d["missing"] else f"{size} {unit}"
-        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{label} ({counted}{left_out})")
-        ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
-    ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)", title=title)
+        size, unit = (d["seeds"], "seed") if "seeds" in d else (d["runs"], "run")
+        counted = f"{size - d['missing']} of {_count(size, unit)}" if d["missing"] else _count(size, unit)
+        ax.plot(
+            d["env_steps"],
+            d["iqm"],
+            color=colour,
+            label=f"{label} ({counted}{left_out})",
+            marker=_marker(d),
+            markersize=3,
+            zorder=3,
+        )
+        ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0, zorder=2)
+    best = f" (the {len(shown)} best by final IQM in colour)" if others else ""
+    ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)", title=title + best)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    if others:
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize="small")
     fig.tight_layout()
     curves_path = os.path.join(out_dir, "curves.png")
     fig.savefig(curves_path)
     plt.close(fig)
 
-    labels = [label for label, d in data.items() if d["final"].size]
-    estimates = [stats.bootstrap_ci(data[label]["final"]) for label in labels]
+    labels = [label for label in data if label in finals]
+    if len(labels) > MAX_BARS:  # the best ones, best first; a figure 1.2 inches per setting is unreadable past this
+        labels = [label for label in ranked if label in finals][:MAX_BARS]
+    estimates = [finals[label] for label in labels]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 4.5), dpi=120)
     iqms = np.array([e[0] for e in estimates])
     errors = np.array([[e[0] - e[1] for e in estimates], [e[2] - e[0] for e in estimates]])
-    ax.bar(range(len(labels)), iqms, yerr=errors, capsize=4, color=[colours(i % 10) for i in range(len(labels))])
+    bar_colours = [palette[shown.index(label) % len(palette)] if label in shown else "0.6" for label in labels]
+    ax.bar(range(len(labels)), iqms, yerr=errors, capsize=4, color=bar_colours)
     ticks = [label + (f" ({data[label]['diverged']} diverged)" if data[label]["diverged"] else "") for label in labels]
     ax.set_xticks(range(len(labels)), ticks, rotation=20, ha="right", fontsize="small")
-    ax.set(ylabel=f"final {metric} (IQM, 95% CI)", title=title)
+    subset = f" (the {len(labels)} best of {len(finals)} settings)" if len(labels) < len(finals) else ""
+    ax.set(ylabel=f"final {metric} (IQM, 95% CI)", title=title + subset)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     final_path = os.path.join(out_dir, "final.png")

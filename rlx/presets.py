@@ -89,6 +89,22 @@ def resolve(name_or_path: str, field: str = "--config") -> str:
     )
 
 
+def resolve_sweep(name_or_path: str) -> str:
+    """The file of ``--spec VALUE``: an existing path, else a packaged sweep spec named ``ppo_cartpole_pbt``,
+    ``ppo_cartpole_pbt.yaml`` or ``configs/sweeps/ppo_cartpole_pbt.yaml`` (the README's form, from any directory)."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    folder, name = os.path.split(name_or_path)
+    name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    path = os.path.join(PRESETS_DIR, "sweeps", name + ".yaml")
+    if folder.rstrip(os.sep) in ("", "configs/sweeps", "sweeps") and os.path.exists(path):
+        return path
+    packaged = sorted(
+        f[: -len(".yaml")] for f in os.listdir(os.path.join(PRESETS_DIR, "sweeps")) if f.endswith(".yaml")
+    )
+    raise ConfigError(f"--spec {name_or_path}: no such file or packaged sweep; packaged: {', '.join(packaged)}")
+
+
 def load(name_or_path: str, field: str = "--config") -> dict:
     """The run-config data of a preset name or a YAML path, ``extends`` resolved (``field`` names the option in
     errors)."""

@@ -311,3 +311,17 @@ def test_yaml_merge_keys_may_be_overridden_without_counting_as_repeats(tmp_path)
         "net: &net {hidden: [64, 64], activation: relu}\nagent:\n  critic:\n    <<: *net\n    hidden: [32]\n"
     )
     assert load_yaml(str(path))["agent"]["critic"] == {"hidden": [32], "activation": "relu"}
+
+
+def test_rlx_loads_its_submodules_on_first_use():
+    """``import rlx`` then ``rlx.sweep.spec_from_dict`` / ``rlx.stats.iqm`` (the README's spelling) work without
+    importing each submodule first; an unknown name is an AttributeError."""
+    import importlib
+
+    import rlx
+
+    for name in ("driver", "sweep", "stats", "plot", "inference", "presets"):
+        assert getattr(rlx, name) is importlib.import_module(f"rlx.{name}") and name in dir(rlx)
+    assert callable(rlx.sweep.spec_from_dict) and callable(rlx.stats.iqm)
+    with pytest.raises(AttributeError, match="module 'rlx' has no attribute 'nope'"):
+        rlx.nope  # noqa: B018

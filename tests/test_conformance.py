@@ -13,7 +13,10 @@ registering one without an entry in ``SETTINGS`` fails ``test_every_registered_a
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +26,7 @@ from helpers import assert_resumes_bitwise
 
 from rlx import driver, inference
 from rlx.algos import ALGORITHMS
-from rlx.config import traced_fields
+from rlx.config import ConfigError, traced_fields
 from rlx.envs import PROBES, ProbeEnv, make
 
 GAMMA = 0.9  # probes' discount: V(first obs of the discount probe) = 0.9
@@ -255,6 +258,60 @@ def test_registering_a_module_without_the_contract_fails_naming_what_is_missing(
     with pytest.raises(TypeError, match="lacks DESCRIPTION, ACTION_SPACES, State, train_step, act, value"):
         register("half_done", module)
     assert "half_done" not in ALGORITHMS
+
+
+PLUGIN = (
+    "from rlx.algos.td3 import ACTION_SPACES, DESCRIPTION, Config, State, act, init, steps_per_iteration, "
+    "train_step, value\n"
+)
+
+
+def test_algorithms_outside_rlx_load_from_entry_points_and_rlx_algos_in_every_process(tmp_path, monkeypatch):
+    """An installed package's ``rlx.algos`` entry point and ``RLX_ALGOS=name=module`` register an algorithm in any
+    process that asks for it by name (a run of a plugin's algorithm must be readable by ``rlx eval`` and
+    ``inference.load``, which start without the user's ``register`` call); ``rlx algos`` lists them; a malformed
+    entry, a built-in name, a module that fails to import or lacks the contract are one-line errors."""
+    modules, site = tmp_path / "modules", tmp_path / "site"  # the package's metadata only for the subprocess
+    modules.mkdir()
+    (modules / "my_td3.py").write_text(PLUGIN)
+    (modules / "broken_algo.py").write_text("raise RuntimeError('oops')\n")
+    dist = site / "fakeplug-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[rlx.algos]\nmy_td3_ep = my_td3\n")
+    program = (
+        "import sys\n"
+        "from rlx import cli, driver\n"
+        "config = driver.build_config({'algo': 'my_td3_env', 'env': {'name': 'gymnax/Pendulum-v1'}})\n"
+        "print('built', config.algo, type(config.agent).__module__)\n"
+        "sys.exit(cli.main(['algos']))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(modules), str(site), *sys.path]),
+        "RLX_ALGOS": "my_td3_env=my_td3",
+    }
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "built my_td3_env rlx.algos.td3" in done.stdout
+    assert re.search(r"^my_td3_ep\s+\[box\]", done.stdout, re.M) and re.search(
+        r"^my_td3_env\s+\[box\]", done.stdout, re.M
+    )
+
+    from rlx import algos
+
+    monkeypatch.syspath_prepend(str(modules))
+    for value, message in [
+        ("my_td3", "RLX_ALGOS: entries are name=module, separated by commas; got 'my_td3'"),
+        ("sac=my_td3", "algorithm plugin 'sac' (my_td3): sac is a built-in algorithm; choose another name"),
+        ("x=broken_algo", "algorithm plugin 'x': importing broken_algo failed: RuntimeError: oops"),
+        ("y=json", "algorithm plugin 'y': algorithm 'y' (json) lacks DESCRIPTION, ACTION_SPACES, Config, State"),
+    ]:
+        monkeypatch.setenv("RLX_ALGOS", value)
+        with pytest.raises(ConfigError) as info:
+            algos.get("not_there")
+        assert str(info.value).startswith(message) and "\n" not in str(info.value), str(info.value)
+    assert set(ALGORITHMS) == set(algos._BUILT_IN)
 
 
 def test_rlx_algos_lists_every_registered_algorithm(capsys):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 from helpers import subprocess_env, tree_equal
 
 from rlx import cli, driver, evaluate, host, sweep
+from rlx import config as config_module
 from rlx.checkpoint import Checkpointer
 from rlx.config import ConfigError, to_dict
 
@@ -139,7 +141,7 @@ def test_restored_checkpoint_equals_in_memory_state(runs, tmp_path):
         (["train", "ppo", "--seed", str(2**32)], "seed: must be >= 0 and < 4294967296; got 4294967296"),
         (["sweep", "ppo", "--seeds", f"0,{2**64}", "--dry-run"], "must be >= 0 and < 4294967296"),
         (["train", "--resume", "/x", "--overwrite"], "--resume: cannot be combined with --overwrite"),
-        (["sweep", "--spec", "/no/such.yaml"], "--spec /no/such.yaml: file not found"),
+        (["sweep", "--spec", "/no/such.yaml"], "--spec /no/such.yaml: no such file or packaged sweep; packaged: ppo"),
         (["train", "ppo", "--config", "/tmp"], "--config /tmp: no such file or packaged preset"),
         (["sweep", "ppo", "--seeds", str(2**32), "--dry-run"], "seeds: must be > 0 and <= 1,048,576"),  # MemoryError
         (["sweep", "ppo", "--devices", "64", "--dry-run"], "--devices (num_devices): must be between 1 and"),
@@ -364,6 +366,10 @@ def test_numpy_values_from_python_validate_and_never_leave_an_empty_config_yaml(
     then trained the default sweep)."""
     config = driver.build_config({**to_dict(_small_ppo()), "seed": np.int64(1)})
     assert type(config.seed) is int and driver.build_config(config) == config
+    rate = driver.build_config({**to_dict(_small_ppo()), "agent": {"learning_rate": np.float32(1e-3)}})
+    assert rate.agent.learning_rate == 0.001  # was float32's float64 expansion, 0.0010000000474974513
+    assert config_module.plain_data(np.array([3e-4, 1e38, np.inf], np.float32)) == [0.0003, 1e38, math.inf]
+    assert config_module.plain_data(jnp.float16(0.1)) == 0.1
     run_dir = str(tmp_path / "run")
     driver.train(dataclasses.replace(_small_ppo(), seed=np.int64(1)), run_dir, progress=False)
     assert driver.load_run_config(run_dir).seed == 1
@@ -412,6 +418,9 @@ def test_experiment_refuses_a_chunk_past_the_plan_a_foreign_or_donated_state_and
         ConfigError, match=r"state: \.env_step\..*: .*\[4\] vs .*\[8\] \(the state's vs this experiment's"
     ):
         wider.run_chunk(state, 0)
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x, x]), state)  # a sweep group's states, as sweep.run returns
+    with pytest.raises(ConfigError, match=r"^state: the stacked states of 3 runs .*jax.tree.map\(lambda x: x\[i\]"):
+        experiment.check_state(stacked)
     experiment.run_chunk(state, np.int64(0))
     with pytest.raises(ConfigError, match="state: was donated to an earlier run_chunk and deleted"):
         experiment.run_chunk(state, jnp.int32(1))

@@ -5,6 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlx.config import ConfigError
+from rlx.envs.base import Box
+from rlx.nets.heads import policy_distribution
+from rlx.nets.spec import PolicyNet
 from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, GaussianMixture, tanh_log_det_jacobian
 from rlx.ops.losses import approx_kl, clipped_surrogate_loss, normalize_advantages, squared_value_loss
 from rlx.ops.normalization import init_stats, normalize, update_stats
@@ -110,6 +114,28 @@ def test_tanh_gaussian_log_prob_by_change_of_variables():
     np.testing.assert_allclose(dist.log_prob(u), ref, rtol=1e-5)
     # stable form of log(1 - tanh^2) even where tanh saturates
     assert np.isfinite(tanh_log_det_jacobian(jnp.array([30.0, -30.0])))
+
+
+def test_policy_std_parametrizations():
+    """A Gaussian policy's std from its raw outputs: ``softplus(x) + min_std``; ``log_range``: exp of x squashed by
+    tanh into [log_std_min, log_std_max]; ``log_clip``: exp of x clipped to it, with no gradient past the ends (the
+    original SAC's and REDQ's ``torch.clamp``)."""
+    raw = jnp.array([-30.0, -3.0, 0.0, 1.5, 4.0])
+    space = Box(shape=(5,), low=(-1.0,) * 5, high=(1.0,) * 5)
+
+    def std(spec, x):
+        return policy_distribution(spec, space, jnp.concatenate([jnp.zeros(5), x])).std
+
+    softplus = std(PolicyNet(std="softplus", min_std=0.01), raw)
+    np.testing.assert_allclose(softplus, np.log1p(np.exp(np.asarray(raw, np.float64))) + 0.01, rtol=1e-6)
+    squashed = std(PolicyNet(std="log_range", log_std_min=-5.0, log_std_max=2.0), raw)
+    np.testing.assert_allclose(squashed, np.exp(-5.0 + 3.5 * (np.tanh(np.asarray(raw, np.float64)) + 1)), rtol=1e-6)
+    clipped = PolicyNet(std="log_clip", log_std_min=-20.0, log_std_max=2.0)
+    np.testing.assert_allclose(std(clipped, raw), np.exp([-20.0, -3.0, 0.0, 1.5, 2.0]), rtol=1e-6)
+    slope = jax.grad(lambda x: jnp.sum(jnp.log(std(clipped, x))))(raw)
+    np.testing.assert_array_equal(slope, [0.0, 1.0, 1.0, 1.0, 0.0])
+    with pytest.raises(ConfigError, match="log_std_max: must be > log_std_min = 2; got 2"):
+        PolicyNet(std="log_clip", log_std_min=2.0, log_std_max=2.0).check("agent.actor.")
 
 
 def test_clip_gaussian_and_categorical():

@@ -115,8 +115,16 @@ def test_minibatches_hold_whole_env_sequences_and_memory_resumes_bitwise(tmp_pat
     ("algo", "agent", "message"),
     [
         ("ppo", {"num_minibatches": 4, "num_envs": 6, "policy": {"recurrent": "gru"}}, "must divide num_envs = 6"),
-        ("mdpo", {"policy": {"recurrent": "gru"}}, "agent.policy.recurrent: only PPO's"),
-        ("sac", {"critic": {"recurrent": "lstm"}}, "agent.critic.recurrent: only PPO's"),
+        (
+            "mdpo",
+            {"policy": {"recurrent": "gru"}},
+            "agent.policy.recurrent: this algorithm takes feed-forward networks only (PPO's",
+        ),
+        (
+            "sac",
+            {"critic": {"recurrent": "lstm"}},
+            "agent.critic.recurrent: this algorithm takes feed-forward networks only",
+        ),
         ("ppo", {"value": {"recurrent": "rnn"}}, "agent.value.recurrent"),
     ],
 )

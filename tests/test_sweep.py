@@ -407,6 +407,34 @@ def test_plot_names_a_grouped_env_and_counts_runs_without_values(monkeypatch):
         plot.plot_sweep("unused", metric="train/loss")
 
 
+def test_plots_of_many_settings_stay_readable(monkeypatch, tmp_path):
+    """36 settings: the legend covered curves.png (7 of 36 entries visible) with tab10's colours repeating, and
+    final.png was 1.2 inches per setting (66,480 px wide at 460); each run evaluated once drew no curve at all
+    (found by a probe). Now the 10 best by final IQM are coloured and named, the rest grey; final.png shows the
+    20 best; points are marked on short curves."""
+    import matplotlib.figure
+
+    rates = [float(r) for r in np.geomspace(1e-5, 1e-2, 36)]
+    spec = sweep.spec_from_dict({"config": {"algo": "ppo"}, "grid": {"agent.learning_rate": rates}, "seeds": 1})
+    monkeypatch.setattr(sweep, "load_spec", lambda *a, **k: spec)
+    score = {member.name: member.setting for group in sweep.expand(spec) for member in group.members}
+    rows = lambda d: [{"chunk": 1, "env_steps": 64, "eval/episode_return": float(score[os.path.basename(d)])}]  # noqa: E731
+    monkeypatch.setattr(plot, "read_metrics", rows)
+    saved = {}
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **k: saved.setdefault(path, fig))
+    plot.plot_sweep("unused", str(tmp_path))
+    curves, final = saved[str(tmp_path / "curves.png")], saved[str(tmp_path / "final.png")]
+    legend = [text.get_text() for text in curves.axes[0].get_legend().get_texts()]
+    assert legend[0] == "26 other settings (settings.csv)" and len(legend) == 11
+    assert legend[1].startswith(plot.setting_label({"agent.learning_rate": rates[35]})) and legend[1].endswith(
+        "(1 seed)"
+    )
+    assert all(line.get_marker() == "o" for line in curves.axes[0].get_lines() if len(line.get_xdata()) == 1)
+    assert "the 10 best by final IQM in colour" in curves.axes[0].get_title()
+    assert len(final.axes[0].patches) == plot.MAX_BARS and final.get_size_inches()[0] <= 1.2 * plot.MAX_BARS + 2
+    assert "(the 20 best of 36 settings)" in final.axes[0].get_title()
+
+
 def test_resuming_a_sweep_whose_sweep_yaml_was_edited_names_the_fields(cli_sweep, tmp_path, capsys):
     """The runs' checkpoints hold the configs they were trained with: an edited sweep.yaml restarted groups from
     scratch (other shapes) or resumed with the old traced values while the runs' config.yaml said the new."""
@@ -843,3 +871,15 @@ def test_a_diverging_run_is_marked_and_the_others_finish(cli_sweep, tmp_path, ca
     assert [int(r["missing"]) for r in settings] == [0, 1]
     assert cli.main(["sweep", "--resume", out, "--quiet"]) == 0  # nothing left: its final line counts the diverged
     assert "rlx: status=completed runs=2 diverged=1 compile_s=" in capsys.readouterr().out
+
+
+def test_packaged_sweep_specs_are_found_from_any_directory(tmp_path, monkeypatch, capsys):
+    """``--spec configs/sweeps/NAME.yaml`` (the README's form) and ``--spec NAME`` find the packaged sweep files from
+    any directory, as ``--config configs/NAME.yaml`` finds presets; their relative ``base`` is the packaged
+    preset."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "--spec", "configs/sweeps/ppo_cartpole_lr_entropy.yaml", "--dry-run"]) == 0
+    assert "in 2 compiled group(s); ppo on gymnax/CartPole-v1" in capsys.readouterr().out
+    assert cli.main(["sweep", "--spec", "ppo_cartpole_pbt", "--dry-run"]) == 0
+    assert "16 runs in 1 compiled group(s); ppo on gymnax/CartPole-v1" in capsys.readouterr().out
+    assert not os.listdir(tmp_path)

@@ -5,11 +5,18 @@ An algorithm is a module that satisfies :class:`Algorithm`: a validated ``Config
 ``act``, ``value`` and ``steps_per_iteration``. The registry drives the CLI (``rlx train <name>``, ``rlx
 algos``), the driver and sweeps, and the conformance tests (``tests/test_conformance.py``), which every
 registered algorithm must pass.
+
+Algorithms outside rlx are found in every process (so ``rlx eval``, ``export``, ``plot`` and
+``rlx.inference.load`` read their runs too) from the ``rlx.algos`` entry-point group of installed packages
+(``[project.entry-points."rlx.algos"] my_algo = "my_package.my_algo"``) and from ``RLX_ALGOS``
+(``my_algo=my_module,other=pkg.other``, modules importable from ``sys.path``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 import types
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,9 +114,57 @@ for _name, _module in (
     register(_name, _module)
 
 
+_BUILT_IN = tuple(ALGORITHMS)
+_plugins_loaded = False
+
+
+def plugin_sources() -> dict[str, str]:
+    """Algorithm name -> module path of the algorithms outside rlx: the ``rlx.algos`` entry points of installed
+    packages, then ``RLX_ALGOS`` (``name=module,...``), which wins where both name one."""
+    from importlib.metadata import entry_points
+
+    sources = {point.name: point.value for point in entry_points(group="rlx.algos")}
+    for item in filter(None, (part.strip() for part in os.environ.get("RLX_ALGOS", "").split(","))):
+        name, sep, module = (part.strip() for part in item.partition("="))
+        if not (sep and name and module):
+            raise ConfigError(f"RLX_ALGOS: entries are name=module, separated by commas; got {item!r}")
+        sources[name] = module
+    return sources
+
+
+def load_plugins() -> dict[str, types.ModuleType]:
+    """Registers the algorithms of :func:`plugin_sources` (once per process) and returns the registry. A name
+    of a built-in algorithm, a module that fails to import or one that lacks the contract is a one-line error."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return ALGORITHMS
+    for name, path in plugin_sources().items():
+        if name in _BUILT_IN:
+            raise ConfigError(
+                f"algorithm plugin {name!r} ({path}): {name} is a built-in algorithm; choose another name"
+            )
+        try:
+            module = importlib.import_module(path.split(":")[0])
+        except Exception as error:  # the plugin's own failure, named with its source
+            raise ConfigError(
+                f"algorithm plugin {name!r}: importing {path} failed: {type(error).__name__}: {error}"
+            ) from error
+        try:
+            register(name, module)
+        except TypeError as error:
+            raise ConfigError(f"algorithm plugin {name!r}: {error}") from error
+    _plugins_loaded = True
+    return ALGORITHMS
+
+
 def get(name: str) -> types.ModuleType:
     if name not in ALGORITHMS:
-        raise ConfigError(f"algo: unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
+        load_plugins()
+    if name not in ALGORITHMS:
+        raise ConfigError(
+            f"algo: unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)} (one outside rlx registers "
+            "through RLX_ALGOS=name=module or its package's rlx.algos entry point)"
+        )
     return ALGORITHMS[name]
 
 
@@ -120,7 +175,8 @@ def supports(name: str, env: Env) -> str | None:
     if kind not in algo.ACTION_SPACES:
         return f"{name} needs {' or '.join(algo.ACTION_SPACES)} actions, got {kind}"
     if isinstance(env.observation_shape, dict) and not getattr(algo, "DICT_OBSERVATIONS", False):
-        return f"{name} takes flat observations only; dict observations work with ppo, mdpo, sac and td3"
+        takes = [n for n, m in ALGORITHMS.items() if getattr(m, "DICT_OBSERVATIONS", False)]
+        return f"{name} takes flat observations only; dict observations work with {', '.join(takes)}"
     return None
 
 

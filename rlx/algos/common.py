@@ -252,7 +252,9 @@ def check_network(
     """One-line errors for network options an algorithm cannot use."""
     if not recurrent and section.recurrent != "none":
         raise ConfigError(
-            f"{prefix}recurrent: only PPO's policy and value networks can be recurrent; got {section.recurrent}"
+            f"{prefix}recurrent: this algorithm takes feed-forward networks only (PPO's policy and value networks can "
+            "be recurrent; an algorithm on policy_gradient opts in with Config.RECURRENT = True); got "
+            f"{section.recurrent}"
         )
     if not hyperspherical and section.architecture == "simbav2":
         raise ConfigError(

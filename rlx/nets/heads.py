@@ -45,6 +45,8 @@ def _gaussian(spec: PolicyNet, outputs: jax.Array) -> Gaussian:
     mean, raw_std = jnp.split(outputs, 2, axis=-1)
     if spec.std == "softplus":
         std = jax.nn.softplus(raw_std) + spec.min_std
+    elif spec.std == "log_clip":  # no gradient past the ends, as torch.clamp in the original SAC and REDQ code
+        std = jnp.exp(jnp.clip(raw_std, spec.log_std_min, spec.log_std_max))
     else:
         low, high = spec.log_std_min, spec.log_std_max
         std = jnp.exp(low + 0.5 * (high - low) * (jnp.tanh(raw_std) + 1.0))

@@ -48,8 +48,10 @@ class Net:
     kernel_init: str = field(
         "orthogonal",
         choices=KERNEL_INITS,
-        doc="orthogonal (gain sqrt 2), lecun_normal, or pytorch (nn.Linear's default for kernels and biases; the "
-        "output layer N(0, output_scale^2) with zero bias when output_scale != 1)",
+        doc="orthogonal (gain sqrt 2), lecun_normal, pytorch (nn.Linear's default for kernels and biases; the "
+        "output layer N(0, output_scale^2) with zero bias when output_scale != 1), or xavier_uniform (Glorot's, gain 1, "
+        "zero biases: nn.init.xavier_uniform_, as REDQ's and DroQ's code)",
+        read_with={"architecture": ("mlp",)},
     )
     output_scale: float = field(1.0, gt=0, doc="init gain of the output layer")
     renorm_momentum: float = field(
@@ -171,19 +173,24 @@ class PolicyNet(Net):
     squash: str = field("tanh", choices=("tanh", "clip"), doc="box actions into [-1, 1]")
     std: str = field(
         "softplus",
-        choices=("softplus", "log_range"),
-        doc="softplus(x) + min_std, or exp of x squashed into [log_std_min, log_std_max]",
+        choices=("softplus", "log_range", "log_clip"),
+        doc="softplus(x) + min_std, exp of x squashed by tanh into [log_std_min, log_std_max], or exp of x clipped "
+        "to it (the original SAC's and REDQ's torch.clamp: no gradient past the ends)",
     )
     min_std: float = field(1e-3, gt=0, doc="std: softplus floor", read_with={"std": ("softplus",)})
-    log_std_min: float = field(-5.0, doc="std: log_range lower end", read_with={"std": ("log_range",)})
-    log_std_max: float = field(2.0, doc="std: log_range upper end", read_with={"std": ("log_range",)})
+    log_std_min: float = field(
+        -5.0, doc="std: log_range or log_clip lower end", read_with={"std": ("log_range", "log_clip")}
+    )
+    log_std_max: float = field(
+        2.0, doc="std: log_range or log_clip upper end", read_with={"std": ("log_range", "log_clip")}
+    )
 
     # read only with box actions (discrete ones take a categorical policy; another distribution is refused there)
     BOX_ONLY: ClassVar[tuple[str, ...]] = ("squash", "std", "min_std", "log_std_min", "log_std_max", "num_components")
 
     def check(self, prefix: str = "") -> None:
         super().check(prefix)
-        if self.std == "log_range" and not self.log_std_min < self.log_std_max:
+        if self.std in ("log_range", "log_clip") and not self.log_std_min < self.log_std_max:
             raise ConfigError(
                 f"{prefix}log_std_max: must be > log_std_min = {self.log_std_min:g}; got {self.log_std_max:g}"
             )

@@ -6,7 +6,8 @@ A sweep is expanded into *groups* (one per combination of ``groups`` values: sta
 in one jitted ``vmap`` of the driver's chunk function, with the run axis sharded over every device of
 every process (``jax.distributed``); runs are padded to a multiple of the device count.
 
-Every run gets a standard run directory (``rlx eval`` and ``rlx train --resume`` work on it)::
+Every run gets a standard run directory (``rlx eval``, ``export`` and ``plot`` work on it; it resumes with its
+sweep, ``rlx sweep --resume``, which keeps all runs at the same chunk)::
 
     SWEEP_DIR/sweep.yaml                 the resolved sweep spec (``rlx sweep --resume`` reads it)
     SWEEP_DIR/runs/h<H>-seed<S>/         config.yaml, metrics.jsonl/.csv, checkpoints/<N>/, summary.json
@@ -15,7 +16,8 @@ Every run gets a standard run directory (``rlx eval`` and ``rlx train --resume``
 
 Seed ``s`` with a setting inside a sweep trains exactly the run ``rlx train`` would with that seed and
 those values (same init and eval keys): the initial states are bitwise equal and trained parameters agree to
-float32 round-off (XLA's vmapped matmul kernels sum in another order; tested). With ``pbt`` the runs
+float32 round-off (XLA's vmapped matmul kernels sum in another order; tested); over a long run such
+differences grow as training amplifies them, so returns agree statistically, not digit for digit. With ``pbt`` the runs
 of a group train as one population instead (:mod:`rlx.sweep.pbt`).
 """
 
