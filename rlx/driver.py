@@ -398,18 +398,19 @@ class Experiment:
         if any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree.leaves(state)):
             raise ConfigError("state: was donated to an earlier run_chunk and deleted; use the state it returned")
         mismatch = shape_mismatch(state, abstract)
-        leads = {  # a sweep group's states: every leaf with one more, equal leading axis
-            tuple(leaf.shape[:1]) if tuple(leaf.shape[1:]) == tuple(want.shape) else None
-            for leaf, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract), strict=True)
-        }
-        if mismatch is not None and len(leads) == 1 and None not in leads and () not in leads:
+        if mismatch is None:
+            return
+        shapes = [
+            (tuple(jnp.shape(leaf)), tuple(want.shape)) for leaf, want in zip(*map(jax.tree.leaves, (state, abstract)))
+        ]
+        leads = {got[:1] if got[1:] == want else None for got, want in shapes}  # a sweep group's: one more leading axis
+        if len(leads) == 1 and None not in leads and () not in leads:
             (runs,) = leads.pop()
             raise ConfigError(
                 f"state: the stacked states of {runs} runs (a sweep group's, leading run axis); pick one run's with "
                 "jax.tree.map(lambda x: x[i], state)"
             )
-        if mismatch is not None:
-            raise ConfigError(f"state: {mismatch} (the state's vs this experiment's; a state of another config?)")
+        raise ConfigError(f"state: {mismatch} (the state's vs this experiment's; a state of another config?)")
 
     def run_chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict]:
         """Runs chunk ``chunk_index`` (0-based) on ``state``; metrics come back as Python floats.
@@ -503,8 +504,7 @@ def train(
     no_dir = ["logging.wandb=true logs nothing: run_dir is None (nothing is written)"] * (
         run_dir is None and experiment.config.logging.wandb
     )
-    for note in experiment.notes + no_dir:
-        print(f"rlx: note: {note}", file=sys.stderr)
+    host.print_notes(experiment.notes + no_dir)
     session = host.Session.begin()
     try:
         return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks, session)
@@ -687,11 +687,11 @@ def resume(
     experiment = Experiment(config)
     if extend:  # the new budget's rounding, as rlx train says it
         short = experiment.plan.num_iterations % experiment.plan.iterations_per_chunk
-        for note in experiment.notes + [
-            f"the last chunk trains {short} of {experiment.plan.iterations_per_chunk} iterations, so this run "
-            "cannot be extended again"
-        ] * bool(short):
-            print(f"rlx: note: {note}", file=sys.stderr)
+        last = (
+            f"the last chunk trains {short} of {experiment.plan.iterations_per_chunk} iterations, so this run cannot "
+            "be extended again"
+        )
+        host.print_notes(experiment.notes + [last] * bool(short))
     session = host.Session.begin()
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), config.keep_checkpoints)
     try:

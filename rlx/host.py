@@ -102,6 +102,12 @@ def _enclosing_sweep(path: str) -> str | None:
     return None
 
 
+def print_notes(notes: list[str]) -> None:
+    """``rlx: note: ...`` lines on stderr, each once, in order (rlx train, resume and sweep say them alike)."""
+    for note in dict.fromkeys(notes):
+        print(f"rlx: note: {note}", file=sys.stderr)
+
+
 def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
     """Makes ``path`` ready for a new run (or sweep): refuses one that already holds a run or a sweep unless
     ``overwrite`` and it holds ``what`` and nothing rlx did not write there (so ``--overwrite`` never removes a

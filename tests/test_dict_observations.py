@@ -130,7 +130,7 @@ def test_bad_observation_keys_get_one_line_before_anything_compiles(overrides, m
         {"algo": "dqn", "env": {"name": SPEC.split("?")[0], "observe": [0, 2], "privileged": True}}
     )
     with pytest.raises(
-        ConfigError, match="dqn takes flat observations only; dict observations work with ppo, mdpo, sac and td3"
+        ConfigError, match="dqn takes flat observations only; dict observations work with ppo, sac, td3, mdpo"
     ):
         driver.Experiment(dqn)
 

@@ -115,7 +115,6 @@ for _name, _module in (
 
 
 _BUILT_IN = tuple(ALGORITHMS)
-_plugins_loaded = False
 
 
 def plugin_sources() -> dict[str, str]:
@@ -133,18 +132,19 @@ def plugin_sources() -> dict[str, str]:
 
 
 def load_plugins() -> dict[str, types.ModuleType]:
-    """Registers the algorithms of :func:`plugin_sources` (once per process) and returns the registry. A name
-    of a built-in algorithm, a module that fails to import or one that lacks the contract is a one-line error."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return ALGORITHMS
+    """Registers the algorithms of :func:`plugin_sources` not registered yet and returns the registry (read
+    again on each call: it runs where a name is not found, and for ``rlx algos``). A built-in algorithm's name, a
+    module that fails to import or one that lacks the contract is a one-line error."""
     for name, path in plugin_sources().items():
         if name in _BUILT_IN:
             raise ConfigError(
                 f"algorithm plugin {name!r} ({path}): {name} is a built-in algorithm; choose another name"
             )
+        module_name = path.split(":")[0]
+        if name in ALGORITHMS and ALGORITHMS[name].__name__ == module_name:
+            continue
         try:
-            module = importlib.import_module(path.split(":")[0])
+            module = importlib.import_module(module_name)
         except Exception as error:  # the plugin's own failure, named with its source
             raise ConfigError(
                 f"algorithm plugin {name!r}: importing {path} failed: {type(error).__name__}: {error}"
@@ -153,7 +153,6 @@ def load_plugins() -> dict[str, types.ModuleType]:
             register(name, module)
         except TypeError as error:
             raise ConfigError(f"algorithm plugin {name!r}: {error}") from error
-    _plugins_loaded = True
     return ALGORITHMS
 
 

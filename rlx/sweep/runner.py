@@ -398,8 +398,7 @@ def _check_processes_ready(failure: ConfigError | None) -> None:
 def print_notes(experiments: dict[int, driver.Experiment]) -> None:
     """The groups' notes on stderr as ``rlx train`` says them (the budget's rounding, the chunks' count, unread
     settings), each once, in group order."""
-    for note in dict.fromkeys(note for e in experiments.values() for note in e.notes):
-        print(f"rlx: note: {note}", file=sys.stderr)
+    host.print_notes([note for e in experiments.values() for note in e.notes])
 
 
 def _check_axes_are_read(groups: list[Group], experiments: dict[int, driver.Experiment]) -> None:
