@@ -353,17 +353,15 @@ def _env_int(name: str) -> int | None:
 
 def sweep_spec_data(args: argparse.Namespace) -> tuple[dict, str]:
     """Merges ``--spec``, ``--config`` and the sweep flags into sweep-file data (validated by rlx.sweep)."""
+    from rlx import presets
+
     data: dict = {}
     base_dir = "."
     if args.spec:
-        from rlx import presets
-
         spec_path = presets.resolve_sweep(args.spec)
         data = load_yaml(spec_path, "--spec")
         base_dir = os.path.dirname(os.path.abspath(spec_path))
     if args.config:
-        from rlx import presets
-
         data = {**data, "base": os.path.abspath(presets.resolve(args.config))}
         preset_algo = presets.load(data["base"]).get("algo")
         if args.algo and preset_algo and preset_algo != args.algo:  # as rlx train

@@ -160,8 +160,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and whole_number(value) is not None:  # YAML 1.1 reads 1e6 as a string
-            return whole_number(value)
+        if isinstance(value, str) and (number := whole_number(value)) is not None:  # YAML 1.1 reads 1e6 as a string
+            return number
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if tp is float:
         number = None

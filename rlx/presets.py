@@ -69,40 +69,47 @@ def all_presets() -> tuple[Preset, ...]:
     return tuple(found)
 
 
-def names() -> list[str]:
-    """The packaged presets' names, sorted (from the folder, so errors can list them without loading any)."""
-    return sorted(f[: -len(".yaml")] for f in os.listdir(PRESETS_DIR) if f.endswith(".yaml") and not f.startswith("_"))
+def names(subfolder: str = "") -> list[str]:
+    """The packaged presets' names (or, with ``subfolder`` ``sweeps``, the sweep specs'), sorted (from the folder,
+    so errors can list them without loading any)."""
+    folder = os.path.join(PRESETS_DIR, subfolder)
+    return sorted(f[: -len(".yaml")] for f in os.listdir(folder) if f.endswith(".yaml") and not f.startswith("_"))
 
 
-def resolve(name_or_path: str, field: str = "--config") -> str:
-    """The file of ``--config`` VALUE: an existing path, else a packaged preset named ``sac_pendulum``,
-    ``sac_pendulum.yaml`` or ``configs/sac_pendulum.yaml`` (the README's form, from any directory)."""
-    if os.path.isfile(name_or_path):  # a folder named like a preset does not hide the preset
-        return name_or_path
-    folder, name = os.path.split(name_or_path)
-    name = name[: -len(".yaml")] if name.endswith(".yaml") else name
-    path = os.path.join(PRESETS_DIR, name + ".yaml")
-    if folder.rstrip(os.sep) in ("", "configs") and os.path.exists(path) and not name.startswith("_"):
-        return path
-    raise ConfigError(
-        f"{field} {name_or_path}: no such file or packaged preset; presets: {', '.join(names())} (rlx presets)"
-    )
-
-
-def resolve_sweep(name_or_path: str) -> str:
-    """The file of ``--spec VALUE``: an existing path, else a packaged sweep spec named ``ppo_cartpole_pbt``,
-    ``ppo_cartpole_pbt.yaml`` or ``configs/sweeps/ppo_cartpole_pbt.yaml`` (the README's form, from any directory)."""
+def _packaged(name_or_path: str, subfolder: str) -> str | None:
+    """An existing file ``name_or_path``, else the packaged ``configs/<subfolder>/NAME.yaml`` it names as ``NAME``,
+    ``NAME.yaml`` or ``configs/<subfolder>/NAME.yaml`` (the README's form, from any directory), else None. A folder
+    named like a packaged file does not hide it."""
     if os.path.isfile(name_or_path):
         return name_or_path
     folder, name = os.path.split(name_or_path)
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name
-    path = os.path.join(PRESETS_DIR, "sweeps", name + ".yaml")
-    if folder.rstrip(os.sep) in ("", "configs/sweeps", "sweeps") and os.path.exists(path):
+    path = os.path.join(PRESETS_DIR, subfolder, name + ".yaml")
+    accepted = ("", os.path.join("configs", subfolder).rstrip(os.sep), subfolder)
+    if folder.rstrip(os.sep) in accepted and os.path.exists(path) and not name.startswith("_"):
         return path
-    packaged = sorted(
-        f[: -len(".yaml")] for f in os.listdir(os.path.join(PRESETS_DIR, "sweeps")) if f.endswith(".yaml")
-    )
-    raise ConfigError(f"--spec {name_or_path}: no such file or packaged sweep; packaged: {', '.join(packaged)}")
+    return None
+
+
+def resolve(name_or_path: str, field: str = "--config") -> str:
+    """The file of ``--config`` VALUE: an existing path, else a packaged preset named ``sac_pendulum``,
+    ``sac_pendulum.yaml`` or ``configs/sac_pendulum.yaml``."""
+    path = _packaged(name_or_path, "")
+    if path is None:
+        raise ConfigError(
+            f"{field} {name_or_path}: no such file or packaged preset; presets: {', '.join(names())} (rlx presets)"
+        )
+    return path
+
+
+def resolve_sweep(name_or_path: str) -> str:
+    """The file of ``--spec VALUE``: an existing path, else a packaged sweep spec named ``ppo_cartpole_pbt``,
+    ``ppo_cartpole_pbt.yaml`` or ``configs/sweeps/ppo_cartpole_pbt.yaml``."""
+    path = _packaged(name_or_path, "sweeps")
+    if path is None:
+        packaged = ", ".join(names("sweeps"))
+        raise ConfigError(f"--spec {name_or_path}: no such file or packaged sweep; packaged: {packaged}")
+    return path
 
 
 def load(name_or_path: str, field: str = "--config") -> dict:
