@@ -1,6 +1,7 @@
 """scripts/bench/mapping.py: rlx presets translate into brax.training jobs that take the same env steps and the
 same number and size of gradient steps per iteration (the benchmark itself runs outside the test suite)."""
 
+import math
 import os
 import sys
 
@@ -70,3 +71,31 @@ def test_sac_job_matches_gradient_steps_per_env_step_and_rejects_non_brax_envs()
     assert any("target entropy" in note for note in job.unmatched)
     with pytest.raises(ConfigError, match="only be compared on brax"):
         mapping.sac_job(preset("sac_pendulum.yaml"), 1, 1, 1)
+
+
+@pytest.mark.parametrize("name", ["ppo_ant.yaml", "ppo_playground_dmc.yaml"])
+def test_braxs_ppo_presets_take_its_advantage_init_adam_eps_and_unclipped_observations(name):
+    """The two presets that claim brax.training's PPO settings map those details as matched, none as unmatched."""
+    config = preset(name, env={"name": "brax/inverted_pendulum", "backend": "positional"})
+    a = config.agent
+    brax = mapping.ppo_job(config, 2 * a.num_envs * a.unroll_length, epochs=1, num_eval_envs=8, run_evals=False)
+    for detail in ("Adam eps", "the policy's advantage", "initialization", "normalized observations"):
+        assert any(m.startswith(detail) for m in brax.matched), (detail, brax.unmatched)
+        assert not any(m.startswith(detail) for m in brax.unmatched), detail
+    rlx_defaults = preset("ppo_inverted_pendulum.yaml")  # orthogonal, eps 1e-5, GAE, clipped observations
+    a = rlx_defaults.agent
+    notes = mapping.ppo_job(rlx_defaults, 2 * a.num_envs * a.unroll_length, 1, 8, False).unmatched
+    for detail in ("Adam eps", "the policy's advantage", "initialization", "normalized observations"):
+        assert any(m.startswith(detail) for m in notes), detail
+
+
+def test_playground_ppo_preset_trains_braxs_rounded_up_budget():
+    """Playground's num_timesteps 60M with num_evals 10 and num_resets_per_eval 10: brax's loop runs
+    (num_evals - 1) * num_resets_per_eval * ceil(60M / (9 * steps per iteration * 10)) iterations; the preset the same."""
+    config = preset("ppo_playground_dmc.yaml")
+    a = config.agent
+    per_iteration = a.num_envs * a.unroll_length  # brax: batch_size * unroll_length * num_minibatches = 1024*30*32
+    assert per_iteration == 1024 * 30 * 32
+    brax_iterations = 9 * 10 * math.ceil(60_000_000 / (9 * per_iteration * 10))
+    assert config.total_env_steps == brax_iterations * per_iteration == 88_473_600
+    assert brax_iterations % config.num_chunks == 0  # an evaluation where brax has one

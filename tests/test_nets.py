@@ -237,6 +237,20 @@ def test_pytorch_init_draws_kernels_and_biases_as_torch_nn_linear():
         Net(kernel_init="pytorch", recurrent="gru").check("agent.actor.")
 
 
+def test_lecun_uniform_init_draws_brax_kernels_and_zero_biases():
+    """``kernel_init: lecun_uniform`` (brax.training's networks, every layer): kernels uniform in +-sqrt(3 / fan_in),
+    a conv's fan-in times its kernel area, zero biases; an output layer's gain is ``output_scale``."""
+    net = Net(hidden=(512, 384), kernel_init="lecun_uniform", conv=(64,), conv_kernel=3, output_scale=0.5)
+    params = MLP(net, (300,), obs_ndim=3).init(jax.random.PRNGKey(0), jnp.zeros((1, 7, 7, 5)))["params"]
+    fans = {"Conv_0": (9 * 5, 1.0), "Dense_0": (5 * 5 * 64, 1.0), "Dense_1": (512, 1.0), "Dense_2": (384, 0.5)}
+    for name, (fan_in, gain) in fans.items():
+        bound = gain * np.sqrt(3.0 / fan_in)
+        x = np.asarray(params[name]["kernel"]).ravel()
+        assert np.abs(x).max() <= bound * (1 + 1e-6) and np.abs(x).max() > 0.9 * bound, name
+        assert abs(x.std() - bound / np.sqrt(3)) < 0.05 * bound, name
+        assert not np.any(np.asarray(params[name]["bias"])), name
+
+
 def test_xavier_init_draws_glorot_uniform_kernels_and_zero_biases():
     """``kernel_init: xavier_uniform`` (REDQ's and DroQ's ``nn.init.xavier_uniform_``, gain 1): kernels uniform in
     +-sqrt(6 / (fan_in + fan_out)), a conv's fans times its kernel area, zero biases; an output layer's gain is

@@ -10,7 +10,13 @@ from rlx.envs.base import Box
 from rlx.nets.heads import policy_distribution
 from rlx.nets.spec import PolicyNet
 from rlx.ops.distributions import Bernoulli, Categorical, Gaussian, GaussianMixture, tanh_log_det_jacobian
-from rlx.ops.losses import approx_kl, clipped_surrogate_loss, normalize_advantages, squared_value_loss
+from rlx.ops.losses import (
+    approx_kl,
+    clipped_surrogate_loss,
+    clipped_value_loss,
+    normalize_advantages,
+    squared_value_loss,
+)
 from rlx.ops.normalization import init_stats, normalize, update_stats
 from rlx.ops.returns import gae
 
@@ -209,6 +215,44 @@ def test_gaussian_mixture_log_prob_sampling_mode_and_entropy():
     np.testing.assert_allclose(batched.mode(), [mean[1], mean[1]])
 
 
+def test_gaussian_mixture_entropy_estimate_and_its_gradient_match_quadrature():
+    """The entropy bonus must move the mixture weights: -log p(a) of one mixture sample has a zero expected
+    gradient in the logits (its component draw is discrete); the estimate must match the true gradient."""
+    grid = np.linspace(-12.0, 12.0, 120001)
+
+    def quadrature(logits, mean, log_std, squash):  # 1-D mixture, float64
+        weights, std = np.exp(logits) / np.exp(logits).sum(), np.exp(log_std)
+        density = sum(
+            w * np.exp(-0.5 * ((grid - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)) for w, m, s in zip(weights, mean, std)
+        )
+        log_density = np.log(np.maximum(density, 1e-300))
+        if squash == "tanh":  # the entropy of tanh(u): E[-log p(u) + log(1 - tanh(u)^2)]
+            log_density = log_density - np.log(np.maximum(1 - np.tanh(grid) ** 2, 1e-300))
+        return -np.sum(density * log_density) * (grid[1] - grid[0])
+
+    params = [np.array([0.3, -0.2]), np.array([-1.0, 1.5]), np.log(np.array([0.5, 0.8]))]
+    keys = jax.random.split(jax.random.PRNGKey(0), 50000)
+    for squash in ("clip", "tanh"):
+
+        def entropy(p, key, squash=squash):
+            return GaussianMixture(p[0], Gaussian(p[1][:, None], jnp.exp(p[2])[:, None], squash)).entropy(key)
+
+        p32 = [jnp.asarray(x, jnp.float32) for x in params]
+        estimates = jax.vmap(entropy, (None, 0))(p32, keys)
+        gradients = jax.vmap(jax.grad(entropy), (None, 0))(p32, keys)
+        np.testing.assert_allclose(estimates.mean(), quadrature(*params, squash), atol=0.01)
+        for i, x in enumerate(params):
+            want = np.zeros_like(x)
+            for j in range(len(x)):  # central differences of the quadrature entropy
+                up, down = [q.copy() for q in params], [q.copy() for q in params]
+                up[i][j] += 1e-4
+                down[i][j] -= 1e-4
+                want[j] = (quadrature(*up, squash) - quadrature(*down, squash)) / 2e-4
+            np.testing.assert_allclose(np.asarray(gradients[i]).mean(0), want, atol=0.01, err_msg=f"{squash} {i}")
+            if i == 0 and squash == "clip":  # unsquashed, the weights' gradient is far from zero here (about 0.2)
+                assert np.all(np.abs(want) > 0.1), want
+
+
 def test_analytic_kls_match_numpy():
     rng = np.random.default_rng(0)
     p, q = rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4))
@@ -236,6 +280,11 @@ def test_clipped_surrogate_and_value_loss():
     np.testing.assert_allclose(loss, -np.mean([1.2, -0.8, 2.0]), rtol=1e-6)
     np.testing.assert_allclose(ratio, [1.5, 0.5, 1.0], rtol=1e-6)
     np.testing.assert_allclose(squared_value_loss(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])), 1.25)
+    # V moved away from the target past the clip: the unclipped error is the larger one and is taken
+    loss = clipped_value_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), jnp.array([0.0, 1.0]), 0.2)
+    np.testing.assert_allclose(loss, 0.5 * np.mean([max(1.0, 0.2**2), max(4.0, 0.8**2)]), rtol=1e-6)
+    loss = clipped_value_loss(jnp.array([1.0]), jnp.zeros(1), jnp.array([2.0]), 0.2)  # toward the target: clip binds
+    np.testing.assert_allclose(loss, 0.5 * (2.0 - 0.2) ** 2, rtol=1e-6)
     z = normalize_advantages(jnp.array([1.0, 2.0, 3.0]))
     np.testing.assert_allclose([z.mean(), z.std()], [0.0, 1.0], atol=1e-6)
 

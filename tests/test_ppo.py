@@ -10,7 +10,7 @@ import pytest
 from helpers import final_row, final_rows, median, preset, tree_equal
 
 from rlx import driver
-from rlx.algos import ppo
+from rlx.algos import common, ppo
 from rlx.config import ConfigError
 from rlx.envs import make
 
@@ -240,6 +240,58 @@ def test_minibatch_advantages_at_the_collecting_params_equal_the_rollout_ones(sh
         np.testing.assert_allclose(getattr(fresh, name), want, rtol=1e-5, atol=1e-6)
     updated, _ = jax.jit(lambda s, b: ppo.update(config, env, s, b))(state, segments)
     assert not np.allclose(jax.jit(recomputed)(updated.params).advantages, fresh.advantages)
+
+
+def test_vtrace_advantages_are_braxs_formula_in_both_modes(short_episodes):
+    """``advantage_estimator: vtrace``: ``r_t + gamma v_{t+1} - V(s_t)`` (brax's ``compute_gae``) with ``v_{t+1}`` the
+    next step's lambda-return where the trace goes on, ``V(s')`` where it bootstraps (truncation, segment end) and
+    nothing where it terminated; the value targets stay GAE's. In minibatch mode at the collecting params it
+    equals the rollout mode's."""
+    env, configs, state, rollout = short_episodes
+    gae_batch = jax.jit(lambda s, r: ppo.make_batch(configs["rollout"], env, s, r))(state, rollout)
+    config = dataclasses.replace(configs["rollout"], advantage_estimator="vtrace")
+    batch = jax.jit(lambda s, r: ppo.make_batch(config, env, s, r))(state, rollout)
+    rewards = np.asarray(rollout.reward, np.float64) * 2.0
+    values, next_values = (
+        np.asarray(ppo.value_estimate(config, env, state.params, o), np.float64)
+        for o in (rollout.obs, rollout.next_obs)
+    )
+    terminated, truncated = np.asarray(rollout.terminated), np.asarray(rollout.truncated)
+    targets = values + _numpy_gae(rewards, values, next_values, terminated, truncated, gamma=0.9, lam=0.8, segment=8)
+    goes_on = ~(terminated | truncated) & (np.arange(24) % 8 != 7)[:, None]
+    following = np.where(goes_on[:-1], targets[1:], next_values[:-1])
+    following = np.concatenate([following, next_values[-1:]])
+    want = rewards + 0.9 * np.where(terminated, 0.0, following) - values
+    np.testing.assert_allclose(np.asarray(batch.advantages).reshape(24, 8), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batch.targets, gae_batch.targets)
+    assert not np.allclose(batch.advantages, gae_batch.advantages)
+
+    minibatch_config = dataclasses.replace(configs["minibatch"], advantage_estimator="vtrace")
+    segments = jax.jit(lambda s, r: ppo.make_batch(minibatch_config, env, s, r))(state, rollout)
+    values_now = ppo.value_estimate(minibatch_config, env, state.params, segments.obs)
+    fresh = ppo.with_advantages(minibatch_config, env, state.params, state.hparams, segments, values_now)
+    np.testing.assert_allclose(fresh.advantages, _segments(want, 8), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["rollout", "minibatch"])
+def test_clipped_value_loss_uses_the_collecting_networks_values(short_episodes, mode):
+    """``value_clip_epsilon``: the batch carries V by the collecting network and the loss is PureJaxRL's
+    ``0.5 mean(max((V - G)^2, (V_old + clip(V - V_old, +-e) - G)^2))``; without it the batch carries none."""
+    env, configs, state, rollout = short_episodes
+    assert jax.jit(lambda s, r: ppo.make_batch(configs[mode], env, s, r))(state, rollout).old_values is None
+    config = dataclasses.replace(configs[mode], value_clip_epsilon=0.05)
+    state = state.replace(hparams=common.Hyperparams.from_config(config))  # value_clip_epsilon among them
+    batch = jax.jit(lambda s, r: ppo.make_batch(config, env, s, r))(state, rollout)
+    old = np.asarray(ppo.value_estimate(config, env, state.params, batch.obs))
+    np.testing.assert_allclose(batch.old_values, old, rtol=1e-6)
+    moved = jax.tree.map(lambda x: x * 1.3, state.params)  # a network some way from the collecting one
+    _, metrics = ppo.loss_fn(moved, config, env, state.hparams, batch, jax.random.PRNGKey(0))
+    values = np.asarray(ppo.value_estimate(config, env, moved, batch.obs), np.float64)
+    targets = np.asarray(ppo.with_advantages(config, env, moved, state.hparams, batch, values).targets, np.float64)
+    clipped = old + np.clip(values - old, -0.05, 0.05)
+    want = 0.5 * np.mean(np.maximum((values - targets) ** 2, (clipped - targets) ** 2))
+    assert np.mean(np.abs(values - old) > 0.05) > 0.2  # the clip matters for this check
+    np.testing.assert_allclose(metrics["value_loss"], want, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,9 @@ from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, Net, PolicyNet
 from rlx.nets.recurrent import RecurrentMLP, init_network, unrolled, with_next, zero_carry
 from rlx.nets.spec import network_input
-from rlx.ops.losses import approx_kl, squared_value_loss
+from rlx.ops.losses import approx_kl, clipped_value_loss, squared_value_loss
 from rlx.ops.normalization import RunningStats, update_stats
-from rlx.ops.returns import gae
+from rlx.ops.returns import gae, vtrace_advantages
 from rlx.rollout import PolicyStep, unroll
 
 
@@ -58,6 +58,12 @@ class PolicyGradientConfig(common.RolloutConfig):
     gae_segment_length: int = field(
         0, ge=0, doc="GAE traces end, bootstrapping from V, every this many steps (brax: its unroll_length); 0: unroll"
     )
+    advantage_estimator: str = field(
+        "gae",
+        choices=("gae", "vtrace"),
+        doc="the policy's advantage: gae: lambda-return - V(s_t); vtrace: r_t + gamma * (next step's lambda-return) - "
+        "V(s_t), IMPALA's with importance weights 1, brax.training's PPO (value targets are the lambda-returns either way)",
+    )
     lr_schedule: str = field("constant", choices=("constant", "linear"), doc="linear: anneal to 0")
     adam_eps: float = field(1e-5, gt=0)
     # Traced: shape-free, vmappable.
@@ -67,6 +73,13 @@ class PolicyGradientConfig(common.RolloutConfig):
     value_coef: float = field(0.5, traced=True, ge=0)
     entropy_coef: float = field(0.01, traced=True, ge=0)
     max_grad_norm: float | None = field(0.5, traced=True, gt=0, doc="global gradient-norm clip (null: none)")
+    value_clip_epsilon: float | None = field(
+        None,
+        traced=True,
+        gt=0,
+        doc="clip V to within this of the collecting network's V in the value loss, taking the larger error "
+        "(PureJaxRL, CleanRL; brax's clipping_epsilon_value); null: unclipped",
+    )
     reward_scaling: float = field(1.0, traced=True, gt=0, doc="rewards are multiplied by this")
 
     MOVED: ClassVar[dict[str, str]] = {
@@ -114,6 +127,11 @@ def segment_length(config: PolicyGradientConfig) -> int:
 
 def recurrent(config: PolicyGradientConfig) -> bool:
     return config.policy.recurrent != "none" or config.value.recurrent != "none"
+
+
+def clips_values(config: PolicyGradientConfig) -> bool:
+    """Whether the value loss is clipped (``value_clip_epsilon``), so batches carry the collecting network's V."""
+    return config.value_clip_epsilon is not None
 
 
 @struct.dataclass
@@ -277,6 +295,7 @@ class Batch:
     log_prob: jax.Array
     advantages: jax.Array
     targets: jax.Array
+    old_values: Any  # V by the collecting network, for value_clip_epsilon (None without it)
 
 
 @struct.dataclass
@@ -319,7 +338,11 @@ def with_value_and_entropy(
     computed here if not given)."""
     if values is None:
         values = value_estimate(config, env, params, batch.obs)
-    value_loss = squared_value_loss(values, batch.targets)
+    value_clip = hparams.get("value_clip_epsilon")
+    if value_clip is None:
+        value_loss = squared_value_loss(values, batch.targets)
+    else:
+        value_loss = clipped_value_loss(values, batch.old_values, batch.targets, value_clip)
     entropy = jnp.mean(dist.entropy(key))
     loss = policy_loss + hparams.value_coef * value_loss - hparams.entropy_coef * entropy
     metrics = {
@@ -361,7 +384,12 @@ def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Ro
         hp.gamma,
         hp.gae_lambda,
     )
-    batch = Batch(obs, rollout.raw_action, rollout.log_prob, advantages, targets)
+    if config.advantage_estimator == "vtrace":
+        advantages = vtrace_advantages(
+            advantages, rollout.terminated, rollout.truncated | segment_end, hp.gamma, hp.gae_lambda
+        )
+    old_values = values if clips_values(config) else None
+    batch = Batch(obs, rollout.raw_action, rollout.log_prob, advantages, targets, old_values)
     if recurrent(config):
         env_major = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)
         fields = {f.name: getattr(env_major, f.name) for f in dataclasses.fields(Batch)}
@@ -382,6 +410,7 @@ class SegmentBatch:
     truncated: jax.Array
     truncation_value: jax.Array  # V(final observation) where truncated, by the collecting network (0 elsewhere)
     bootstrap_obs: jax.Array  # [segments, ...] the observation after each segment's last step
+    old_values: Any  # V by the collecting network, for value_clip_epsilon (None without it)
 
 
 def _segment_batch(
@@ -402,11 +431,13 @@ def _segment_batch(
     # once per iteration, rather than a second forward pass over every next observation in every minibatch.
     truncation_value = jnp.where(rollout.truncated, value_estimate(config, env, state.params, next_obs), 0.0)
     last_next_obs = jax.tree.map(lambda x: segments(x)[:, -1], next_obs)
+    old_values = segments(value_estimate(config, env, state.params, obs)) if clips_values(config) else None
     return SegmentBatch(
         *(jax.tree.map(segments, x) for x in (obs, rollout.raw_action, rollout.log_prob)),
         *(segments(x) for x in (rollout.reward * state.hparams.reward_scaling, rollout.terminated, rollout.truncated)),
         segments(truncation_value),
         last_next_obs,
+        old_values,
     )
 
 
@@ -429,12 +460,19 @@ def with_advantages(
     stale = batch.truncated.at[:, -1].set(False)  # a truncation at the segment's end has its V in `bootstrap`
     next_values = jnp.where(stale, batch.truncation_value, following)
     time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    terminated, truncated = time_major(batch.terminated), time_major(batch.truncated)
     advantages, targets = gae(
-        *(time_major(x) for x in (batch.reward, values, next_values, batch.terminated, batch.truncated)),
+        *(time_major(x) for x in (batch.reward, values, next_values)),
+        terminated,
+        truncated,
         hparams.gamma,
         hparams.gae_lambda,
     )
-    return Batch(batch.obs, batch.raw_action, batch.log_prob, time_major(advantages), time_major(targets))
+    if config.advantage_estimator == "vtrace":  # a segment's last step has no next step in it: A_t there
+        advantages = vtrace_advantages(advantages, terminated, truncated, hparams.gamma, hparams.gae_lambda)
+    return Batch(
+        batch.obs, batch.raw_action, batch.log_prob, time_major(advantages), time_major(targets), batch.old_values
+    )
 
 
 def update(config: PolicyGradientConfig, env: Env, state: State, batch: Any, loss: Callable) -> tuple[State, dict]:

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-KERNEL_INITS = ("orthogonal", "lecun_normal", "pytorch", "xavier_uniform")
+KERNEL_INITS = ("orthogonal", "lecun_normal", "lecun_uniform", "pytorch", "xavier_uniform")
 
 
 def _mish_parts(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -59,13 +59,16 @@ def orthogonal(scale: float, column_axis: int = -1) -> nn.initializers.Initializ
 
 
 def hidden_init(kind: str) -> nn.initializers.Initializer:
-    """Kernel initializer of hidden layers: orthogonal with gain sqrt(2), flax's default lecun_normal,
+    """Kernel initializer of hidden layers: orthogonal with gain sqrt(2), flax's default lecun_normal, lecun_uniform
+    (+-sqrt(3 / fan_in): brax.training's networks),
     PyTorch's ``nn.Linear``/``nn.Conv2d`` default (uniform in +-1/sqrt(fan_in)), or Glorot's uniform with gain 1
     (+-sqrt(6 / (fan_in + fan_out)), ``nn.init.xavier_uniform_``)."""
     if kind == "pytorch":
         return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
     if kind == "xavier_uniform":
         return nn.initializers.xavier_uniform()
+    if kind == "lecun_uniform":
+        return nn.initializers.lecun_uniform()
     return orthogonal(math.sqrt(2.0)) if kind == "orthogonal" else nn.initializers.lecun_normal()
 
 
@@ -98,13 +101,15 @@ def mixed_dense(
 
 
 def output_init(kind: str, scale: float) -> nn.initializers.Initializer:
-    """Kernel initializer of an output layer: orthogonal with gain ``scale``, lecun_normal or Glorot's uniform
-    scaled by it; for ``pytorch`` PyTorch's default, or with ``scale != 1`` N(0, scale^2) (``nn.init.normal_(w, 0,
+    """Kernel initializer of an output layer: orthogonal with gain ``scale``, lecun_normal, lecun_uniform or
+    Glorot's uniform scaled by it; for ``pytorch`` PyTorch's default, or with ``scale != 1`` N(0, scale^2) (``nn.init.normal_(w, 0,
     scale)``, as FastTD3's actor head)."""
     if kind == "pytorch":
         return hidden_init(kind) if scale == 1.0 else nn.initializers.normal(scale)
     if kind == "xavier_uniform":
         return nn.initializers.variance_scaling(scale**2, "fan_avg", "uniform")
+    if kind == "lecun_uniform":
+        return nn.initializers.variance_scaling(scale**2, "fan_in", "uniform")
     if kind == "orthogonal":
         return orthogonal(scale)
     if scale == 1.0:

@@ -48,7 +48,7 @@ class Net:
     kernel_init: str = field(
         "orthogonal",
         choices=KERNEL_INITS,
-        doc="orthogonal (gain sqrt 2), lecun_normal, pytorch (nn.Linear's default for kernels and biases; the "
+        doc="orthogonal (gain sqrt 2), lecun_normal, lecun_uniform (brax.training's), pytorch (nn.Linear's default for kernels and biases; the "
         "output layer N(0, output_scale^2) with zero bias when output_scale != 1), or xavier_uniform (Glorot's, gain 1, "
         "zero biases: nn.init.xavier_uniform_, as REDQ's and DroQ's code)",
         read_with={"architecture": ("mlp",)},

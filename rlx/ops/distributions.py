@@ -150,7 +150,7 @@ class GaussianMixture:
     """A mixture of ``K`` diagonal Gaussians over raw actions, all squashed the same way: ``logits [..., K]``
     weigh the ``components`` (a :class:`Gaussian` with ``mean``/``std [..., K, d]``). The component is not part
     of the raw action: ``log_prob`` marginalizes it, ``sample`` draws one then its Gaussian, ``mode`` is the
-    mean of the heaviest component, ``entropy`` a one-sample estimate ``-log p(a)`` (no closed form)."""
+    mean of the heaviest component, ``entropy`` a Monte-Carlo estimate (no closed form)."""
 
     logits: jax.Array
     components: Gaussian
@@ -168,7 +168,12 @@ class GaussianMixture:
         return jax.nn.logsumexp(jax.nn.log_softmax(self.logits) + per_component, axis=-1)
 
     def entropy(self, key: jax.Array | None = None) -> jax.Array:
-        return -self.log_prob(self.sample(key))
+        """``-sum_k w_k log p(a_k)`` with one reparameterized draw ``a_k`` per component: unbiased in value and
+        in its gradient. ``-log p(a)`` of one mixture sample is unbiased in value too, but its component draw
+        is discrete, so its gradient leaves the weights alone (zero in expectation)."""
+        draws = self.components.sample(key)  # [..., K, d]
+        log_p = jax.vmap(self.log_prob, in_axes=-2, out_axes=-1)(draws)  # [..., K]: log p of each draw
+        return -jnp.sum(jax.nn.softmax(self.logits) * log_p, axis=-1)
 
     def env_action(self, raw_action: jax.Array) -> jax.Array:
         return self.components.env_action(raw_action)

@@ -31,6 +31,15 @@ def squared_value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
     return 0.5 * jnp.mean(jnp.square(values - targets))
 
 
+def clipped_value_loss(
+    values: jax.Array, old_values: jax.Array, targets: jax.Array, clip_epsilon: float | jax.Array
+) -> jax.Array:
+    """PPO's clipped value loss (PureJaxRL's, CleanRL's ``clip_vloss``, brax's ``clipping_epsilon_value``):
+    ``0.5 * mean(max((V - G)^2, (V_old + clip(V - V_old, -e, e) - G)^2))`` with ``V_old`` the collecting network's."""
+    clipped = old_values + jnp.clip(values - old_values, -clip_epsilon, clip_epsilon)
+    return 0.5 * jnp.mean(jnp.maximum(jnp.square(values - targets), jnp.square(clipped - targets)))
+
+
 def normalize_advantages(advantages: jax.Array, eps: float = 1e-8) -> jax.Array:
     """Zero mean, unit standard deviation over all elements."""
     return (advantages - advantages.mean()) / (advantages.std() + eps)

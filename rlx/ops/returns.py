@@ -37,6 +37,18 @@ def gae(
     return advantages, advantages + values
 
 
+def vtrace_advantages(
+    advantages: jax.Array, terminated: jax.Array, truncated: jax.Array, gamma: float | jax.Array, lam: float | jax.Array
+) -> jax.Array:
+    """IMPALA's policy-gradient advantage with importance weights 1, as brax.training's PPO computes it:
+    ``r_t + gamma v_{t+1} - V(s_t)``, where ``v_{t+1}`` is the next step's lambda-return target. From :func:`gae`'s
+    time-major ``[T, ...]`` advantages that is ``A_t + gamma (1 - lam) A_{t+1}`` while the trace goes on, and ``A_t``
+    where it ends (``terminated`` or ``truncated``, which includes GAE segment ends) or at the last step."""
+    continues = 1.0 - jnp.logical_or(terminated, truncated).astype(advantages.dtype)
+    following = jnp.concatenate([advantages[1:], jnp.zeros_like(advantages[:1])], axis=0)
+    return advantages + gamma * (1.0 - lam) * continues * following
+
+
 def n_step_return(
     rewards: jax.Array, terminated: jax.Array, truncated: jax.Array, gamma: float | jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:

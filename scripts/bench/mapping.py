@@ -8,7 +8,8 @@ minibatches of ``batch_size`` unrolls. With ``batch_size = num_envs / num_miniba
 ``num_updates_per_batch = num_epochs`` both take the same env steps and the same number and size of
 gradient steps per iteration. With ``gae_segment_length`` L < ``unroll_length`` T, brax's ``unroll_length`` is L
 and it collects T / L unrolls per env (``batch_size = num_envs * T / L / num_minibatches``). With
-``advantages: minibatch`` rlx computes advantages as brax does (per minibatch, with the current value network).
+``advantages: minibatch`` and ``advantage_estimator: vtrace`` rlx computes advantages as brax does (per minibatch,
+with the current value network, ``r + gamma * vs_{t+1} - V``).
 
 SAC. One rlx iteration steps ``num_envs`` envs ``rollout_length`` times and takes
 ``num_envs * rollout_length * utd_ratio`` gradient steps of ``batch_size``; one brax training step steps
@@ -28,12 +29,21 @@ BRAX_ALPHA_LEARNING_RATE = 3e-4  # brax sac.train: optax.adam(3e-4) for log alph
 BRAX_MIN_STD = 1e-3  # brax NormalTanhDistribution: softplus(.) + 1e-3
 
 COMMON_UNMATCHED = [
-    "initialization: rlx orthogonal (PPO's policy output layer x0.01), brax lecun_uniform",
     "auto-reset: rlx's training_env runs a fresh vmapped env.reset on steps where some episode ended (new random "
     "initial states); brax's AutoResetWrapper restores each env's stored first state (no reset computation; "
     "every episode of an env starts from the same state)",
     "random streams and seeds (both seed 0, different key splitting)",
 ]
+
+
+def init_note(nets: dict) -> tuple[bool, str]:
+    """Whether every network of ``nets`` (name -> Net section) is initialized as brax's (lecun_uniform kernels at gain
+    1, zero biases), and the note that says so."""
+    brax_like = all(n.kernel_init == "lecun_uniform" and n.output_scale == 1.0 for n in nets.values())
+    if brax_like:
+        return True, "initialization: lecun_uniform kernels, zero biases, every layer"
+    used = ", ".join(f"{name} {n.kernel_init} (output x{n.output_scale:g})" for name, n in nets.items())
+    return False, f"initialization: rlx {used}; brax lecun_uniform, every layer"
 
 
 @dataclasses.dataclass
@@ -126,7 +136,8 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
         f"normalize_observations={a.normalize_observations}, normalize_advantage={a.normalize_advantages}",
     ]
     brax_advantages = "minibatches of whole unrolls, values and GAE recomputed in each with the current value network"
-    unmatched = [f"Adam eps: rlx {a.adam_eps:g}, brax 1e-8 (optax default; not configurable)"]
+    unmatched = []
+    (matched if a.adam_eps == 1e-8 else unmatched).append(f"Adam eps: rlx {a.adam_eps:g}, brax 1e-8 (optax default)")
     if a.advantages == "minibatch":
         matched.append(f"advantages: {brax_advantages} (rlx advantages: minibatch)")
     else:
@@ -134,10 +145,25 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
             "advantages: rlx (advantages: rollout) shuffles single transitions and computes values and GAE once per "
             f"iteration; brax: {brax_advantages}"
         )
+    brax_estimator = "the policy's advantage r + gamma * vs_{t+1} - V(s_t)"
+    if a.advantage_estimator == "vtrace":
+        matched.append(f"{brax_estimator} (rlx advantage_estimator: vtrace)")
+    else:
+        unmatched.append(f"{brax_estimator}: rlx (advantage_estimator: gae) vs_t - V(s_t)")
+    brax_init, note = init_note({"policy": a.policy, "value": a.value})
+    (matched if brax_init else unmatched).append(note)
+    if a.normalize_observations:
+        clipped = a.obs_norm_clip is not None
+        (unmatched if clipped else matched).append(
+            f"normalized observations: rlx clipped to +-{a.obs_norm_clip:g}, brax unclipped"
+            if clipped
+            else "normalized observations unclipped"
+        )
     unmatched += [
         "time limits: rlx bootstraps from V(final obs) on truncation; brax (bootstrap_on_timeout=False) "
         "cuts the GAE recursion there without bootstrapping",
-        "observation statistics: brax updates them before the SGD epochs, rlx after",
+        "observation statistics: brax updates them before the SGD epochs, rlx after; brax starts from mean 0, "
+        "std 1 (the first rollout sees raw observations), rlx from the reset observations",
     ]
     if a.lr_schedule != "constant":
         unmatched.append(f"learning-rate schedule: rlx {a.lr_schedule}, brax constant")
@@ -202,6 +228,8 @@ def sac_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     ]
     if a.num_critics != 2:
         unmatched.append(f"critics: rlx {a.num_critics}, brax 2")
+    brax_init, note = init_note({"actor": a.actor, "critic": a.critic})
+    (matched if brax_init else unmatched).append(note)
     if a.actor_learning_rate == a.critic_learning_rate:
         matched.append(f"learning_rate={a.actor_learning_rate:g} (actor and critic)")
     else:
