@@ -161,8 +161,8 @@ def test_mdpo_trains_on_dict_observations_too():
     assert state.params.policy["Dense_0"]["kernel"].shape == (2, 16) and all(np.isfinite(v) for v in metrics.values())
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_off_policy_actor_and_critic_see_their_own_entries(algo):
+@pytest.mark.parametrize("algo,n_step", [("sac", 1), ("td3", 3)])  # n-step runs: FastTD3 with a privileged critic
+def test_off_policy_actor_and_critic_see_their_own_entries(algo, n_step):
     config = driver.build_config(
         {
             "algo": algo,
@@ -174,6 +174,7 @@ def test_off_policy_actor_and_critic_see_their_own_entries(algo):
                 "learning_starts": 128,
                 "batch_size": 32,
                 "normalize_observations": True,
+                "n_step": n_step,
                 "actor": {"hidden": [16], "obs_key": "state"},
                 "critic": {"hidden": [16], "obs_key": "privileged_state"},
             },

@@ -513,8 +513,11 @@ def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
         obs, action, next_obs, extras = sample.obs, sample.action, sample.next_obs, sample.extras
     else:
         returns, discount, last = n_step_return(reward, sample.terminated, sample.truncated, hp.gamma)
-        index = last.reshape((-1, 1) + (1,) * (sample.next_obs.ndim - 2))
-        next_obs = jnp.take_along_axis(sample.next_obs, index, axis=1)[:, 0]
+
+        def at_last(x):  # [batch, n, ...] -> [batch, ...] at each run's last transition used
+            return jnp.take_along_axis(x, last.reshape((-1, 1) + (1,) * (x.ndim - 2)), axis=1)[:, 0]
+
+        next_obs = jax.tree.map(at_last, sample.next_obs)  # dict observations: every entry
         first = jax.tree.map(lambda x: x[:, 0], (sample.obs, sample.action, sample.extras))
         obs, action, extras = first
     obs_stats = next_stats = state.loop.obs_stats
