@@ -16,7 +16,8 @@ import yaml
 from helpers import CONFIGS, subprocess_env, tree_equal
 
 from rlx import cli, driver, evaluate, plot, sweep
-from rlx.config import ConfigError, load_yaml, traced_fields
+from rlx.config import ConfigError, load_yaml
+from rlx.sweep.runner import traced_values
 
 # PPO on CartPole, small enough that 16 runs train in seconds: 2 chunks of 4 iterations of 16 envs x 32 steps.
 SMALL = [
@@ -182,10 +183,7 @@ def test_seed_in_sweep_matches_the_same_seed_trained_alone(cli_sweep):
     group = sweep.expand(spec)[0]
     experiment = driver.Experiment(group.config)
     keys = np.stack([np.asarray(jax.random.fold_in(jax.random.PRNGKey(m.seed), 0)) for m in group.members])
-    traced = {
-        f: np.array([getattr(m.config.agent, f) for m in group.members], np.float32)
-        for f in traced_fields(type(group.config.agent))
-    }
+    traced = traced_values(group)  # the sweep's own per-run values (a field null in every run left out)
     stacked = jax.jit(jax.vmap(experiment.init_fn))(keys, traced)
     for index in (3, 13):
         member = group.members[index]
