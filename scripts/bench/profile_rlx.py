@@ -136,7 +136,7 @@ def profile(config: driver.RunConfig, iterations: int, repeats: int) -> dict:
         "update": compile_program(update, (state, rollout)),
         "train_step": compile_program(train_step, (state,)),
     }
-    chunk_state = state
+    chunk_state = jax.tree.map(jnp.copy, state)  # run_chunk donates its input; the programs above still take state
 
     def run_chunk() -> None:
         nonlocal chunk_state
