@@ -27,6 +27,7 @@ from rlx.config import (
     to_dict,
     whole_number,
 )
+from rlx.presets import suite_names
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DIVERGED = 3
@@ -182,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", help="sweeps: the metrics.jsonl column to plot (default eval/episode_return)")
     plot.add_argument("--out", help="directory for the PNGs (default: DIR)")
     bench = sub.add_parser(
-        "bench", help="run a reproduction suite (smoke, cpu, gpu): sweeps and a report vs references"
+        "bench", help=f"run a reproduction suite ({', '.join(suite_names())}): sweeps and a report vs references"
     )
     bench.add_argument("suite", nargs="?", help="a packaged suite's name or a suite YAML (none: list the suites)")
     bench.add_argument("--out", help="report directory (default bench/<suite>); finished entries there are kept")
@@ -290,7 +291,7 @@ def _check_algo_kept(named: str | None, assigned: Any, command: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rlx import driver
+    from rlx import driver, host
 
     progress = not args.quiet
     check_stop_after_chunks(args.stop_after_chunks, "--stop-after-chunks")
@@ -332,6 +333,7 @@ def _train(args: argparse.Namespace) -> int:
         out = args.out or os.path.join(
             "runs", f"{config.algo}-{config.env.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
+        host.refuse_inside(out)  # before it is named
         print(f"rlx: run directory {out}", file=sys.stderr)
         result = driver.train(
             config, out, progress=progress, stop_after_chunks=args.stop_after_chunks, overwrite=args.overwrite
@@ -462,7 +464,7 @@ def _sweep_dry_run(spec, num_devices: int | None = None) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     import jax
 
-    from rlx import sweep
+    from rlx import host, sweep
 
     check_stop_after_chunks(args.stop_after_chunks, "--stop-after-chunks")
     # a dry run compiles and writes nothing: it checks the flags without joining (and waiting for) the other processes
@@ -507,6 +509,7 @@ def _sweep(args: argparse.Namespace) -> int:
         env = env_name.replace("/", "_")
         out = args.out or os.path.join("sweeps", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
         experiments = sweep.checked_experiments(sweep.expand(spec), args.devices, spec.pbt)  # before it is named
+        host.refuse_inside(out)
         if jax.process_index() == 0:  # the only one that writes there
             print(f"rlx: sweep directory {out}", file=sys.stderr)
         result = sweep.run(spec, out, overwrite=args.overwrite, experiments=experiments, **options)
@@ -599,7 +602,8 @@ def _eval(args: argparse.Namespace) -> int:
     print(
         f"rlx: {args.run_dir} {where}: "
         f"eval/episode_return={result['eval/episode_return']:.2f} +- {result['eval/episode_return_std']:.2f} "
-        f"over {experiment.config.eval_episodes} episodes, eval/episode_length={result['eval/episode_length']:.1f}, "
+        f"over {experiment.config.eval_episodes} episodes{_evaluated_model(experiment.config)}, "
+        f"eval/episode_length={result['eval/episode_length']:.1f}, "
         f"evaluation key {seed}{_cache_hits(compile_cache.stats())}"
     )
     if args.render:
@@ -624,6 +628,15 @@ def _eval_sweep(args: argparse.Namespace) -> int:
     if hits:
         print(f"rlx:{hits}")
     return 0
+
+
+def _evaluated_model(config) -> str:
+    """For a run with domain randomization, which model its evaluation episodes ran on; else nothing."""
+    randomize = config.env.randomize
+    if not randomize.enabled:
+        return ""
+    model = "the nominal model" if randomize.evaluate == "nominal" else "randomized models"
+    return f" on {model} (env.randomize.evaluate: {randomize.evaluate})"
 
 
 def _cache_hits(stats: dict) -> str:

@@ -346,6 +346,12 @@ class Experiment:
             "eval/episode_length": lengths.mean(),
         }
 
+    @property
+    def divergence_note(self) -> str:
+        """What a divergence message adds about this config's env (a domain-randomization range that MJX may step
+        to NaN on), or nothing."""
+        return getattr(self.env, "divergence_note", "")  # wrappers forward attributes to the env they wrap
+
     def initial_memory(self, num_envs: int) -> Any | None:
         """A recurrent policy's zero memory for ``num_envs`` envs (algorithms with ``initial_memory`` and
         ``act_step`` whose config has a recurrent cell), else None."""
@@ -482,7 +488,7 @@ class RunResult:
     state: Any
     rows: list[dict]
     run_dir: str | None
-    status: str  # "completed" | "stopped" (summary.json may also say "diverged" or "interrupted")
+    status: str  # "completed" | "stopped" (summary.json may also say "diverged", "interrupted" or "failed")
     experiment: Experiment
     compile_cache: dict = dataclasses.field(default_factory=dict)  # this run's requests and hits, as summary.json
 

@@ -92,14 +92,33 @@ def _foreign(path: str, what: str) -> list[str]:
     return foreign
 
 
-def _enclosing_sweep(path: str) -> str | None:
-    """The nearest folder above ``path`` that holds a sweep, or None."""
+def _enclosing(path: str) -> tuple[str, str] | None:
+    """The nearest folder above ``path`` that holds a sweep or a run, and which (``"a sweep"``, ``"a run"``), or
+    None. A run counts only with files a run writes beside its ``config.yaml`` (a project folder holding an rlx
+    config named config.yaml is not a run)."""
     here = os.path.abspath(path)
     while os.path.dirname(here) != here:
         here = os.path.dirname(here)
-        if _holds(here) == "a sweep":
-            return here
+        held = _holds(here)
+        if held == "a sweep" or (
+            held == "a run"
+            and any(os.path.exists(os.path.join(here, n)) for n in ("metrics.jsonl", "checkpoints", "summary.json"))
+        ):
+            return here, held
     return None
+
+
+def refuse_inside(path: str, flag: str = "--out") -> None:
+    """A one-line ConfigError when ``path`` lies inside a sweep's or a run's directory (their files are rlx's:
+    ``rlx eval SWEEP_DIR`` would count a run there, ``--overwrite`` would refuse the foreign folder)."""
+    enclosing = _enclosing(path)
+    if enclosing is not None:
+        folder, what = enclosing
+        writer = "rlx sweep" if what == "a sweep" else "rlx train"
+        raise ConfigError(
+            f"{flag} {path}: is inside the {what.split()[1]} {folder}, whose files {writer} writes; "
+            f"choose an {flag} outside it"
+        )
 
 
 def print_notes(notes: list[str]) -> None:
@@ -112,11 +131,7 @@ def prepare_dir(path: str, overwrite: bool, what: str = "a run") -> None:
     """Makes ``path`` ready for a new run (or sweep): refuses one that already holds a run or a sweep unless
     ``overwrite`` and it holds ``what`` and nothing rlx did not write there (so ``--overwrite`` never removes a
     user's files, or a sweep to make room for a run), and fails early if it cannot be written."""
-    sweep = _enclosing_sweep(path)
-    if sweep is not None:  # its runs are the sweep's (rlx eval SWEEP_DIR would count this one), other files foreign
-        raise ConfigError(
-            f"--out {path}: is inside the sweep {sweep}, whose files rlx sweep writes; choose an --out outside it"
-        )
+    refuse_inside(path)
     held = _holds(path) if os.path.isdir(path) else None
     if held is not None:
         if not overwrite and held == what:
@@ -359,7 +374,7 @@ def run_chunks(
             dynamic_ncols=True,
             desc=description,
         )
-    status = "completed"
+    status, error = "completed", None
     try:
         for chunk in range(start_chunk, plan.num_chunks):
             compile_before = experiment.compile_seconds
@@ -375,11 +390,12 @@ def run_chunks(
                 bad = divergence(metrics[r])
                 if bad is not None:
                     statuses[r] = "diverged"
+                    note = f" ({experiment.divergence_note})" if getattr(experiment, "divergence_note", "") else ""
                     if raise_on_divergence:
-                        raise DivergenceError(_divergence_message(plan, chunk, metrics[r], bad, run))
+                        raise DivergenceError(_divergence_message(plan, chunk, metrics[r], bad, run) + note)
                     print(
                         f"rlx: warning: run {os.path.basename(run.path or str(r))} diverged (non-finite {bad}) in "
-                        f"chunk {chunk + 1}; it is marked diverged and the other runs continue",
+                        f"chunk {chunk + 1}{note}; it is marked diverged and the other runs continue",
                         file=sys.stderr,
                     )
                     continue
@@ -405,17 +421,28 @@ def run_chunks(
                 status = "stopped"
                 statuses = ["stopped" if s == "completed" else s for s in statuses]
                 break
-    except BaseException:
-        status = "diverged" if isinstance(sys.exc_info()[1], DivergenceError) else "interrupted"
-        statuses = [s if s == "diverged" else "interrupted" for s in statuses]  # files already written stay intact
+    except BaseException as e:
+        status, error = stop_reason(e)
+        statuses = [s if s == "diverged" else status for s in statuses]  # files already written stay intact
         raise
     finally:
         if bar is not None:
             bar.close()
-        summary = session_summary(experiment, session)
+        summary = session_summary(experiment, session) | ({"error": error} if error else {})
         for run, run_status in zip(runs, statuses):
             run.close({"status": run_status, **summary}, write_summary=start_chunk < plan.num_chunks)
     return state, statuses, status
+
+
+def stop_reason(error: BaseException) -> tuple[str, str | None]:
+    """The ``status`` a run stopped by ``error`` records, and the error's one line where it was a failure:
+    ``diverged`` (non-finite values), ``interrupted`` (Ctrl-C, ``sys.exit``) or ``failed`` (any other exception)."""
+    if isinstance(error, DivergenceError):
+        return "diverged", None
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return "interrupted", None
+    message = str(error).strip().splitlines()
+    return "failed", type(error).__name__ + (f": {message[0]}" if message else "")
 
 
 def session_summary(experiment: Any, session: Session) -> dict:

@@ -21,6 +21,7 @@ import os
 from rlx.config import ConfigError, load_yaml, merge
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+SUITES_DIR = os.path.join(PRESETS_DIR, "suites")
 INDEX = "_index.yaml"
 
 
@@ -150,3 +151,8 @@ def default_for(algo: str, env_name: str) -> Preset | None:
         if preset.algo == algo and env_name in preset.default_envs:
             return preset
     return None
+
+
+def suite_names() -> list[str]:
+    """The packaged reproduction suites (``rlx bench``), by name."""
+    return sorted(f.removesuffix(".yaml") for f in os.listdir(SUITES_DIR) if f.endswith(".yaml"))

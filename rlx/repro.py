@@ -38,10 +38,9 @@ import numpy as np
 
 from rlx import driver, host, plot, stats, sweep
 from rlx.config import ConfigError, load_yaml
-from rlx.presets import PRESETS_DIR
+from rlx.presets import SUITES_DIR, suite_names
 from rlx.sweep.spec import _assign
 
-SUITES_DIR = os.path.join(PRESETS_DIR, "suites")
 FRACTIONS = (0.25, 0.5, 0.75)
 _ENTRY_KEYS = ("name", "config", "steps", "seeds", "set", "threshold", "reference", "note")
 
@@ -65,10 +64,6 @@ class Suite:
     name: str
     description: str
     entries: tuple[Entry, ...]
-
-
-def suite_names() -> list[str]:
-    return sorted(f[: -len(".yaml")] for f in os.listdir(SUITES_DIR) if f.endswith(".yaml"))
 
 
 def _entry(raw: Any, where: str) -> Entry:
@@ -165,6 +160,7 @@ def _shrunk(data: dict) -> dict:
         return given.get(name, getattr(defaults, name))
 
     agent = dict(given)
+    action_repeat = int((data.get("env") or {}).get("action_repeat") or 1)
     for name, cap in _TINY_AGENT.items():
         if hasattr(defaults, name):
             agent[name] = min(int(value(name)), cap)
@@ -187,9 +183,10 @@ def _shrunk(data: dict) -> dict:
         # gradient steps start in the last iteration, once every env holds an n-step run (one iteration, unless
         # n_step > rollout_length: until 2026-12-04 those tiny runs sampled runs of empty buffer slots)
         agent["learning_starts"] = agent["num_envs"] * int(value("n_step"))
-        steps = agent["learning_starts"] * int((data.get("env") or {}).get("action_repeat") or 1)  # env steps
-    else:
-        steps = 1
+        per_iteration = agent["num_envs"] * rollout  # agent steps; the run trains whole iterations
+        steps = -(-agent["learning_starts"] // per_iteration) * per_iteration * action_repeat  # env steps
+    else:  # one iteration, as the config records it (it said total_env_steps 1, rounded up to an iteration)
+        steps = agent["num_envs"] * agent["unroll_length"] * action_repeat
     return {**data, "agent": agent, "total_env_steps": steps, "num_chunks": 1, "eval_episodes": 1}
 
 
@@ -287,6 +284,7 @@ def run_suite(
     specs = {e.name: _entry_spec(e, tiny) for e in selected}
     host.refuse_file(out_dir)  # before any env is made
     host.refuse_run_or_sweep(out_dir, "a bench report")
+    host.refuse_inside(out_dir)
     _check_report(out_dir, suite.name)
     checked = {}  # entry -> its groups' experiments, envs made once
     for entry in selected:  # before the first entry trains: finished ones match, the others can train

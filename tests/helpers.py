@@ -73,14 +73,14 @@ def median(rows, metric="eval/episode_return"):
     return float(np.median([row[metric] for row in rows]))
 
 
-def interrupting_evaluate(chunk_index):
-    """A stand-in for ``driver.Experiment.evaluate`` that raises KeyboardInterrupt (Ctrl-C) at ``chunk_index``'s
+def interrupting_evaluate(chunk_index, error=KeyboardInterrupt):
+    """A stand-in for ``driver.Experiment.evaluate`` that raises ``error`` (default Ctrl-C) at ``chunk_index``'s
     evaluation and evaluates as usual elsewhere (monkeypatch it onto ``driver.Experiment``)."""
     evaluate = driver.Experiment.evaluate
 
     def interrupting(self, state, index):
         if index == chunk_index:
-            raise KeyboardInterrupt
+            raise error
         return evaluate(self, state, index)
 
     return interrupting

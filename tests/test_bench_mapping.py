@@ -99,3 +99,16 @@ def test_playground_ppo_preset_trains_braxs_rounded_up_budget():
     brax_iterations = 9 * 10 * math.ceil(60_000_000 / (9 * per_iteration * 10))
     assert config.total_env_steps == brax_iterations * per_iteration == 88_473_600
     assert brax_iterations % config.num_chunks == 0  # an evaluation where brax has one
+
+
+def test_bench_scripts_take_preset_names_and_refuse_bad_configs_in_one_line(monkeypatch):
+    """``--config sac_ant`` (a name, as rlx train takes it) failed with a traceback; so did a bad field (a probe)."""
+    import rlx_side
+
+    monkeypatch.setattr(sys, "argv", ["profile_sac.py"])
+    by_name = rlx_side.load_preset("sac_ant")
+    assert by_name == rlx_side.load_preset("configs/sac_ant.yaml") and by_name["algo"] == "sac"
+    with pytest.raises(SystemExit, match=r"^profile_sac.py: --config sac_nope: no such file or packaged preset"):
+        rlx_side.load_preset("sac_nope")
+    with pytest.raises(SystemExit, match=r"^profile_sac.py: agent.foo: unknown field; allowed: "):
+        rlx_side.preset_config("sac_ant", "brax/ant", {"foo": 1})

@@ -1,6 +1,7 @@
 """Config validation: every bad value is one line naming the field."""
 
 import os
+import re
 
 import pytest
 
@@ -172,8 +173,32 @@ def test_env_spec_query_string():
         "backend": "mjx",
         "episode_length": 500,
     }
-    with pytest.raises(ConfigError, match="env option 'bakend'"):
+    with pytest.raises(
+        ConfigError, match=r"env option 'bakend' in 'brax/ant\?bakend=mjx': unknown \(did you mean backend\?\)"
+    ):
         parse_env_spec("brax/ant?bakend=mjx")
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("brax/hoper", "unknown brax env (did you mean brax/hopper?); available: ant,"),
+        ("gymnax/CartPol-v1", "unknown gymnax env (did you mean gymnax/CartPole-v1?); available:"),
+        ("brax/zzzz", "unknown brax env; available:"),
+    ],
+)
+def test_a_misspelt_env_name_gets_the_closest_one(name, hint):
+    from rlx.envs import make
+
+    with pytest.raises(ConfigError, match=re.escape(f"env {name}: {hint}")):
+        make(name)
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "one of brax, gymnax, jumanji, playground, probe; got 'brx/hopper' (did you mean brax/hopper?)"
+        ),
+    ):
+        make("brx/hopper")
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "dqn", "crossq"])

@@ -177,7 +177,10 @@ def test_sampling_needs_a_key_and_an_empty_batch_has_no_actions(sac_run):
     assert empty.shape == (0, 1) and empty.dtype == policy(jnp.ones((2, 3))).dtype
 
 
-def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
+@pytest.mark.parametrize("critic_cell", ["none", "gru"])
+def test_recurrent_policy_with_a_privileged_critic_steps_its_memory(critic_cell):
+    """With a recurrent critic too, the policy's memory is the policy's carry alone: it carried the critic's and
+    needed its privileged state to step it (a probe)."""
     config = driver.build_config(
         {
             "algo": "ppo",
@@ -189,7 +192,7 @@ def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
                 "unroll_length": 16,
                 "num_minibatches": 2,
                 "policy": {"hidden": [8], "recurrent": "gru", "obs_key": "state"},
-                "value": {"hidden": [8], "obs_key": "privileged_state"},
+                "value": {"hidden": [8], "obs_key": "privileged_state", "recurrent": critic_cell},
                 "normalize_observations": True,
             },
         }
@@ -198,6 +201,7 @@ def test_recurrent_policy_with_a_privileged_critic_steps_its_memory():
     state, _ = experiment.run_chunk(experiment.init(), 0)
     policy = inference.from_state(experiment, state)
     assert policy.recurrent and policy.source == {}
+    assert [m.shape for m in jax.tree.leaves(policy.initial_memory(3))] == [(3, 8)]  # the policy's GRU alone
     assert not any("value" in p or "privileged_state" in p for p in policy.paths), policy.paths
     with pytest.raises(ValueError, match="recurrent"):
         policy({"state": jnp.zeros((2, 2)), "privileged_state": jnp.zeros((2, 4))})

@@ -153,9 +153,39 @@ def test_factors_that_take_the_model_out_of_float32_are_refused_when_the_env_is_
     assert f"env.randomize.{message}" in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
+def test_rlx_eval_names_the_model_it_evaluated_on():
+    """``rlx eval`` of a randomized run did not say whether its episodes ran on the nominal model (a probe)."""
+    from rlx import cli
+
+    assert cli._evaluated_model(small_run()) == ""
+    assert cli._evaluated_model(small_run(mass=[0.5, 2.0])) == " on the nominal model (env.randomize.evaluate: nominal)"
+    randomized = small_run(mass=[0.5, 2.0], evaluate="randomized")
+    assert cli._evaluated_model(randomized) == " on randomized models (env.randomize.evaluate: randomized)"
+
+
 def test_a_friction_factor_of_zero_is_allowed():
     """Friction's documented range starts at 0, which gives exact zeros (it was refused as an underflow)."""
     driver.Experiment(small_run(friction=[0.0, 2.0]))
+
+
+@pytest.mark.parametrize(
+    ("name", "friction", "noted"),
+    [
+        ("playground/CheetahRun", [0.001, 1.0], True),
+        ("playground/CheetahRun", [0.02, 1.0], False),
+        ("brax/hopper?backend=mjx", [0.0, 1.0], True),
+        ("brax/hopper", [0.0, 1.0], False),  # brax's own pipeline floors friction
+    ],
+)
+def test_a_divergence_names_a_friction_range_mjx_may_step_to_nan(name, friction, noted):
+    """MJX's JAX pipeline steps CheetahRun to NaN at sliding frictions <= 0.002 (a probe), which the run reported as
+    a bare 'training diverged' after compiling; other models stay finite at 0, so the range is named, not refused."""
+    env = make(name, randomize={"friction": friction})
+    note = env.divergence_note
+    assert (note != "") == noted, note
+    if noted:
+        assert note.startswith(f"env.randomize.friction's low factor {friction[0]:g} takes this model's largest")
+        assert "try a low >= " in note and "\n" not in note
 
 
 def test_playground_envs_step_on_their_randomized_mjx_models_and_resume(tmp_path):

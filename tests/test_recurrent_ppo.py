@@ -4,6 +4,7 @@ mix, the value bootstrap continues the carry, minibatches hold whole env sequenc
 resumes bitwise, evaluation threads it, config errors, and the partially observed CartPole (positions only) that a
 GRU policy learns and a feed-forward one does not."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +87,34 @@ def test_carry_is_zeroed_where_an_episode_starts():
             _, fresh = sequence(module, params, zero_carry(net, 1), obs[t0:t1, b : b + 1], starts[t0:t1, b : b + 1])
             np.testing.assert_allclose(fresh[:, 0], out[t0:t1, b], atol=1e-6)
     assert carry.shape == (2, 8)
+
+
+def test_layer_norm_applies_to_every_layer_of_a_recurrent_network_and_residual_is_refused():
+    """``norm: layer`` was silently ignored by a recurrent network of one hidden layer (its first layer had none) and
+    ``residual: true`` by every recurrent network (a probe): the first layer is now normalized as an MLP layer is,
+    and residual is refused before anything compiles; the refusal names recurrent's own needs first."""
+    obs = jax.random.normal(jax.random.PRNGKey(1), (3, 2)) * 5.0 + 7.0
+
+    def first_layer(norm):
+        net = Net(hidden=(8,), recurrent="gru", norm=norm)
+        module = RecurrentMLP(net, (3,))
+        params = module.init(jax.random.PRNGKey(0), zero_carry(net, 3), obs, jnp.ones((3,), bool))["params"]
+        return params, module.apply({"params": params}, zero_carry(net, 3), obs, jnp.ones((3,), bool))[1]
+
+    plain, plain_out = first_layer("none")
+    normed, normed_out = first_layer("layer")
+    assert "LayerNorm_0" in normed and "LayerNorm_0" not in plain
+    # the same weights, the first layer's pre-activations normalized to zero mean and unit variance per sample
+    h = np.asarray(obs @ plain["Dense_0"]["kernel"] + plain["Dense_0"]["bias"])
+    h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-6)
+    carry, x = nn.GRUCell(8).apply({"params": plain["GRUCell_0"]}, zero_carry(Net(hidden=(8,)), 3), np.maximum(h, 0))
+    expected = x @ plain["Dense_1"]["kernel"] + plain["Dense_1"]["bias"]
+    np.testing.assert_allclose(normed_out, expected, atol=1e-5)
+    assert not np.allclose(normed_out, plain_out, atol=1e-3)
+    with pytest.raises(ConfigError, match=r"^agent.policy.residual: not available with recurrent gru"):
+        Net(hidden=(8, 8), recurrent="gru", residual=True).check("agent.policy.")
+    with pytest.raises(ConfigError, match=r"^agent.policy.recurrent: needs architecture mlp"):  # not kernel_init
+        Net(hidden=(8, 8), recurrent="gru", architecture="simbav2", kernel_init="pytorch").check("agent.policy.")
 
 
 def test_minibatches_hold_whole_env_sequences_and_memory_resumes_bitwise(tmp_path, monkeypatch):

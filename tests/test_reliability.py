@@ -462,7 +462,7 @@ def test_impossible_algorithm_env_pairs_are_rejected(algo, env):
 # ------------------------------------------------------------------ divergence and output safety
 
 
-def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_checkpoint(tmp_path):
+def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_checkpoint(tmp_path, monkeypatch):
     # DQN collects without updating until learning_starts (chunks 1-2 stay finite), then the first
     # update with learning rate 1e38 overflows.
     config = driver.build_config(
@@ -485,12 +485,14 @@ def test_absurd_learning_rate_stops_within_one_chunk_and_keeps_last_finite_check
         }
     )
     run_dir = str(tmp_path / "diverged")
+    # the env's note (a friction range MJX may step to NaN on) ends the message
+    monkeypatch.setattr(driver.Experiment, "divergence_note", "the env's note")
     with pytest.raises(driver.DivergenceError) as info:
         driver.train(config, run_dir, progress=False)
     message = str(info.value)
     assert message.startswith("training diverged: non-finite params, grad_norm, loss")
     assert "in iteration 101 (env steps 1000 to 1010, chunk 3)" in message
-    assert message.endswith(f"last finite checkpoint: {run_dir}/checkpoints/2")
+    assert message.endswith(f"last finite checkpoint: {run_dir}/checkpoints/2 (the env's note)")
     state, meta = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(
         2, driver.Experiment(config).abstract_state()
     )
@@ -572,19 +574,39 @@ def test_overwrite_removes_only_a_run_or_sweep_of_its_kind_and_only_once_the_con
         )
 
 
-@pytest.mark.parametrize("kind,out", [("train", "runs/h00-seed0"), ("sweep", "runs"), ("train", "runs/h00-seed0/x")])
-def test_no_run_or_sweep_is_written_inside_a_sweep(tmp_path, capsys, monkeypatch, kind, out):
+@pytest.mark.parametrize(
+    "kind,out",
+    [("train", "runs/h00-seed0"), ("sweep", "runs"), ("train", "runs/h00-seed0/x"), ("bench", "runs/report")],
+)
+@pytest.mark.parametrize("holder", ["sweep", "run"])
+def test_nothing_is_written_inside_a_sweep_or_a_run(tmp_path, capsys, monkeypatch, kind, out, holder):
     """``--overwrite`` replaced a sweep's member run with an unrelated one (which ``rlx eval SWEEP_DIR`` then
-    counted in the member's setting), and a sweep could be nested in another's runs/ folder."""
+    counted in the member's setting), and a sweep could be nested in another's runs/ folder; ``rlx bench`` wrote its
+    report inside a sweep or a run, and train/sweep named their directory before refusing it (probes)."""
     monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("trained"))
-    _fake_dir(tmp_path / "sweep", SWEEP_FILES)
+    files = SWEEP_FILES if holder == "sweep" else {**RUN_FILES, "runs/h00-seed0/metrics.jsonl": "{}\n"}
+    _fake_dir(tmp_path / holder, files)
+    writer = "rlx sweep" if holder == "sweep" else "rlx train"
     for overwrite in ([], ["--overwrite"]):
-        argv = [kind, "ppo", "--quiet", "--out", str(tmp_path / "sweep" / out), *overwrite]
+        what = ["bench", "smoke", "--tiny"] if kind == "bench" else [kind, "ppo"]
+        argv = [*what, "--quiet", "--out", str(tmp_path / holder / out), *overwrite]
+        if kind == "bench" and overwrite:
+            continue
         assert cli.main(argv) == cli.EXIT_CONFIG_ERROR
         err = capsys.readouterr().err
-        assert f"is inside the sweep {tmp_path / 'sweep'}, whose files rlx sweep writes; choose an --out" in err, err
-        assert _unchanged(tmp_path / "sweep", SWEEP_FILES)
-        assert sorted(os.listdir(tmp_path / "sweep" / "runs" / "h00-seed0")) == ["metrics.jsonl"]
+        assert f"is inside the {holder} {tmp_path / holder}, whose files {writer} writes; choose an --out" in err, err
+        assert "directory" not in err.split("config error")[0], err  # not announced before the refusal
+        assert _unchanged(tmp_path / holder, files)
+        assert sorted(os.listdir(tmp_path / holder / "runs")) == ["h00-seed0"]
+        assert sorted(os.listdir(tmp_path / holder / "runs" / "h00-seed0")) == ["metrics.jsonl"]
+
+
+def test_an_rlx_config_named_config_yaml_does_not_make_its_folder_a_run(tmp_path):
+    from rlx import host
+
+    _fake_dir(tmp_path / "project", {"config.yaml": RUN_FILES["config.yaml"]})  # the user's config, no run files
+    host.prepare_dir(str(tmp_path / "project" / "runs" / "first"), False)
+    assert os.listdir(tmp_path / "project" / "runs" / "first") == []
 
 
 def test_overwrite_replaces_a_sweep_of_rlx_files(tmp_path):
@@ -629,6 +651,17 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch, 
     monkeypatch.setattr(driver.Experiment, "evaluate", evaluate)
     result = driver.resume(run_dir, progress=False)
     assert result.status == "completed" and [r["chunk"] for r in result.rows] == [1, 2, 3]
+
+    # any other exception (a crash) says failed, with its first line, not interrupted (a probe); it resumes too
+    crashed = str(tmp_path / "crashed")
+    monkeypatch.setattr(driver.Experiment, "evaluate", interrupting_evaluate(1, RuntimeError("out of memory\nmore")))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        driver.train(config, crashed, progress=False)
+    summary = json.load(open(os.path.join(crashed, "summary.json")))
+    assert (summary["status"], summary["error"]) == ("failed", "RuntimeError: out of memory")
+    monkeypatch.setattr(driver.Experiment, "evaluate", evaluate)
+    assert [r["chunk"] for r in driver.resume(crashed, progress=False).rows] == [1, 2, 3]
+    assert "error" not in json.load(open(os.path.join(crashed, "summary.json")))
 
     # Ctrl-C before the chunks' loop (making the state, compiling): summary.json says so too (there was none; a
     # probe), and the run resumes from scratch

@@ -149,6 +149,8 @@ def test_gpu_tier_builds_every_entry_and_runs_a_sample_tiny_on_cpu(tmp_path):
         # one iteration; off-policy, until every env holds one n-step run, where the gradient steps start
         n_step, rollout = getattr(config.agent, "n_step", 1), getattr(config.agent, "rollout_length", 1)
         assert driver.plan_for(config).num_iterations == -(-n_step // rollout), entry.name
+        # the budget config.yaml records and the run prints is what it trains (it said 1 for on-policy entries)
+        assert driver.plan_for(config).total_env_steps == config.total_env_steps, entry.name
         if hasattr(config.agent, "learning_starts"):
             assert config.agent.learning_starts == config.agent.num_envs * n_step, entry.name
     # two gymnax entries: a Playground entry's tiny run is ~80 s of mjx compile here, and PPO on a Playground env

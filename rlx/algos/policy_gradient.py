@@ -186,11 +186,17 @@ def _networks(config: PolicyGradientConfig, env: Env) -> tuple[Any, Any]:
     return build(config.policy, (nets.policy_outputs(env.action_space, config.policy),)), build(config.value, (1,))
 
 
-def initial_memory(config: PolicyGradientConfig, num: int) -> Memory:
-    """Zero carries for ``num`` envs (``()`` for feed-forward networks)."""
+def rollout_memory(config: PolicyGradientConfig, num: int) -> Memory:
+    """The rollout's zero carries for ``num`` envs, of both networks (``()`` for a feed-forward one)."""
     return Memory(
         *(zero_carry(section, num) if section.recurrent != "none" else () for section in (config.policy, config.value))
     )
+
+
+def initial_memory(config: PolicyGradientConfig, num: int) -> Memory:
+    """What acting threads through an episode, zero for ``num`` envs: the policy network's carry alone (``value``
+    is ``()``: a recurrent critic's carry, and the privileged state it may read, belong to training only)."""
+    return rollout_memory(config, num).replace(value=())
 
 
 def _prepare_obs(config: PolicyGradientConfig, obs_stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -235,7 +241,7 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
         opt_state=opt_state,
         hparams=hparams,
         key=key,
-        memory=initial_memory(config, config.num_envs),
+        memory=rollout_memory(config, config.num_envs),
     )
 
 
@@ -246,9 +252,12 @@ def collect(config: PolicyGradientConfig, env: Env, state: State) -> tuple[State
     """Runs the current policy for ``unroll_length`` steps in every env."""
 
     def policy(obs, starts, memory, key):
-        memory, dist = step_policy(
-            config, env, state.params, memory, _prepare_obs(config, state.obs_stats, obs), starts
-        )
+        norm_obs = _prepare_obs(config, state.obs_stats, obs)
+        policy_carry, dist = step_policy(config, env, state.params, memory.policy, norm_obs, starts)
+        # the value network's carry follows the episode too: the update recomputes V from the rollout's first carry
+        one_step = jax.tree.map(lambda x: x[None], norm_obs)
+        value_carry, _ = unrolled(_networks(config, env)[1], state.params.value, memory.value, one_step, starts[None])
+        memory = Memory(policy_carry, value_carry)
         raw_action = dist.sample(key)
         extras = {"raw_action": raw_action, "log_prob": dist.log_prob(raw_action), "start": starts}
         return PolicyStep(dist.env_action(raw_action), extras, memory)
@@ -271,16 +280,13 @@ def collect(config: PolicyGradientConfig, env: Env, state: State) -> tuple[State
 
 
 def step_policy(
-    config: PolicyGradientConfig, env: Env, params: Params, memory: Memory, obs: jax.Array, starts: jax.Array
-) -> tuple[Memory, Any]:
-    """One step of the policy at (normalized) ``obs [B, ...]``: the next memory (the value network's carry
-    advanced too) and the action distribution."""
-    policy_net, value_net = _networks(config, env)
+    config: PolicyGradientConfig, env: Env, params: Params, carry: Any, obs: jax.Array, starts: jax.Array
+) -> tuple[Any, Any]:
+    """One step of the policy network at (normalized) ``obs [B, ...]`` from its ``carry`` (``()`` feed-forward):
+    the next carry and the action distribution."""
     one_step = jax.tree.map(lambda x: x[None], obs)  # a time axis of length 1
-    policy_carry, outputs = unrolled(policy_net, params.policy, memory.policy, one_step, starts[None])
-    value_carry, _ = unrolled(value_net, params.value, memory.value, one_step, starts[None])
-    dist = nets.policy_distribution(config.policy, env.action_space, outputs[0])
-    return Memory(policy_carry, value_carry), dist
+    carry, outputs = unrolled(_networks(config, env)[0], params.policy, carry, one_step, starts[None])
+    return carry, nets.policy_distribution(config.policy, env.action_space, outputs[0])
 
 
 # ---------------------------------------------------------------- update
@@ -541,9 +547,10 @@ def act_step(
 ) -> tuple[jax.Array, Memory]:
     """``(actions, next memory)`` for raw observations ``[B, ...]`` of envs whose memory is ``memory`` (from
     :func:`initial_memory`; zeroed where ``starts``): how evaluation runs a recurrent policy."""
-    memory, dist = step_policy(config, env, state.params, memory, _prepare_obs(config, state.obs_stats, obs), starts)
+    norm_obs = _prepare_obs(config, state.obs_stats, obs)
+    carry, dist = step_policy(config, env, state.params, memory.policy, norm_obs, starts)
     raw_action = dist.mode() if deterministic else dist.sample(key)
-    return dist.env_action(raw_action), memory
+    return dist.env_action(raw_action), memory.replace(policy=carry)
 
 
 def value(config: PolicyGradientConfig, env: Env, state: State, obs: jax.Array) -> jax.Array:

@@ -8,6 +8,7 @@ Options can be given as fields of :class:`EnvConfig` or in the name's query stri
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import urllib.parse
 
 from rlx.config import ConfigError, field, from_dict, to_dict
@@ -54,8 +55,10 @@ class EnvConfig:
     def check(self) -> None:
         suite, _, rest = self.name.partition("/")
         if suite not in SUITES or not rest:
+            close = difflib.get_close_matches(suite, SUITES, n=1) if rest else []
+            hint = f" (did you mean {close[0]}/{rest}?)" if close else ""
             raise ConfigError(
-                f"env.name: expected 'suite/name' with suite one of {', '.join(SUITES)}; got {self.name!r}"
+                f"env.name: expected 'suite/name' with suite one of {', '.join(SUITES)}; got {self.name!r}{hint}"
             )
         if "?" in rest:
             raise ConfigError(f"env.name: options belong in env fields here, not in the name; got {self.name!r}")
@@ -79,7 +82,9 @@ def parse_env_spec(spec: str) -> dict:
     # a '+' stays a '+' (1e+1), as a user typing a query string by hand means, not a space
     for key, value in urllib.parse.parse_qsl(query.replace("+", "%2B"), keep_blank_values=True):
         if key not in allowed:  # "name" included: the env is named before the "?"
-            raise ConfigError(f"env option {key!r} in {spec!r}: unknown; allowed: {', '.join(allowed)}")
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"env option {key!r} in {spec!r}: unknown{hint}; allowed: {', '.join(allowed)}")
         if key in out:
             raise ConfigError(f"env option {key!r} in {spec!r}: given twice")
         try:

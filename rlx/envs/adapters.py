@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from typing import Any
 
@@ -16,6 +17,14 @@ from rlx.envs.base import Box, Discrete, EnvStep, first_step
 
 class EnvError(ConfigError):
     """An env cannot be made as asked; the message is one line."""
+
+
+def unknown_env(name: str, what: str, names: list[str] | tuple[str, ...]) -> EnvError:
+    """The one-line error for an env ``name`` (``suite/name``) that is not among ``names`` (``what``: "brax env"),
+    with the closest name when one is close."""
+    close = difflib.get_close_matches(name.split("/", 1)[-1], list(names), n=1)
+    hint = f" (did you mean {name.split('/', 1)[0]}/{close[0]}?)" if close else ""
+    return EnvError(f"env {name}: unknown {what}{hint}; available: {', '.join(names)}")
 
 
 def _box(size: int, low: Any = -1.0, high: Any = 1.0) -> Box:
@@ -68,7 +77,7 @@ class BraxEnv(_DoneFlagEnv):
 
         names = sorted(brax_envs._envs)
         if name not in names:
-            raise EnvError(f"env brax/{name}: unknown brax env; available: {', '.join(names)}")
+            raise unknown_env(f"brax/{name}", "brax env", names)
         backends = ("generalized", "mjx", "positional", "spring")
         if backend is not None and backend not in backends:
             raise EnvError(f"env brax/{name}: backend must be one of {', '.join(backends)}; got {backend!r}")
@@ -98,7 +107,7 @@ class GymnaxEnv:
         import gymnax
 
         if name not in gymnax.registered_envs:
-            raise EnvError(f"env gymnax/{name}: unknown gymnax env; available: {', '.join(gymnax.registered_envs)}")
+            raise unknown_env(f"gymnax/{name}", "gymnax env", gymnax.registered_envs)
         self._env, params = gymnax.make(name)
         if episode_length is not None:
             params = params.replace(max_steps_in_episode=episode_length)
@@ -155,7 +164,7 @@ class PlaygroundEnv(_DoneFlagEnv):
             ) from None
         names = tuple(registry.ALL_ENVS)
         if name not in names:
-            raise EnvError(f"env playground/{name}: unknown Playground env; available: {', '.join(names)}")
+            raise unknown_env(f"playground/{name}", "Playground env", names)
         impls = ("jax", "warp")
         if backend is not None and backend not in impls:
             raise EnvError(f"env playground/{name}: backend must be one of {', '.join(impls)}; got {backend!r}")
@@ -212,7 +221,7 @@ class JumanjiEnv:
             ) from None
         names = sorted(jumanji.registered_environments())
         if name not in names:
-            raise EnvError(f"env jumanji/{name}: unknown Jumanji env; available: {', '.join(names)}")
+            raise unknown_env(f"jumanji/{name}", "Jumanji env", names)
         try:
             self._env = jumanji.make(name)
         except Exception as e:

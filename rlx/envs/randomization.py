@@ -29,7 +29,10 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 class RandomizationConfig:
     """Ranges ``[low, high]`` of multiplicative factors on the nominal model; null leaves a parameter alone."""
 
-    friction: tuple[float, ...] | None = field(None, doc="[low, high] factor on each geom's sliding friction (>= 0)")
+    friction: tuple[float, ...] | None = field(
+        None,
+        doc="[low, high] factor on each geom's sliding friction (>= 0; MJX's JAX pipeline can step to NaN near 0)",
+    )
     mass: tuple[float, ...] | None = field(None, doc="[low, high] factor on each body's mass and inertia (> 0)")
     actuator_gain: tuple[float, ...] | None = field(
         None, doc="[low, high] factor on each actuator's force, gain and bias terms (> 0)"
@@ -134,6 +137,35 @@ def check_scaled_range(model: Any, name: str, bounds: tuple[float, ...], prefix:
                 )
 
 
+# MJX's JAX pipeline computes frictional contacts in float32 without MuJoCo's floor (C and Warp clamp at mjMINMU =
+# 1e-5): as mu -> 0 the pyramid's edges approach the normal and the rows' regularizer (proportional to mu^2) vanishes.
+# Measured (20 steps at a fixed action): Playground CheetahRun steps to NaN at factors <= 0.002 (nominal frictions 0.4
+# and 1), from the first step at 0.001; CartpoleBalance and brax hopper (backend=mjx) stay finite at 0. Model-dependent,
+# so a low end below this sliding friction is named when a run diverges rather than refused.
+MJX_LOW_FRICTION = 0.01
+
+
+def uses_mjx_jax(target: Any, model: Any) -> bool:
+    """Whether the env steps with MJX's JAX pipeline: brax with ``backend: mjx``, or a Playground model whose
+    implementation is JAX (Warp's is not: it floors friction like MuJoCo)."""
+    if hasattr(target, "sys"):
+        return getattr(target, "backend", None) == "mjx"
+    return str(getattr(model, "impl", "")).upper().endswith("JAX")
+
+
+def low_friction_note(model: Any, bounds: tuple[float, ...]) -> str:
+    """For a run that diverged: a note when the low factor takes the model's largest sliding friction (a contact
+    takes the larger of its two geoms': usually the floor's) below :data:`MJX_LOW_FRICTION`; else nothing."""
+    largest = float(np.max(np.asarray(model.geom_friction)[:, 0], initial=0.0))
+    if not (largest > 0 and bounds[0] * largest < MJX_LOW_FRICTION):
+        return ""
+    return (
+        f"env.randomize.friction's low factor {bounds[0]:g} takes this model's largest sliding friction ({largest:g}) "
+        f"below {MJX_LOW_FRICTION:g}, where MJX's JAX pipeline (float32, no friction floor) can step to NaN "
+        f"(Playground CheetahRun does at 0.002); try a low >= {MJX_LOW_FRICTION / largest:.3g}"
+    )
+
+
 class DomainRandomization(Wrapper):
     """Wraps a :class:`~rlx.envs.adapters.BraxEnv` or :class:`~rlx.envs.adapters.PlaygroundEnv` (no batch):
     ``reset`` draws the factors, ``step`` runs the env on the model they define."""
@@ -148,6 +180,9 @@ class DomainRandomization(Wrapper):
         self._ranges = {k: (v, sizes[k]) for k, v in config.ranges().items() if v is not None}
         for name, (bounds, _) in self._ranges.items():
             check_scaled_range(self.nominal, name, bounds)
+        friction = self._ranges.get("friction")
+        mjx_jax = friction is not None and uses_mjx_jax(target, self.nominal)
+        self.divergence_note = low_friction_note(self.nominal, friction[0]) if mjx_jax else ""
 
     def draw(self, key: jax.Array) -> dict[str, jax.Array]:
         """Uniform factors per parameter kind: name -> ``[num geoms | bodies | actuators]``."""

@@ -1,6 +1,7 @@
-"""Recurrent networks (``recurrent: gru | lstm`` of a network section): ``Dense(hidden[0]) -> activation -> cell
-(width hidden[0]) -> the torso over hidden[1:] -> linear output``, stepped one observation at a time with a
-carry that is zeroed where an episode starts.
+"""Recurrent networks (``recurrent: gru | lstm`` of a network section): ``Dense(hidden[0]) -> [LayerNorm] ->
+activation -> cell (width hidden[0]) -> the torso over hidden[1:] -> linear output``, stepped one observation at a
+time with a carry that is zeroed where an episode starts (``norm: layer`` normalizes as in an MLP; ``residual`` is
+refused).
 
 :func:`sequence` runs the same step over a time axis (``lax.scan``), so an update recomputes exactly the
 outputs the collection saw, from the carry the rollout began with.
@@ -42,7 +43,8 @@ class RecurrentMLP(nn.Module):
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         width = self.net.hidden[0]
         x = observation_features(self.net, obs, self.obs_ndim)
-        x = ACTIVATIONS[self.net.activation](nn.Dense(width, kernel_init=hidden_init(self.net.kernel_init))(x))
+        x = nn.Dense(width, kernel_init=hidden_init(self.net.kernel_init))(x)
+        x = ACTIVATIONS[self.net.activation](nn.LayerNorm()(x) if self.net.norm == "layer" else x)  # as an MLP layer
         carry = jax.tree.map(lambda c: jnp.where(starts[..., None], 0.0, c), carry)
         # flax's default recurrent init is an orthogonal matrix by batched QR when vmapped, which deadlocks XLA:CPU
         # (rlx.nets.layers.orthogonal); the same init, one matrix at a time
@@ -52,7 +54,7 @@ class RecurrentMLP(nn.Module):
         else:
             cell = nn.OptimizedLSTMCell(width, recurrent_kernel_init=recurrent_init)
         carry, x = cell(carry, x)
-        x = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[1:], residual=False), x, False)
+        x = _torso(dataclasses.replace(self.net, hidden=self.net.hidden[1:]), x, False)
         out = nn.Dense(math.prod(self.out_shape), kernel_init=output_init(self.net.kernel_init, self.net.output_scale))(
             x
         )

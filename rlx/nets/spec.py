@@ -85,7 +85,10 @@ class Net:
         read_with={"architecture": ("simbav2",)},
     )
     recurrent: str = field(
-        "none", choices=("none", "gru", "lstm"), doc="a GRU or LSTM cell of width hidden[0] after the first layer (PPO)"
+        "none",
+        choices=("none", "gru", "lstm"),
+        doc="a GRU or LSTM cell of width hidden[0] after the first layer (PPO); norm layer normalizes the first "
+        "layer and the layers after the cell",
     )
     obs_key: str | None = field(
         None, doc="dict observations: the entry this network sees, e.g. state or privileged_state (PPO)"
@@ -97,6 +100,20 @@ class Net:
     )
 
     def check(self, prefix: str = "") -> None:
+        # the recurrent cell's own needs first: the fields below name recurrent as the reason they are refused
+        if self.recurrent != "none" and (self.architecture != "mlp" or self.norm == "batch_renorm"):
+            raise ConfigError(
+                f"{prefix}recurrent: needs architecture mlp and norm none or layer; got {self.architecture}, {self.norm}"
+            )
+        if self.recurrent != "none" and not self.hidden:
+            raise ConfigError(
+                f"{prefix}hidden: a recurrent network needs at least one layer (its cell's width is hidden[0]); got []"
+            )
+        if self.recurrent != "none" and self.residual:
+            raise ConfigError(
+                f"{prefix}residual: not available with recurrent {self.recurrent} (its cell sits between the first "
+                "layer and the rest); got true"
+            )
         if self.compute_dtype != "float32" and (self.architecture != "mlp" or self.recurrent != "none"):
             raise ConfigError(
                 f"{prefix}compute_dtype: {self.compute_dtype} needs architecture mlp and recurrent none (simbav2's "
@@ -120,14 +137,6 @@ class Net:
             raise ConfigError(
                 f"{prefix}kernel_init: pytorch needs architecture mlp and recurrent none (simbav2's and the recurrent "
                 f"cells' layers have their own initializers); got {self.architecture}, {self.recurrent}"
-            )
-        if self.recurrent != "none" and (self.architecture != "mlp" or self.norm == "batch_renorm"):
-            raise ConfigError(
-                f"{prefix}recurrent: needs architecture mlp and norm none or layer; got {self.architecture}, {self.norm}"
-            )
-        if self.recurrent != "none" and not self.hidden:
-            raise ConfigError(
-                f"{prefix}hidden: a recurrent network needs at least one layer (its cell's width is hidden[0]); got []"
             )
         if self.residual and len(set(self.hidden)) > 1:
             raise ConfigError(f"{prefix}residual: needs equal hidden widths; got {list(self.hidden)}")

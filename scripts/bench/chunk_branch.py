@@ -49,7 +49,7 @@ def measure(config: driver.RunConfig, iterations: int, repeats: int) -> dict[str
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="brax/inverted_pendulum?backend=positional")
-    p.add_argument("--config", action="append", help="presets to measure (repeatable)")
+    p.add_argument("--config", action="append", help="presets to measure: names or YAML paths (repeatable)")
     p.add_argument("--agent", action="append", default=[], metavar="KEY=VALUE", help="override an agent field")
     p.add_argument("--iterations", type=int, default=20, help="iterations per chunk")
     p.add_argument("--repeats", type=int, default=7, help="timed calls of each variant")

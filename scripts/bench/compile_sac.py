@@ -58,7 +58,7 @@ def compile_seconds(fn: Callable, *args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="brax/ant?backend=mjx")
-    p.add_argument("--config", default="configs/sac_ant.yaml", help="a SAC preset")
+    p.add_argument("--config", default="configs/sac_ant.yaml", help="a SAC preset: a name (sac_ant) or a YAML path")
     p.add_argument("--agent", action="append", default=[], metavar="KEY=VALUE", help="override an agent field")
     args = p.parse_args()
     config = rlx_side.preset_config(

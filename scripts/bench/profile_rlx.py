@@ -181,7 +181,9 @@ def table(pieces: dict) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="brax/inverted_pendulum?backend=positional")
-    p.add_argument("--config", default="configs/ppo_inverted_pendulum.yaml", help="a PPO preset")
+    p.add_argument(
+        "--config", default="configs/ppo_inverted_pendulum.yaml", help="a PPO preset: a name (ppo_ant) or a YAML path"
+    )
     p.add_argument("--num-envs", type=int)
     p.add_argument("--agent", action="append", default=[], metavar="KEY=VALUE", help="override an agent field")
     p.add_argument("--iterations", type=int, default=10, help="iterations per timed program call")

@@ -126,7 +126,7 @@ def profile(config: driver.RunConfig, iterations: int, repeats: int, fill: int) 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="brax/ant?backend=mjx")
-    p.add_argument("--config", default="configs/sac_ant.yaml", help="a SAC preset")
+    p.add_argument("--config", default="configs/sac_ant.yaml", help="a SAC preset: a name (sac_ant) or a YAML path")
     p.add_argument("--agent", action="append", default=[], metavar="KEY=VALUE", help="override an agent field")
     p.add_argument("--iterations", type=int, default=5, help="iterations per timed program call (a chunk)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per program")

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 from rlx import algos, driver, presets
 from rlx.algos.off_policy import random_actions
-from rlx.config import to_dict
+from rlx.config import ConfigError, to_dict
 from rlx.envs import Vmap, make, parse_env_spec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -46,26 +46,36 @@ def agent_overrides(items: list[str]) -> dict:
     return {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in items)}
 
 
-def load_preset(path: str) -> dict:
-    """A preset YAML file, relative to the working directory or else to the repository root."""
-    if not os.path.isabs(path) and not os.path.exists(path):
-        path = os.path.join(REPO, path)
-    return presets.load_file(path)
+def load_preset(name_or_path: str) -> dict:
+    """A preset: a packaged name (``sac_ant``), ``configs/sac_ant.yaml``, or a YAML path relative to the working
+    directory or else to the repository root. A bad one exits with one line (the script's name and the reason)."""
+    if not os.path.isabs(name_or_path) and not os.path.exists(name_or_path):
+        in_repo = os.path.join(REPO, name_or_path)
+        name_or_path = in_repo if os.path.exists(in_repo) else name_or_path
+    return _or_exit(presets.load, name_or_path)
 
 
 def preset_config(path: str, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:
-    """``run_config`` of the preset YAML file at ``path``."""
+    """``run_config`` of the preset ``path`` (as :func:`load_preset` takes it)."""
     return run_config(load_preset(path), env_spec, agent, **run_fields)
 
 
 def run_config(config_data: dict, env_spec: str, agent: dict | None = None, **run_fields: Any) -> driver.RunConfig:
     """The preset ``config_data`` on ``env_spec`` (its fields override the preset's ``env``), with
-    ``agent`` fields and top-level ``run_fields`` replaced; validated."""
+    ``agent`` fields and top-level ``run_fields`` replaced; validated (a bad value exits with one line)."""
     data = copy.deepcopy(config_data)
-    data["env"] = {**data.get("env", {}), **parse_env_spec(env_spec)}
+    data["env"] = {**data.get("env", {}), **_or_exit(parse_env_spec, env_spec)}
     data.setdefault("agent", {}).update(agent or {})
     data.update(run_fields)
-    return driver.build_config(data)
+    return _or_exit(driver.build_config, data)
+
+
+def _or_exit(function: Callable, *args: Any) -> Any:
+    """``function(*args)``; a ConfigError exits with its one line instead of a traceback."""
+    try:
+        return function(*args)
+    except ConfigError as e:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {e}")
 
 
 def env_steps_per_iteration(config: driver.RunConfig) -> int:
