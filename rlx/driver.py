@@ -514,11 +514,14 @@ def train(
     session = host.Session.begin()
     try:
         return _run(experiment, experiment.init(), 0, run_dir, progress, stop_after_chunks, session)
-    except KeyboardInterrupt:  # before the chunks' loop (making the state, opening the logs): it writes none
+    except BaseException as e:  # before the chunks' loop (making the state, opening the logs), which writes none
         summary = None if run_dir is None else os.path.join(run_dir, "summary.json")
         if summary is not None and not os.path.exists(summary):
+            status, error = host.stop_reason(e)
             host.write_json(
-                summary, {"status": "interrupted", **host.session_summary(experiment, session), "env_steps": 0}
+                summary,
+                {"status": status, **host.session_summary(experiment, session), "env_steps": 0}
+                | ({"error": error} if error else {}),
             )
         raise
 

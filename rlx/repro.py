@@ -186,7 +186,7 @@ def _shrunk(data: dict) -> dict:
         per_iteration = agent["num_envs"] * rollout  # agent steps; the run trains whole iterations
         steps = -(-agent["learning_starts"] // per_iteration) * per_iteration * action_repeat  # env steps
     else:  # one iteration, as the config records it (it said total_env_steps 1, rounded up to an iteration)
-        steps = agent["num_envs"] * agent["unroll_length"] * action_repeat
+        steps = agent.get("num_envs", 1) * agent.get("unroll_length", 1) * action_repeat  # (a plugin may lack them)
     return {**data, "agent": agent, "total_env_steps": steps, "num_chunks": 1, "eval_episodes": 1}
 
 

@@ -673,6 +673,12 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(tmp_path, monkeypatch, 
     assert early["status"] == "interrupted" and early["env_steps"] == 0 and early["total_env_steps"] == 768
     monkeypatch.setattr(driver.Experiment, "init", init)
     assert [r["chunk"] for r in driver.resume(str(tmp_path / "early"), progress=False).rows] == [1, 2, 3]
+    monkeypatch.setattr(driver.Experiment, "init", lambda self, *args: (_ for _ in ()).throw(MemoryError("no room")))
+    with pytest.raises(MemoryError):  # a crash there says failed, as in the loop
+        driver.train(config, str(tmp_path / "early_crash"), progress=False)
+    early = json.load(open(tmp_path / "early_crash" / "summary.json"))
+    assert (early["status"], early["error"], early["env_steps"]) == ("failed", "MemoryError: no room", 0)
+    monkeypatch.setattr(driver.Experiment, "init", init)
 
     # a run whose checkpoints were removed is not started over (its log rewritten from one chunk)
     log = open(os.path.join(run_dir, "metrics.jsonl")).read()
