@@ -456,7 +456,13 @@ def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> st
         )
     sources = [f"- {r['name']}: {r['reference']['source']}" for r in rows if r["reference"]]
     sources += [f"- {r['name']}: {r['note']}" for r in rows if r.get("note")]
-    text = "\n".join(header + lines + (["", "References:", *sources] if sources else [])) + "\n"
+    legend = [
+        "",
+        "IQM at 1/4, 1/2, 3/4: the seeds' IQM at the last evaluation at or before that fraction of the budget (`-`: "
+        "none yet). Steps to threshold: the first evaluation whose IQM reaches it. Env steps/s: every seed's steps "
+        "over the time outside compiling.",
+    ]
+    text = "\n".join(header + lines + legend + (["", "References:", *sources] if sources else [])) + "\n"
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out_dir, "report.json"), "w") as f:

@@ -47,6 +47,7 @@ def test_smoke_suite_reports_every_entry_with_statistics_from_its_runs(smoke):
         assert os.path.exists(os.path.join(out, entry.name, "curves.png"))
     report = open(os.path.join(out, "report.md")).read()
     assert all(f"| {e.name} |" in report for e in suite.entries) and "References:" in report
+    assert "IQM at 1/4, 1/2, 3/4: the seeds' IQM at the last evaluation at or before that fraction" in report
     assert json.load(open(os.path.join(out, "report.json")))["rows"] == json.loads(json.dumps(rows))
 
 
