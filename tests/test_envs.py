@@ -217,9 +217,12 @@ def test_making_a_brax_env_runs_nothing(monkeypatch):
     "spec,message",
     [
         ("mujoco/ant", "suite one of brax, gymnax, jumanji, playground"),
-        ("brax/antt", "env brax/antt: unknown brax env; available: ant,"),
+        ("brax/antt", "env brax/antt: unknown brax env (did you mean brax/ant?); available: ant,"),
         ("brax/ant?backend=physx", "env brax/ant: backend must be one of generalized, mjx, positional, spring"),
-        ("gymnax/CartPole-v0", "env gymnax/CartPole-v0: unknown gymnax env; available: CartPole-v1"),
+        (
+            "gymnax/CartPole-v0",
+            "env gymnax/CartPole-v0: unknown gymnax env (did you mean gymnax/CartPole-v1?); available: CartPole-v1",
+        ),
         ("gymnax/CartPole-v1?backend=mjx", "gymnax envs have no backend option"),
         # int32 step counters: 3e9 passed the checks and failed once training had started
         ("gymnax/CartPole-v1?episode_length=3000000000", "episode_length: must be > 0 and < 2147483648"),

@@ -98,7 +98,7 @@ def test_multi_agent_rewards_are_summed_into_a_team_reward():
 
 def test_bad_jumanji_requests_get_one_line_errors(monkeypatch):
     cases = [
-        ("jumanji/Knapsack-v9", "unknown Jumanji env; available:"),
+        ("jumanji/Knapsack-v9", "unknown Jumanji env (did you mean jumanji/Knapsack-v1?); available:"),
         ("jumanji/Knapsack-v1?backend=mjx", "Jumanji envs have no backend option"),
         ("jumanji/Knapsack-v1?randomize={mass: [0.5, 2.0]}", "env.randomize: brax and playground envs only"),
         # Jumanji ends Maze at its own 100 steps (as a termination) whatever rlx's limit said
