@@ -519,9 +519,7 @@ def train(
         if summary is not None and not os.path.exists(summary):
             status, error = host.stop_reason(e)
             host.write_json(
-                summary,
-                {"status": status, **host.session_summary(experiment, session), "env_steps": 0}
-                | ({"error": error} if error else {}),
+                summary, {"status": status, **host.session_summary(experiment, session, error), "env_steps": 0}
             )
         raise
 

@@ -428,7 +428,7 @@ def run_chunks(
     finally:
         if bar is not None:
             bar.close()
-        summary = session_summary(experiment, session) | ({"error": error} if error else {})
+        summary = session_summary(experiment, session, error)
         for run, run_status in zip(runs, statuses):
             run.close({"status": run_status, **summary}, write_summary=start_chunk < plan.num_chunks)
     return state, statuses, status
@@ -445,9 +445,9 @@ def stop_reason(error: BaseException) -> tuple[str, str | None]:
     return "failed", type(error).__name__ + (f": {message[0]}" if message else "")
 
 
-def session_summary(experiment: Any, session: Session) -> dict:
+def session_summary(experiment: Any, session: Session, error: str | None = None) -> dict:
     """What every run's ``summary.json`` records of the experiment and this session (``status`` and the final
-    values are the run's own)."""
+    values are the run's own), with ``error`` (``stop_reason``'s line) where the session failed."""
     return {
         "algo": experiment.config.algo,
         "env": experiment.config.env.name,
@@ -455,7 +455,7 @@ def session_summary(experiment: Any, session: Session) -> dict:
         "compile_seconds": experiment.compile_seconds,
         "compile_cache": session.cache_stats(),
         "wall_seconds": session.wall_seconds(),
-    }
+    } | ({"error": error} if error else {})
 
 
 def _divergence_message(plan: Any, chunk: int, metrics: dict, bad: str, run: RunDir) -> str:
