@@ -74,18 +74,25 @@ def test_sac_job_matches_gradient_steps_per_env_step_and_rejects_non_brax_envs()
 
 
 @pytest.mark.parametrize("name", ["ppo_ant.yaml", "ppo_playground_dmc.yaml"])
-def test_braxs_ppo_presets_take_its_advantage_init_adam_eps_and_unclipped_observations(name):
+def test_braxs_ppo_presets_take_its_advantage_init_adam_eps_and_observation_normalization(name):
     """The two presets that claim brax.training's PPO settings map those details as matched, none as unmatched."""
     config = preset(name, env={"name": "brax/inverted_pendulum", "backend": "positional"})
     a = config.agent
     brax = mapping.ppo_job(config, 2 * a.num_envs * a.unroll_length, epochs=1, num_eval_envs=8, run_evals=False)
-    for detail in ("Adam eps", "the policy's advantage", "initialization", "normalized observations"):
+    details = (
+        "Adam eps",
+        "the policy's advantage",
+        "initialization",
+        "normalized observations",
+        "observation statistics'",
+    )
+    for detail in details:
         assert any(m.startswith(detail) for m in brax.matched), (detail, brax.unmatched)
         assert not any(m.startswith(detail) for m in brax.unmatched), detail
     rlx_defaults = preset("ppo_inverted_pendulum.yaml")  # orthogonal, eps 1e-5, GAE, clipped observations
     a = rlx_defaults.agent
     notes = mapping.ppo_job(rlx_defaults, 2 * a.num_envs * a.unroll_length, 1, 8, False).unmatched
-    for detail in ("Adam eps", "the policy's advantage", "initialization", "normalized observations"):
+    for detail in details:
         assert any(m.startswith(detail) for m in notes), detail
 
 

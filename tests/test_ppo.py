@@ -157,6 +157,25 @@ def test_tiny_runs_on_other_action_and_observation_spaces(env_name, agent):
     assert result.state.obs_stats.mean.shape == result.experiment.env.observation_shape
 
 
+def test_observation_statistics_can_start_empty_so_the_first_rollout_sees_raw_observations():
+    # obs_stats_from_reset: false (brax.training's start): the first iteration is exactly PPO on unnormalized
+    # observations (obs_norm_clip null), and the statistics then hold the first rollout alone; the default starts
+    # them from the envs' reset observations, which normalizes that rollout by their (narrow) spread.
+    env = make("gymnax/CartPole-v1")
+    small = dict(num_envs=4, unroll_length=8, num_minibatches=2, num_epochs=2, policy={"hidden": [8]})
+    raw = driver.build_config({"agent": {**small, "value": {"hidden": [8]}, "normalize_observations": False}}).agent
+    empty = dataclasses.replace(raw, normalize_observations=True, obs_norm_clip=None, obs_stats_from_reset=False)
+    seeded = dataclasses.replace(empty, obs_stats_from_reset=True)
+    step = jax.jit(ppo.train_step, static_argnums=(0, 1))
+    states = {c: ppo.init(c, env, jax.random.PRNGKey(3), 2) for c in (raw, empty, seeded)}
+    assert float(states[empty].obs_stats.count) == 0.0 and float(states[seeded].obs_stats.count) == 4.0
+    after = {c: step(c, env, s)[0] for c, s in states.items()}
+    assert tree_equal(after[empty].params, after[raw].params)
+    flat = {c: jax.flatten_util.ravel_pytree(a.params)[0] for c, a in after.items()}
+    assert not np.allclose(flat[seeded], flat[raw], rtol=1e-3)
+    assert float(after[empty].obs_stats.count) == 32.0 and float(after[seeded].obs_stats.count) == 36.0
+
+
 # ---------------------------------------------------------------- advantages: minibatch (brax.training's PPO)
 
 

@@ -111,6 +111,12 @@ class RolloutConfig(ObservationNormalization):
     unroll_length: int = field(128, gt=0, doc="env steps per env per iteration")
     num_minibatches: int = field(4, gt=0, doc="minibatches per epoch; must divide num_envs*unroll_length")
     num_epochs: int = field(4, gt=0, doc="passes over each rollout")
+    obs_stats_from_reset: bool = field(
+        True,
+        doc="normalize_observations: the statistics start from the envs' reset observations; false: empty, so the "
+        "first rollout acts and trains on raw observations (brax.training's start)",
+        read_with={"normalize_observations": (True,)},
+    )
 
     def check(self) -> None:
         super().check()
@@ -148,15 +154,17 @@ def start_rollout(
     hparams: Hyperparams,
     key: jax.Array,
     memory: Any = (),
+    stats_from_reset: bool = True,
 ) -> RolloutState:
     """A fresh :class:`RolloutState`: ``num_envs`` envs reset from ``env_key``, observation statistics seeded
-    with their first observations, zero completed iterations."""
+    with their first observations (empty without ``stats_from_reset``), zero completed iterations."""
     env_step = training_env(env, num_envs).reset(env_key)
+    obs_stats = init_stats(env.observation_shape)
     return RolloutState(
         params=params,
         opt_state=opt_state,
         env_step=env_step,
-        obs_stats=update_stats(init_stats(env.observation_shape), env_step.obs),
+        obs_stats=update_stats(obs_stats, env_step.obs) if stats_from_reset else obs_stats,
         key=key,
         iteration=jnp.zeros((), jnp.int32),
         total_iterations=jnp.asarray(total_iterations, jnp.int32),

@@ -242,6 +242,7 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
         hparams=hparams,
         key=key,
         memory=rollout_memory(config, config.num_envs),
+        stats_from_reset=config.obs_stats_from_reset,
     )
 
 

@@ -162,9 +162,14 @@ def ppo_job(config: RunConfig, num_timesteps: int, epochs: int, num_eval_envs: i
     unmatched += [
         "time limits: rlx bootstraps from V(final obs) on truncation; brax (bootstrap_on_timeout=False) "
         "cuts the GAE recursion there without bootstrapping",
-        "observation statistics: brax updates them before the SGD epochs, rlx after; brax starts from mean 0, "
-        "std 1 (the first rollout sees raw observations), rlx from the reset observations",
+        "observation statistics: brax updates them before the SGD epochs, rlx after",
     ]
+    if a.normalize_observations:
+        start = "observation statistics' start: brax mean 0, std 1 (the first rollout sees raw observations)"
+        if a.obs_stats_from_reset:
+            unmatched.append(f"{start}, rlx the reset observations")
+        else:
+            matched.append(f"{start} (rlx obs_stats_from_reset: false)")
     if a.lr_schedule != "constant":
         unmatched.append(f"learning-rate schedule: rlx {a.lr_schedule}, brax constant")
     if a.policy.squash != "tanh" or a.policy.std != "softplus" or a.policy.min_std != BRAX_MIN_STD:
