@@ -144,8 +144,8 @@ class RolloutState:
 
 
 def start_rollout(
+    config: RolloutConfig,
     env: Env,
-    num_envs: int,
     env_key: jax.Array,
     total_iterations: int,
     *,
@@ -154,17 +154,16 @@ def start_rollout(
     hparams: Hyperparams,
     key: jax.Array,
     memory: Any = (),
-    stats_from_reset: bool = True,
 ) -> RolloutState:
-    """A fresh :class:`RolloutState`: ``num_envs`` envs reset from ``env_key``, observation statistics seeded
-    with their first observations (empty without ``stats_from_reset``), zero completed iterations."""
-    env_step = training_env(env, num_envs).reset(env_key)
+    """A fresh :class:`RolloutState`: ``config.num_envs`` envs reset from ``env_key``, observation statistics seeded
+    with their first observations (empty without ``config.obs_stats_from_reset``), zero completed iterations."""
+    env_step = training_env(env, config.num_envs).reset(env_key)
     obs_stats = init_stats(env.observation_shape)
     return RolloutState(
         params=params,
         opt_state=opt_state,
         env_step=env_step,
-        obs_stats=update_stats(obs_stats, env_step.obs) if stats_from_reset else obs_stats,
+        obs_stats=update_stats(obs_stats, env_step.obs) if config.obs_stats_from_reset else obs_stats,
         key=key,
         iteration=jnp.zeros((), jnp.int32),
         total_iterations=jnp.asarray(total_iterations, jnp.int32),

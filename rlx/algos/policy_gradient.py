@@ -233,8 +233,8 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
     hparams = common.Hyperparams.from_config(config)
     opt_state = _optimizer(config, hparams, hparams.learning_rate).init(params)
     return common.start_rollout(
+        config,
         env,
-        config.num_envs,
         env_key,
         total_iterations,
         params=params,
@@ -242,7 +242,6 @@ def init(config: PolicyGradientConfig, env: Env, key: jax.Array, total_iteration
         hparams=hparams,
         key=key,
         memory=rollout_memory(config, config.num_envs),
-        stats_from_reset=config.obs_stats_from_reset,
     )
 
 

@@ -106,15 +106,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     hparams = common.Hyperparams.from_config(config)
     opt_state = _optimizer(config, hparams, 1.0).init(params)
     return common.start_rollout(
-        env,
-        config.num_envs,
-        env_key,
-        total_iterations,
-        params=params,
-        opt_state=opt_state,
-        hparams=hparams,
-        key=key,
-        stats_from_reset=config.obs_stats_from_reset,
+        config, env, env_key, total_iterations, params=params, opt_state=opt_state, hparams=hparams, key=key
     )
 
 
