@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 from helpers import final_row, final_rows, median, preset, tree_equal
+from jax.flatten_util import ravel_pytree
 
 from rlx import driver
 from rlx.algos import common, ppo
@@ -171,7 +172,7 @@ def test_observation_statistics_can_start_empty_so_the_first_rollout_sees_raw_ob
     assert float(states[empty].obs_stats.count) == 0.0 and float(states[seeded].obs_stats.count) == 4.0
     after = {c: step(c, env, s)[0] for c, s in states.items()}
     assert tree_equal(after[empty].params, after[raw].params)
-    flat = {c: jax.flatten_util.ravel_pytree(a.params)[0] for c, a in after.items()}
+    flat = {c: ravel_pytree(a.params)[0] for c, a in after.items()}
     assert not np.allclose(flat[seeded], flat[raw], rtol=1e-3)
     assert float(after[empty].obs_stats.count) == 32.0 and float(after[seeded].obs_stats.count) == 36.0
 
