@@ -19,7 +19,7 @@ import numpy as np
 
 from rlx import envs
 from rlx.algos.common import training_env
-from rlx.envs.base import Box
+from rlx.algos.off_policy import random_actions
 from rlx.ops.normalization import init_stats, normalize, update_stats
 
 
@@ -31,13 +31,8 @@ def spread(env_name: str, num_envs: int, steps: int, seed: int = 0) -> dict:
     start = vector.reset(reset_key)
     stats = update_stats(init_stats(env.observation_shape), start.obs)
 
-    def random_action(key):
-        if isinstance(env.action_space, Box):
-            return jax.random.uniform(key, (num_envs, *env.action_space.shape), minval=-1.0, maxval=1.0)
-        return jax.random.randint(key, (num_envs,), 0, env.action_space.n)
-
     def step(env_step, key):
-        env_step = vector.step(env_step, random_action(key))
+        env_step = vector.step(env_step, random_actions(env, key, num_envs))
         return env_step, env_step.obs
 
     @jax.jit
