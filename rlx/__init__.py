@@ -6,7 +6,8 @@ The submodules load on first use, so ``import rlx`` stays cheap and ``rlx.driver
 - ``rlx.driver``: ``build_config``, ``train``, ``resume``, ``Experiment`` (compiled init/chunk/eval);
 - ``rlx.sweep``: ``spec_from_dict``, ``expand``, ``run`` (vmapped seeds x settings), population-based training;
 - ``rlx.inference``: trained policies (``from_run``, ``load``, ``save``, ``evaluate``);
-- ``rlx.stats`` (IQM, bootstrap CIs), ``rlx.plot``, ``rlx.presets``, ``rlx.envs``, ``rlx.algos`` (the registry).
+- ``rlx.stats`` (IQM, bootstrap CIs, probability of improvement), ``rlx.compare`` (sweeps side by side),
+  ``rlx.plot``, ``rlx.presets``, ``rlx.envs``, ``rlx.algos`` (the registry).
 """
 
 import importlib
@@ -18,6 +19,7 @@ _SUBMODULES = (
     "buffers",
     "checkpoint",
     "cli",
+    "compare",
     "compile_cache",
     "config",
     "driver",

@@ -182,6 +182,24 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("sweep_dir", metavar="DIR", help="a run directory (rlx train) or a sweep directory (rlx sweep)")
     plot.add_argument("--metric", help="sweeps: the metrics.jsonl column to plot (default eval/episode_return)")
     plot.add_argument("--out", help="directory for the PNGs (default: DIR)")
+    comparing = sub.add_parser(
+        "compare",
+        help="sweeps' settings side by side: IQM and 95%% CI over seeds, the difference to the first and the "
+        "probability of improvement over it",
+    )
+    comparing.add_argument(
+        "targets",
+        nargs="+",
+        metavar="SWEEP_DIR[:SETTING]",
+        help="sweep directories (each of their settings) or one setting of one (its number in settings.csv); the "
+        "first entry is the baseline",
+    )
+    comparing.add_argument("--metric", default="eval/episode_return", help="the metrics.jsonl column to compare")
+    comparing.add_argument(
+        "--at", type=int, metavar="ENV_STEPS", help="scores at the last evaluation at or before this (default: last)"
+    )
+    comparing.add_argument("--threshold", type=float, help="also: env steps until the IQM curve first reaches it")
+    comparing.add_argument("--out", help="also write compare.md, compare.json and compare.png into this directory")
     bench = sub.add_parser(
         "bench", help=f"run a reproduction suite ({', '.join(suite_names())}): sweeps and a report vs references"
     )
@@ -540,6 +558,19 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from rlx import compare
+
+    compare.check_arguments(args.metric, args.at, args.threshold, args.out)
+    found = compare.entries(args.targets, args.metric)
+    rows = compare.compare_entries(found, args.metric, args.at, args.threshold)
+    print(compare.table(rows, args.metric, args.at, args.threshold))
+    if args.out:
+        for path in compare.write(found, rows, args.metric, args.at, args.threshold, args.out):
+            print(f"rlx: wrote {path}")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     from rlx import plot
 
@@ -729,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "algos":

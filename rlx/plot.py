@@ -42,14 +42,16 @@ def setting_label(values: dict) -> str:
     return ", ".join(parts) or "base"
 
 
-def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dict]:
+def curves(sweep_dir: str, metric: str = "eval/episode_return", what: str = "plot") -> dict[str, dict]:
     """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
     ``metric`` at each step (a step is kept only when every seed has a finite value there; in a population,
     when any run has), ``final``
-    (per-seed last values), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values
+    (per-seed last values), ``per_seed`` (at each of ``env_steps``, the seeds' values), ``setting`` (its number in
+    ``settings.csv``), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values
     are from before the divergence) and ``missing`` (of ``seeds``, those without a value yet: not started). With population-based training no run keeps its setting: one curve per
-    group (its population), over all its runs (``runs`` in place of ``seeds``)."""
-    spec = sweep.load_spec(sweep_dir, what="plot")
+    group (its population, ``setting`` the group's number), over all its runs (``runs`` in place of ``seeds``);
+    ``what`` names the command in errors."""
+    spec = sweep.load_spec(sweep_dir, what=what)
     population = spec.pbt is not None
     found: list[tuple[str, int, dict]] = []
     for group in sweep.expand(spec):
@@ -89,6 +91,8 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return") -> dict[str, dic
                         "low": np.array([b[1] for b in bands]),
                         "high": np.array([b[2] for b in bands]),
                         "final": np.array(finals),
+                        "per_seed": columns,
+                        "setting": group.index if population else members[0].setting,
                         "runs" if population else "seeds": len(members) - diverged,
                         "diverged": diverged,
                         "missing": sum(1 for s in series if not s),

@@ -345,7 +345,7 @@ def test_rlx_loads_its_submodules_on_first_use():
 
     import rlx
 
-    for name in ("driver", "sweep", "stats", "plot", "inference", "presets"):
+    for name in ("driver", "sweep", "stats", "plot", "compare", "inference", "presets"):
         assert getattr(rlx, name) is importlib.import_module(f"rlx.{name}") and name in dir(rlx)
     assert callable(rlx.sweep.spec_from_dict) and callable(rlx.stats.iqm)
     with pytest.raises(AttributeError, match="module 'rlx' has no attribute 'nope'"):

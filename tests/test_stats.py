@@ -36,3 +36,37 @@ def test_stratified_bootstrap_matches_numpy_reference():
 
 def test_constant_scores_give_a_zero_width_interval():
     assert bootstrap_ci(np.full(8, 3.0), num_resamples=50) == (3.0, 3.0, 3.0)
+
+
+def test_probability_of_improvement_is_mann_whitney_u_over_pairs_averaged_over_tasks():
+    from scipy.stats import mannwhitneyu
+
+    from rlx.stats import probability_of_improvement
+
+    x = np.array([[3.0, 1.0], [5.0, 2.0], [5.0, 2.0], [7.0, 0.5]])  # ties inside and across the two methods
+    y = np.array([[5.0, 2.0], [1.0, 2.0], [4.0, 3.0]])
+    per_task = [mannwhitneyu(x[:, t], y[:, t]).statistic / (4 * 3) for t in range(2)]
+    assert probability_of_improvement(x, y) == pytest.approx(np.mean(per_task))
+    # by hand on task 0: x > y in 1+2+2+3 = 8 of 12 pairs, x == y in 2 (the two 5s against y's 5): (8 + 1) / 12
+    assert probability_of_improvement(x[:, 0], y[:, 0]) == pytest.approx(9 / 12)
+    assert probability_of_improvement(y[:, 0], x[:, 0]) == pytest.approx(1 - 9 / 12)
+    assert probability_of_improvement(x, x) == 0.5
+
+
+def test_bootstrap_between_two_methods_resamples_each_independently_as_a_numpy_reference():
+    from rlx.stats import bootstrap_ci_between, iqm_difference, probability_of_improvement
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(1.0, size=(6, 2)), rng.normal(size=(9, 2))
+    for statistic in (iqm_difference, probability_of_improvement):
+        est, low, high = bootstrap_ci_between(x, y, statistic, num_resamples=300, seed=4)
+        ref_rng, samples = np.random.default_rng(4), []
+        for _ in range(300):
+            rows_x, rows_y = ref_rng.integers(0, 6, size=(6, 2)), ref_rng.integers(0, 9, size=(9, 2))
+            samples.append(statistic(np.take_along_axis(x, rows_x, 0), np.take_along_axis(y, rows_y, 0)))
+        assert est == pytest.approx(statistic(x, y))
+        assert (low, high) == pytest.approx((np.quantile(samples, 0.025), np.quantile(samples, 0.975)))
+        assert low <= est <= high
+    assert iqm_difference(x, y) == pytest.approx(iqm(x) - iqm(y))
+    with pytest.raises(ValueError, match="x has 2 tasks .columns. and y 1"):
+        bootstrap_ci_between(x, y[:, 0])

@@ -4,6 +4,7 @@ simulated devices and a real 2-process (jax.distributed, CPU collectives) sweep.
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -111,6 +112,61 @@ def test_rlx_plot_writes_curves_and_final_score_pngs(cli_sweep):
     assert set(curves) == {"learning_rate=0.0003", "learning_rate=0.001"}
     for d in curves.values():
         assert list(d["env_steps"]) == [2048, 4096] and np.all(d["low"] <= d["iqm"]) and np.all(d["iqm"] <= d["high"])
+
+
+def test_rlx_compare_puts_settings_side_by_side_with_intervals_from_the_runs_metrics(cli_sweep, tmp_path, capsys):
+    """Each row's IQM, difference to the first and probability of improvement are recomputed from the runs'
+    metrics.jsonl; ``DIR:N`` picks one setting and sets the order; bad input is one line before anything is read."""
+    from rlx import compare, stats
+
+    def returns(setting, chunk):
+        return np.array(
+            [
+                [
+                    json.loads(line)
+                    for line in open(os.path.join(cli_sweep, "runs", f"h{setting:02d}-seed{s}", "metrics.jsonl"))
+                ][chunk]["eval/episode_return"]
+                for s in range(8)
+            ]
+        )
+
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", f"{cli_sweep}:1", f"{cli_sweep}:0", "--threshold", "-1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.load(open(out / "compare.json"))["rows"]
+    name = os.path.normpath(cli_sweep)
+    assert [r["label"] for r in rows] == [f"{name}: learning_rate=0.001", f"{name}: learning_rate=0.0003"]
+    first, second = returns(1, -1), returns(0, -1)
+    assert [r["env_steps"] for r in rows] == [4096, 4096] and [r["seeds"] for r in rows] == [8, 8]
+    assert [rows[0][k] for k in ("iqm", "ci_low", "ci_high")] == pytest.approx(list(stats.bootstrap_ci(first)))
+    assert rows[0]["difference"] is None and rows[0]["steps_to_threshold"] == 2048  # every IQM is >= -1
+    assert rows[1]["difference"] == pytest.approx(list(stats.bootstrap_ci_between(second, first)))
+    assert rows[1]["difference"][0] == pytest.approx(stats.iqm(second) - stats.iqm(first))
+    assert rows[1]["p_improvement"][0] == pytest.approx(stats.probability_of_improvement(second, first))
+    low, high = rows[1]["difference"][1:]
+    assert rows[1]["verdict"] == ("higher" if low > 0 else "lower" if high < 0 else "not separated")
+    assert printed.count(f"| {name}: learning_rate=") == 2 and "(first)" in printed and "steps to IQM ≥ -1" in printed
+    assert (out / "compare.md").read_text().startswith("| entry | seeds |")
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    at_first = compare.compare([cli_sweep], at=3000)  # the sweep alone: each setting, in settings.csv's order
+    assert [r["env_steps"] for r in at_first] == [2048, 2048]
+    assert at_first[0]["iqm"] == pytest.approx(stats.iqm(returns(0, 0)))
+    for argv, message in [
+        ([f"{cli_sweep}:0"], "compare: 1 setting given"),
+        ([f"{cli_sweep}:0", f"{cli_sweep}:7"], ":7: the sweep has no setting 7; its settings are 0, 1"),
+        ([cli_sweep, f"{cli_sweep}:1"], "learning_rate=0.001 is listed twice"),
+        ([cli_sweep, "--at", "100"], "--at 100: .* first evaluation is at 2,048 env steps"),
+        ([cli_sweep, "--at", "0"], "--at: env steps must be positive; got 0"),
+        ([cli_sweep, "--metric", "train/nope"], "no evaluation of 'train/nope' .* metrics.jsonl column"),
+        ([cli_sweep, "--threshold", "nan"], "--threshold: must be a finite number; got nan"),
+        ([cli_sweep, "--out", str(out / "compare.md")], "is a file; compare writes"),
+        ([str(tmp_path / "none"), cli_sweep], "none: no such directory"),
+        ([str(tmp_path), cli_sweep], "no sweep.yaml there; not an rlx sweep directory"),
+        ([f"{cli_sweep}:x"], "'x' after ':' is not a setting number"),
+    ]:
+        assert cli.main(["compare", *argv]) == cli.EXIT_CONFIG_ERROR, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(message, err), (argv, err)
 
 
 def test_a_sweep_run_is_an_ordinary_run_directory(cli_sweep, capsys):

@@ -1,0 +1,237 @@
+"""``rlx compare``: settings of one or more sweeps side by side, with seeds as the samples.
+
+Each entry is a sweep's setting (``SWEEP_DIR`` for each of its settings, ``SWEEP_DIR:N`` for setting N of
+``settings.csv``). The first entry is the baseline. For each entry: the IQM of its seeds' scores with a 95% bootstrap
+interval; against the baseline, the difference of IQMs and the probability of improvement (a run of the entry scores
+higher than a run of the baseline; Agarwal et al. 2021), each with a 95% interval from resampling both entries' seeds
+independently; a verdict from the difference's interval; and the env steps at which the IQM curve first reaches a
+threshold. Scores are taken at the last evaluation every seed logged, or at the last one at or before ``at`` env
+steps."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlx import host, plot, stats
+from rlx.config import ConfigError
+
+FEW_SEEDS = 5  # below this the table says its intervals are not to be trusted (the guide's minimum for a claim)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compared setting: ``curve`` is :func:`rlx.plot.curves`' entry for it."""
+
+    label: str
+    sweep_dir: str
+    setting: int
+    curve: dict
+
+
+def _split(target: str) -> tuple[str, int | None]:
+    """``DIR`` or ``DIR:N`` (a directory named with a colon is taken whole when it exists)."""
+    if os.path.isdir(target) or ":" not in target:
+        return target, None
+    sweep_dir, _, number = target.rpartition(":")
+    if not number.isdigit():
+        raise ConfigError(f"compare {target}: no such directory, and {number!r} after ':' is not a setting number")
+    return sweep_dir, int(number)
+
+
+def entries(targets: list[str], metric: str = "eval/episode_return") -> list[Entry]:
+    """The entries ``targets`` name, in order (a sweep directory alone gives each of its settings)."""
+    found: list[Entry] = []
+    for target in targets:
+        sweep_dir, number = _split(target)
+        if not os.path.isdir(sweep_dir):
+            raise ConfigError(f"compare {sweep_dir}: no such directory")
+        curves = plot.curves(sweep_dir, metric, what="compare")
+        settings = sorted(curves.items(), key=lambda item: item[1]["setting"])
+        if number is not None:
+            settings = [(label, d) for label, d in settings if d["setting"] == number]
+            if not settings:
+                known = ", ".join(str(d["setting"]) for d in curves.values())
+                raise ConfigError(f"compare {target}: the sweep has no setting {number}; its settings are {known}")
+        name = os.path.normpath(sweep_dir)
+        for label, d in settings:
+            entry = Entry(name if len(curves) == 1 else f"{name}: {label}", sweep_dir, d["setting"], d)
+            if any(e.label == entry.label for e in found):
+                raise ConfigError(f"compare: {entry.label} is listed twice")
+            found.append(entry)
+    if len(found) < 2:
+        raise ConfigError(
+            f"compare: {len(found)} setting given ({', '.join(targets)}); name two sweeps, or a sweep of several settings"
+        )
+    return found
+
+
+def scores(entry: Entry, metric: str, at: int | None) -> tuple[int, np.ndarray]:
+    """``(env_steps, [seeds] scores)``: the last evaluation every seed logged, or the last at or before ``at``."""
+    steps = entry.curve["env_steps"]
+    if not len(steps):
+        missing, runs = entry.curve["missing"], entry.curve.get("seeds", entry.curve.get("runs"))
+        if runs == 0:
+            why = " (every run diverged)"
+        elif missing == runs:
+            why = " (is it a metrics.jsonl column?)"
+        else:
+            why = (
+                f" ({missing} of its runs have logged none yet)" if missing else " (its runs logged at different steps)"
+            )
+        raise ConfigError(f"compare {entry.label}: no evaluation of {metric!r} that all its runs logged{why}")
+    index = len(steps) - 1 if at is None else int(np.searchsorted(steps, at, side="right")) - 1
+    if index < 0:
+        raise ConfigError(f"--at {at}: {entry.label}'s first evaluation is at {int(steps[0]):,} env steps")
+    return int(steps[index]), np.asarray(entry.curve["per_seed"][index], np.float64)
+
+
+def _verdict(low: float, high: float) -> str:
+    return "higher" if low > 0 else ("lower" if high < 0 else "not separated")
+
+
+def compare(
+    targets: list[str],
+    metric: str = "eval/episode_return",
+    at: int | None = None,
+    threshold: float | None = None,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> list[dict]:
+    """One row per entry (see the module docstring): ``label``, ``sweep_dir``, ``setting``, ``seeds``,
+    ``env_steps``, ``iqm``, ``ci_low``, ``ci_high``; ``difference`` and ``p_improvement`` (each ``(estimate, low,
+    high)`` against the first entry; ``None`` on the first), ``verdict`` and ``steps_to_threshold`` (``None`` when
+    the IQM curve never reaches ``threshold``, or no threshold)."""
+    return compare_entries(entries(targets, metric), metric, at, threshold, num_resamples, seed)
+
+
+def compare_entries(
+    found: list[Entry], metric: str, at: int | None, threshold: float | None, num_resamples: int = 2000, seed: int = 0
+) -> list[dict]:
+    """:func:`compare` of entries already read."""
+    taken = [scores(entry, metric, at) for entry in found]
+    base = taken[0][1]
+    rows = []
+    for entry, (env_steps, x) in zip(found, taken, strict=True):
+        estimate, low, high = stats.bootstrap_ci(x, num_resamples=num_resamples, seed=seed)
+        first = entry is found[0]
+        difference = None if first else stats.bootstrap_ci_between(x, base, num_resamples=num_resamples, seed=seed)
+        improvement = (
+            None
+            if first
+            else stats.bootstrap_ci_between(x, base, stats.probability_of_improvement, num_resamples, seed=seed)
+        )
+        reached = None
+        if threshold is not None:
+            hits = np.nonzero(entry.curve["iqm"] >= threshold)[0]
+            reached = int(entry.curve["env_steps"][hits[0]]) if hits.size else None
+        rows.append(
+            {
+                "label": entry.label,
+                "sweep_dir": entry.sweep_dir,
+                "setting": entry.setting,
+                "seeds": int(x.size),
+                "env_steps": env_steps,
+                "iqm": estimate,
+                "ci_low": low,
+                "ci_high": high,
+                "difference": difference,
+                "p_improvement": improvement,
+                "verdict": None if first else _verdict(difference[1], difference[2]),
+                "steps_to_threshold": reached,
+            }
+        )
+    return rows
+
+
+def _interval(values: tuple[float, float, float], digits: int) -> str:
+    estimate, low, high = values
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def table(rows: list[dict], metric: str, at: int | None, threshold: float | None) -> str:
+    """The rows as a Markdown table with what its columns mean below it."""
+    digits = 3 if max(abs(r["iqm"]) for r in rows) < 10 else 1
+    reach = f" | steps to IQM ≥ {threshold:g}" if threshold is not None else ""
+    lines = [
+        f"| entry | seeds | env steps | {metric} IQM [95% CI] | IQM − first [95% CI] | P(> first) [95% CI] | "
+        f"verdict{reach} |",
+        "|---|---:|---:|---|---|---|---" + ("|---:" if threshold is not None else "") + "|",
+    ]
+    for r in rows:
+        first = r["difference"] is None
+        cells = [
+            r["label"],
+            str(r["seeds"]),
+            f"{r['env_steps']:,}",
+            _interval((r["iqm"], r["ci_low"], r["ci_high"]), digits),
+            "(first)" if first else _interval(r["difference"], digits),
+            "(first)" if first else _interval(r["p_improvement"], 2),
+            "" if first else r["verdict"],
+        ]
+        if threshold is not None:
+            cells.append("never" if r["steps_to_threshold"] is None else f"{r['steps_to_threshold']:,}")
+        lines.append("| " + " | ".join(cells) + " |")
+    where = "all of an entry's seeds logged" if at is None else f"at or before {at:,} env steps"
+    lines += [
+        "",
+        f"Scores: {metric} at the last evaluation {where}. Intervals: 95% percentile bootstrap over seeds; against the first "
+        "entry, both entries' seeds resampled independently. P(> first): the probability that a run of the entry "
+        "scores higher than a run of the first (ties count half; 0.5: neither tends higher). Verdict: whether the "
+        "interval of the IQM difference lies above or below 0.",
+    ]
+    few = [r["label"] for r in rows if r["seeds"] < FEW_SEEDS]
+    if few:
+        lines.append(f"Fewer than {FEW_SEEDS} seeds ({', '.join(few)}): these intervals cannot be trusted.")
+    if len({r["env_steps"] for r in rows}) > 1:
+        lines.append("The entries' scores are from different env steps (see the column).")
+    return "\n".join(lines)
+
+
+def plot_curves(found: list[Entry], rows: list[dict], metric: str, path: str) -> str:
+    """``path`` (a PNG): each entry's IQM curve with its 95% band, the entries named as in the table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, r in enumerate(rows):  # rows are in the entries' order
+        d, colour = found[i].curve, plt.get_cmap("tab10")(i % 10)
+        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{r['label']} ({r['seeds']} seeds)", marker="o", ms=2)
+        ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
+    ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write(found: list[Entry], rows: list[dict], metric: str, at: int | None, threshold, out_dir: str) -> list[str]:
+    """``compare.md`` (the table), ``compare.json`` (the rows) and ``compare.png`` (the curves) in ``out_dir``."""
+    host.make_dir(out_dir)
+    paths = [os.path.join(out_dir, name) for name in ("compare.md", "compare.json", "compare.png")]
+    with open(paths[0], "w") as f:
+        f.write(table(rows, metric, at, threshold) + "\n")
+    with open(paths[1], "w") as f:
+        json.dump({"metric": metric, "at": at, "threshold": threshold, "rows": rows}, f, indent=1)
+    plot_curves(found, rows, metric, paths[2])
+    return paths
+
+
+def check_arguments(metric: str, at: int | None, threshold: float | None, out_dir: str | None) -> None:
+    """The command's options, before any sweep is read."""
+    if not metric.strip():
+        raise ConfigError("--metric: empty; name a metrics.jsonl column, e.g. eval/episode_return")
+    if at is not None and at <= 0:
+        raise ConfigError(f"--at: env steps must be positive; got {at}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"--threshold: must be a finite number; got {threshold}")
+    if out_dir and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"--out {out_dir}: is a file; compare writes compare.md, .json and .png into a directory")
