@@ -140,6 +140,12 @@ sweep = [
     ),
     new_code_cell("for path in plot.plot_sweep(OUTPUT_DIR):\n    display(Image(path))"),
     new_markdown_cell(
+        "Do the settings differ, or is it the seeds? `rlx.compare` (the `rlx compare` command) puts each setting\n"
+        "against the first: the IQM difference and the probability that a run of one scores higher than a run of the\n"
+        "other, each with a 95% bootstrap interval over seeds, and whether the difference's interval excludes 0."
+    ),
+    new_code_cell("from rlx import compare\n\ndisplay(Markdown(compare.table(compare.compare([OUTPUT_DIR]))))"),
+    new_markdown_cell(
         "Every run is an ordinary run directory: load the best setting's first seed and evaluate it again."
     ),
     new_code_cell(

@@ -153,7 +153,9 @@ def _interval(values: tuple[float, float, float], digits: int) -> str:
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def table(rows: list[dict], metric: str, at: int | None, threshold: float | None) -> str:
+def table(
+    rows: list[dict], metric: str = "eval/episode_return", at: int | None = None, threshold: float | None = None
+) -> str:
     """The rows as a Markdown table with what its columns mean below it."""
     digits = 3 if max(abs(r["iqm"]) for r in rows) < 10 else 1
     reach = f" | steps to IQM ≥ {threshold:g}" if threshold is not None else ""

@@ -58,3 +58,5 @@ def test_sweep_runs_and_plots_iqm_with_confidence_intervals(tmp_path):
     assert len(os.listdir(tmp_path / "runs")) == 8
     assert not outputs_of(notebook, "error")
     assert any("image/png" in o.get("data", {}) for o in outputs_of(notebook, "display_data"))
+    tables = [o["data"]["text/markdown"] for o in outputs_of(notebook, "display_data") if "text/markdown" in o["data"]]
+    assert any("learning_rate=0.001 | 4 | 16,384 |" in t and "| P(> first) [95% CI] |" in t for t in tables)
