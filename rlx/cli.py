@@ -189,10 +189,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     comparing.add_argument(
         "targets",
-        nargs="+",
+        nargs="*",
         metavar="SWEEP_DIR[:SETTING]",
         help="sweep directories (each of their settings) or one setting of one (its number in settings.csv); the "
         "first entry is the baseline",
+    )
+    comparing.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=SWEEP_DIR[:SETTING][,...]",
+        help="instead of targets: a method across tasks (each setting's env is its task), at least twice; the "
+        "probability of improvement over the first is averaged over the tasks",
     )
     comparing.add_argument("--metric", default="eval/episode_return", help="the metrics.jsonl column to compare")
     comparing.add_argument(
@@ -562,6 +570,19 @@ def _compare(args: argparse.Namespace) -> int:
     from rlx import compare
 
     compare.check_arguments(args.metric, args.at, args.threshold, args.out)
+    if args.method:
+        if args.targets:
+            raise ConfigError(f"compare: {args.targets[0]}: give targets or --method options, not both")
+        if args.threshold is not None:
+            raise ConfigError("--threshold: not with --method (steps to a threshold differ per task); compare one task")
+        result = compare.compare_methods(compare.parse_methods(args.method), args.metric, args.at)
+        print(compare.methods_table(result, args.metric, args.at))
+        if args.out:
+            for path in compare.write_methods(result, args.metric, args.at, args.out):
+                print(f"rlx: wrote {path}")
+        return 0
+    if not args.targets:
+        raise ConfigError("compare: name sweep directories (SWEEP_DIR[:SETTING] ...) or methods (--method NAME=...)")
     found = compare.entries(args.targets, args.metric)
     rows = compare.compare_entries(found, args.metric, args.at, args.threshold)
     print(compare.table(rows, args.metric, args.at, args.threshold))

@@ -44,7 +44,16 @@ def _split(target: str) -> tuple[str, int | None]:
 
 
 def entries(targets: list[str], metric: str = "eval/episode_return") -> list[Entry]:
-    """The entries ``targets`` name, in order (a sweep directory alone gives each of its settings)."""
+    """The entries ``targets`` name, in order (a sweep directory alone gives each of its settings); at least two."""
+    found = _resolve(targets, metric)
+    if len(found) < 2:
+        raise ConfigError(
+            f"compare: {len(found)} setting given ({', '.join(targets)}); name two sweeps, or a sweep of several settings"
+        )
+    return found
+
+
+def _resolve(targets: list[str], metric: str) -> list[Entry]:
     found: list[Entry] = []
     for target in targets:
         sweep_dir, number = _split(target)
@@ -63,10 +72,6 @@ def entries(targets: list[str], metric: str = "eval/episode_return") -> list[Ent
             if any(e.label == entry.label for e in found):
                 raise ConfigError(f"compare: {entry.label} is listed twice")
             found.append(entry)
-    if len(found) < 2:
-        raise ConfigError(
-            f"compare: {len(found)} setting given ({', '.join(targets)}); name two sweeps, or a sweep of several settings"
-        )
     return found
 
 
@@ -148,6 +153,114 @@ def compare_entries(
     return rows
 
 
+def _method_entries(methods: dict[str, list[str]], metric: str) -> dict[str, dict[str, Entry]]:
+    """Per method, its entries by task (the entry's env)."""
+    if len(methods) < 2:
+        raise ConfigError(f"compare: {len(methods)} method given; --method NAME=DIR[,DIR...] at least twice")
+    found: dict[str, dict[str, Entry]] = {}
+    for name, targets in methods.items():
+        by_task: dict[str, Entry] = {}
+        for entry in _resolve(targets, metric):
+            env = entry.curve["env"]
+            if env in by_task:
+                raise ConfigError(
+                    f"compare --method {name}: two settings on {env} ({by_task[env].label}; {entry.label}): a task "
+                    "takes one setting, pick it with DIR:N"
+                )
+            by_task[env] = entry
+        found[name] = by_task
+    first, *others = found
+    for name in others:
+        missing, extra = set(found[first]) - set(found[name]), set(found[name]) - set(found[first])
+        if missing or extra:
+            said = "; ".join(
+                f"{what} {', '.join(sorted(envs))}" for what, envs in (("lacks", missing), ("adds", extra)) if envs
+            )
+            raise ConfigError(f"compare --method {name}: not the tasks of {first}: it {said}")
+    return found
+
+
+def compare_methods(
+    methods: dict[str, list[str]],
+    metric: str = "eval/episode_return",
+    at: int | None = None,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Methods across tasks (Agarwal et al. 2021's aggregate): ``methods`` maps a name to its targets (``DIR`` or
+    ``DIR:N``), one setting per task, the task being the setting's env. Returns ``tasks`` (the first method's
+    order) and ``methods``: per method ``name``, ``per_task`` (per task ``seeds``, ``env_steps``, ``iqm``, ``ci_low``,
+    ``ci_high``), ``p_improvement`` (``(estimate, low, high)``: averaged over tasks, against the first method, seeds
+    resampled within each task; ``None`` on the first) and ``verdict`` (whether its interval lies above or below
+    0.5). Raw returns are not pooled across tasks: their scales differ."""
+    found = _method_entries(methods, metric)
+    tasks = list(next(iter(found.values())))
+    matrices, rows = {}, []
+    for name, by_task in found.items():
+        taken = [scores(by_task[task], metric, at) for task in tasks]
+        counts = {task: x.size for task, (_, x) in zip(tasks, taken, strict=True)}
+        if len(set(counts.values())) > 1:
+            said = ", ".join(f"{task} {n}" for task, n in counts.items())
+            raise ConfigError(
+                f"compare --method {name}: its tasks have different numbers of seeds ({said}); resampling within each "
+                "task needs the same number"
+            )
+        matrices[name] = np.stack([x for _, x in taken], axis=1)
+        per_task = []
+        for env_steps, x in taken:
+            estimate, low, high = stats.bootstrap_ci(x, num_resamples=num_resamples, seed=seed)
+            per_task.append(
+                {"seeds": int(x.size), "env_steps": env_steps, "iqm": estimate, "ci_low": low, "ci_high": high}
+            )
+        rows.append({"name": name, "per_task": per_task, "p_improvement": None, "verdict": None})
+    base = matrices[rows[0]["name"]]
+    for row in rows[1:]:
+        improvement = stats.bootstrap_ci_between(
+            matrices[row["name"]], base, stats.probability_of_improvement, num_resamples, seed=seed
+        )
+        low, high = improvement[1], improvement[2]
+        row.update(
+            p_improvement=improvement,
+            verdict="higher" if low > 0.5 else ("lower" if high < 0.5 else "not separated"),
+        )
+    return {"tasks": tasks, "methods": rows, "entries": found}
+
+
+def methods_table(result: dict, metric: str = "eval/episode_return", at: int | None = None) -> str:
+    """:func:`compare_methods`' result as two Markdown tables (per task; over tasks) with what they mean."""
+    rows, first = result["methods"], result["methods"][0]["name"]
+    digits = 3 if max(abs(t["iqm"]) for r in rows for t in r["per_task"]) < 10 else 1
+    lines = [
+        "| task | " + " | ".join(f"{r['name']} IQM [95% CI]" for r in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    for i, task in enumerate(result["tasks"]):
+        cells = [
+            f"{_interval((t['iqm'], t['ci_low'], t['ci_high']), digits)} ({t['seeds']})"
+            for t in (r["per_task"][i] for r in rows)
+        ]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines += ["", f"| method | tasks | P(> {first}) over tasks [95% CI] | verdict |", "|---|---:|---|---|"]
+    for r in rows:
+        shown = ("(first)", "") if r["p_improvement"] is None else (_interval(r["p_improvement"], 2), r["verdict"])
+        lines.append(f"| {r['name']} | {len(result['tasks'])} | {shown[0]} | {shown[1]} |")
+    where = "all of an entry's seeds logged" if at is None else f"at or before {at:,} env steps"
+    lines += [
+        "",
+        f"Scores: {metric} at the last evaluation {where}; per task, the IQM over seeds (their number in brackets) "
+        f"with a 95% bootstrap interval. P(> {first}): the probability that a run of the method scores higher than "
+        f"a run of {first} on the same task, averaged over tasks, with a 95% interval from resampling each method's "
+        "seeds within each task. Verdict: whether that interval lies above or below 0.5. Returns are not pooled "
+        "across tasks: their scales differ.",
+    ]
+    few = sorted({r["name"] for r in rows for t in r["per_task"] if t["seeds"] < FEW_SEEDS})
+    if few:
+        lines.append(f"Fewer than {FEW_SEEDS} seeds ({', '.join(few)}): these intervals cannot be trusted.")
+    if any(len({r["per_task"][i]["env_steps"] for r in rows}) > 1 for i in range(len(result["tasks"]))):
+        lines.append("On some task the methods' scores are from different env steps (compare.json has them).")
+    return "\n".join(lines)
+
+
 def _interval(values: tuple[float, float, float], digits: int) -> str:
     estimate, low, high = values
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
@@ -188,7 +301,8 @@ def table(
     ]
     few = [r["label"] for r in rows if r["seeds"] < FEW_SEEDS]
     if few:
-        lines.append(f"Fewer than {FEW_SEEDS} seeds ({', '.join(few)}): these intervals cannot be trusted.")
+        which = "every entry" if len(few) == len(rows) else ", ".join(few)
+        lines.append(f"Fewer than {FEW_SEEDS} seeds ({which}): these intervals cannot be trusted.")
     if len({r["env_steps"] for r in rows}) > 1:
         lines.append("The entries' scores are from different env steps (see the column).")
     return "\n".join(lines)
@@ -237,3 +351,51 @@ def check_arguments(metric: str, at: int | None, threshold: float | None, out_di
         raise ConfigError(f"--threshold: must be a finite number; got {threshold}")
     if out_dir and os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ConfigError(f"--out {out_dir}: is a file; compare writes compare.md, .json and .png into a directory")
+
+
+def write_methods(result: dict, metric: str, at: int | None, out_dir: str) -> list[str]:
+    """:func:`compare_methods`' ``compare.md``, ``compare.json`` and ``compare.png`` (a panel per task) in
+    ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    host.make_dir(out_dir)
+    paths = [os.path.join(out_dir, name) for name in ("compare.md", "compare.json", "compare.png")]
+    with open(paths[0], "w") as f:
+        f.write(methods_table(result, metric, at) + "\n")
+    with open(paths[1], "w") as f:
+        saved = {"metric": metric, "at": at, "tasks": result["tasks"], "methods": result["methods"]}
+        json.dump(saved, f, indent=1)
+    tasks, columns = result["tasks"], min(3, len(result["tasks"]))
+    rows_of_panels = -(-len(tasks) // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(4.5 * columns, 3.5 * rows_of_panels), dpi=120)
+    axes = np.atleast_1d(axes).ravel()
+    for ax, task in zip(axes, tasks, strict=False):
+        for i, (name, by_task) in enumerate(result["entries"].items()):
+            d, colour = by_task[task].curve, plt.get_cmap("tab10")(i % 10)
+            ax.plot(d["env_steps"], d["iqm"], color=colour, label=name, marker="o", ms=2)
+            ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
+        ax.set(title=task, xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(paths[2])
+    plt.close(fig)
+    return paths
+
+
+def parse_methods(options: list[str]) -> dict[str, list[str]]:
+    """``["sac=A,B", "simbav2=C,D"]`` (the ``--method`` options) -> ``{"sac": ["A", "B"], ...}``."""
+    methods: dict[str, list[str]] = {}
+    for option in options:
+        name, sep, targets = option.partition("=")
+        if not sep or not name.strip() or not targets.strip():
+            raise ConfigError(f"--method {option}: expected NAME=SWEEP_DIR[:SETTING][,...], e.g. sac=runs/sac_hopper")
+        if name in methods:
+            raise ConfigError(f"--method {name}: given twice")
+        methods[name] = [t for t in targets.split(",") if t]
+    return methods

@@ -47,7 +47,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return", what: str = "plo
     ``metric`` at each step (a step is kept only when every seed has a finite value there; in a population,
     when any run has), ``final``
     (per-seed last values), ``per_seed`` (at each of ``env_steps``, the seeds' values), ``setting`` (its number in
-    ``settings.csv``), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values
+    ``settings.csv``), ``env`` (its env's name), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values
     are from before the divergence) and ``missing`` (of ``seeds``, those without a value yet: not started). With population-based training no run keeps its setting: one curve per
     group (its population, ``setting`` the group's number), over all its runs (``runs`` in place of ``seeds``);
     ``what`` names the command in errors."""
@@ -93,6 +93,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return", what: str = "plo
                         "final": np.array(finals),
                         "per_seed": columns,
                         "setting": group.index if population else members[0].setting,
+                        "env": members[0].config.env.name,
                         "runs" if population else "seeds": len(members) - diverged,
                         "diverged": diverged,
                         "missing": sum(1 for s in series if not s),

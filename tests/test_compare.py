@@ -1,0 +1,84 @@
+"""``rlx compare --method``: methods across tasks on sweep directories written by hand (known scores, no training).
+The one-task form is tested on a trained sweep in ``test_sweep.py``."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from rlx import cli, compare, stats, sweep
+
+TASKS = ["gymnax/CartPole-v1", "gymnax/Acrobot-v1"]
+
+
+def fake_sweep(path, scores, steps=(1000, 2000)):
+    """A sweep directory of PPO over ``TASKS`` (a group each) whose run for seed s on task t logged
+    ``scores[t][s] * (i + 1) / len(steps)`` at the i-th of ``steps``; a score of None marks the run diverged."""
+    spec = {
+        "config": {"algo": "ppo", "total_env_steps": steps[-1], "num_chunks": len(steps)},
+        "seeds": len(scores[0]),
+        "groups": {"env.name": TASKS},
+    }
+    os.makedirs(path)
+    with open(os.path.join(path, "sweep.yaml"), "w") as f:
+        yaml.safe_dump(spec, f)
+    for group in sweep.expand(sweep.spec_from_dict(spec)):
+        task = TASKS.index(group.config.env.name)
+        for member in group.members:
+            run_dir = os.path.join(path, "runs", member.name)
+            os.makedirs(run_dir)
+            score = scores[task][member.seed]
+            status = "diverged" if score is None else "completed"
+            with open(os.path.join(run_dir, "summary.json"), "w") as f:
+                json.dump({"status": status}, f)
+            with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+                for i, step in enumerate(steps):
+                    value = 0.0 if score is None else score * (i + 1) / len(steps)
+                    f.write(json.dumps({"chunk": i + 1, "env_steps": step, "eval/episode_return": value}) + "\n")
+    return str(path)
+
+
+A = [[100.0, 200.0, 300.0, 400.0, 500.0], [-500.0, -400.0, -300.0, -200.0, -100.0]]
+B = [[150.0, 250.0, 350.0, 450.0, 550.0], [-500.0, -500.0, -500.0, -500.0, -500.0]]
+
+
+def test_methods_across_tasks_average_the_probability_of_improvement_and_name_their_mistakes(tmp_path, capsys):
+    a, b = fake_sweep(tmp_path / "a", A), fake_sweep(tmp_path / "b", B)
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", "--method", f"base={a}", "--method", f"new={b}", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    saved = json.load(open(out / "compare.json"))
+    assert saved["tasks"] == TASKS and [m["name"] for m in saved["methods"]] == ["base", "new"]
+    # by hand: CartPole, new beats base in 15 of 25 pairs (150 > 100; 250 > 100, 200; ...); Acrobot, new's -500s tie
+    # base's one -500 and lose the other 20 pairs: (0 + 0.5 * 5) / 25. Averaged: (15 / 25 + 2.5 / 25) / 2
+    estimate, low, high = saved["methods"][1]["p_improvement"]
+    assert estimate == pytest.approx((15 / 25 + 2.5 / 25) / 2)
+    matrix = lambda scores: np.array(scores).T  # noqa: E731  [seeds, tasks]
+    reference = stats.bootstrap_ci_between(matrix(B), matrix(A), stats.probability_of_improvement)
+    assert (estimate, low, high) == pytest.approx(reference)
+    assert saved["methods"][1]["verdict"] == ("higher" if low > 0.5 else "lower" if high < 0.5 else "not separated")
+    cartpole = saved["methods"][0]["per_task"][0]
+    assert (cartpole["iqm"], cartpole["env_steps"], cartpole["seeds"]) == (pytest.approx(300.0), 2000, 5)
+    assert "| gymnax/CartPole-v1 | 300.0 [" in printed and "| new | 2 | 0.35 [" in printed
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    at_first = compare.compare_methods({"base": [a], "new": [f"{b}:1", f"{b}:0"]}, at=1500)  # tasks in base's order
+    assert at_first["tasks"] == TASKS and at_first["methods"][1]["per_task"][0]["iqm"] == pytest.approx(175.0)
+
+    c = fake_sweep(tmp_path / "c", [A[0], [*A[1][:4], None]])  # a diverged Acrobot run: 4 seeds there, 5 on CartPole
+    for argv, message in [
+        (["--method", f"base={a}"], "compare: 1 method given"),
+        (["--method", f"base={a}", "--method", f"new={b}:0"], "--method new: not the tasks of base: it lacks gymnax/A"),
+        (["--method", f"base={a}", "--method", f"new={b},{c}:0"], "--method new: two settings on gymnax/CartPole-v1"),
+        (["--method", f"base={a}", "--method", f"new={c}"], "--method new: its tasks have different numbers of seeds"),
+        (["--method", f"base={a}", "--method", "new"], "--method new: expected NAME=SWEEP_DIR"),
+        (["--method", f"base={a}", "--method", f"base={b}"], "--method base: given twice"),
+        ([a, "--method", f"base={a}", "--method", f"new={b}"], "give targets or --method options, not both"),
+        (["--method", f"base={a}", "--method", f"new={b}", "--threshold", "1"], "--threshold: not with --method"),
+        ([], "compare: name sweep directories"),
+    ]:
+        assert cli.main(["compare", *argv]) == cli.EXIT_CONFIG_ERROR, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(re.escape(message), err), (argv, err)
