@@ -6,7 +6,8 @@ interval; against the baseline, the difference of IQMs and the probability of im
 higher than a run of the baseline; Agarwal et al. 2021), each with a 95% interval from resampling both entries' seeds
 independently; a verdict from the difference's interval; and the env steps at which the IQM curve first reaches a
 threshold. Scores are taken at the last evaluation every seed logged, or at the last one at or before ``at`` env
-steps."""
+steps. Across tasks (:func:`compare_methods`, ``--method``), each method's settings are its tasks (their envs): the
+table gives each task's IQMs and, per method, the probability of improvement over the first averaged over tasks."""
 
 from __future__ import annotations
 
@@ -139,6 +140,7 @@ def compare_entries(
                 "label": entry.label,
                 "sweep_dir": entry.sweep_dir,
                 "setting": entry.setting,
+                "env": entry.curve["env"],
                 "seeds": int(x.size),
                 "env_steps": env_steps,
                 "iqm": estimate,
@@ -305,6 +307,12 @@ def table(
         lines.append(f"Fewer than {FEW_SEEDS} seeds ({which}): these intervals cannot be trusted.")
     if len({r["env_steps"] for r in rows}) > 1:
         lines.append("The entries' scores are from different env steps (see the column).")
+    envs = list(dict.fromkeys(r["env"] for r in rows))
+    if len(envs) > 1:
+        lines.append(
+            f"The entries train on different envs ({', '.join(envs)}): their returns are on different scales; "
+            "--method compares methods across tasks."
+        )
     return "\n".join(lines)
 
 

@@ -67,6 +67,9 @@ def test_methods_across_tasks_average_the_probability_of_improvement_and_name_th
     at_first = compare.compare_methods({"base": [a], "new": [f"{b}:1", f"{b}:0"]}, at=1500)  # tasks in base's order
     assert at_first["tasks"] == TASKS and at_first["methods"][1]["per_task"][0]["iqm"] == pytest.approx(175.0)
 
+    assert cli.main(["compare", f"{a}:0", f"{b}:1"]) == 0  # one task's form on two tasks: said, not refused
+    assert "train on different envs (gymnax/CartPole-v1, gymnax/Acrobot-v1)" in capsys.readouterr().out
+
     c = fake_sweep(tmp_path / "c", [A[0], [*A[1][:4], None]])  # a diverged Acrobot run: 4 seeds there, 5 on CartPole
     for argv, message in [
         (["--method", f"base={a}"], "compare: 1 method given"),
