@@ -96,8 +96,9 @@ def scores(entry: Entry, metric: str, at: int | None) -> tuple[int, np.ndarray]:
     return int(steps[index]), np.asarray(entry.curve["per_seed"][index], np.float64)
 
 
-def _verdict(low: float, high: float) -> str:
-    return "higher" if low > 0 else ("lower" if high < 0 else "not separated")
+def _verdict(low: float, high: float, neither: float = 0.0) -> str:
+    """``higher`` / ``lower`` when the interval ``[low, high]`` lies above / below ``neither``."""
+    return "higher" if low > neither else ("lower" if high < neither else "not separated")
 
 
 def compare(
@@ -153,6 +154,104 @@ def compare_entries(
             }
         )
     return rows
+
+
+def _interval(values: tuple[float, float, float], digits: int) -> str:
+    estimate, low, high = values
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _where(at: int | None) -> str:
+    return "all of an entry's seeds logged" if at is None else f"at or before {at:,} env steps"
+
+
+def _few_seeds(names: list[str], total: int) -> list[str]:
+    """The table's line about entries with too few seeds for their intervals, if any."""
+    if not names:
+        return []
+    which = "every entry" if len(names) == total else ", ".join(names)
+    return [f"Fewer than {FEW_SEEDS} seeds ({which}): these intervals cannot be trusted."]
+
+
+def _draw(ax, curve: dict, label: str, colour) -> None:
+    """An IQM curve with its 95% band."""
+    ax.plot(curve["env_steps"], curve["iqm"], color=colour, label=label, marker="o", ms=2)
+    ax.fill_between(curve["env_steps"], curve["low"], curve["high"], color=colour, alpha=0.2, linewidth=0)
+
+
+def table(
+    rows: list[dict], metric: str = "eval/episode_return", at: int | None = None, threshold: float | None = None
+) -> str:
+    """The rows as a Markdown table with what its columns mean below it."""
+    digits = 3 if max(abs(r["iqm"]) for r in rows) < 10 else 1
+    reach = f" | steps to IQM ≥ {threshold:g}" if threshold is not None else ""
+    lines = [
+        f"| entry | seeds | env steps | {metric} IQM [95% CI] | IQM − first [95% CI] | P(> first) [95% CI] | "
+        f"verdict{reach} |",
+        "|---|---:|---:|---|---|---|---" + ("|---:" if threshold is not None else "") + "|",
+    ]
+    for r in rows:
+        first = r["difference"] is None
+        cells = [
+            r["label"],
+            str(r["seeds"]),
+            f"{r['env_steps']:,}",
+            _interval((r["iqm"], r["ci_low"], r["ci_high"]), digits),
+            "(first)" if first else _interval(r["difference"], digits),
+            "(first)" if first else _interval(r["p_improvement"], 2),
+            "" if first else r["verdict"],
+        ]
+        if threshold is not None:
+            cells.append("never" if r["steps_to_threshold"] is None else f"{r['steps_to_threshold']:,}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Scores: {metric} at the last evaluation {_where(at)}. Intervals: 95% percentile bootstrap over seeds; against the first "
+        "entry, both entries' seeds resampled independently. P(> first): the probability that a run of the entry "
+        "scores higher than a run of the first (ties count half; 0.5: neither tends higher). Verdict: whether the "
+        "interval of the IQM difference lies above or below 0.",
+    ]
+    lines += _few_seeds([r["label"] for r in rows if r["seeds"] < FEW_SEEDS], len(rows))
+    if len({r["env_steps"] for r in rows}) > 1:
+        lines.append("The entries' scores are from different env steps (see the column).")
+    envs = list(dict.fromkeys(r["env"] for r in rows))
+    if len(envs) > 1:
+        lines.append(
+            f"The entries train on different envs ({', '.join(envs)}): their returns are on different scales; "
+            "--method compares methods across tasks."
+        )
+    return "\n".join(lines)
+
+
+def plot_curves(found: list[Entry], rows: list[dict], metric: str, path: str) -> str:
+    """``path`` (a PNG): each entry's IQM curve with its 95% band, the entries named as in the table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, r in enumerate(rows):  # rows are in the entries' order
+        _draw(ax, found[i].curve, f"{r['label']} ({r['seeds']} seeds)", plt.get_cmap("tab10")(i % 10))
+    ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write(found: list[Entry], rows: list[dict], metric: str, at: int | None, threshold, out_dir: str) -> list[str]:
+    """``compare.md`` (the table), ``compare.json`` (the rows) and ``compare.png`` (the curves) in ``out_dir``."""
+    host.make_dir(out_dir)
+    paths = [os.path.join(out_dir, name) for name in ("compare.md", "compare.json", "compare.png")]
+    with open(paths[0], "w") as f:
+        f.write(table(rows, metric, at, threshold) + "\n")
+    with open(paths[1], "w") as f:
+        json.dump({"metric": metric, "at": at, "threshold": threshold, "rows": rows}, f, indent=1)
+    plot_curves(found, rows, metric, paths[2])
+    return paths
 
 
 def _method_entries(methods: dict[str, list[str]], metric: str) -> dict[str, dict[str, Entry]]:
@@ -220,11 +319,7 @@ def compare_methods(
         improvement = stats.bootstrap_ci_between(
             matrices[row["name"]], base, stats.probability_of_improvement, num_resamples, seed=seed
         )
-        low, high = improvement[1], improvement[2]
-        row.update(
-            p_improvement=improvement,
-            verdict="higher" if low > 0.5 else ("lower" if high < 0.5 else "not separated"),
-        )
+        row.update(p_improvement=improvement, verdict=_verdict(improvement[1], improvement[2], neither=0.5))
     return {"tasks": tasks, "methods": rows, "entries": found}
 
 
@@ -246,119 +341,19 @@ def methods_table(result: dict, metric: str = "eval/episode_return", at: int | N
     for r in rows:
         shown = ("(first)", "") if r["p_improvement"] is None else (_interval(r["p_improvement"], 2), r["verdict"])
         lines.append(f"| {r['name']} | {len(result['tasks'])} | {shown[0]} | {shown[1]} |")
-    where = "all of an entry's seeds logged" if at is None else f"at or before {at:,} env steps"
     lines += [
         "",
-        f"Scores: {metric} at the last evaluation {where}; per task, the IQM over seeds (their number in brackets) "
+        f"Scores: {metric} at the last evaluation {_where(at)}; per task, the IQM over seeds (their number in brackets) "
         f"with a 95% bootstrap interval. P(> {first}): the probability that a run of the method scores higher than "
         f"a run of {first} on the same task, averaged over tasks, with a 95% interval from resampling each method's "
         "seeds within each task. Verdict: whether that interval lies above or below 0.5. Returns are not pooled "
         "across tasks: their scales differ.",
     ]
-    few = sorted({r["name"] for r in rows for t in r["per_task"] if t["seeds"] < FEW_SEEDS})
-    if few:
-        lines.append(f"Fewer than {FEW_SEEDS} seeds ({', '.join(few)}): these intervals cannot be trusted.")
+    few = [r["name"] for r in rows if any(t["seeds"] < FEW_SEEDS for t in r["per_task"])]
+    lines += _few_seeds(few, len(rows))
     if any(len({r["per_task"][i]["env_steps"] for r in rows}) > 1 for i in range(len(result["tasks"]))):
         lines.append("On some task the methods' scores are from different env steps (compare.json has them).")
     return "\n".join(lines)
-
-
-def _interval(values: tuple[float, float, float], digits: int) -> str:
-    estimate, low, high = values
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def table(
-    rows: list[dict], metric: str = "eval/episode_return", at: int | None = None, threshold: float | None = None
-) -> str:
-    """The rows as a Markdown table with what its columns mean below it."""
-    digits = 3 if max(abs(r["iqm"]) for r in rows) < 10 else 1
-    reach = f" | steps to IQM ≥ {threshold:g}" if threshold is not None else ""
-    lines = [
-        f"| entry | seeds | env steps | {metric} IQM [95% CI] | IQM − first [95% CI] | P(> first) [95% CI] | "
-        f"verdict{reach} |",
-        "|---|---:|---:|---|---|---|---" + ("|---:" if threshold is not None else "") + "|",
-    ]
-    for r in rows:
-        first = r["difference"] is None
-        cells = [
-            r["label"],
-            str(r["seeds"]),
-            f"{r['env_steps']:,}",
-            _interval((r["iqm"], r["ci_low"], r["ci_high"]), digits),
-            "(first)" if first else _interval(r["difference"], digits),
-            "(first)" if first else _interval(r["p_improvement"], 2),
-            "" if first else r["verdict"],
-        ]
-        if threshold is not None:
-            cells.append("never" if r["steps_to_threshold"] is None else f"{r['steps_to_threshold']:,}")
-        lines.append("| " + " | ".join(cells) + " |")
-    where = "all of an entry's seeds logged" if at is None else f"at or before {at:,} env steps"
-    lines += [
-        "",
-        f"Scores: {metric} at the last evaluation {where}. Intervals: 95% percentile bootstrap over seeds; against the first "
-        "entry, both entries' seeds resampled independently. P(> first): the probability that a run of the entry "
-        "scores higher than a run of the first (ties count half; 0.5: neither tends higher). Verdict: whether the "
-        "interval of the IQM difference lies above or below 0.",
-    ]
-    few = [r["label"] for r in rows if r["seeds"] < FEW_SEEDS]
-    if few:
-        which = "every entry" if len(few) == len(rows) else ", ".join(few)
-        lines.append(f"Fewer than {FEW_SEEDS} seeds ({which}): these intervals cannot be trusted.")
-    if len({r["env_steps"] for r in rows}) > 1:
-        lines.append("The entries' scores are from different env steps (see the column).")
-    envs = list(dict.fromkeys(r["env"] for r in rows))
-    if len(envs) > 1:
-        lines.append(
-            f"The entries train on different envs ({', '.join(envs)}): their returns are on different scales; "
-            "--method compares methods across tasks."
-        )
-    return "\n".join(lines)
-
-
-def plot_curves(found: list[Entry], rows: list[dict], metric: str, path: str) -> str:
-    """``path`` (a PNG): each entry's IQM curve with its 95% band, the entries named as in the table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for i, r in enumerate(rows):  # rows are in the entries' order
-        d, colour = found[i].curve, plt.get_cmap("tab10")(i % 10)
-        ax.plot(d["env_steps"], d["iqm"], color=colour, label=f"{r['label']} ({r['seeds']} seeds)", marker="o", ms=2)
-        ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
-    ax.set(xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def write(found: list[Entry], rows: list[dict], metric: str, at: int | None, threshold, out_dir: str) -> list[str]:
-    """``compare.md`` (the table), ``compare.json`` (the rows) and ``compare.png`` (the curves) in ``out_dir``."""
-    host.make_dir(out_dir)
-    paths = [os.path.join(out_dir, name) for name in ("compare.md", "compare.json", "compare.png")]
-    with open(paths[0], "w") as f:
-        f.write(table(rows, metric, at, threshold) + "\n")
-    with open(paths[1], "w") as f:
-        json.dump({"metric": metric, "at": at, "threshold": threshold, "rows": rows}, f, indent=1)
-    plot_curves(found, rows, metric, paths[2])
-    return paths
-
-
-def check_arguments(metric: str, at: int | None, threshold: float | None, out_dir: str | None) -> None:
-    """The command's options, before any sweep is read."""
-    if not metric.strip():
-        raise ConfigError("--metric: empty; name a metrics.jsonl column, e.g. eval/episode_return")
-    if at is not None and at <= 0:
-        raise ConfigError(f"--at: env steps must be positive; got {at}")
-    if threshold is not None and not math.isfinite(threshold):
-        raise ConfigError(f"--threshold: must be a finite number; got {threshold}")
-    if out_dir and os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConfigError(f"--out {out_dir}: is a file; compare writes compare.md, .json and .png into a directory")
 
 
 def write_methods(result: dict, metric: str, at: int | None, out_dir: str) -> list[str]:
@@ -382,9 +377,7 @@ def write_methods(result: dict, metric: str, at: int | None, out_dir: str) -> li
     axes = np.atleast_1d(axes).ravel()
     for ax, task in zip(axes, tasks, strict=False):
         for i, (name, by_task) in enumerate(result["entries"].items()):
-            d, colour = by_task[task].curve, plt.get_cmap("tab10")(i % 10)
-            ax.plot(d["env_steps"], d["iqm"], color=colour, label=name, marker="o", ms=2)
-            ax.fill_between(d["env_steps"], d["low"], d["high"], color=colour, alpha=0.2, linewidth=0)
+            _draw(ax, by_task[task].curve, name, plt.get_cmap("tab10")(i % 10))
         ax.set(title=task, xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
         ax.grid(alpha=0.3)
     for ax in axes[len(tasks) :]:
@@ -407,3 +400,15 @@ def parse_methods(options: list[str]) -> dict[str, list[str]]:
             raise ConfigError(f"--method {name}: given twice")
         methods[name] = [t for t in targets.split(",") if t]
     return methods
+
+
+def check_arguments(metric: str, at: int | None, threshold: float | None, out_dir: str | None) -> None:
+    """The command's options, before any sweep is read."""
+    if not metric.strip():
+        raise ConfigError("--metric: empty; name a metrics.jsonl column, e.g. eval/episode_return")
+    if at is not None and at <= 0:
+        raise ConfigError(f"--at: env steps must be positive; got {at}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"--threshold: must be a finite number; got {threshold}")
+    if out_dir and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"--out {out_dir}: is a file; compare writes compare.md, .json and .png into a directory")
