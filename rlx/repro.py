@@ -12,11 +12,13 @@ A suite is YAML (``rlx/configs/suites/<name>.yaml``, or any path)::
         set: {num_chunks: 4}            # run-config overrides (dotted paths)
         threshold: 475                  # steps to threshold: the first evaluation whose IQM over seeds reaches it
         reference: {low: 475, high: 500, source: "CartPole-v1's maximum is 500"}
+        baseline: dqn_cartpole          # another entry on the same env: the report compares the two (rlx compare)
 
 Per entry the report gives the IQM and 95% bootstrap CI of the final evaluation return, the IQM at a quarter,
 half and three quarters of the budget (the last evaluation at or before each), steps to the threshold, wall and
 compile time (wall summed over the sessions that trained an entry), env steps/s over all seeds, and whether the final IQM lies below, within or above the reference's
-band. A finished entry is kept (its folder holds ``entry.json``), so a suite can be stopped and run again.
+band. An entry with a ``baseline`` gets the IQM difference to it and the probability of improvement over it, each
+with a 95% interval, and a verdict (:mod:`rlx.compare`). A finished entry is kept (its folder holds ``entry.json``), so a suite can be stopped and run again.
 ``tiny=True`` runs every entry for one iteration with two seeds, at most 4 envs and small batches and buffers: the
 machinery end to end on a CPU, whatever the entry's budget.
 """
@@ -36,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from rlx import driver, host, plot, stats, sweep
+from rlx import compare, driver, host, plot, stats, sweep
 from rlx.config import ConfigError, load_yaml
 from rlx.presets import SUITES_DIR, suite_names
 from rlx.sweep.spec import _assign
 
 FRACTIONS = (0.25, 0.5, 0.75)
-_ENTRY_KEYS = ("name", "config", "steps", "seeds", "set", "threshold", "reference", "note")
+_ENTRY_KEYS = ("name", "config", "steps", "seeds", "set", "threshold", "reference", "note", "baseline")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Entry:
     threshold: float | None = None
     reference: dict | None = None  # low, high, source
     note: str = ""
+    baseline: str | None = None  # another entry's name: the report compares this one with it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,9 @@ def _entry(raw: Any, where: str) -> Entry:
         isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)
     ):
         raise ConfigError(f"{where}.threshold: must be a finite number (a return); got {threshold!r}")
+    baseline = raw.get("baseline")
+    if baseline is not None and (not isinstance(baseline, str) or baseline == raw["name"]):
+        raise ConfigError(f"{where}.baseline: another entry's name; got {baseline!r}")
     if not isinstance(raw.get("set") or {}, dict):
         raise ConfigError(f"{where}.set: expected a mapping of field paths to values; got {raw['set']!r}")
     return Entry(**{**raw, "set": dict(raw.get("set") or {}), "seeds": raw.get("seeds") or 5})
@@ -121,11 +127,23 @@ def load_suite(name_or_path: str) -> Suite:
     if len(set(names)) != len(names):
         raise ConfigError(f"suite {name_or_path}: entry names must be unique; got {names}")
     suite = Suite(os.path.basename(path)[: -len(".yaml")], str(data.get("description", "")), entries)
+    envs = {}
     for entry, where in zip(entries, (f"entries[{i}] ({e.name})" for i, e in enumerate(entries))):
         try:
-            driver.build_config(run_data(entry, tiny=False))
+            envs[entry.name] = driver.build_config(run_data(entry, tiny=False)).env.name
         except ConfigError as e:
             raise ConfigError(f"suite {name_or_path}, {where}: {e}") from None
+    for i, entry in enumerate(entries):
+        if entry.baseline is None:
+            continue
+        where = f"suite {name_or_path}, entries[{i}] ({entry.name}).baseline"
+        if entry.baseline not in envs:
+            raise ConfigError(f"{where}: no entry {entry.baseline!r}; entries: {', '.join(names)}")
+        if envs[entry.baseline] != envs[entry.name]:
+            raise ConfigError(
+                f"{where}: {entry.baseline} trains on {envs[entry.baseline]}, this entry on {envs[entry.name]}; "
+                "a baseline is on the same env"
+            )
     return suite
 
 
@@ -462,9 +480,57 @@ def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> st
         "none yet). Steps to threshold: the first evaluation whose IQM reaches it. Env steps/s: every seed's steps "
         "over the time outside compiling.",
     ]
-    text = "\n".join(header + lines + legend + (["", "References:", *sources] if sources else [])) + "\n"
+    comparisons = against_baselines(suite, out_dir, rows)
+    text = "\n".join(
+        header + lines + legend + _comparison_lines(comparisons) + (["", "References:", *sources] if sources else [])
+    )
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(text)
+        f.write(text + "\n")
     with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump({"suite": suite.name, "tiny": tiny, "rows": rows}, f, indent=2)
-    return text
+        json.dump({"suite": suite.name, "tiny": tiny, "rows": rows, "comparisons": comparisons}, f, indent=2)
+    return text + "\n"
+
+
+def against_baselines(suite: Suite, out_dir: str, rows: list[dict]) -> list[dict]:
+    """For each reported entry with a ``baseline`` that is reported too: :func:`rlx.compare.compare` of the
+    baseline's and the entry's sweeps (``difference``, ``p_improvement``, ``verdict``), or ``error`` saying why
+    they cannot be compared (every run of one diverged, say)."""
+    reported = {r["name"] for r in rows}
+    found = []
+    for entry in suite.entries:
+        if entry.name not in reported or entry.baseline not in reported:
+            continue
+        result = {"name": entry.name, "baseline": entry.baseline}
+        try:
+            row = compare.compare([os.path.join(out_dir, entry.baseline), os.path.join(out_dir, entry.name)])[1]
+            result.update({k: row[k] for k in ("env_steps", "difference", "p_improvement", "verdict")})
+        except ConfigError as e:
+            result["error"] = str(e)
+        found.append(result)
+    return found
+
+
+def _comparison_lines(comparisons: list[dict]) -> list[str]:
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        "| entry | baseline | final IQM − baseline's [95% CI] | P(entry > baseline) [95% CI] | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        if "error" in c:
+            lines.append(f"| {c['name']} | {c['baseline']} | - | - | not compared: {c['error']} |")
+            continue
+        (d, d_low, d_high), (p, p_low, p_high) = c["difference"], c["p_improvement"]
+        lines.append(
+            f"| {c['name']} | {c['baseline']} | {_cell(d)} [{_cell(d_low)}, {_cell(d_high)}] | {p:.2f} [{p_low:.2f}, "
+            f"{p_high:.2f}] | {c['verdict']} |"
+        )
+    lines += [
+        "",
+        "Against a baseline (`rlx compare BASELINE ENTRY` on the two entries' folders): the final evaluations' IQM "
+        "difference and the probability that a run of the entry scores higher than a run of the baseline, each with "
+        "a 95% interval from resampling both entries' seeds; verdict: the difference's interval above or below 0.",
+    ]
+    return lines

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rlx import cli, driver, repro, stats, sweep
+from rlx import cli, compare, driver, repro, stats, sweep
 from rlx.config import ConfigError
 from rlx.metrics_log import read_metrics
 
@@ -49,6 +49,16 @@ def test_smoke_suite_reports_every_entry_with_statistics_from_its_runs(smoke):
     assert all(f"| {e.name} |" in report for e in suite.entries) and "References:" in report
     assert "IQM at 1/4, 1/2, 3/4: the seeds' IQM at the last evaluation at or before that fraction" in report
     assert json.load(open(os.path.join(out, "report.json")))["rows"] == json.loads(json.dumps(rows))
+    [against] = json.load(open(os.path.join(out, "report.json")))["comparisons"]  # dqn_cartpole's baseline: ppo
+    expected = compare.compare([os.path.join(out, "ppo_cartpole"), os.path.join(out, "dqn_cartpole")])[1]
+    assert (against["name"], against["baseline"], against["verdict"]) == (
+        "dqn_cartpole",
+        "ppo_cartpole",
+        expected["verdict"],
+    )
+    assert against["difference"] == pytest.approx(list(expected["difference"]))
+    assert against["p_improvement"] == pytest.approx(list(expected["p_improvement"]))
+    assert "| dqn_cartpole | ppo_cartpole | " in report and "| P(entry > baseline) [95% CI] |" in report
 
 
 def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, capsys):
@@ -216,6 +226,15 @@ def write_suite(tmp_path, entries):
             "entries[0] (a).reference.low: must be a number, not NaN",  # named high (found by a probe)
         ),
         ([], "needs a non-empty list under entries"),
+        ([{"name": "a", "config": "ppo_cartpole", "baseline": "a"}], "entries[0] (a).baseline: another entry's name"),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "baseline": "b"}, {"name": "c", "config": "dqn_cartpole"}],
+            "entries[0] (a).baseline: no entry 'b'; entries: a, c",
+        ),
+        (
+            [{"name": "a", "config": "ppo_cartpole", "baseline": "s"}, {"name": "s", "config": "sac_pendulum"}],
+            "(a).baseline: s trains on gymnax/Pendulum-v1, this entry on gymnax/CartPole-v1; a baseline is on the same env",
+        ),
     ],
 )
 def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path, entries, message):
