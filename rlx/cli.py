@@ -191,8 +191,8 @@ def _parser() -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="SWEEP_DIR[:SETTING]",
-        help="sweep directories (each of their settings) or one setting of one (its number in settings.csv); the "
-        "first entry is the baseline",
+        help="sweep directories (each of their settings), one setting of one (its number in settings.csv) or rlx "
+        "bench directories (each of their entries); the first entry is the baseline",
     )
     comparing.add_argument(
         "--method",

@@ -1,7 +1,7 @@
 """``rlx compare``: settings of one or more sweeps side by side, with seeds as the samples.
 
 Each entry is a sweep's setting (``SWEEP_DIR`` for each of its settings, ``SWEEP_DIR:N`` for setting N of
-``settings.csv``). The first entry is the baseline. For each entry: the IQM of its seeds' scores with a 95% bootstrap
+``settings.csv``; an ``rlx bench`` directory for each of its entries). The first entry is the baseline. For each entry: the IQM of its seeds' scores with a 95% bootstrap
 interval; against the baseline, the difference of IQMs and the probability of improvement (a run of the entry scores
 higher than a run of the baseline; Agarwal et al. 2021), each with a 95% interval from resampling both entries' seeds
 independently; a verdict from the difference's interval; and the env steps at which the IQM curve first reaches a
@@ -54,9 +54,27 @@ def entries(targets: list[str], metric: str = "eval/episode_return") -> list[Ent
     return found
 
 
+def _bench_entries(out_dir: str) -> list[str] | None:
+    """The entry folders of an ``rlx bench`` directory, in its report's order (None when it is not one)."""
+    report = os.path.join(out_dir, "report.json")
+    if os.path.exists(os.path.join(out_dir, "sweep.yaml")) or not os.path.exists(report):
+        return None
+    try:
+        with open(report) as f:
+            rows = json.load(f)["rows"]
+        names = [row["name"] for row in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [os.path.join(out_dir, name) for name in names if os.path.exists(os.path.join(out_dir, name, "sweep.yaml"))]
+
+
 def _resolve(targets: list[str], metric: str) -> list[Entry]:
     found: list[Entry] = []
-    for target in targets:
+    expanded = []
+    for target in targets:  # an rlx bench directory stands for its entries
+        entries_of_bench = _bench_entries(target) if os.path.isdir(target) else None
+        expanded += entries_of_bench if entries_of_bench is not None else [target]
+    for target in expanded:
         sweep_dir, number = _split(target)
         if not os.path.isdir(sweep_dir):
             raise ConfigError(f"compare {sweep_dir}: no such directory")

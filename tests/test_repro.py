@@ -59,6 +59,9 @@ def test_smoke_suite_reports_every_entry_with_statistics_from_its_runs(smoke):
     assert against["difference"] == pytest.approx(list(expected["difference"]))
     assert against["p_improvement"] == pytest.approx(list(expected["p_improvement"]))
     assert "| dqn_cartpole | ppo_cartpole | " in report and "| P(entry > baseline) [95% CI] |" in report
+    whole = compare.compare([out])  # the bench directory stands for its entries, in the report's order
+    assert [r["label"] for r in whole] == [os.path.normpath(os.path.join(out, e.name)) for e in suite.entries]
+    assert whole[1]["p_improvement"] == pytest.approx(list(expected["p_improvement"]))
 
 
 def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, capsys):
