@@ -46,7 +46,7 @@ def _split(target: str) -> tuple[str, int | None]:
 
 def entries(targets: list[str], metric: str = "eval/episode_return") -> list[Entry]:
     """The entries ``targets`` name, in order (a sweep directory alone gives each of its settings); at least two."""
-    found = _resolve(targets, metric)
+    found = read_entries(targets, metric)
     if len(found) < 2:
         raise ConfigError(
             f"compare: {len(found)} setting given ({', '.join(targets)}); name two sweeps, or a sweep of several settings"
@@ -68,7 +68,8 @@ def _bench_entries(out_dir: str) -> list[str] | None:
     return [os.path.join(out_dir, name) for name in names if os.path.exists(os.path.join(out_dir, name, "sweep.yaml"))]
 
 
-def _resolve(targets: list[str], metric: str) -> list[Entry]:
+def read_entries(targets: list[str], metric: str = "eval/episode_return") -> list[Entry]:
+    """The entries ``targets`` name, in order (any number; :func:`entries` wants two)."""
     found: list[Entry] = []
     expanded = []
     for target in targets:  # an rlx bench directory stands for its entries
@@ -279,7 +280,7 @@ def _method_entries(methods: dict[str, list[str]], metric: str) -> dict[str, dic
     found: dict[str, dict[str, Entry]] = {}
     for name, targets in methods.items():
         by_task: dict[str, Entry] = {}
-        for entry in _resolve(targets, metric):
+        for entry in read_entries(targets, metric):
             env = entry.curve["env"]
             if env in by_task:
                 raise ConfigError(

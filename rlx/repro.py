@@ -354,7 +354,8 @@ def run_suite(
         if result.status == "completed":
             host.write_json(record, row)
         rows.append(row)
-        write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
+        # the baseline comparisons re-read every compared entry's runs: once, in the suite's last report
+        write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny, comparisons=False)
     write_report(suite, out_dir, _with_earlier_entries(suite, out_dir, rows, tiny), tiny)
     return rows
 
@@ -443,8 +444,9 @@ def _rate(row: dict) -> str:
     return f"{rate:,.0f}" if math.isfinite(rate) else "-"
 
 
-def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> str:
-    """``report.md`` (a table, then each reference's source) and ``report.json``; returns the Markdown."""
+def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool, comparisons: bool = True) -> str:
+    """``report.md`` (a table, the comparisons with baselines unless ``comparisons`` is false, then each reference's
+    source) and ``report.json``; returns the Markdown."""
     import jax
 
     device = jax.devices()[0]
@@ -480,14 +482,14 @@ def write_report(suite: Suite, out_dir: str, rows: list[dict], tiny: bool) -> st
         "none yet). Steps to threshold: the first evaluation whose IQM reaches it. Env steps/s: every seed's steps "
         "over the time outside compiling.",
     ]
-    comparisons = against_baselines(suite, out_dir, rows)
+    against = against_baselines(suite, out_dir, rows) if comparisons else []
     text = "\n".join(
-        header + lines + legend + _comparison_lines(comparisons) + (["", "References:", *sources] if sources else [])
+        header + lines + legend + _comparison_lines(against) + (["", "References:", *sources] if sources else [])
     )
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump({"suite": suite.name, "tiny": tiny, "rows": rows, "comparisons": comparisons}, f, indent=2)
+        json.dump({"suite": suite.name, "tiny": tiny, "rows": rows, "comparisons": against}, f, indent=2)
     return text + "\n"
 
 
@@ -496,13 +498,19 @@ def against_baselines(suite: Suite, out_dir: str, rows: list[dict]) -> list[dict
     baseline's and the entry's sweeps (``difference``, ``p_improvement``, ``verdict``), or ``error`` saying why
     they cannot be compared (every run of one diverged, say)."""
     reported = {r["name"] for r in rows}
+    read: dict[str, compare.Entry] = {}  # each entry's runs read once, however many entries name it as baseline
     found = []
     for entry in suite.entries:
         if entry.name not in reported or entry.baseline not in reported:
             continue
         result = {"name": entry.name, "baseline": entry.baseline}
         try:
-            row = compare.compare([os.path.join(out_dir, entry.baseline), os.path.join(out_dir, entry.name)])[1]
+            for name in (entry.baseline, entry.name):
+                if name not in read:
+                    [read[name]] = compare.read_entries([os.path.join(out_dir, name)])
+            row = compare.compare_entries([read[entry.baseline], read[entry.name]], "eval/episode_return", None, None)[
+                1
+            ]
             result.update({k: row[k] for k in ("env_steps", "difference", "p_improvement", "verdict")})
         except ConfigError as e:
             result["error"] = str(e)
