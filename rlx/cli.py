@@ -204,7 +204,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     comparing.add_argument("--metric", default="eval/episode_return", help="the metrics.jsonl column to compare")
     comparing.add_argument(
-        "--at", type=int, metavar="ENV_STEPS", help="scores at the last evaluation at or before this (default: last)"
+        "--at",
+        metavar="ENV_STEPS|N%",
+        help="scores at the last evaluation at or before these env steps, or this share of each entry's budget "
+        "(50%%: half the env steps its runs train; default: the last evaluation)",
     )
     comparing.add_argument("--threshold", type=float, help="also: env steps until the IQM curve first reaches it")
     comparing.add_argument("--out", help="also write compare.md, compare.json and compare.png into this directory")
@@ -569,25 +572,26 @@ def _bench(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from rlx import compare
 
-    compare.check_arguments(args.metric, args.at, args.threshold, args.out)
+    at = None if args.at is None else compare.parse_at(args.at)
+    compare.check_arguments(args.metric, at, args.threshold, args.out)
     if args.method:
         if args.targets:
             raise ConfigError(f"compare: {args.targets[0]}: give targets or --method options, not both")
         if args.threshold is not None:
             raise ConfigError("--threshold: not with --method (steps to a threshold differ per task); compare one task")
-        result = compare.compare_methods(compare.parse_methods(args.method), args.metric, args.at)
-        print(compare.methods_table(result, args.metric, args.at))
+        result = compare.compare_methods(compare.parse_methods(args.method), args.metric, at)
+        print(compare.methods_table(result, args.metric, at))
         if args.out:
-            for path in compare.write_methods(result, args.metric, args.at, args.out):
+            for path in compare.write_methods(result, args.metric, at, args.out):
                 print(f"rlx: wrote {path}")
         return 0
     if not args.targets:
         raise ConfigError("compare: name sweep directories (SWEEP_DIR[:SETTING] ...) or methods (--method NAME=...)")
     found = compare.entries(args.targets, args.metric)
-    rows = compare.compare_entries(found, args.metric, args.at, args.threshold)
-    print(compare.table(rows, args.metric, args.at, args.threshold))
+    rows = compare.compare_entries(found, args.metric, at, args.threshold)
+    print(compare.table(rows, args.metric, at, args.threshold))
     if args.out:
-        for path in compare.write(found, rows, args.metric, args.at, args.threshold, args.out):
+        for path in compare.write(found, rows, args.metric, at, args.threshold, args.out):
             print(f"rlx: wrote {path}")
     return 0
 

@@ -5,9 +5,11 @@ Each entry is a sweep's setting (``SWEEP_DIR`` for each of its settings, ``SWEEP
 interval; against the baseline, the difference of IQMs and the probability of improvement (a run of the entry scores
 higher than a run of the baseline; Agarwal et al. 2021), each with a 95% interval from resampling both entries' seeds
 independently; a verdict from the difference's interval; and the env steps at which the IQM curve first reaches a
-threshold. Scores are taken at the last evaluation every seed logged, or at the last one at or before ``at`` env
-steps. Across tasks (:func:`compare_methods`, ``--method``), each method's settings are its tasks (their envs): the
-table gives each task's IQMs and, per method, the probability of improvement over the first averaged over tasks."""
+threshold. Scores are taken at the last evaluation every seed logged, or at the last one at or before ``at``: env
+steps (an int), or a share of each entry's budget (``"50%"``: half the env steps its runs train, so that entries
+and tasks with different budgets are scored at the same point of theirs). Across tasks (:func:`compare_methods`,
+``--method``), each method's settings are its tasks (their envs): the table gives each task's IQMs and, per method,
+the probability of improvement over the first averaged over tasks."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlx import host, plot, stats
-from rlx.config import ConfigError
+from rlx.config import ConfigError, whole_number
 
 FEW_SEEDS = 5  # below this the table says its intervals are not to be trusted (the guide's minimum for a claim)
 
@@ -95,7 +97,40 @@ def read_entries(targets: list[str], metric: str = "eval/episode_return") -> lis
     return found
 
 
-def scores(entry: Entry, metric: str, at: int | None) -> tuple[int, np.ndarray]:
+Where = int | str | None  # ``at``: None (the last evaluation), env steps, or a share of the budget ("50%")
+
+
+def parse_at(text: str) -> int | str:
+    """``--at``: env steps (``100000``, ``1e5``) or a share of each entry's budget (``50%``)."""
+    text = text.strip()
+    if text.endswith("%"):
+        _share(text)
+        return text
+    number = whole_number(text)
+    if number is None:
+        raise ConfigError(f"--at {text}: expected env steps (100000, 1e5) or a share of each entry's budget (50%)")
+    return number
+
+
+def _share(at: str) -> float:
+    """``"50%"`` -> 0.5; anything but a percentage in (0, 100] fails with one line."""
+    try:
+        percent = float(at[:-1]) if at.endswith("%") else math.nan
+    except ValueError:
+        percent = math.nan
+    if not 0 < percent <= 100:
+        raise ConfigError(f"--at {at}: a share of the budget is a percentage in (0, 100], e.g. 50%")
+    return percent / 100
+
+
+def at_steps(entry: Entry, at: Where) -> float | None:
+    """The env steps ``at`` stands for in ``entry`` (None: its last evaluation)."""
+    if isinstance(at, str):
+        return _share(at) * entry.curve["budget"]
+    return None if at is None else float(at)
+
+
+def scores(entry: Entry, metric: str, at: Where) -> tuple[int, np.ndarray]:
     """``(env_steps, [seeds] scores)``: the last evaluation every seed logged, or the last at or before ``at``."""
     steps = entry.curve["env_steps"]
     if not len(steps):
@@ -109,9 +144,11 @@ def scores(entry: Entry, metric: str, at: int | None) -> tuple[int, np.ndarray]:
                 f" ({missing} of its runs have logged none yet)" if missing else " (its runs logged at different steps)"
             )
         raise ConfigError(f"compare {entry.label}: no evaluation of {metric!r} that all its runs logged{why}")
-    index = len(steps) - 1 if at is None else int(np.searchsorted(steps, at, side="right")) - 1
+    limit = at_steps(entry, at)
+    index = len(steps) - 1 if limit is None else int(np.searchsorted(steps, limit, side="right")) - 1
     if index < 0:
-        raise ConfigError(f"--at {at}: {entry.label}'s first evaluation is at {int(steps[0]):,} env steps")
+        share = f" ({at} of its budget is {limit:,.0f})" if isinstance(at, str) else ""
+        raise ConfigError(f"--at {at}: {entry.label}'s first evaluation is at {int(steps[0]):,} env steps{share}")
     return int(steps[index]), np.asarray(entry.curve["per_seed"][index], np.float64)
 
 
@@ -123,7 +160,7 @@ def _verdict(low: float, high: float, neither: float = 0.0) -> str:
 def compare(
     targets: list[str],
     metric: str = "eval/episode_return",
-    at: int | None = None,
+    at: Where = None,
     threshold: float | None = None,
     num_resamples: int = 2000,
     seed: int = 0,
@@ -136,7 +173,7 @@ def compare(
 
 
 def compare_entries(
-    found: list[Entry], metric: str, at: int | None, threshold: float | None, num_resamples: int = 2000, seed: int = 0
+    found: list[Entry], metric: str, at: Where, threshold: float | None, num_resamples: int = 2000, seed: int = 0
 ) -> list[dict]:
     """:func:`compare` of entries already read."""
     taken = [scores(entry, metric, at) for entry in found]
@@ -180,7 +217,9 @@ def _interval(values: tuple[float, float, float], digits: int) -> str:
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _where(at: int | None) -> str:
+def _where(at: Where) -> str:
+    if isinstance(at, str):
+        return f"at or before {at} of each entry's budget (the env steps its runs train)"
     return "all of an entry's seeds logged" if at is None else f"at or before {at:,} env steps"
 
 
@@ -199,7 +238,7 @@ def _draw(ax, curve: dict, label: str, colour) -> None:
 
 
 def table(
-    rows: list[dict], metric: str = "eval/episode_return", at: int | None = None, threshold: float | None = None
+    rows: list[dict], metric: str = "eval/episode_return", at: Where = None, threshold: float | None = None
 ) -> str:
     """The rows as a Markdown table with what its columns mean below it."""
     digits = 3 if max(abs(r["iqm"]) for r in rows) < 10 else 1
@@ -261,7 +300,7 @@ def plot_curves(found: list[Entry], rows: list[dict], metric: str, path: str) ->
     return path
 
 
-def write(found: list[Entry], rows: list[dict], metric: str, at: int | None, threshold, out_dir: str) -> list[str]:
+def write(found: list[Entry], rows: list[dict], metric: str, at: Where, threshold, out_dir: str) -> list[str]:
     """``compare.md`` (the table), ``compare.json`` (the rows) and ``compare.png`` (the curves) in ``out_dir``."""
     host.make_dir(out_dir)
     paths = [os.path.join(out_dir, name) for name in ("compare.md", "compare.json", "compare.png")]
@@ -303,7 +342,7 @@ def _method_entries(methods: dict[str, list[str]], metric: str) -> dict[str, dic
 def compare_methods(
     methods: dict[str, list[str]],
     metric: str = "eval/episode_return",
-    at: int | None = None,
+    at: Where = None,
     num_resamples: int = 2000,
     seed: int = 0,
 ) -> dict:
@@ -342,7 +381,7 @@ def compare_methods(
     return {"tasks": tasks, "methods": rows, "entries": found}
 
 
-def methods_table(result: dict, metric: str = "eval/episode_return", at: int | None = None) -> str:
+def methods_table(result: dict, metric: str = "eval/episode_return", at: Where = None) -> str:
     """:func:`compare_methods`' result as two Markdown tables (per task; over tasks) with what they mean."""
     rows, first = result["methods"], result["methods"][0]["name"]
     digits = 3 if max(abs(t["iqm"]) for r in rows for t in r["per_task"]) < 10 else 1
@@ -375,7 +414,7 @@ def methods_table(result: dict, metric: str = "eval/episode_return", at: int | N
     return "\n".join(lines)
 
 
-def write_methods(result: dict, metric: str, at: int | None, out_dir: str) -> list[str]:
+def write_methods(result: dict, metric: str, at: Where, out_dir: str) -> list[str]:
     """:func:`compare_methods`' ``compare.md``, ``compare.json`` and ``compare.png`` (a panel per task) in
     ``out_dir``."""
     import matplotlib
@@ -421,11 +460,13 @@ def parse_methods(options: list[str]) -> dict[str, list[str]]:
     return methods
 
 
-def check_arguments(metric: str, at: int | None, threshold: float | None, out_dir: str | None) -> None:
+def check_arguments(metric: str, at: Where, threshold: float | None, out_dir: str | None) -> None:
     """The command's options, before any sweep is read."""
     if not metric.strip():
         raise ConfigError("--metric: empty; name a metrics.jsonl column, e.g. eval/episode_return")
-    if at is not None and at <= 0:
+    if isinstance(at, str):
+        _share(at)
+    elif at is not None and at <= 0:
         raise ConfigError(f"--at: env steps must be positive; got {at}")
     if threshold is not None and not math.isfinite(threshold):
         raise ConfigError(f"--threshold: must be a finite number; got {threshold}")

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from rlx import host, stats, sweep
+from rlx import driver, host, stats, sweep
 from rlx.config import ConfigError
 from rlx.metrics_log import read_metrics
 
@@ -43,14 +43,14 @@ def setting_label(values: dict) -> str:
 
 
 def curves(sweep_dir: str, metric: str = "eval/episode_return", what: str = "plot") -> dict[str, dict]:
-    """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged
-    ``metric`` at each step (a step is kept only when every seed has a finite value there; in a population,
-    when any run has), ``final``
-    (per-seed last values), ``per_seed`` (at each of ``env_steps``, the seeds' values), ``setting`` (its number in
-    ``settings.csv``), ``env`` (its env's name), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values
-    are from before the divergence) and ``missing`` (of ``seeds``, those without a value yet: not started). With population-based training no run keeps its setting: one curve per
-    group (its population, ``setting`` the group's number), over all its runs (``runs`` in place of ``seeds``);
-    ``what`` names the command in errors."""
+    """Per setting label: ``env_steps`` [T], ``iqm``, ``low``, ``high`` [T] over the seeds that logged ``metric``
+    at each step (a step is kept only when every seed has a finite value there; in a population, when any run has),
+    ``final`` (per-seed last values), ``per_seed`` (at each of ``env_steps``, the seeds' values), ``setting`` (its
+    number in ``settings.csv``), ``env`` (its env's name), ``budget`` (the env steps each run trains: whole
+    iterations), ``seeds``, ``diverged`` (runs left out: diverged in training, their last values are from before the
+    divergence) and ``missing`` (of ``seeds``, those without a value yet: not started). With population-based
+    training no run keeps its setting: one curve per group (its population, ``setting`` the group's number), over
+    all its runs (``runs`` in place of ``seeds``); ``what`` names the command in errors."""
     spec = sweep.load_spec(sweep_dir, what=what)
     population = spec.pbt is not None
     found: list[tuple[str, int, dict]] = []
@@ -94,6 +94,7 @@ def curves(sweep_dir: str, metric: str = "eval/episode_return", what: str = "plo
                         "per_seed": columns,
                         "setting": group.index if population else members[0].setting,
                         "env": members[0].config.env.name,
+                        "budget": driver.plan_for(members[0].config).total_env_steps,
                         "runs" if population else "seeds": len(members) - diverged,
                         "diverged": diverged,
                         "missing": sum(1 for s in series if not s),

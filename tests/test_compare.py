@@ -85,3 +85,35 @@ def test_methods_across_tasks_average_the_probability_of_improvement_and_name_th
         assert cli.main(["compare", *argv]) == cli.EXIT_CONFIG_ERROR, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and re.search(re.escape(message), err), (argv, err)
+
+
+def test_at_a_share_of_the_budget_scores_each_entry_at_that_point_of_its_own_budget(tmp_path, capsys):
+    # PPO on gymnax trains whole iterations of 2048 env steps: the budgets are 4096 and 8192, evaluated at 1/2 and 1
+    a, b = fake_sweep(tmp_path / "a", A, steps=(2048, 4096)), fake_sweep(tmp_path / "b", B, steps=(4096, 8192))
+    rows = compare.compare([f"{a}:0", f"{b}:0"], at="50%")
+    assert [r["env_steps"] for r in rows] == [2048, 4096]
+    assert [r["iqm"] for r in rows] == pytest.approx([150.0, 175.0])  # half of the final IQMs 300 and 350
+    assert [r["env_steps"] for r in compare.compare([f"{a}:0", f"{b}:0"], at="100%")] == [4096, 8192]
+    assert "at or before 50% of each entry's budget" in compare.table(rows, at="50%")
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--method", f"base={a}", "--method", f"new={b}", "--at", "50%", "--out", str(out)]
+    assert cli.main(argv) == 0
+    saved = json.load(open(out / "compare.json"))
+    assert saved["at"] == "50%"
+    assert [t["env_steps"] for m in saved["methods"] for t in m["per_task"]] == [2048, 2048, 4096, 4096]
+    assert "| gymnax/CartPole-v1 | 150.0 [" in capsys.readouterr().out
+    assert cli.main(["compare", f"{a}:0", f"{b}:0", "--at", "1e9"]) == 0  # env steps in float notation: the last
+    assert "| 8,192 |" in capsys.readouterr().out
+
+    for at, message in [
+        ("25%", "CartPole-v1's first evaluation is at 2,048 env steps (25% of its budget is 1,024)"),
+        ("0%", "--at 0%: a share of the budget is a percentage in (0, 100], e.g. 50%"),
+        ("150%", "--at 150%: a share of the budget is a percentage in (0, 100]"),
+        ("half%", "--at half%: a share of the budget is a percentage"),
+        ("half", "--at half: expected env steps (100000, 1e5) or a share of each entry's budget (50%)"),
+        ("0", "--at: env steps must be positive; got 0"),
+    ]:
+        assert cli.main(["compare", f"{a}:0", f"{b}:0", "--at", at]) == cli.EXIT_CONFIG_ERROR, at
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (at, err)

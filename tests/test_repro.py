@@ -62,6 +62,12 @@ def test_smoke_suite_reports_every_entry_with_statistics_from_its_runs(smoke):
     whole = compare.compare([out])  # the bench directory stands for its entries, in the report's order
     assert [r["label"] for r in whole] == [os.path.normpath(os.path.join(out, e.name)) for e in suite.entries]
     assert whole[1]["p_improvement"] == pytest.approx(list(expected["p_improvement"]))
+    for found, row in zip(compare.read_entries([os.path.join(out, e.name) for e in suite.entries]), rows, strict=True):
+        if row["iqm_at_0.5"] is None:  # rlx compare --at 50% is the report's "IQM at 1/2"
+            with pytest.raises(ConfigError, match="--at 50%: .* first evaluation is at"):
+                compare.scores(found, "eval/episode_return", "50%")
+        else:
+            assert stats.iqm(compare.scores(found, "eval/episode_return", "50%")[1]) == pytest.approx(row["iqm_at_0.5"])
 
 
 def test_finished_entries_are_kept_when_a_suite_runs_again(smoke, monkeypatch, capsys):
