@@ -202,6 +202,14 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of targets: a method across tasks (each setting's env is its task), at least twice; the "
         "probability of improvement over the first is averaged over the tasks",
     )
+    comparing.add_argument(
+        "--normalize",
+        action="append",
+        default=[],
+        metavar="TASK=LOW:HIGH[,...]",
+        help="with --method: scores of TASK mapped to (score - low) / (high - low) (*=LOW:HIGH: every task not "
+        "named), adding each method's IQM over all tasks pooled and its difference from the first",
+    )
     comparing.add_argument("--metric", default="eval/episode_return", help="the metrics.jsonl column to compare")
     comparing.add_argument(
         "--at",
@@ -579,12 +587,15 @@ def _compare(args: argparse.Namespace) -> int:
             raise ConfigError(f"compare: {args.targets[0]}: give targets or --method options, not both")
         if args.threshold is not None:
             raise ConfigError("--threshold: not with --method (steps to a threshold differ per task); compare one task")
-        result = compare.compare_methods(compare.parse_methods(args.method), args.metric, at)
+        normalize = compare.parse_normalize(args.normalize) if args.normalize else None
+        result = compare.compare_methods(compare.parse_methods(args.method), args.metric, at, normalize=normalize)
         print(compare.methods_table(result, args.metric, at))
         if args.out:
             for path in compare.write_methods(result, args.metric, at, args.out):
                 print(f"rlx: wrote {path}")
         return 0
+    if args.normalize:
+        raise ConfigError("--normalize: only with --method (one task's scores are compared as they are)")
     if not args.targets:
         raise ConfigError("compare: name sweep directories (SWEEP_DIR[:SETTING] ...) or methods (--method NAME=...)")
     found = compare.entries(args.targets, args.metric)

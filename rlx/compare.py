@@ -9,7 +9,8 @@ threshold. Scores are taken at the last evaluation every seed logged, or at the 
 steps (an int), or a share of each entry's budget (``"50%"``: half the env steps its runs train, so that entries
 and tasks with different budgets are scored at the same point of theirs). Across tasks (:func:`compare_methods`,
 ``--method``), each method's settings are its tasks (their envs): the table gives each task's IQMs and, per method,
-the probability of improvement over the first averaged over tasks."""
+the probability of improvement over the first averaged over tasks, and with a score range per task (``normalize``)
+the IQM of normalized scores over all runs and tasks pooled."""
 
 from __future__ import annotations
 
@@ -345,15 +346,21 @@ def compare_methods(
     at: Where = None,
     num_resamples: int = 2000,
     seed: int = 0,
+    normalize: dict[str, tuple[float, float]] | None = None,
 ) -> dict:
     """Methods across tasks (Agarwal et al. 2021's aggregate): ``methods`` maps a name to its targets (``DIR`` or
     ``DIR:N``), one setting per task, the task being the setting's env. Returns ``tasks`` (the first method's
     order) and ``methods``: per method ``name``, ``per_task`` (per task ``seeds``, ``env_steps``, ``iqm``, ``ci_low``,
     ``ci_high``), ``p_improvement`` (``(estimate, low, high)``: averaged over tasks, against the first method, seeds
     resampled within each task; ``None`` on the first) and ``verdict`` (whether its interval lies above or below
-    0.5). Raw returns are not pooled across tasks: their scales differ."""
+    0.5). Raw returns are not pooled across tasks: their scales differ. With ``normalize`` (per task ``(low,
+    high)``, ``"*"`` for every task not named) each score becomes ``(score - low) / (high - low)`` and each method
+    also gets ``normalized_iqm`` (the IQM over all its runs and tasks pooled, rliable's aggregate IQM) and, against
+    the first, ``normalized_difference`` and ``normalized_verdict``, intervals again resampling seeds within each
+    task."""
     found = _method_entries(methods, metric)
     tasks = list(next(iter(found.values())))
+    ranges = None if normalize is None else _ranges(normalize, tasks)
     matrices, rows = {}, []
     for name, by_task in found.items():
         taken = [scores(by_task[task], metric, at) for task in tasks]
@@ -378,7 +385,39 @@ def compare_methods(
             matrices[row["name"]], base, stats.probability_of_improvement, num_resamples, seed=seed
         )
         row.update(p_improvement=improvement, verdict=_verdict(improvement[1], improvement[2], neither=0.5))
-    return {"tasks": tasks, "methods": rows, "entries": found}
+    if ranges is not None:
+        low, high = ranges
+        normalized = {name: (matrix - low) / (high - low) for name, matrix in matrices.items()}
+        for row in rows:
+            mine = normalized[row["name"]]
+            row["normalized_iqm"] = stats.bootstrap_ci(mine, num_resamples=num_resamples, seed=seed)
+            first = row is rows[0]
+            difference = (
+                None
+                if first
+                else stats.bootstrap_ci_between(
+                    mine, normalized[rows[0]["name"]], num_resamples=num_resamples, seed=seed
+                )
+            )
+            row.update(
+                normalized_difference=difference,
+                normalized_verdict=None if first else _verdict(difference[1], difference[2]),
+            )
+    return {"tasks": tasks, "methods": rows, "entries": found, "normalize": normalize}
+
+
+def _ranges(normalize: dict[str, tuple[float, float]], tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``([tasks] lows, [tasks] highs)`` from ``normalize`` (``"*"``: every task it does not name)."""
+    unknown = [task for task in normalize if task != "*" and task not in tasks]
+    if unknown:
+        raise ConfigError(f"--normalize {unknown[0]}: not one of the tasks ({', '.join(tasks)})")
+    missing = [task for task in tasks if task not in normalize and "*" not in normalize]
+    if missing:
+        raise ConfigError(
+            f"--normalize: no range for {', '.join(missing)}; give TASK=LOW:HIGH for each task (or *=LOW:HIGH for all)"
+        )
+    chosen = [normalize.get(task, normalize.get("*")) for task in tasks]
+    return np.array([c[0] for c in chosen], np.float64), np.array([c[1] for c in chosen], np.float64)
 
 
 def methods_table(result: dict, metric: str = "eval/episode_return", at: Where = None) -> str:
@@ -395,17 +434,34 @@ def methods_table(result: dict, metric: str = "eval/episode_return", at: Where =
             for t in (r["per_task"][i] for r in rows)
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    lines += ["", f"| method | tasks | P(> {first}) over tasks [95% CI] | verdict |", "|---|---:|---|---|"]
+    normalized = result.get("normalize") is not None
+    head = f"| method | tasks | P(> {first}) over tasks [95% CI] | verdict |"
+    if normalized:
+        head += f" normalized IQM [95% CI] | normalized IQM − {first} [95% CI] | verdict (normalized IQM) |"
+    lines += ["", head, "|---|---:|---|---|" + "---|---|---|" * normalized]
     for r in rows:
-        shown = ("(first)", "") if r["p_improvement"] is None else (_interval(r["p_improvement"], 2), r["verdict"])
-        lines.append(f"| {r['name']} | {len(result['tasks'])} | {shown[0]} | {shown[1]} |")
+        shown = ["(first)", ""] if r["p_improvement"] is None else [_interval(r["p_improvement"], 2), r["verdict"]]
+        if normalized:
+            shown.append(_interval(r["normalized_iqm"], 3))
+            against = r["normalized_difference"]
+            shown += ["(first)", ""] if against is None else [_interval(against, 3), r["normalized_verdict"]]
+        lines.append(f"| {r['name']} | {len(result['tasks'])} | " + " | ".join(shown) + " |")
+    pooled = (
+        "Normalized: each task's scores mapped to (score − low) / (high − low) with --normalize's ranges ("
+        + ", ".join(f"{task} {low:g}:{high:g}" for task, (low, high) in result["normalize"].items())
+        + "), then the IQM over all of a method's runs and tasks pooled (rliable's aggregate IQM), its interval and "
+        "the difference's from resampling seeds within each task; verdict: whether the difference's interval lies "
+        "above or below 0."
+        if normalized
+        else "Returns are not pooled across tasks: their scales differ (--normalize TASK=LOW:HIGH pools normalized "
+        "scores)."
+    )
     lines += [
         "",
         f"Scores: {metric} at the last evaluation {_where(at)}; per task, the IQM over seeds (their number in brackets) "
         f"with a 95% bootstrap interval. P(> {first}): the probability that a run of the method scores higher than "
         f"a run of {first} on the same task, averaged over tasks, with a 95% interval from resampling each method's "
-        "seeds within each task. Verdict: whether that interval lies above or below 0.5. Returns are not pooled "
-        "across tasks: their scales differ.",
+        f"seeds within each task. Verdict: whether that interval lies above or below 0.5. {pooled}",
     ]
     few = [r["name"] for r in rows if any(t["seeds"] < FEW_SEEDS for t in r["per_task"])]
     lines += _few_seeds(few, len(rows))
@@ -427,7 +483,8 @@ def write_methods(result: dict, metric: str, at: Where, out_dir: str) -> list[st
     with open(paths[0], "w") as f:
         f.write(methods_table(result, metric, at) + "\n")
     with open(paths[1], "w") as f:
-        saved = {"metric": metric, "at": at, "tasks": result["tasks"], "methods": result["methods"]}
+        saved = {"metric": metric, "at": at, "normalize": result.get("normalize"), "tasks": result["tasks"]}
+        saved["methods"] = result["methods"]
         json.dump(saved, f, indent=1)
     tasks, columns = result["tasks"], min(3, len(result["tasks"]))
     rows_of_panels = -(-len(tasks) // columns)
@@ -445,6 +502,29 @@ def write_methods(result: dict, metric: str, at: Where, out_dir: str) -> list[st
     fig.savefig(paths[2])
     plt.close(fig)
     return paths
+
+
+def parse_normalize(options: list[str]) -> dict[str, tuple[float, float]]:
+    """``["gymnax/CartPole-v1=0:500", "*=0:1000"]`` (the ``--normalize`` options) -> ``{task: (low, high)}``."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for option in options:
+        for part in (p for p in option.split(",") if p):
+            task, sep, bounds = part.partition("=")
+            low, colon, high = bounds.partition(":")
+            try:
+                low_high = (float(low), float(high))
+            except ValueError:
+                colon = ""
+            if not sep or not colon or not task.strip():
+                raise ConfigError(
+                    f"--normalize {part}: expected TASK=LOW:HIGH, e.g. gymnax/CartPole-v1=0:500 or *=0:1000"
+                )
+            if not (math.isfinite(low_high[0]) and math.isfinite(low_high[1]) and low_high[0] < low_high[1]):
+                raise ConfigError(f"--normalize {part}: LOW and HIGH must be finite with LOW < HIGH")
+            if task in ranges:
+                raise ConfigError(f"--normalize {task}: given twice")
+            ranges[task] = low_high
+    return ranges
 
 
 def parse_methods(options: list[str]) -> dict[str, list[str]]:

@@ -117,3 +117,44 @@ def test_at_a_share_of_the_budget_scores_each_entry_at_that_point_of_its_own_bud
         assert cli.main(["compare", f"{a}:0", f"{b}:0", "--at", at]) == cli.EXIT_CONFIG_ERROR, at
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (at, err)
+
+
+def test_normalized_scores_pool_across_tasks_into_one_iqm_per_method(tmp_path, capsys):
+    a, b = fake_sweep(tmp_path / "a", A), fake_sweep(tmp_path / "b", B)
+    out = tmp_path / "cmp"
+    argv = ["--method", f"base={a}", "--method", f"new={b}"]
+    ranges = ["--normalize", "gymnax/CartPole-v1=0:500", "--normalize", "gymnax/Acrobot-v1=-500:0"]
+    assert cli.main(["compare", *argv, *ranges, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    base, new = json.load(open(out / "compare.json"))["methods"]
+    # by hand: base's scores map to 0.2..1.0 (CartPole) and 0..0.8 (Acrobot); of the ten sorted, the IQM weighs
+    # the 3rd and 8th by half: (0.1 + 0.4 + 0.4 + 0.6 + 0.6 + 0.4) / 5 = 0.5. new's: five 0s (Acrobot), 0.3..1.1:
+    # (0 + 0 + 0 + 0.3 + 0.5 + 0.35) / 5 = 0.23
+    assert base["normalized_iqm"][0] == pytest.approx(0.5) and new["normalized_iqm"][0] == pytest.approx(0.23)
+    to_unit = lambda scores: (np.array(scores).T - [0.0, -500.0]) / 500.0  # noqa: E731  [seeds, tasks]
+    assert new["normalized_iqm"] == pytest.approx(list(stats.bootstrap_ci(to_unit(B))))
+    assert new["normalized_difference"] == pytest.approx(list(stats.bootstrap_ci_between(to_unit(B), to_unit(A))))
+    assert new["normalized_difference"][0] == pytest.approx(-0.27)
+    low, high = new["normalized_difference"][1:]
+    assert new["normalized_verdict"] == ("higher" if low > 0 else "lower" if high < 0 else "not separated")
+    assert base["normalized_difference"] is None and "| new | 2 | 0.35 [" in printed
+    assert "| 0.230 [" in printed and "gymnax/CartPole-v1 0:500, gymnax/Acrobot-v1 -500:0" in printed
+    every = compare.compare_methods({"base": [a], "new": [b]}, normalize={"*": (-500.0, 500.0)})
+    assert every["methods"][0]["normalized_iqm"][0] == pytest.approx(stats.iqm((np.array(A) + 500.0) / 1000.0))
+
+    for extra, message in [
+        (["--normalize", "gymnax/CartPole-v1=0:500"], "--normalize: no range for gymnax/Acrobot-v1; give TASK=LOW"),
+        (
+            ["--normalize", "*=0:1,gymnax/Pong=0:1"],
+            "--normalize gymnax/Pong: not one of the tasks (gymnax/CartPole-v1,",
+        ),
+        (["--normalize", "*=0"], "--normalize *=0: expected TASK=LOW:HIGH"),
+        (["--normalize", "*=1:0"], "--normalize *=1:0: LOW and HIGH must be finite with LOW < HIGH"),
+        (["--normalize", "*=0:inf"], "--normalize *=0:inf: LOW and HIGH must be finite"),
+        (["--normalize", "*=0:1", "--normalize", "*=0:2"], "--normalize *: given twice"),
+    ]:
+        assert cli.main(["compare", *argv, *extra]) == cli.EXIT_CONFIG_ERROR, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+    assert cli.main(["compare", f"{a}:0", f"{b}:0", "--normalize", "*=0:1"]) == cli.EXIT_CONFIG_ERROR
+    assert "--normalize: only with --method" in capsys.readouterr().err
