@@ -25,6 +25,7 @@ from rlx import host, plot, stats
 from rlx.config import ConfigError, whole_number
 
 FEW_SEEDS = 5  # below this the table says its intervals are not to be trusted (the guide's minimum for a claim)
+PROFILE_POINTS = 101  # normalized scores at which the performance profile is drawn
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,8 @@ def compare_methods(
     high)``, ``"*"`` for every task not named) each score becomes ``(score - low) / (high - low)`` and each method
     also gets ``normalized_iqm`` (the IQM over all its runs and tasks pooled, rliable's aggregate IQM) and, against
     the first, ``normalized_difference`` and ``normalized_verdict``, intervals again resampling seeds within each
-    task."""
+    task, and ``profile`` (``[fraction, low, high]``: the performance profile at each of the result's ``taus``, the
+    fraction of runs above each normalized score, averaged over tasks, with its 95% band)."""
     found = _method_entries(methods, metric)
     tasks = list(next(iter(found.values())))
     ranges = None if normalize is None else _ranges(normalize, tasks)
@@ -388,8 +390,12 @@ def compare_methods(
     if ranges is not None:
         low, high = ranges
         normalized = {name: (matrix - low) / (high - low) for name, matrix in matrices.items()}
+        pooled = np.concatenate([m.ravel() for m in normalized.values()])
+        taus = np.linspace(min(0.0, pooled.min()), max(1.0, pooled.max()), PROFILE_POINTS)
         for row in rows:
             mine = normalized[row["name"]]
+            profile = stats.bootstrap_ci(mine, lambda x: stats.performance_profile(x, taus), num_resamples, seed=seed)
+            row["profile"] = [values.tolist() for values in profile]
             row["normalized_iqm"] = stats.bootstrap_ci(mine, num_resamples=num_resamples, seed=seed)
             first = row is rows[0]
             difference = (
@@ -403,7 +409,8 @@ def compare_methods(
                 normalized_difference=difference,
                 normalized_verdict=None if first else _verdict(difference[1], difference[2]),
             )
-    return {"tasks": tasks, "methods": rows, "entries": found, "normalize": normalize}
+    profile_taus = None if ranges is None else taus.tolist()
+    return {"tasks": tasks, "methods": rows, "entries": found, "normalize": normalize, "taus": profile_taus}
 
 
 def _ranges(normalize: dict[str, tuple[float, float]], tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -471,8 +478,8 @@ def methods_table(result: dict, metric: str = "eval/episode_return", at: Where =
 
 
 def write_methods(result: dict, metric: str, at: Where, out_dir: str) -> list[str]:
-    """:func:`compare_methods`' ``compare.md``, ``compare.json`` and ``compare.png`` (a panel per task) in
-    ``out_dir``."""
+    """:func:`compare_methods`' ``compare.md``, ``compare.json`` and ``compare.png`` (a panel per task; with
+    ``normalize``, one more: the performance profile over all tasks) in ``out_dir``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,10 +491,12 @@ def write_methods(result: dict, metric: str, at: Where, out_dir: str) -> list[st
         f.write(methods_table(result, metric, at) + "\n")
     with open(paths[1], "w") as f:
         saved = {"metric": metric, "at": at, "normalize": result.get("normalize"), "tasks": result["tasks"]}
-        saved["methods"] = result["methods"]
+        saved.update(methods=result["methods"], taus=result.get("taus"))
         json.dump(saved, f, indent=1)
-    tasks, columns = result["tasks"], min(3, len(result["tasks"]))
-    rows_of_panels = -(-len(tasks) // columns)
+    tasks = result["tasks"]
+    profiled = result.get("taus") is not None
+    columns = min(3, len(tasks) + profiled)
+    rows_of_panels = -(-(len(tasks) + profiled) // columns)
     fig, axes = plt.subplots(rows_of_panels, columns, figsize=(4.5 * columns, 3.5 * rows_of_panels), dpi=120)
     axes = np.atleast_1d(axes).ravel()
     for ax, task in zip(axes, tasks, strict=False):
@@ -495,7 +504,16 @@ def write_methods(result: dict, metric: str, at: Where, out_dir: str) -> list[st
             _draw(ax, by_task[task].curve, name, plt.get_cmap("tab10")(i % 10))
         ax.set(title=task, xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
         ax.grid(alpha=0.3)
-    for ax in axes[len(tasks) :]:
+    if profiled:  # Agarwal et al. 2021's score distribution: the fraction of runs above each normalized score
+        ax = axes[len(tasks)]
+        for i, r in enumerate(result["methods"]):
+            fraction, low, high = r["profile"]
+            colour = plt.get_cmap("tab10")(i % 10)
+            ax.plot(result["taus"], fraction, color=colour, label=r["name"])
+            ax.fill_between(result["taus"], low, high, color=colour, alpha=0.2, linewidth=0)
+        ax.set(title="all tasks", xlabel="normalized score τ", ylabel="fraction of runs > τ (95% CI)")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(tasks) + profiled :]:
         ax.set_visible(False)
     axes[0].legend(fontsize="small")
     fig.tight_layout()

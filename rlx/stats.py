@@ -26,17 +26,22 @@ def _by_task(scores: np.ndarray) -> np.ndarray:
 
 def _bootstrap(samples: list[np.ndarray], statistic, num_resamples: int, confidence: float, seed: int):
     """Percentile interval of ``statistic(*samples)``, each sample's runs resampled with replacement
-    independently within each task (the samples are independent: different methods' runs)."""
+    independently within each task (the samples are independent: different methods' runs). A statistic returning
+    an array gets an interval per element."""
     rng = np.random.default_rng(seed)
-    draws = np.empty(num_resamples)
-    for b in range(num_resamples):
+    draws = []
+    for _ in range(num_resamples):
         resampled = []
         for x in samples:
             rows = rng.integers(0, x.shape[0], size=x.shape)
             resampled.append(np.take_along_axis(x, rows, axis=0))
-        draws[b] = statistic(*resampled)
+        draws.append(statistic(*resampled))
     alpha = (1.0 - confidence) / 2.0
-    return statistic(*samples), float(np.quantile(draws, alpha)), float(np.quantile(draws, 1.0 - alpha))
+    low, high = np.quantile(np.asarray(draws, np.float64), [alpha, 1.0 - alpha], axis=0)
+    estimate = statistic(*samples)
+    if np.ndim(estimate) == 0:
+        return estimate, float(low), float(high)
+    return np.asarray(estimate, np.float64), low, high
 
 
 def bootstrap_ci(
@@ -48,6 +53,13 @@ def bootstrap_ci(
     within each task (column), i.e. a stratified bootstrap. Returns ``(estimate, low, high)``.
     """
     return _bootstrap([_by_task(scores)], statistic, num_resamples, confidence, seed)
+
+
+def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """``[taus]``: the fraction of runs scoring above each ``tau``, per task, averaged over tasks (Agarwal et al.
+    2021's score distribution; ``scores`` ``[runs]`` or ``[runs, tasks]``, normalized when tasks differ in scale)."""
+    x = _by_task(scores)
+    return np.mean(x[None, :, :] > np.asarray(taus, np.float64)[:, None, None], axis=(1, 2))
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:

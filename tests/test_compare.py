@@ -139,6 +139,13 @@ def test_normalized_scores_pool_across_tasks_into_one_iqm_per_method(tmp_path, c
     assert new["normalized_verdict"] == ("higher" if low > 0 else "lower" if high < 0 else "not separated")
     assert base["normalized_difference"] is None and "| new | 2 | 0.35 [" in printed
     assert "| 0.230 [" in printed and "gymnax/CartPole-v1 0:500, gymnax/Acrobot-v1 -500:0" in printed
+    # the performance profile: above 0, base has all of CartPole's runs and 4 of Acrobot's 5, new none of Acrobot's
+    taus = json.load(open(out / "compare.json"))["taus"]
+    assert (taus[0], taus[-1], len(taus)) == (0.0, pytest.approx(1.1), compare.PROFILE_POINTS)
+    assert base["profile"][0][0] == pytest.approx(0.9) and new["profile"][0][0] == pytest.approx(0.5)
+    profile = stats.bootstrap_ci(to_unit(B), lambda x: stats.performance_profile(x, np.array(taus)))
+    assert np.array(new["profile"]) == pytest.approx(np.array(profile))
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
     every = compare.compare_methods({"base": [a], "new": [b]}, normalize={"*": (-500.0, 500.0)})
     assert every["methods"][0]["normalized_iqm"][0] == pytest.approx(stats.iqm((np.array(A) + 500.0) / 1000.0))
 

@@ -70,3 +70,16 @@ def test_bootstrap_between_two_methods_resamples_each_independently_as_a_numpy_r
     assert iqm_difference(x, y) == pytest.approx(iqm(x) - iqm(y))
     with pytest.raises(ValueError, match="x has 2 tasks .columns. and y 1"):
         bootstrap_ci_between(x, y[:, 0])
+
+
+def test_performance_profile_counts_runs_above_each_score_per_task_and_its_bands_are_per_point_bootstraps():
+    from rlx.stats import performance_profile
+
+    scores = np.array([[0.1, 0.9], [0.5, 0.2], [0.7, 0.4], [0.3, 0.6]])  # [runs, tasks]
+    # by hand: above 0.35, task 0 has 0.5, 0.7 (2 of 4), task 1 has 0.9, 0.4, 0.6 (3 of 4): (0.5 + 0.75) / 2
+    taus = np.array([0.0, 0.35, 0.95])
+    assert performance_profile(scores, taus) == pytest.approx([1.0, 0.625, 0.0])
+    estimate, low, high = bootstrap_ci(scores, lambda x: performance_profile(x, taus), num_resamples=300, seed=3)
+    for i, tau in enumerate(taus):  # the same resamples: each point's band is its own scalar bootstrap
+        one = bootstrap_ci(scores, lambda x, t=tau: float(performance_profile(x, [t])[0]), num_resamples=300, seed=3)
+        assert (estimate[i], low[i], high[i]) == pytest.approx(one)
