@@ -413,8 +413,15 @@ def compare_methods(
     return {"tasks": tasks, "methods": rows, "entries": found, "normalize": normalize, "taus": profile_taus}
 
 
+def _check_range(named: str, low: float, high: float) -> None:
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(f"--normalize {named}: LOW and HIGH must be finite with LOW < HIGH")
+
+
 def _ranges(normalize: dict[str, tuple[float, float]], tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``([tasks] lows, [tasks] highs)`` from ``normalize`` (``"*"``: every task it does not name)."""
+    for task, (low, high) in normalize.items():
+        _check_range(f"{task}={low:g}:{high:g}", low, high)
     unknown = [task for task in normalize if task != "*" and task not in tasks]
     if unknown:
         raise ConfigError(f"--normalize {unknown[0]}: not one of the tasks ({', '.join(tasks)})")
@@ -537,8 +544,7 @@ def parse_normalize(options: list[str]) -> dict[str, tuple[float, float]]:
                 raise ConfigError(
                     f"--normalize {part}: expected TASK=LOW:HIGH, e.g. gymnax/CartPole-v1=0:500 or *=0:1000"
                 )
-            if not (math.isfinite(low_high[0]) and math.isfinite(low_high[1]) and low_high[0] < low_high[1]):
-                raise ConfigError(f"--normalize {part}: LOW and HIGH must be finite with LOW < HIGH")
+            _check_range(part, *low_high)
             if task in ranges:
                 raise ConfigError(f"--normalize {task}: given twice")
             ranges[task] = low_high

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from rlx import cli, compare, stats, sweep
+from rlx.config import ConfigError
 
 TASKS = ["gymnax/CartPole-v1", "gymnax/Acrobot-v1"]
 
@@ -146,6 +147,8 @@ def test_normalized_scores_pool_across_tasks_into_one_iqm_per_method(tmp_path, c
     profile = stats.bootstrap_ci(to_unit(B), lambda x: stats.performance_profile(x, np.array(taus)))
     assert np.array(new["profile"]) == pytest.approx(np.array(profile))
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ConfigError, match=r"^--normalize \*=1:1: LOW and HIGH must be finite with LOW < HIGH$"):
+        compare.compare_methods({"base": [a], "new": [b]}, normalize={"*": (1.0, 1.0)})
     every = compare.compare_methods({"base": [a], "new": [b]}, normalize={"*": (-500.0, 500.0)})
     assert every["methods"][0]["normalized_iqm"][0] == pytest.approx(stats.iqm((np.array(A) + 500.0) / 1000.0))
 
