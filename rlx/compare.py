@@ -1,10 +1,10 @@
 """``rlx compare``: settings of one or more sweeps side by side, with seeds as the samples.
 
 Each entry is a sweep's setting (``SWEEP_DIR`` for each of its settings, ``SWEEP_DIR:N`` for setting N of
-``settings.csv``; an ``rlx bench`` directory for each of its entries). The first entry is the baseline. For each entry: the IQM of its seeds' scores with a 95% bootstrap
-interval; against the baseline, the difference of IQMs and the probability of improvement (a run of the entry scores
-higher than a run of the baseline; Agarwal et al. 2021), each with a 95% interval from resampling both entries' seeds
-independently; a verdict from the difference's interval; and the env steps at which the IQM curve first reaches a
+``settings.csv``; an ``rlx bench`` directory for each of its entries). The first entry is the baseline. For each
+entry: the IQM of its seeds' scores with a 95% bootstrap interval; against the baseline, the difference of IQMs and
+the probability of improvement (a run of the entry scores higher than a run of the baseline; Agarwal et al. 2021),
+each with a 95% interval from resampling both entries' seeds independently; a verdict from the difference's interval; and the env steps at which the IQM curve first reaches a
 threshold. Scores are taken at the last evaluation every seed logged, or at the last one at or before ``at``: env
 steps (an int), or a share of each entry's budget (``"50%"``: half the env steps its runs train, so that entries
 and tasks with different budgets are scored at the same point of theirs). Across tasks (:func:`compare_methods`,
@@ -387,6 +387,7 @@ def compare_methods(
             matrices[row["name"]], base, stats.probability_of_improvement, num_resamples, seed=seed
         )
         row.update(p_improvement=improvement, verdict=_verdict(improvement[1], improvement[2], neither=0.5))
+    profile_taus = None
     if ranges is not None:
         low, high = ranges
         normalized = {name: (matrix - low) / (high - low) for name, matrix in matrices.items()}
@@ -409,7 +410,7 @@ def compare_methods(
                 normalized_difference=difference,
                 normalized_verdict=None if first else _verdict(difference[1], difference[2]),
             )
-    profile_taus = None if ranges is None else taus.tolist()
+        profile_taus = taus.tolist()
     return {"tasks": tasks, "methods": rows, "entries": found, "normalize": normalize, "taus": profile_taus}
 
 
@@ -535,12 +536,12 @@ def parse_normalize(options: list[str]) -> dict[str, tuple[float, float]]:
     for option in options:
         for part in (p for p in option.split(",") if p):
             task, sep, bounds = part.partition("=")
-            low, colon, high = bounds.partition(":")
+            low, _, high = bounds.partition(":")
             try:
-                low_high = (float(low), float(high))
+                low_high = (float(low), float(high))  # no ':' leaves high empty: not a number
             except ValueError:
-                colon = ""
-            if not sep or not colon or not task.strip():
+                low_high = None
+            if not sep or low_high is None or not task.strip():
                 raise ConfigError(
                     f"--normalize {part}: expected TASK=LOW:HIGH, e.g. gymnax/CartPole-v1=0:500 or *=0:1000"
                 )

@@ -256,8 +256,7 @@ def summarize(entry: Entry, entry_dir: str, result: sweep.SweepResult, sessions:
     finals = np.array([math.nan if bad else r["eval/episode_return"] for r, bad in zip(runs, diverged)], np.float64)
     finite = finals[np.isfinite(finals)] if finals.size else finals
     estimate, low, high = stats.bootstrap_ci(finite) if finite.size else (math.nan, math.nan, math.nan)
-    group = sweep.expand(sweep.load_spec(entry_dir, what="bench"))[0]
-    budget = driver.plan_for(group.config).total_env_steps  # what each run trains (a diverged one stopped before)
+    budget = curve["budget"]  # what each run trains (a diverged one stopped before)
     compile_seconds = [r["compile_seconds"] for r in runs if r.get("compile_seconds") is not None]
     compile_s = float(max(compile_seconds)) if compile_seconds else math.nan
     training_seconds = sum(max(x["wall_seconds"] - x["compile_seconds"], 0.0) for x in sessions)
@@ -508,9 +507,9 @@ def against_baselines(suite: Suite, out_dir: str, rows: list[dict]) -> list[dict
             for name in (entry.baseline, entry.name):
                 if name not in read:
                     [read[name]] = compare.read_entries([os.path.join(out_dir, name)])
-            row = compare.compare_entries([read[entry.baseline], read[entry.name]], "eval/episode_return", None, None)[
-                1
-            ]
+            _, row = compare.compare_entries(
+                [read[entry.baseline], read[entry.name]], "eval/episode_return", None, None
+            )
             result.update({k: row[k] for k in ("env_steps", "difference", "p_improvement", "verdict")})
         except ConfigError as e:
             result["error"] = str(e)
