@@ -186,12 +186,13 @@ SETTINGS = {
         3_000,
         False,
     ),
-    "iqn": Setting(
+    "iqn": Setting(  # with prioritized replay: its state (priorities) is vmapped, checkpointed and resumed here too
         "gymnax/CartPole-v1",
-        {**OFF_POLICY_SMALL, "q": {"hidden": [16, 16]}, "reset": ["q"], **IQN_FRACTIONS},
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16, 16]}, "reset": ["q"], "replay": "prioritized", **IQN_FRACTIONS},
         {
             **OFF_POLICY_PROBE,
             **IQN_FRACTIONS,
+            "replay": "prioritized",
             "learning_rate": 3e-3,
             "target_update": "polyak",
             "tau": 0.05,

@@ -69,6 +69,8 @@ class QLearningConfig(off_policy.OffPolicyConfig):
 class Config(QLearningConfig):
     """DQN hyperparameters: the shared Q-learning ones plus the target network's."""
 
+    PRIORITIZED_REPLAY: ClassVar[bool] = True
+
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
     target_update_period: int = field(
@@ -163,10 +165,29 @@ def td_loss(
 ) -> jax.Array:
     """Per-sample loss for outputs ``[batch, num_actions, O]`` at ``s_0`` (online) and at the bootstrap state
     (target network; ``chooser`` picks the next action: the online network for double Q)."""
+    return td_loss_and_error(rep, online_out, target_next_out, chooser_next_out, action, returns, discount)[0]
+
+
+def td_loss_and_error(
+    rep: values.ValueRep,
+    online_out: jax.Array,
+    target_next_out: jax.Array,
+    chooser_next_out: jax.Array,
+    action: jax.Array,
+    returns: jax.Array,
+    discount: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`td_loss` and the error prioritized replay ranks transitions by, both ``[batch]``: ``|target - Q|``
+    for a scalar value (Schaul et al.), the loss itself for a distributional one (Rainbow's; like Dopamine, the
+    cross-entropy, which is the KL divergence plus the target's entropy)."""
     next_action = jnp.argmax(rep.decode(chooser_next_out), axis=-1)
     taken = jnp.take_along_axis(online_out, action[:, None, None], axis=1)[:, 0]  # [batch, O]
     next_taken = jnp.take_along_axis(target_next_out, next_action[:, None, None], axis=1)[:, 0]
-    return rep.loss(taken, rep.target(next_taken, returns, discount))
+    target = rep.target(next_taken, returns, discount)
+    loss = rep.loss(taken, target)
+    if isinstance(rep, values.Scalar):
+        return loss, jnp.abs(rep.target_value(target) - rep.decode(taken))
+    return loss, loss
 
 
 def gradient_step(
@@ -183,11 +204,14 @@ def gradient_step(
 
     def objective(online_params):
         out, _ = net.apply_train(online_params, online_dropout, batch.obs)
-        loss = td_loss(rep, out, target_next, chooser_next, batch.action, batch.returns, batch.discount)
-        return jnp.mean(loss), out
+        loss, error = td_loss_and_error(
+            rep, out, target_next, chooser_next, batch.action, batch.returns, batch.discount
+        )
+        return off_policy.weighted_mean(batch, loss), (out, error)
 
-    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
+    (loss, (out, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(out)), "grad_norm": optax.global_norm(grads)}
+    state = off_policy.set_priorities(config, state, batch, error)
     return apply_gradients(config, state, grads), metrics
 
 

@@ -125,10 +125,11 @@ def gradient_step(
         loss = quantile_td_loss(
             out, online_tau, target_next, chooser_next, batch.action, batch.returns, batch.discount, config.kappa
         )
-        return jnp.mean(loss), out
+        return off_policy.weighted_mean(batch, loss), (out, loss)
 
-    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
+    (loss, (out, per_sample)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(out), "grad_norm": optax.global_norm(grads)}
+    state = off_policy.set_priorities(config, state, batch, per_sample)  # the quantile loss ranks transitions
     return dqn.apply_gradients(config, state, grads), metrics
 
 

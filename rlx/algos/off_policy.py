@@ -24,7 +24,7 @@ from flax import struct
 
 from rlx import nets
 from rlx.algos import common
-from rlx.buffers import ReplayBuffer
+from rlx.buffers import PrioritizedReplayBuffer, ReplayBuffer, importance_weights
 from rlx.config import ConfigError, field
 from rlx.envs import Env, EnvStep, training_env
 from rlx.nets import MLP, CriticNet, Ensemble, Model
@@ -80,6 +80,11 @@ class OffPolicyConfig(common.ObservationNormalization):
         read_with={"normalize_rewards": (True,)},
     )
     n_step: int = field(1, gt=0, doc="steps of real reward before bootstrapping (stops at an episode end)")
+    replay: str = field(
+        "uniform",
+        choices=("uniform", "prioritized"),
+        doc="how batches are drawn: uniformly, or proportionally to priorities (Schaul et al. 2016; dqn and iqn)",
+    )
     adam_eps: float = field(1e-8, gt=0)
     adam_b1: float = field(0.9, ge=0, lt=1, doc="Adam's first-moment decay (CrossQ: 0.5)")
     reset: tuple[str, ...] = field(
@@ -95,10 +100,35 @@ class OffPolicyConfig(common.ObservationNormalization):
     weight_decay: float | None = field(
         None, traced=True, gt=0, doc="decoupled weight decay of the networks, AdamW (null: none; FastTD3: 0.1)"
     )
+    priority_exponent: float = field(
+        0.6,
+        traced=True,
+        ge=0,
+        le=1,
+        doc="alpha: a drawn transition's priority is (its TD error or loss + priority_eps)^alpha (0: uniform)",
+        read_with={"replay": ("prioritized",)},
+    )
+    priority_eps: float = field(
+        1e-6, traced=True, gt=0, doc="added before the exponent", read_with={"replay": ("prioritized",)}
+    )
+    importance_exponent_start: float = field(
+        0.4,
+        traced=True,
+        ge=0,
+        le=1,
+        doc="beta at the start: losses are weighted by (min P / P)^beta, beta annealed linearly over the run",
+        read_with={"replay": ("prioritized",)},
+    )
+    importance_exponent_end: float = field(
+        1.0, traced=True, ge=0, le=1, doc="beta at the end of the run", read_with={"replay": ("prioritized",)}
+    )
 
     # name -> the state paths a reset replaces with freshly initialized values (targets, optimizer states and
     # batch statistics go with their network); set by each algorithm
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # whether the algorithm's gradient step weights its loss by Batch.weights and sets the drawn transitions'
+    # priorities (set_priorities), so that replay: prioritized is allowed; its state must have total_iterations
+    PRIORITIZED_REPLAY: ClassVar[bool] = False
 
     @property
     def transitions_per_iteration(self) -> int:
@@ -163,6 +193,10 @@ class OffPolicyConfig(common.ObservationNormalization):
                 f"agent.learning_starts: n-step returns sample runs of {self.n_step} steps of one env, so training "
                 f"must start after num_envs*n_step = {self.num_envs * self.n_step} transitions or more; "
                 f"learning_starts={self.learning_starts} starts it after {first}"
+            )
+        if self.replay == "prioritized" and not self.PRIORITIZED_REPLAY:
+            raise ConfigError(
+                "agent.replay: this algorithm allows uniform only (prioritized replay: dqn, iqn); got prioritized"
             )
         unknown = [name for name in self.reset if name not in self.RESETTABLE]
         if unknown:
@@ -268,7 +302,8 @@ class Batch:
     sampled raw and scaled with the statistics of now, as observations are). Observations are normalized;
     ``extras`` are those stored with the first transition. ``obs_stats``: the observation statistics after
     this batch (with ``obs_norm_update: collected_and_sampled`` they merged its observations, then its
-    bootstrap observations, each before normalizing them)."""
+    bootstrap observations, each before normalizing them). With ``replay: prioritized``, ``weights`` and
+    ``replay_index`` (see :func:`weighted_mean` and :func:`set_priorities`)."""
 
     obs: jax.Array
     action: jax.Array
@@ -277,6 +312,8 @@ class Batch:
     next_obs: jax.Array
     extras: dict
     obs_stats: Any = None
+    weights: jax.Array | None = None  # replay: prioritized: importance-sampling weights [batch] of the losses
+    replay_index: jax.Array | None = None  # replay: prioritized: the drawn start positions [batch]
 
 
 def temperature_optimizer(config: Any, learning_rate: Any):
@@ -345,7 +382,8 @@ def steps_per_iteration(config: OffPolicyConfig) -> int:
 
 
 def replay_buffer(config: OffPolicyConfig) -> ReplayBuffer:
-    return ReplayBuffer(config.buffer_size, config.batch_size, config.num_envs, config.n_step)
+    kind = PrioritizedReplayBuffer if config.replay == "prioritized" else ReplayBuffer
+    return kind(config.buffer_size, config.batch_size, config.num_envs, config.n_step)
 
 
 def init_loop(
@@ -535,17 +573,53 @@ def td_batch(config: OffPolicyConfig, state: Any, sample: Transition) -> Batch:
     )
 
 
+def importance_exponent(state: Any) -> jax.Array:
+    """beta, annealed linearly from ``importance_exponent_start`` to ``importance_exponent_end`` over the run
+    (Schaul et al.: 0.4 to 1)."""
+    hp = state.hparams
+    return hp.importance_exponent_start + common.progress(state) * (
+        hp.importance_exponent_end - hp.importance_exponent_start
+    )
+
+
+def sample_batch(config: OffPolicyConfig, state: Any, key: jax.Array) -> Batch:
+    """A :class:`Batch` drawn from the replay buffer: uniformly, or with ``replay: prioritized`` proportionally
+    to the priorities, with importance weights at the run's current beta and the drawn positions."""
+    buffer = replay_buffer(config)
+    if config.replay == "uniform":
+        return td_batch(config, state, buffer.sample(state.loop.buffer, key))
+    drawn = buffer.sample_prioritized(state.loop.buffer, key)
+    weights = importance_weights(drawn.probability, importance_exponent(state))
+    return td_batch(config, state, drawn.items).replace(weights=weights, replay_index=drawn.index)
+
+
+def weighted_mean(batch: Batch, loss: jax.Array) -> jax.Array:
+    """The batch's mean of per-sample ``loss [batch]``, weighted by ``batch.weights`` when it has them."""
+    return jnp.mean(loss if batch.weights is None else batch.weights * loss)
+
+
+def set_priorities(config: OffPolicyConfig, state: Any, batch: Batch, error: jax.Array) -> Any:
+    """With ``replay: prioritized``, sets the priorities of the batch's transitions from ``error [batch]`` (>= 0:
+    the absolute TD error, or the per-sample loss of a distributional critic) to ``(error + priority_eps)^alpha``;
+    otherwise ``state`` unchanged."""
+    if config.replay == "uniform":
+        return state
+    hp = state.hparams
+    priority = (jax.lax.stop_gradient(error) + hp.priority_eps) ** hp.priority_exponent
+    buffer = replay_buffer(config).set_priorities(state.loop.buffer, batch.replay_index, priority)
+    return state.replace(loop=state.loop.replace(buffer=buffer))
+
+
 def train_updates(
     config: OffPolicyConfig, state: Any, gradient_step: Callable[[Any, Batch, jax.Array], tuple[Any, dict]]
 ) -> tuple[Any, dict]:
-    """``updates_per_iteration`` calls of ``gradient_step(state, batch, key)`` on fresh uniform samples,
-    once ``learning_starts`` transitions were collected; metrics averaged, with ``gradient_steps`` (0 before:
-    the chunk's means leave those iterations out)."""
-    buffer = replay_buffer(config)
+    """``updates_per_iteration`` calls of ``gradient_step(state, batch, key)`` on fresh samples
+    (:func:`sample_batch`), once ``learning_starts`` transitions were collected; metrics averaged, with
+    ``gradient_steps`` (0 before: the chunk's means leave those iterations out)."""
 
     def one_update(state, _):
         key, sample_key, step_key = jax.random.split(state.key, 3)
-        batch = td_batch(config, state, buffer.sample(state.loop.buffer, sample_key))
+        batch = sample_batch(config, state, sample_key)
         if config.merges_sampled_observations:
             state = state.replace(loop=state.loop.replace(obs_stats=batch.obs_stats))
         return gradient_step(state.replace(key=key), batch, step_key)

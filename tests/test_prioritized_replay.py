@@ -1,0 +1,179 @@
+"""Prioritized replay (Schaul et al. 2016): draws against NumPy, importance weights, DQN's weighted loss and
+priority updates, the schedule of beta, config errors. Vmapping, checkpoints and exact resume are checked with
+IQN's prioritized settings in test_conformance; learning in test_dqn."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import driver
+from rlx.algos import dqn, off_policy
+from rlx.buffers import PrioritizedReplayBuffer, importance_weights
+from rlx.config import ConfigError
+from rlx.envs import make
+
+
+def stored_runs(writes: int, capacity: int, length: int) -> np.ndarray:
+    """NumPy reference: ``[capacity]`` bool, whether the run of ``length`` slots starting at each slot holds
+    consecutive writes after ``writes`` writes into a circular buffer of ``capacity`` slots."""
+    written_at = np.full(capacity, -1)
+    for t in range(writes):
+        written_at[t % capacity] = t
+    return np.array(
+        [
+            all(written_at[(s + k) % capacity] == written_at[s] + k >= 0 for k in range(length)) and written_at[s] >= 0
+            for s in range(capacity)
+        ]
+    )
+
+
+@pytest.mark.parametrize("writes", [5, 9, 14])  # not full; full with the head inside; wrapped twice
+def test_draws_follow_the_priorities_of_stored_runs_only(writes):
+    capacity, num_envs, length, batch = 6, 2, 3, 64
+    buffer = PrioritizedReplayBuffer(capacity * num_envs, batch, num_envs, sequence_length=length)
+    state = buffer.init({"t": jnp.zeros((), jnp.int32), "env": jnp.zeros((), jnp.int32)})
+    for t in range(writes):
+        state = buffer.add(state, {"t": jnp.array([t, t]), "env": jnp.array([0, 1])})
+    rng = np.random.default_rng(writes)
+    written = np.flatnonzero(np.tile(np.arange(capacity) < writes, num_envs))  # set_priorities takes written ones
+    values = np.zeros(num_envs * capacity, np.float32)
+    values[written] = rng.uniform(0.1, 3.0, written.size)
+    state = buffer.set_priorities(state, jnp.asarray(written), jnp.asarray(values[written]))
+    valid = np.tile(stored_runs(writes, capacity, length), num_envs)
+    expected = values * valid / np.sum(values * valid)
+
+    draws = jax.jit(jax.vmap(buffer.sample_prioritized, in_axes=(None, 0)))(
+        state, jax.random.split(jax.random.PRNGKey(0), 400)
+    )
+    index = np.asarray(draws.index).ravel()
+    np.testing.assert_allclose(np.asarray(draws.probability).ravel(), expected[index], rtol=1e-5)
+    assert valid[index].all()  # never a run across the write head or into unwritten slots
+    t, env = np.asarray(draws.items["t"]).reshape(-1, length), np.asarray(draws.items["env"]).reshape(-1, length)
+    np.testing.assert_array_equal(t[:, 1:] - t[:, :-1], 1)  # consecutive steps of one env
+    np.testing.assert_array_equal(env[:, 0], index // capacity)
+    np.testing.assert_array_equal(t[:, 0] % capacity, index % capacity)
+    counts = np.bincount(index, minlength=num_envs * capacity)[valid]
+    mean = expected[valid] * index.size
+    chi2 = np.sum((counts - mean) ** 2 / mean)
+    assert chi2 < 35.0, (counts, mean)  # stratified draws spread less than independent ones; 11 dof at most
+
+
+def test_each_draw_takes_its_block_from_its_slice_of_the_total_priority():
+    # 16 positions form 4 blocks of 4; blocks 0 and 2 carry half of the priority each, so of a batch of 4 the
+    # draws 0-1 (slices [0, 1/2)) come from block 0 and draws 2-3 from block 2, whatever the key: stratified as in
+    # Schaul et al., over blocks (items within a block are drawn by priority, independently).
+    buffer = PrioritizedReplayBuffer(16, 4, 1)
+    state = buffer.init({"x": jnp.zeros(())})
+    for x in range(16):
+        state = buffer.add(state, {"x": jnp.array([float(x)])})
+    values = np.zeros(16, np.float32)
+    values[[0, 1, 2, 3]] = [1.0, 2.0, 3.0, 4.0]
+    values[[8, 9, 10, 11]] = [4.0, 3.0, 2.0, 1.0]
+    state = buffer.set_priorities(state, jnp.arange(16), jnp.asarray(values))
+    blocks = np.array(
+        [np.asarray(buffer.sample_prioritized(state, jax.random.PRNGKey(k)).index) // 4 for k in range(50)]
+    )
+    np.testing.assert_array_equal(blocks, np.tile([0, 0, 2, 2], (50, 1)))
+
+
+def test_new_transitions_get_the_largest_priority_set_so_far():
+    buffer = PrioritizedReplayBuffer(8, 4, 2)
+    state = buffer.init({"x": jnp.zeros(())})
+    state = buffer.add(state, {"x": jnp.zeros(2)})
+    np.testing.assert_array_equal(state.priorities[:, 0], [1.0, 1.0])  # Schaul et al.'s p_1 = 1
+    state = buffer.set_priorities(state, jnp.array([0, 4]), jnp.array([3.0, 0.5]))
+    assert float(state.max_priority) == 3.0
+    state = buffer.set_priorities(state, jnp.array([0]), jnp.array([0.2]))  # a lower value keeps the maximum
+    state = buffer.add(state, {"x": jnp.ones(2)})
+    np.testing.assert_array_equal(state.priorities, np.float32([[0.2, 3.0, 0, 0], [0.5, 3.0, 0, 0]]))
+    assert int(PrioritizedReplayBuffer.size(state)) == 4
+
+
+def test_importance_weights_match_numpy():
+    probability = np.array([0.5, 0.1, 0.02, 0.1], np.float32)
+    for beta in (0.0, 0.4, 1.0):
+        n = 50  # (N P)^-beta divided by its maximum over the batch; N cancels
+        expected = (n * probability) ** -beta / np.max((n * probability) ** -beta)
+        np.testing.assert_allclose(importance_weights(jnp.asarray(probability), beta), expected, rtol=1e-6)
+
+
+SMALL = {
+    "algo": "dqn",
+    "env": {"name": "gymnax/CartPole-v1"},
+    "total_env_steps": 4096,
+    "agent": {
+        "num_envs": 4,
+        "batch_size": 32,
+        "buffer_size": 256,
+        "learning_starts": 64,
+        "q": {"hidden": [16], "value": "mse"},
+        "double_q": False,
+        "replay": "prioritized",
+        "priority_exponent": 0.7,
+        "priority_eps": 0.01,
+        "importance_exponent_start": 0.3,
+        "importance_exponent_end": 0.9,
+    },
+}
+
+
+def test_dqn_weights_its_loss_and_sets_the_drawn_priorities_to_their_td_errors():
+    config = driver.build_config(SMALL).agent
+    env = make("gymnax/CartPole-v1")
+    state = dqn.init(config, env, jax.random.PRNGKey(0), 1024)
+    state = jax.jit(lambda s: jax.lax.fori_loop(0, 300, lambda _, s: dqn.train_step(config, env, s)[0], s))(state)
+    before = np.asarray(state.loop.buffer.priorities).ravel()
+    assert len(np.unique(before)) > 10  # gradient steps have set priorities
+
+    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    index = np.asarray(batch.replay_index)
+    probability = before[index] / np.sum(before)  # single transitions: every stored one can be drawn
+    beta = 0.3 + (300 / 1024) * (0.9 - 0.3)
+    np.testing.assert_allclose(batch.weights, (probability.min() / probability) ** beta, rtol=1e-4)
+
+    after_state, metrics = dqn.gradient_step(config, env, state, batch, jax.random.PRNGKey(2))
+    net, _ = dqn._network(config, env)
+    q = np.asarray(net.apply(state.params.online, batch.obs))[..., 0]
+    next_q = np.asarray(net.apply(state.params.target, batch.next_obs))[..., 0]
+    action = np.asarray(batch.action)
+    target = np.asarray(batch.returns) + np.asarray(batch.discount) * next_q.max(axis=-1)
+    error = target - q[np.arange(len(action)), action]
+    weighted = np.mean(np.asarray(batch.weights) * 0.5 * error**2)
+    np.testing.assert_allclose(metrics["loss"], weighted, rtol=1e-5)
+    after = np.asarray(after_state.loop.buffer.priorities).ravel()
+    np.testing.assert_allclose(after[index], (np.abs(error) + 0.01) ** 0.7, rtol=1e-5)
+    untouched = np.ones(before.size, bool)
+    untouched[index] = False
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+    largest = max(float(state.loop.buffer.max_priority), after[index].max())  # the largest ever set, maybe overwritten
+    assert float(after_state.loop.buffer.max_priority) == pytest.approx(largest)
+
+
+def test_beta_is_annealed_over_the_run():
+    config = driver.build_config(SMALL).agent
+    state = dqn.init(config, make("gymnax/CartPole-v1"), jax.random.PRNGKey(0), 100)
+    for iteration, beta in [(0, 0.3), (50, 0.6), (100, 0.9)]:
+        got = off_policy.importance_exponent(state.replace(iteration=jnp.int32(iteration)))
+        assert float(got) == pytest.approx(beta)
+
+
+def test_uniform_replay_draws_batches_without_weights():
+    config = dataclasses.replace(driver.build_config(SMALL).agent, replay="uniform")
+    state = dqn.init(config, make("gymnax/CartPole-v1"), jax.random.PRNGKey(0), 100)
+    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    assert batch.weights is None and batch.replay_index is None
+    assert off_policy.set_priorities(config, state, batch, jnp.ones(32)) is state
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "cqn", "iterated_dqn", "crossq"])
+def test_algorithms_without_prioritized_replay_refuse_it_before_compiling(algo, monkeypatch):
+    monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("compiled"))
+    env = {"cqn": "gymnax/Pendulum-v1", "iterated_dqn": "gymnax/CartPole-v1"}.get(algo, "gymnax/Pendulum-v1")
+    data = {"algo": algo, "env": {"name": env}, "agent": {"replay": "prioritized"}}
+    with pytest.raises(ConfigError) as info:
+        driver.train(driver.build_config(data), None, progress=False)
+    message = str(info.value)
+    assert message.startswith("agent.replay: this algorithm allows uniform only") and "\n" not in message
