@@ -154,20 +154,6 @@ def init_with(
     )
 
 
-def td_loss(
-    rep: values.ValueRep,
-    online_out: jax.Array,
-    target_next_out: jax.Array,
-    chooser_next_out: jax.Array,
-    action: jax.Array,
-    returns: jax.Array,
-    discount: jax.Array,
-) -> jax.Array:
-    """Per-sample loss for outputs ``[batch, num_actions, O]`` at ``s_0`` (online) and at the bootstrap state
-    (target network; ``chooser`` picks the next action: the online network for double Q)."""
-    return td_loss_and_error(rep, online_out, target_next_out, chooser_next_out, action, returns, discount)[0]
-
-
 def td_loss_and_error(
     rep: values.ValueRep,
     online_out: jax.Array,
@@ -177,9 +163,11 @@ def td_loss_and_error(
     returns: jax.Array,
     discount: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """:func:`td_loss` and the error prioritized replay ranks transitions by, both ``[batch]``: ``|target - Q|``
-    for a scalar value (Schaul et al.), the loss itself for a distributional one (Rainbow's; like Dopamine, the
-    cross-entropy, which is the KL divergence plus the target's entropy)."""
+    """Per-sample loss for outputs ``[batch, num_actions, O]`` at ``s_0`` (online) and at the bootstrap state
+    (target network; ``chooser`` picks the next action: the online network for double Q), and the error
+    prioritized replay ranks transitions by, both ``[batch]``: ``|target - Q|`` for a scalar value (Schaul et al.),
+    the loss itself for a distributional one (Rainbow's; like Dopamine, the cross-entropy, which is the KL divergence
+    plus the target's entropy)."""
     next_action = jnp.argmax(rep.decode(chooser_next_out), axis=-1)
     taken = jnp.take_along_axis(online_out, action[:, None, None], axis=1)[:, 0]  # [batch, O]
     next_taken = jnp.take_along_axis(target_next_out, next_action[:, None, None], axis=1)[:, 0]

@@ -86,7 +86,7 @@ def iterated_td_loss(
     frozen copy ``k`` at the bootstrap state (its greedy action, no double Q)."""
 
     def head(out, next_out):
-        return jnp.mean(dqn.td_loss(rep, out, next_out, next_out, action, returns, discount))
+        return jnp.mean(dqn.td_loss_and_error(rep, out, next_out, next_out, action, returns, discount)[0])
 
     return jax.vmap(head)(online_out, target_next_out)
 
