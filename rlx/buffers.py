@@ -60,8 +60,8 @@ class ReplayBuffer:
         return self._buffer.init(example_item)
 
     def add(self, state: Any, batch: Any) -> Any:
-        """Appends ``batch`` (leading axis ``num_envs``: one new item per env)."""
-        return self._buffer.add(state, jax.tree.map(lambda x: x[:, None], batch))
+        """Appends ``batch`` (leading axis ``num_envs``: one new item per env): :meth:`add_steps` of one step."""
+        return self.add_steps(state, jax.tree.map(lambda x: x[None], batch))
 
     def add_steps(self, state: Any, steps: Any) -> Any:
         """Appends time-major ``steps`` ``[T, num_envs, ...]`` (T new items per env, in order); the same state
@@ -70,10 +70,11 @@ class ReplayBuffer:
 
     def sample(self, state: Any, key: jax.Array) -> Any:
         """Items ``[batch, ...]`` if ``sequence_length`` is 1, else runs ``[batch, sequence_length, ...]``."""
-        experience = self._buffer.sample(state, key).experience
-        if self.sequence_length == 1:
-            return jax.tree.map(lambda x: x[:, 0], experience)
-        return experience
+        return self._items(self._buffer.sample(state, key).experience)
+
+    def _items(self, runs: Any) -> Any:
+        """Sampled runs ``[batch, sequence_length, ...]`` as :meth:`sample` returns them (single items if 1 long)."""
+        return jax.tree.map(lambda x: x[:, 0], runs) if self.sequence_length == 1 else runs
 
     @staticmethod
     def size(state: Any) -> jax.Array:
@@ -127,9 +128,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             max_priority=jnp.ones((), jnp.float32),
         )
 
-    def add(self, state: PrioritizedState, batch: Any) -> PrioritizedState:
-        return self.add_steps(state, jax.tree.map(lambda x: x[None], batch))
-
     def add_steps(self, state: PrioritizedState, steps: Any) -> PrioritizedState:
         """Appends time-major ``steps`` ``[T, num_envs, ...]``; their start positions get ``max_priority``."""
         num_steps = jax.tree.leaves(steps)[0].shape[0]
@@ -162,8 +160,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         env, start = index // self.capacity_per_env, index % self.capacity_per_env
         times = (start[:, None] + jnp.arange(self.sequence_length)) % self.capacity_per_env
         runs = jax.tree.map(lambda x: x[env[:, None], times], state.storage.experience)
-        items = jax.tree.map(lambda x: x[:, 0], runs) if self.sequence_length == 1 else runs
-        return PrioritizedSample(items, index, flat[index] / total)
+        return PrioritizedSample(self._items(runs), index, flat[index] / total)
 
     def set_priorities(self, state: PrioritizedState, index: jax.Array, priority: jax.Array) -> PrioritizedState:
         """Sets the flat start positions ``index [batch]`` to ``priority [batch]`` (p^alpha, > 0): positions that
