@@ -166,14 +166,17 @@ class Checkpointer:
         the checksum; raises :class:`CorruptCheckpointError` naming the directory if anything is wrong."""
         path = self.path(chunks_done)
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _without_empty(abstract_state))
-        args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
         _quiet_closed_loop_noise()
         _quiet_unretrieved_read_errors(path)
         try:
+            target, rebuild = self._without_fields_it_predates(chunks_done, target)
+            args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
             restored = self._manager.restore(chunks_done, args=args)
             meta = restored["meta"]
             state = jax.tree.map(
-                lambda x, a: np.zeros(a.shape, a.dtype) if _is_empty(a) else x, restored["state"], abstract_state
+                lambda x, a: np.zeros(a.shape, a.dtype) if _is_empty(a) else x,
+                rebuild(restored["state"]),
+                abstract_state,
             )
         except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0][:200]
@@ -196,6 +199,40 @@ class Checkpointer:
         elif state_digest(state) != expected:
             raise CorruptCheckpointError(f"checkpoint {path} does not match the checksum saved with it")
         return state, meta
+
+    def _without_fields_it_predates(self, chunks_done: int, target: Any) -> tuple[Any, Any]:
+        """``target`` and the identity, or, when the checkpoint lacks fields that ``target`` holds as None (a
+        state field added since, None where unused, such as an actor-critic's ``total_iterations`` without a
+        schedule), the target as Orbax's nested dict without them and a function that puts them back as None
+        into a restored dict and rebuilds the state's types. A None holds no data, so nothing is guessed."""
+        on_disk = self._manager.item_metadata(chunks_done)["state"].tree
+        serialized = ocp.tree.serialize_tree(target, keep_empty_nodes=True)
+        dropped: list[tuple[str, ...]] = []
+
+        def prune(node: Any, saved: Any, where: tuple[str, ...]) -> Any:
+            if not isinstance(node, dict) or not isinstance(saved, dict):
+                return node
+            kept = {}
+            for name, child in node.items():
+                if child is None and name not in saved:
+                    dropped.append((*where, name))
+                else:
+                    kept[name] = prune(child, saved.get(name), (*where, name))
+            return kept
+
+        pruned = prune(serialized, on_disk, ())
+        if not dropped:
+            return target, lambda restored: restored
+
+        def rebuild(restored: dict) -> Any:
+            for where in dropped:
+                node = restored
+                for name in where[:-1]:
+                    node = node[name]
+                node[where[-1]] = None
+            return ocp.tree.deserialize_tree(restored, target, keep_empty_nodes=True)
+
+        return pruned, rebuild
 
     def restore_latest_valid(self, abstract_state: Any) -> tuple[Any, dict] | None:
         """The newest checkpoint that restores and verifies, warning on stderr about each one skipped.

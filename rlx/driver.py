@@ -714,7 +714,7 @@ def resume(
         newer = [step for step in checkpointer.all_steps() if step > start]
     finally:
         checkpointer.close()
-    if hasattr(state, "total_iterations"):  # stretched by an extension, now or killed before its first checkpoint
+    if getattr(state, "total_iterations", None) is not None:  # stretched by an extension (also one killed early)
         state = state.replace(total_iterations=jnp.asarray(experiment.plan.num_iterations, jnp.int32))
     if extend:
         host.write_config(run_dir, experiment.config)

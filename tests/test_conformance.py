@@ -117,11 +117,18 @@ SETTINGS = {
         3_000,
         True,
     ),
-    "td3": Setting(
+    "td3": Setting(  # with prioritized replay, as IQN: an actor-critic's priorities vmapped, resumed, probed
         "gymnax/Pendulum-v1",
-        {**OFF_POLICY_SMALL, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}, "reset": ["actor", "critic"]},
+        {
+            **OFF_POLICY_SMALL,
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+            "reset": ["actor", "critic"],
+            "replay": "prioritized",
+        },
         {
             **OFF_POLICY_PROBE,
+            "replay": "prioritized",
             "actor_learning_rate": 3e-3,
             "critic_learning_rate": 3e-3,
             "actor": {"hidden": [16]},

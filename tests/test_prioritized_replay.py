@@ -1,6 +1,7 @@
-"""Prioritized replay (Schaul et al. 2016): draws against NumPy, importance weights, DQN's weighted loss and
-priority updates, the schedule of beta, config errors. Vmapping, checkpoints and exact resume are checked with
-IQN's prioritized settings in test_conformance; learning in test_dqn."""
+"""Prioritized replay (Schaul et al. 2016): draws against NumPy, importance weights, DQN's and TD3's weighted
+losses and priority updates, the ensemble's priority error, the schedule of beta, config errors. Vmapping,
+checkpoints, exact resume and probes are checked with IQN's and TD3's prioritized settings in test_conformance;
+learning in test_dqn."""
 
 import dataclasses
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 
 from rlx import driver
-from rlx.algos import dqn, off_policy
+from rlx.algos import dqn, off_policy, td3
 from rlx.buffers import PrioritizedReplayBuffer, importance_weights
 from rlx.config import ConfigError
 from rlx.envs import make
+from rlx.ops import values
 
 
 def stored_runs(writes: int, capacity: int, length: int) -> np.ndarray:
@@ -168,10 +170,72 @@ def test_uniform_replay_draws_batches_without_weights():
     assert off_policy.set_priorities(config, state, batch, jnp.ones(32)) is state
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3", "cqn", "iterated_dqn", "crossq"])
+def test_ensemble_loss_and_error_match_numpy():
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.2, 1.0, 5).astype(np.float32)
+    # scalar: sum over members of the weighted mean of 0.5 (Q_k - y)^2; the error is max_k |y - Q_k|
+    q = rng.normal(size=(3, 5, 1)).astype(np.float32)
+    target = rng.normal(size=5).astype(np.float32)
+    loss, error = values.ensemble_loss_and_error(values.make("mse"), jnp.asarray(q), jnp.asarray(target), weights)
+    np.testing.assert_allclose(loss, np.sum(np.mean(weights * 0.5 * (q[..., 0] - target) ** 2, axis=-1)), rtol=1e-6)
+    np.testing.assert_allclose(error, np.max(np.abs(q[..., 0] - target), axis=0), rtol=1e-6)
+    # C51: per-member cross-entropy to the target distribution; the error is the larger member's loss
+    logits = rng.normal(size=(2, 5, 7)).astype(np.float32)
+    target_probs = rng.dirichlet(np.ones(7), 5).astype(np.float32)
+    log_softmax = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    per_sample = -np.sum(target_probs * log_softmax, axis=-1)  # [2, 5]
+    rep = values.make("c51", num_bins=7)
+    loss, error = values.ensemble_loss_and_error(rep, jnp.asarray(logits), jnp.asarray(target_probs), weights)
+    np.testing.assert_allclose(loss, np.sum(np.mean(weights * per_sample, axis=-1)), rtol=1e-5)
+    np.testing.assert_allclose(error, per_sample.max(axis=0), rtol=1e-5)
+    unweighted, _ = values.ensemble_loss_and_error(rep, jnp.asarray(logits), jnp.asarray(target_probs))
+    np.testing.assert_allclose(unweighted, np.sum(np.mean(per_sample, axis=-1)), rtol=1e-5)
+
+
+def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_error():
+    data = {
+        "algo": "td3",
+        "env": {"name": "gymnax/Pendulum-v1"},
+        "agent": {
+            **{k: v for k, v in SMALL["agent"].items() if k not in ("q", "double_q")},
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16]},
+            "policy_noise": 0.0,  # a deterministic target action, so NumPy can rebuild the target
+        },
+    }
+    config = driver.build_config(data).agent
+    env = make("gymnax/Pendulum-v1")
+    state = td3.init(config, env, jax.random.PRNGKey(0), 1024)
+    state = jax.jit(lambda s: jax.lax.fori_loop(0, 100, lambda _, s: td3.train_step(config, env, s)[0], s))(state)
+    before = np.asarray(state.loop.buffer.priorities).ravel()
+    assert len(np.unique(before)) > 10  # gradient steps have set priorities
+
+    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    index = np.asarray(batch.replay_index)
+    probability = before[index] / np.sum(before)
+    beta = 0.3 + (100 / 1024) * (0.9 - 0.3)  # the actor-critic state carries the run's length too
+    np.testing.assert_allclose(batch.weights, (probability.min() / probability) ** beta, rtol=1e-4)
+
+    after_state, metrics = td3.gradient_step(config, env, state, batch, jax.random.PRNGKey(2))
+    critic_net, _ = off_policy.critic(config, env)
+    params = state.params
+    next_action = td3.policy(config, env, params.target_actor, batch.next_obs)
+    next_q = np.asarray(critic_net.apply(params.target_critic, batch.next_obs, next_action))[..., 0]  # [2, B]
+    target = np.asarray(batch.returns) + np.asarray(batch.discount) * next_q.min(axis=0)
+    error = np.asarray(critic_net.apply(params.critic, batch.obs, batch.action))[..., 0] - target
+    weighted = np.sum(np.mean(np.asarray(batch.weights) * 0.5 * error**2, axis=-1))
+    np.testing.assert_allclose(metrics["critic_loss"], weighted, rtol=1e-5)
+    after = np.asarray(after_state.loop.buffer.priorities).ravel()
+    np.testing.assert_allclose(after[index], (np.abs(error).max(axis=0) + 0.01) ** 0.7, rtol=1e-5)
+    untouched = np.ones(before.size, bool)
+    untouched[index] = False
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+
+
+@pytest.mark.parametrize("algo", ["cqn", "iterated_dqn"])
 def test_algorithms_without_prioritized_replay_refuse_it_before_compiling(algo, monkeypatch):
     monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("compiled"))
-    env = {"cqn": "gymnax/Pendulum-v1", "iterated_dqn": "gymnax/CartPole-v1"}.get(algo, "gymnax/Pendulum-v1")
+    env = {"cqn": "gymnax/Pendulum-v1", "iterated_dqn": "gymnax/CartPole-v1"}[algo]
     data = {"algo": algo, "env": {"name": env}, "agent": {"replay": "prioritized"}}
     with pytest.raises(ConfigError) as info:
         driver.train(driver.build_config(data), None, progress=False)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -709,3 +710,45 @@ def test_zero_size_arrays_round_trip_through_a_checkpoint(tmp_path):
     checkpointer.close()
     assert restored["act"].shape == (4, 0) and restored["act"].dtype == np.float32
     np.testing.assert_array_equal(restored["qpos"], state["qpos"])
+
+
+def test_a_checkpoint_restores_into_a_state_with_fields_added_since_as_none(tmp_path):
+    """A state field added later and None where unused (an actor-critic's ``total_iterations`` without a schedule)
+    does not make older checkpoints unreadable; a field added with data still fails the restore."""
+    from flax import struct
+
+    @struct.dataclass
+    class Loop:
+        buffer: Any
+
+    @struct.dataclass
+    class Before:
+        params: Any
+        loop: Loop
+        carry: Any
+
+    @struct.dataclass(kw_only=True)
+    class LoopNow:
+        buffer: Any
+        schedule: Any = None
+
+    @struct.dataclass(kw_only=True)
+    class Now:
+        params: Any
+        loop: LoopNow
+        carry: Any
+        total_iterations: Any = None
+
+    params = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    checkpointer = Checkpointer(str(tmp_path))
+    checkpointer.save(1, Before(params, Loop(np.ones(4, np.int32)), ()), {"chunks_done": 1})
+    checkpointer.wait()
+    now = Now(params=params, loop=LoopNow(buffer=np.zeros(4, np.int32)), carry=())
+    restored, _ = checkpointer.restore(1, jax.eval_shape(lambda: now))
+    assert isinstance(restored, Now) and isinstance(restored.loop, LoopNow)
+    assert restored.total_iterations is None and restored.loop.schedule is None and restored.carry == ()
+    np.testing.assert_array_equal(restored.params["w"], params["w"])
+    np.testing.assert_array_equal(restored.loop.buffer, np.ones(4, np.int32))
+    with pytest.raises(CorruptCheckpointError, match="cannot be restored"):
+        checkpointer.restore(1, jax.eval_shape(lambda: now.replace(total_iterations=np.int32(5))))
+    checkpointer.close()

@@ -145,8 +145,8 @@ def test_unit_norms_hold_after_gradient_steps_and_the_update_order_is_the_papers
         next_out = critic_net.apply(state.params.target_critic, batch.next_obs, next_dist.env_action(next_raw))
         shift = -jnp.exp(new.params.log_alpha) * next_dist.log_prob(next_raw)
         target = values.clipped_target(rep, next_out, batch.returns, batch.discount, shift)
-        loss = values.ensemble_loss(rep, critic_net.apply(state.params.critic, batch.obs, batch.action), target)
-        return metrics["critic_loss"], loss
+        out = critic_net.apply(state.params.critic, batch.obs, batch.action)
+        return metrics["critic_loss"], values.ensemble_loss_and_error(rep, out, target)[0]
 
     reported, recomputed = by_hand(state, batch)
     np.testing.assert_allclose(reported, recomputed, rtol=1e-5)

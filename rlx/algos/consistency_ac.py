@@ -111,7 +111,7 @@ class OptStates:
     critic: Any
 
 
-State = off_policy.ScheduledActorCriticState  # params: Params, opt_state: OptStates; total_iterations for epsilon
+State = off_policy.ActorCriticState  # params: Params, opt_state: OptStates; total_iterations for epsilon
 
 steps_per_iteration = off_policy.steps_per_iteration
 
@@ -178,9 +178,10 @@ def gradient_step(
 
     def critic_objective(critic_params):
         out = critic_net.apply(critic_params, batch.obs, batch.action)
-        return values.ensemble_loss(rep, out, target), rep.decode(out)
+        loss, error = values.ensemble_loss_and_error(rep, out, target, batch.weights)
+        return loss, (rep.decode(out), error)
 
-    (q_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
+    (q_loss, (q, error)), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
     critic_tx = off_policy.optimizer(config, hp, hp.critic_learning_rate)
     critic, critic_opt = common.optimizer_step(critic_tx, critic_grads, state.opt_state.critic, params.critic)
 
@@ -202,9 +203,10 @@ def gradient_step(
     )
     new_params = Params(actor, ema_actor, critic, polyak_update(params.target_critic, critic, hp.tau))
     metrics = {"critic_loss": q_loss, "actor_loss": actor_loss, "q_mean": jnp.mean(q)}
-    return state.replace(
+    new_state = state.replace(
         params=new_params, opt_state=OptStates(actor_opt, critic_opt), num_updates=state.num_updates + 1
-    ), metrics
+    )
+    return off_policy.set_priorities(config, new_state, batch, error), metrics
 
 
 def select_action(config: Config, env: Env, params: Params, obs: jax.Array, key: jax.Array, greedy: bool) -> jax.Array:

@@ -66,6 +66,7 @@ class Config(off_policy.TemperatureConfig, off_policy.OffPolicyConfig):
     critic_learning_rate: float = field(1e-3, traced=True, gt=0)
     alpha_learning_rate: float = field(1e-3, traced=True, gt=0, doc="the authors' code uses the actor's rate")
 
+    PRIORITIZED_REPLAY: ClassVar[bool] = True  # as the actor-critics': weighted critic loss, larger member error
     UNSUPPORTED: ClassVar[dict[str, str]] = {
         "tau": "CrossQ has no target networks (the joint forward pass with batch renorm replaces them)",
     }
@@ -120,7 +121,6 @@ def policy(config: Config, env: Env, state: State, obs: jax.Array) -> Gaussian:
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
-    del total_iterations  # constant learning rates
     actor_net, critic_net, _ = _networks(config, env)
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
     obs, action = common.dummy_obs(env), common.dummy_action(env)
@@ -141,6 +141,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
         iteration=jnp.zeros((), jnp.int32),
         num_updates=jnp.zeros((), jnp.int32),
         hparams=hparams,
+        total_iterations=off_policy.schedule_length(config, total_iterations),
     )
 
 
@@ -167,9 +168,10 @@ def gradient_step(
         )
         current, following = jnp.split(out, 2, axis=1)  # [critics, batch, outputs] each
         target = values.clipped_target(rep, jax.lax.stop_gradient(following), batch.returns, batch.discount, shift)
-        return values.ensemble_loss(rep, current, target), (stats, rep.decode(current))
+        loss, error = values.ensemble_loss_and_error(rep, current, target, batch.weights)
+        return loss, (stats, rep.decode(current), error)
 
-    (q_loss, (critic_stats, q)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
+    (q_loss, (critic_stats, q, error)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
     tx = off_policy.optimizer(config, hp, hp.critic_learning_rate)
     critic, critic_opt = common.optimizer_step(tx, grads, state.opt_state.critic, params.critic)
 
@@ -197,12 +199,13 @@ def gradient_step(
         config.policy_delay, state.num_updates, update_actor_and_temperature, current
     )
     metrics = {"critic_loss": q_loss, **actor_metrics, "alpha": alpha, "q_mean": jnp.mean(q)}
-    return state.replace(
+    new_state = state.replace(
         params=Params(actor, critic, log_alpha),
         net_state=Params(actor_stats, critic_stats, ()),
         opt_state=Params(actor_opt, critic_opt, alpha_opt),
         num_updates=state.num_updates + 1,
-    ), metrics
+    )
+    return off_policy.set_priorities(config, new_state, batch, error), metrics
 
 
 def explore(config: Config, env: Env, state: State):

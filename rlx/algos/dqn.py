@@ -173,9 +173,7 @@ def td_loss_and_error(
     next_taken = jnp.take_along_axis(target_next_out, next_action[:, None, None], axis=1)[:, 0]
     target = rep.target(next_taken, returns, discount)
     loss = rep.loss(taken, target)
-    if isinstance(rep, values.Scalar):
-        return loss, jnp.abs(rep.target_value(target) - rep.decode(taken))
-    return loss, loss
+    return loss, values.priority_error(rep, taken, target, loss)
 
 
 def gradient_step(

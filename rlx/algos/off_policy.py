@@ -83,7 +83,7 @@ class OffPolicyConfig(common.ObservationNormalization):
     replay: str = field(
         "uniform",
         choices=("uniform", "prioritized"),
-        doc="how batches are drawn: uniformly, or proportionally to priorities (Schaul et al. 2016; dqn and iqn)",
+        doc="how batches are drawn: uniformly, or proportionally to priorities (Schaul et al. 2016; not i-DQN, CQN)",
     )
     adam_eps: float = field(1e-8, gt=0)
     adam_b1: float = field(0.9, ge=0, lt=1, doc="Adam's first-moment decay (CrossQ: 0.5)")
@@ -196,7 +196,8 @@ class OffPolicyConfig(common.ObservationNormalization):
             )
         if self.replay == "prioritized" and not self.PRIORITIZED_REPLAY:
             raise ConfigError(
-                "agent.replay: this algorithm allows uniform only (prioritized replay: dqn, iqn); got prioritized"
+                "agent.replay: this algorithm allows uniform only (prioritized replay: dqn, iqn, sac, td3, crossq, "
+                "simbav2, consistency_ac, mdpo_offpolicy); got prioritized"
             )
         unknown = [name for name in self.reset if name not in self.RESETTABLE]
         if unknown:
@@ -233,6 +234,7 @@ class ActorCriticConfig(OffPolicyConfig):
         "critic_hidden": "critic.hidden",
         "activation": "actor.activation (and critic.activation)",
     }
+    PRIORITIZED_REPLAY: ClassVar[bool] = True  # the critics' loss weighted; the larger member error the priority
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,7 +272,7 @@ class LoopState:
     return_scale: ReturnScale  # discounted-return statistics (updated only with normalize_rewards)
 
 
-@struct.dataclass
+@struct.dataclass(kw_only=True)
 class ActorCriticState:
     """The train state of an actor-critic on this loop (SAC and TD3; CrossQ adds batch statistics):
     everything a run needs to continue bit for bit, replay buffer included."""
@@ -282,14 +284,9 @@ class ActorCriticState:
     iteration: jax.Array
     num_updates: jax.Array  # int32, gradient steps taken (for the policy delay)
     hparams: common.Hyperparams
-
-
-@struct.dataclass
-class ScheduledActorCriticState(ActorCriticState):
-    """:class:`ActorCriticState` plus ``total_iterations``, the run's length, for schedules over it (SimbaV2's
-    learning-rate decay, the consistency actor-critic's epsilon)."""
-
-    total_iterations: jax.Array  # int32
+    # int32, the run's length where a schedule reads it (SimbaV2's decay, consistency AC's epsilon, prioritized
+    # replay's beta), else None: states without a schedule keep the structure their older checkpoints have
+    total_iterations: jax.Array | None = None
 
 
 @struct.dataclass
@@ -580,6 +577,12 @@ def importance_exponent(state: Any) -> jax.Array:
     return hp.importance_exponent_start + common.progress(state) * (
         hp.importance_exponent_end - hp.importance_exponent_start
     )
+
+
+def schedule_length(config: OffPolicyConfig, total_iterations: int) -> jax.Array | None:
+    """An actor-critic state's ``total_iterations``: the run's length (int32) with ``replay: prioritized``, whose
+    beta is annealed over it, else None (see :class:`ActorCriticState`)."""
+    return jnp.asarray(total_iterations, jnp.int32) if config.replay == "prioritized" else None
 
 
 def sample_batch(config: OffPolicyConfig, state: Any, key: jax.Array) -> Batch:

@@ -132,7 +132,6 @@ def exact_bang_bang(config: Config) -> bool:
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
-    del total_iterations  # constant learning rates
     if exact_bang_bang(config) and env.action_space.shape[0] > MAX_EXACT_BANG_BANG_DIMS:
         raise ConfigError(
             f"agent.bang_bang_gradient: exact sums over 2^|A| actions, so needs |A| <= "
@@ -156,6 +155,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
         num_updates=jnp.zeros((), jnp.int32),
         hparams=hparams,
         loop=off_policy.init_loop(config, env, env_key),
+        total_iterations=off_policy.schedule_length(config, total_iterations),
     )
 
 
@@ -188,9 +188,10 @@ def gradient_step(
 
     def critic_objective(critic_params):
         out, _ = critic_net.apply_train(critic_params, critic_dropout, batch.obs, batch.action)
-        return values.ensemble_loss(rep, out, target), rep.decode(out)
+        loss, error = values.ensemble_loss_and_error(rep, out, target, batch.weights)
+        return loss, (rep.decode(out), error)
 
-    (q_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
+    (q_loss, (q, error)), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
     critic_tx = off_policy.optimizer(config, hp, hp.critic_learning_rate)
     critic, critic_opt = common.optimizer_step(critic_tx, critic_grads, state.opt_state.critic, params.critic)
 
@@ -231,7 +232,7 @@ def gradient_step(
     new_state = state.replace(
         params=new_params, opt_state=OptStates(actor_opt, critic_opt, alpha_opt), num_updates=state.num_updates + 1
     )
-    return new_state, metrics
+    return off_policy.set_priorities(config, new_state, batch, error), metrics
 
 
 def explore(config: Config, env: Env, state: State):

@@ -93,7 +93,7 @@ Params = sac.Params  # actor, critic, target_critic, log_alpha
 OptStates = sac.OptStates  # actor, critic, alpha
 
 
-State = off_policy.ScheduledActorCriticState  # SAC's state plus total_iterations (the learning rates' decay)
+State = off_policy.ActorCriticState  # SAC's; total_iterations sets the learning rates' decay
 
 
 steps_per_iteration = off_policy.steps_per_iteration
@@ -114,11 +114,10 @@ def learning_rate_decay(hparams: common.Hyperparams, num_updates: jax.Array, tot
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
-    """SAC's fresh state (networks, optimizers, loop) plus ``total_iterations``, the length of the
-    learning-rate decay."""
-    sac_state = sac.init(config, env, key, total_iterations)
-    fields = {f.name: getattr(sac_state, f.name) for f in dataclasses.fields(sac_state)}
-    return State(**fields, total_iterations=jnp.asarray(total_iterations, jnp.int32))
+    """SAC's fresh state with ``total_iterations``, the length of the learning-rate decay."""
+    return sac.init(config, env, key, total_iterations).replace(
+        total_iterations=jnp.asarray(total_iterations, jnp.int32)
+    )
 
 
 def gradient_step(
@@ -156,9 +155,10 @@ def gradient_step(
 
     def critic_objective(critic_params):
         out = critic_net.apply(critic_params, batch.obs, batch.action)
-        return values.ensemble_loss(rep, out, target), rep.decode(out)
+        loss, error = values.ensemble_loss_and_error(rep, out, target, batch.weights)
+        return loss, (rep.decode(out), error)
 
-    (q_loss, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
+    (q_loss, (q, error)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
     critic_tx = off_policy.optimizer(config, hp, hp.critic_learning_rate * decay)
     critic, critic_opt = common.optimizer_step(critic_tx, grads, opt.critic, params.critic)
     critic = nets.project_to_sphere(critic)
@@ -176,7 +176,7 @@ def gradient_step(
     new_state = state.replace(
         params=new_params, opt_state=OptStates(actor_opt, critic_opt, alpha_opt), num_updates=state.num_updates + 1
     )
-    return new_state, metrics
+    return off_policy.set_priorities(config, new_state, batch, error), metrics
 
 
 explore = sac.explore  # a sample of the current policy

@@ -115,7 +115,6 @@ def policy(config: Config, env: Env, actor_params: Any, obs: jax.Array) -> jax.A
 
 
 def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> State:
-    del total_iterations  # constant learning rates
     actor_net, critic_net, _ = _networks(config, env)
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
     actor, _ = actor_net.init(actor_key, common.dummy_obs(env))
@@ -134,6 +133,7 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
         num_updates=jnp.zeros((), jnp.int32),
         hparams=hparams,
         loop=off_policy.init_loop(config, env, env_key, explore_carry=noise_scales),
+        total_iterations=off_policy.schedule_length(config, total_iterations),
     )
 
 
@@ -154,9 +154,10 @@ def gradient_step(
 
     def critic_objective(critic_params):
         out, _ = critic_net.apply_train(critic_params, critic_dropout, batch.obs, batch.action)
-        return values.ensemble_loss(rep, out, target), rep.decode(out)
+        loss, error = values.ensemble_loss_and_error(rep, out, target, batch.weights)
+        return loss, (rep.decode(out), error)
 
-    (q_loss, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
+    (q_loss, (q, error)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)
     tx = off_policy.optimizer(config, hp, hp.critic_learning_rate)
     critic, critic_opt = common.optimizer_step(tx, grads, state.opt_state.critic, params.critic)
 
@@ -185,11 +186,12 @@ def gradient_step(
     )
     target_actor, target_critic = targets if config.delay_targets else targets_after(actor, targets)
     metrics = {"critic_loss": q_loss, **actor_metrics, "q_mean": jnp.mean(q)}
-    return state.replace(
+    new_state = state.replace(
         params=Params(actor, critic, target_actor, target_critic),
         opt_state=OptStates(actor_opt, critic_opt),
         num_updates=state.num_updates + 1,
-    ), metrics
+    )
+    return off_policy.set_priorities(config, new_state, batch, error), metrics
 
 
 def draw_noise_scales(hparams: common.Hyperparams, key: jax.Array, num: int) -> jax.Array:

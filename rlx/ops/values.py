@@ -181,7 +181,22 @@ def clipped_target(
     return jax.tree.map(select, targets)
 
 
-def ensemble_loss(rep: ValueRep, outputs: jax.Array, target: Any) -> jax.Array:
-    """Sum over the ensemble members ``outputs [K, batch, O]`` of the mean per-sample loss to ``target``."""
-    per_sample = jax.vmap(lambda out: rep.loss(out, target))(outputs)
-    return jnp.sum(jnp.mean(per_sample, axis=-1))
+def priority_error(rep: ValueRep, outputs: jax.Array, target: Any, loss: jax.Array) -> jax.Array:
+    """What prioritized replay ranks a sample by, given its ``outputs``, ``target`` and per-sample ``loss``:
+    ``|target - Q|`` for a scalar value (Schaul et al.), the loss itself for a distributional one (Rainbow's)."""
+    if isinstance(rep, Scalar):
+        return jnp.abs(rep.target_value(target) - rep.decode(outputs))
+    return loss
+
+
+def ensemble_loss_and_error(
+    rep: ValueRep, outputs: jax.Array, target: Any, weights: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """The sum over the ensemble members ``outputs [K, batch, O]`` of the mean per-sample loss to ``target``
+    (each sample's loss times ``weights [batch]`` if given: importance weights), and the error ``[batch]``
+    prioritized replay ranks samples by: the largest member's :func:`priority_error`, as Fujimoto et al.'s
+    prioritized TD3 takes the larger of its two critics' ``|target - Q|``."""
+    per_sample = jax.vmap(lambda out: rep.loss(out, target))(outputs)  # [K, batch]
+    error = jax.vmap(lambda out, loss: priority_error(rep, out, target, loss))(outputs, per_sample)
+    weighted = per_sample if weights is None else per_sample * weights
+    return jnp.sum(jnp.mean(weighted, axis=-1)), jnp.max(error, axis=0)
