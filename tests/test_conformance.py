@@ -103,6 +103,7 @@ SETTINGS = {
             "num_candidates": 4,
             "ema_start": 8,
             "reset": ["actor", "critic"],
+            "replay": "prioritized",
         },
         {
             **OFF_POLICY_PROBE,
@@ -117,7 +118,7 @@ SETTINGS = {
         3_000,
         True,
     ),
-    "td3": Setting(  # with prioritized replay, as IQN: an actor-critic's priorities vmapped, resumed, probed
+    "td3": Setting(  # prioritized replay, as IQN, CrossQ and consistency AC here: priorities vmapped, resumed, probed
         "gymnax/Pendulum-v1",
         {
             **OFF_POLICY_SMALL,
@@ -144,6 +145,7 @@ SETTINGS = {
             "actor": {"hidden": [16]},
             "critic": {"hidden": [16]},
             "reset": ["actor", "critic", "temperature"],
+            "replay": "prioritized",
         },
         {
             **OFF_POLICY_PROBE,

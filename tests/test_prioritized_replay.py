@@ -232,6 +232,36 @@ def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_er
     np.testing.assert_array_equal(after[untouched], before[untouched])
 
 
+@pytest.mark.parametrize("algo", ["sac", "simbav2", "mdpo_offpolicy"])  # TD3, CrossQ, consistency AC: conformance
+def test_sac_family_sets_priorities_and_keeps_its_state_structure(algo):
+    from rlx.algos import ALGORITHMS
+
+    small = {"hidden": [16]}
+    data = {
+        "algo": algo,
+        "env": {"name": "gymnax/Pendulum-v1"},
+        "agent": {
+            "num_envs": 2,
+            "batch_size": 16,
+            "buffer_size": 256,
+            "learning_starts": 32,
+            "actor": small,
+            "critic": small,
+            "replay": "prioritized",
+        },
+    }
+    config = driver.build_config(data).agent
+    env = make("gymnax/Pendulum-v1")
+    module = ALGORITHMS[algo]
+    state = module.init(config, env, jax.random.PRNGKey(0), 64)
+    assert int(state.total_iterations) == 64
+    after = jax.jit(lambda s: jax.lax.fori_loop(0, 40, lambda _, s: module.train_step(config, env, s)[0], s))(state)
+    assert jax.tree.structure(after) == jax.tree.structure(state)
+    written = np.asarray(after.loop.buffer.priorities)[:, :40]
+    assert len(np.unique(written)) > 20  # drawn transitions got their own priorities
+    assert np.all(np.isfinite(written)) and np.all(written > 0)
+
+
 @pytest.mark.parametrize("algo", ["cqn", "iterated_dqn"])
 def test_algorithms_without_prioritized_replay_refuse_it_before_compiling(algo, monkeypatch):
     monkeypatch.setattr(driver.Experiment, "init", lambda *a, **k: pytest.fail("compiled"))
