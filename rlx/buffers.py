@@ -146,13 +146,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         flat = state.priorities.at[:, incomplete].set(0.0).reshape(-1)
         block = math.isqrt(flat.size - 1) + 1  # ceil(sqrt(N))
         blocks = jnp.pad(flat, (0, -flat.size % block)).reshape(-1, block)
-        block_cdf = _cumsum(jnp.sum(blocks, axis=1), axis=0)
+        block_cdf = _cdf(jnp.sum(blocks, axis=1), axis=0)
         total = block_cdf[-1]
         slice_key, item_key = jax.random.split(key)
         point = (jnp.arange(batch) + jax.random.uniform(slice_key, (batch,))) * (total / batch)
-        # side="right" never lands on a zero-priority position; the points stay below the last cumulative sum
+        # side="right" never lands on a zero-priority position (_cdf does not rise there); the points stay below
+        # the last cumulative sum
         chosen = jnp.searchsorted(block_cdf, jnp.minimum(point, jnp.nextafter(total, 0.0)), side="right")
-        item_cdf = _cumsum(blocks[chosen], axis=1)  # [batch, block]
+        item_cdf = _cdf(blocks[chosen], axis=1)  # [batch, block]
         within = jax.random.uniform(item_key, (batch,)) * item_cdf[:, -1]
         within = jnp.minimum(within, jnp.nextafter(item_cdf[:, -1], 0.0))
         offset = jax.vmap(lambda cdf, x: jnp.searchsorted(cdf, x, side="right"))(item_cdf, within)
@@ -177,10 +178,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return ReplayBuffer.size(state.storage)
 
 
-def _cumsum(x: jax.Array, axis: int) -> jax.Array:
-    """Inclusive cumulative sum as a parallel prefix scan: O(n log n) work (XLA lowers ``jnp.cumsum`` on CPU to
-    a reduce-window of the whole length, O(n^2))."""
-    return jax.lax.associative_scan(jnp.add, x, axis=axis)
+def _cdf(x: jax.Array, axis: int) -> jax.Array:
+    """Inclusive cumulative sums of non-negative ``x`` that never decrease and stay exactly level across zeros
+    (-inf before the first positive value), so a search never lands on a zero. A parallel prefix sum rounds each
+    position along its own path: after the last positive value the sums of trailing zeros came out an ulp above
+    it in 171 of 200 random [64, 317] arrays, and about one draw in 10^7 then took an unwritten position with
+    probability 0 (an infinite importance weight: prioritized TD3 runs diverged). The running maximum is exact.
+    Parallel scans: O(n log n) work (XLA lowers ``jnp.cumsum`` on CPU to a reduce-window of the whole length,
+    O(n^2))."""
+    sums = jax.lax.associative_scan(jnp.add, x, axis=axis)
+    return jax.lax.associative_scan(jnp.maximum, jnp.where(x > 0, sums, -jnp.inf), axis=axis)
 
 
 def importance_weights(probability: jax.Array, exponent: jax.Array) -> jax.Array:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlx import driver
+from rlx import buffers, driver
 from rlx.algos import dqn, off_policy, td3
 from rlx.buffers import PrioritizedReplayBuffer, importance_weights
 from rlx.config import ConfigError
@@ -61,6 +61,26 @@ def test_draws_follow_the_priorities_of_stored_runs_only(writes):
     mean = expected[valid] * index.size
     chi2 = np.sum((counts - mean) ** 2 / mean)
     assert chi2 < 35.0, (counts, mean)  # stratified draws spread less than independent ones; 11 dof at most
+
+
+def test_cumulative_sums_never_rise_across_zeros_so_searches_never_land_on_one():
+    # Trailing zeros (unwritten positions of a buffer not yet full) and zeros inside: a parallel prefix sum rounds
+    # each position along its own path, and after the last positive value came out an ulp above it, so a point in
+    # that ulp drew a zero-priority position (probability 0, an infinite importance weight: diverged TD3 runs).
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 317), np.float32)
+    x[:, :266] = rng.uniform(0, 300, (64, 266)).astype(np.float32) ** 0.6
+    x[:, 100:110] = 0.0
+    plain = np.asarray(jax.jit(lambda v: jax.lax.associative_scan(jnp.add, v, axis=1))(jnp.asarray(x)))
+    assert (plain[:, 266:] > plain[:, 265:266]).any()  # the rounding this guards against happens on this input
+    cdf = np.asarray(jax.jit(lambda v: buffers._cdf(v, axis=1))(jnp.asarray(x)))
+    assert (np.diff(cdf, axis=1) >= 0).all()
+    np.testing.assert_array_equal(cdf[:, 1:][x[:, 1:] == 0], cdf[:, :-1][x[:, 1:] == 0])  # level across zeros
+    np.testing.assert_allclose(cdf[:, :266][x[:, :266] > 0], np.cumsum(x, axis=1)[:, :266][x[:, :266] > 0], rtol=1e-5)
+    for row, sums in zip(x, cdf, strict=True):  # every boundary point, and just below the total
+        points = np.concatenate([sums[np.isfinite(sums)], np.nextafter(sums[np.isfinite(sums)], 0)])
+        points = np.minimum(points, np.nextafter(sums[-1], 0))
+        assert (row[np.searchsorted(sums, points, side="right")] > 0).all()
 
 
 def test_each_draw_takes_its_block_from_its_slice_of_the_total_priority():
