@@ -67,6 +67,7 @@ def test_cumulative_sums_never_rise_across_zeros_so_searches_never_land_on_one()
     # Trailing zeros (unwritten positions of a buffer not yet full) and zeros inside: a parallel prefix sum rounds
     # each position along its own path, and after the last positive value came out an ulp above it, so a point in
     # that ulp drew a zero-priority position (probability 0, an infinite importance weight: diverged TD3 runs).
+    # _cdf picks blocks; within a block _positive_at_or_before (below) corrects such a search instead.
     rng = np.random.default_rng(0)
     x = np.zeros((64, 317), np.float32)
     x[:, :266] = rng.uniform(0, 300, (64, 266)).astype(np.float32) ** 0.6
@@ -81,6 +82,12 @@ def test_cumulative_sums_never_rise_across_zeros_so_searches_never_land_on_one()
         points = np.concatenate([sums[np.isfinite(sums)], np.nextafter(sums[np.isfinite(sums)], 0)])
         points = np.minimum(points, np.nextafter(sums[-1], 0))
         assert (row[np.searchsorted(sums, points, side="right")] > 0).all()
+
+
+def test_a_search_that_stops_on_a_zero_moves_to_the_positive_item_before_it():
+    values = jnp.array([[0.0, 2.0, 0.0, 3.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0, 4.0], [0.0, 0.0, 5.0, 1.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(buffers._positive_at_or_before(values, jnp.array([4, 3, 3])), [3, 0, 3])
+    np.testing.assert_array_equal(buffers._positive_at_or_before(values, jnp.array([1, 5, 2])), [1, 5, 2])
 
 
 def test_each_draw_takes_its_block_from_its_slice_of_the_total_priority():
