@@ -149,19 +149,37 @@ SMALL = {
 }
 
 
+def trained_state_and_batch(module, config, env, iterations: int, total_iterations: int = 1024):
+    """The state after ``iterations`` train steps of a run of ``total_iterations`` (gradient steps have set
+    priorities), its flat priorities, and a prioritized batch from it whose importance weights are checked against
+    NumPy: ``(min P / P)^beta``, beta at ``iterations / total_iterations`` of SMALL's 0.3 -> 0.9."""
+    state = module.init(config, env, jax.random.PRNGKey(0), total_iterations)
+    run = jax.jit(lambda s: jax.lax.fori_loop(0, iterations, lambda _, s: module.train_step(config, env, s)[0], s))
+    state = run(state)
+    before = np.asarray(state.loop.buffer.priorities).ravel()
+    assert len(np.unique(before)) > 10  # gradient steps have set priorities
+    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    probability = before[np.asarray(batch.replay_index)] / np.sum(before)  # single transitions: all stored drawable
+    beta = 0.3 + (iterations / total_iterations) * (0.9 - 0.3)
+    np.testing.assert_allclose(batch.weights, (probability.min() / probability) ** beta, rtol=1e-4)
+    return state, before, batch
+
+
+def assert_only_the_drawn_priorities_are_set(before, after_state, index, expected) -> np.ndarray:
+    """The drawn positions ``index`` hold ``expected`` after the gradient step, every other one its old value."""
+    after = np.asarray(after_state.loop.buffer.priorities).ravel()
+    np.testing.assert_allclose(after[index], expected, rtol=1e-5)
+    untouched = np.ones(before.size, bool)
+    untouched[index] = False
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+    return after
+
+
 def test_dqn_weights_its_loss_and_sets_the_drawn_priorities_to_their_td_errors():
     config = driver.build_config(SMALL).agent
     env = make("gymnax/CartPole-v1")
-    state = dqn.init(config, env, jax.random.PRNGKey(0), 1024)
-    state = jax.jit(lambda s: jax.lax.fori_loop(0, 300, lambda _, s: dqn.train_step(config, env, s)[0], s))(state)
-    before = np.asarray(state.loop.buffer.priorities).ravel()
-    assert len(np.unique(before)) > 10  # gradient steps have set priorities
-
-    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    state, before, batch = trained_state_and_batch(dqn, config, env, 300)
     index = np.asarray(batch.replay_index)
-    probability = before[index] / np.sum(before)  # single transitions: every stored one can be drawn
-    beta = 0.3 + (300 / 1024) * (0.9 - 0.3)
-    np.testing.assert_allclose(batch.weights, (probability.min() / probability) ** beta, rtol=1e-4)
 
     after_state, metrics = dqn.gradient_step(config, env, state, batch, jax.random.PRNGKey(2))
     net, _ = dqn._network(config, env)
@@ -172,11 +190,7 @@ def test_dqn_weights_its_loss_and_sets_the_drawn_priorities_to_their_td_errors()
     error = target - q[np.arange(len(action)), action]
     weighted = np.mean(np.asarray(batch.weights) * 0.5 * error**2)
     np.testing.assert_allclose(metrics["loss"], weighted, rtol=1e-5)
-    after = np.asarray(after_state.loop.buffer.priorities).ravel()
-    np.testing.assert_allclose(after[index], (np.abs(error) + 0.01) ** 0.7, rtol=1e-5)
-    untouched = np.ones(before.size, bool)
-    untouched[index] = False
-    np.testing.assert_array_equal(after[untouched], before[untouched])
+    after = assert_only_the_drawn_priorities_are_set(before, after_state, index, (np.abs(error) + 0.01) ** 0.7)
     largest = max(float(state.loop.buffer.max_priority), after[index].max())  # the largest ever set, maybe overwritten
     assert float(after_state.loop.buffer.max_priority) == pytest.approx(largest)
 
@@ -232,16 +246,8 @@ def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_er
     }
     config = driver.build_config(data).agent
     env = make("gymnax/Pendulum-v1")
-    state = td3.init(config, env, jax.random.PRNGKey(0), 1024)
-    state = jax.jit(lambda s: jax.lax.fori_loop(0, 100, lambda _, s: td3.train_step(config, env, s)[0], s))(state)
-    before = np.asarray(state.loop.buffer.priorities).ravel()
-    assert len(np.unique(before)) > 10  # gradient steps have set priorities
-
-    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    state, before, batch = trained_state_and_batch(td3, config, env, 100)  # beta from the actor-critic's run length
     index = np.asarray(batch.replay_index)
-    probability = before[index] / np.sum(before)
-    beta = 0.3 + (100 / 1024) * (0.9 - 0.3)  # the actor-critic state carries the run's length too
-    np.testing.assert_allclose(batch.weights, (probability.min() / probability) ** beta, rtol=1e-4)
 
     after_state, metrics = td3.gradient_step(config, env, state, batch, jax.random.PRNGKey(2))
     critic_net, _ = off_policy.critic(config, env)
@@ -252,11 +258,7 @@ def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_er
     error = np.asarray(critic_net.apply(params.critic, batch.obs, batch.action))[..., 0] - target
     weighted = np.sum(np.mean(np.asarray(batch.weights) * 0.5 * error**2, axis=-1))
     np.testing.assert_allclose(metrics["critic_loss"], weighted, rtol=1e-5)
-    after = np.asarray(after_state.loop.buffer.priorities).ravel()
-    np.testing.assert_allclose(after[index], (np.abs(error).max(axis=0) + 0.01) ** 0.7, rtol=1e-5)
-    untouched = np.ones(before.size, bool)
-    untouched[index] = False
-    np.testing.assert_array_equal(after[untouched], before[untouched])
+    assert_only_the_drawn_priorities_are_set(before, after_state, index, (np.abs(error).max(axis=0) + 0.01) ** 0.7)
 
 
 @pytest.mark.parametrize("algo", ["sac", "simbav2", "mdpo_offpolicy"])  # TD3, CrossQ, consistency AC: conformance
