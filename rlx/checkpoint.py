@@ -205,7 +205,10 @@ class Checkpointer:
         state field added since, None where unused, such as an actor-critic's ``total_iterations`` without a
         schedule), the target as Orbax's nested dict without them and a function that puts them back as None
         into a restored dict and rebuilds the state's types. A None holds no data, so nothing is guessed."""
-        on_disk = self._manager.item_metadata(chunks_done)["state"].tree
+        try:
+            on_disk = self._manager.item_metadata(chunks_done)["state"].tree
+        except Exception:  # no tree metadata to compare with: restore as before, and let Orbax report what is wrong
+            return target, lambda restored: restored
         serialized = ocp.tree.serialize_tree(target, keep_empty_nodes=True)
         dropped: list[tuple[str, ...]] = []
 
