@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rlx import buffers, driver
-from rlx.algos import dqn, off_policy, td3
+from rlx.algos import ALGORITHMS, dqn, off_policy, td3
 from rlx.buffers import PrioritizedReplayBuffer, importance_weights
 from rlx.config import ConfigError
 from rlx.envs import make
@@ -263,8 +263,6 @@ def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_er
 
 @pytest.mark.parametrize("algo", ["sac", "simbav2", "mdpo_offpolicy"])  # TD3, CrossQ, consistency AC: conformance
 def test_sac_family_sets_priorities_and_keeps_its_state_structure(algo):
-    from rlx.algos import ALGORITHMS
-
     small = {"hidden": [16]}
     data = {
         "algo": algo,
