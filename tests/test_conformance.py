@@ -118,7 +118,7 @@ SETTINGS = {
         3_000,
         True,
     ),
-    "td3": Setting(  # prioritized replay, as IQN, CrossQ and consistency AC here: priorities vmapped, resumed, probed
+    "td3": Setting(  # prioritized replay, as most off-policy settings here: priorities vmapped, resumed, probed
         "gymnax/Pendulum-v1",
         {
             **OFF_POLICY_SMALL,
@@ -182,9 +182,17 @@ SETTINGS = {
     ),
     "iterated_dqn": Setting(
         "gymnax/CartPole-v1",
-        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "reset": ["q"], "iterations": 2, "rolling_period": 8},
+        {
+            **OFF_POLICY_SMALL,
+            "q": {"hidden": [16]},
+            "reset": ["q"],
+            "iterations": 2,
+            "rolling_period": 8,
+            "replay": "prioritized",
+        },
         {
             **OFF_POLICY_PROBE,
+            "replay": "prioritized",
             "learning_rate": 3e-3,
             "iterations": 2,
             "target_sync_period": 4,
@@ -213,9 +221,10 @@ SETTINGS = {
     ),
     "cqn": Setting(
         "gymnax/Pendulum-v1",
-        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "feature_dim": 8, "reset": ["q"]},
+        {**OFF_POLICY_SMALL, "q": {"hidden": [16]}, "feature_dim": 8, "reset": ["q"], "replay": "prioritized"},
         {
             **OFF_POLICY_PROBE,
+            "replay": "prioritized",
             "learning_rate": 3e-3,
             "feature_dim": 8,
             "q": {"hidden": [16], "v_min": -2.0, "v_max": 2.0},

@@ -129,7 +129,9 @@ def test_td_loss_matches_numpy():
     returns = np.array([0.5, -1.0, 2.0], np.float32)
     discount = np.array([0.97, 0.0, 0.9], np.float32)
     rep = values.make("c51", atoms, -3.0, 3.0)
-    got = cqn.td_loss(rep, jnp.asarray(online), jnp.asarray(target_next), jnp.asarray(returns), jnp.asarray(discount))
+    got, error = cqn.td_loss_and_error(
+        rep, jnp.asarray(online), jnp.asarray(target_next), jnp.asarray(returns), jnp.asarray(discount)
+    )
     support = np.linspace(-3.0, 3.0, atoms)
     softmax = lambda x: np.exp(x - x.max()) / np.exp(x - x.max()).sum()  # noqa: E731
     want = np.zeros(batch)
@@ -138,6 +140,7 @@ def test_td_loss_matches_numpy():
         log_p = online[b, level, d] - np.log(np.exp(online[b, level, d]).sum())
         want[b] += -(m * log_p).sum() / (levels * dims)  # a mean over levels and dims
     np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(error, want, rtol=1e-5)  # a distributional critic's priority error is its loss
 
 
 CONFIG = {"num_envs": 2, "batch_size": 8, "learning_starts": 8, "buffer_size": 64, "q": {"hidden": [16]}}

@@ -78,6 +78,7 @@ class Config(off_policy.OffPolicyConfig):
 
     # dqn.apply_gradients' target update: Polyak averaging after every gradient step, as the paper
     target_update: ClassVar[str] = "polyak"
+    PRIORITIZED_REPLAY: ClassVar[bool] = True  # the loss weighted; the mean error over levels and dimensions
     target_update_period: ClassVar[int] = 1
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = dqn.Config.RESETTABLE
 
@@ -145,22 +146,24 @@ def greedy_path(
     return jnp.stack(path, axis=-2)
 
 
-def td_loss(
+def td_loss_and_error(
     rep: values.ValueRep,
     online_taken: jax.Array,
     target_taken: jax.Array,
     returns: jax.Array,
     discount: jax.Array,
-) -> jax.Array:
+) -> tuple[jax.Array, jax.Array]:
     """Per-sample loss ``[B]``: the mean over levels and dimensions of ``rep``'s loss between the online outputs
     at the taken bins ``[B, levels, D, O]`` and the target built, at the same level and dimension, from the
     target critic's outputs at the next greedy path ``[B, levels, D, O]`` with the sample's ``returns`` and
-    ``discount`` ``[B]``."""
+    ``discount`` ``[B]``; and the error ``[B]`` prioritized replay ranks samples by, the same mean of
+    :func:`values.priority_error` (for a distributional critic the loss itself)."""
     shape = target_taken.shape[:-1]
     returns = jnp.broadcast_to(returns[:, None, None], shape)
     discount = jnp.broadcast_to(discount[:, None, None], shape)
     target = rep.target(target_taken, returns, discount)
-    return jnp.mean(rep.loss(online_taken, target), axis=(1, 2))
+    loss = rep.loss(online_taken, target)
+    return jnp.mean(loss, axis=(1, 2)), jnp.mean(values.priority_error(rep, online_taken, target, loss), axis=(1, 2))
 
 
 def gradient_step(
@@ -176,11 +179,12 @@ def gradient_step(
 
     def objective(online_params):
         taken = path_outputs(net, online_params, batch.obs, taken_path, bins)
-        loss = td_loss(rep, taken, target_taken, batch.returns, batch.discount)
-        return jnp.mean(loss), taken
+        loss, error = td_loss_and_error(rep, taken, target_taken, batch.returns, batch.discount)
+        return off_policy.weighted_mean(batch, loss), (taken, error)
 
-    (loss, taken), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
+    (loss, (taken, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(taken)), "grad_norm": optax.global_norm(grads)}
+    state = off_policy.set_priorities(config, state, batch, error)
     return dqn.apply_gradients(config, state, grads), metrics
 
 

@@ -19,7 +19,7 @@ Differences from the authors' code: ``act`` with ``deterministic`` is greedy (ep
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +38,8 @@ ACTION_SPACES = ("discrete",)
 @dataclasses.dataclass(frozen=True)
 class Config(dqn.QLearningConfig):
     """i-DQN hyperparameters: DQN's Q-learning ones plus the number of iterations and the two periods."""
+
+    PRIORITIZED_REPLAY: ClassVar[bool] = True  # every head's loss weighted; the heads' mean error the priority
 
     q: QNet = field(
         default_factory=lambda: QNet(hidden=(100, 100), activation="relu", kernel_init="lecun_normal", value="mse"),
@@ -74,21 +76,26 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     return dqn.init_with(config, env, key, total_iterations, heads, jax.vmap(dqn._optimizer(config, hparams).init))
 
 
-def iterated_td_loss(
+def iterated_td_loss_and_error(
     rep: values.ValueRep,
     online_out: jax.Array,
     target_next_out: jax.Array,
     action: jax.Array,
     returns: jax.Array,
     discount: jax.Array,
-) -> jax.Array:
+    weights: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """Per-head mean loss ``[K]`` for outputs ``[K, batch, num_actions, O]``: head ``k`` against the target of
-    frozen copy ``k`` at the bootstrap state (its greedy action, no double Q)."""
+    frozen copy ``k`` at the bootstrap state (its greedy action, no double Q), each sample's loss times
+    ``weights [batch]`` if given (importance weights); and the error ``[batch]`` prioritized replay ranks samples
+    by: the heads' mean of :func:`values.priority_error` (the loss sums the heads, so every head's error counts)."""
 
     def head(out, next_out):
-        return jnp.mean(dqn.td_loss_and_error(rep, out, next_out, next_out, action, returns, discount)[0])
+        loss, error = dqn.td_loss_and_error(rep, out, next_out, next_out, action, returns, discount)
+        return jnp.mean(loss if weights is None else weights * loss), error
 
-    return jax.vmap(head)(online_out, target_next_out)
+    losses, errors = jax.vmap(head)(online_out, target_next_out)
+    return losses, jnp.mean(errors, axis=0)
 
 
 def sync(params: Params) -> Params:
@@ -116,10 +123,13 @@ def gradient_step(
 
     def objective(online_params):
         out = apply(online_params, batch.obs)
-        losses = iterated_td_loss(rep, out, target_next, batch.action, batch.returns, batch.discount)
-        return jnp.sum(losses), (losses, out)
+        losses, error = iterated_td_loss_and_error(
+            rep, out, target_next, batch.action, batch.returns, batch.discount, batch.weights
+        )
+        return jnp.sum(losses), (losses, out, error)
 
-    (_, (losses, out)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
+    (_, (losses, out, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
+    state = off_policy.set_priorities(config, state, batch, error)
     tx = dqn._optimizer(config, hp)
     online, opt_state = jax.vmap(lambda g, s, p: common.optimizer_step(tx, g, s, p))(
         grads, state.opt_state, params.online

@@ -196,8 +196,8 @@ class OffPolicyConfig(common.ObservationNormalization):
             )
         if self.replay == "prioritized" and not self.PRIORITIZED_REPLAY:
             raise ConfigError(
-                "agent.replay: this algorithm allows uniform only (prioritized replay: dqn, iqn, sac, td3, crossq, "
-                "simbav2, consistency_ac, mdpo_offpolicy); got prioritized"
+                "agent.replay: this algorithm's gradient step sets no priorities, so it allows uniform only; got "
+                "prioritized"
             )
         unknown = [name for name in self.reset if name not in self.RESETTABLE]
         if unknown:
