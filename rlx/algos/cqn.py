@@ -19,7 +19,9 @@ steps first, noise std 0.1, random tie-break within 1e-4. Differences from the o
 observations are states, fed straight to each stream's trunk (as its RLBench agent's low-dimensional trunk);
 hidden layers keep their bias before LayerNorm; the kernels' init is ``agent.q.kernel_init`` (orthogonal gain
 sqrt 2 rather than 1, which LayerNorm makes nearly irrelevant); the Gaussian noise is not clipped to
-``+-(1 - 1e-6)`` before snapping (snapping already maps anything beyond the bounds to the edge bins).
+``+-(1 - 1e-6)`` before snapping (snapping already maps anything beyond the bounds to the edge bins). Prioritized
+replay (``agent.replay``, not in the paper) weights the loss and ranks a transition by its mean error over levels
+and dimensions.
 """
 
 from __future__ import annotations

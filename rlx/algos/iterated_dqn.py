@@ -13,7 +13,8 @@ Lunar Lander settings of their code (theovincent/i-DQN, main branch: K 3, D 10, 
 
 Differences from the authors' code: ``act`` with ``deterministic`` is greedy (epsilon 0) for the drawn head
 (they report training returns); any value representation (``agent.q.value``; theirs is L2) through the shared
-``rep.target``/``rep.loss``; the gradient-norm clip (``max_grad_norm``, off by default) is per head.
+``rep.target``/``rep.loss``; the gradient-norm clip (``max_grad_norm``, off by default) is per head; prioritized
+replay (``agent.replay``, not in the paper) weights every head's loss and ranks a transition by the heads' mean error.
 """
 
 from __future__ import annotations
