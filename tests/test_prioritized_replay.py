@@ -233,15 +233,23 @@ def test_ensemble_loss_and_error_match_numpy():
     np.testing.assert_allclose(unweighted, np.sum(np.mean(per_sample, axis=-1)), rtol=1e-5)
 
 
-def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_error():
+def huber(x: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(x) <= 1.0, 0.5 * x**2, np.abs(x) - 0.5)
+
+
+@pytest.mark.parametrize("lap", [False, True], ids=["per", "lap"])
+def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_error(lap):
+    # LAP's parts: a Huber critic loss and errors floored at priority_floor (the test keeps SMALL's beta schedule)
     data = {
         "algo": "td3",
         "env": {"name": "gymnax/Pendulum-v1"},
         "agent": {
             **{k: v for k, v in SMALL["agent"].items() if k not in ("q", "double_q")},
             "actor": {"hidden": [16]},
-            "critic": {"hidden": [16]},
+            "critic": {"hidden": [16], "value": "huber" if lap else "mse"},
             "policy_noise": 0.0,  # a deterministic target action, so NumPy can rebuild the target
+            "priority_floor": 1.0 if lap else None,
+            "reward_scaling": 0.15 if lap else 1.0,  # errors on both sides of 1 (Pendulum's are 2-10 here)
         },
     }
     config = driver.build_config(data).agent
@@ -256,9 +264,26 @@ def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_er
     next_q = np.asarray(critic_net.apply(params.target_critic, batch.next_obs, next_action))[..., 0]  # [2, B]
     target = np.asarray(batch.returns) + np.asarray(batch.discount) * next_q.min(axis=0)
     error = np.asarray(critic_net.apply(params.critic, batch.obs, batch.action))[..., 0] - target
-    weighted = np.sum(np.mean(np.asarray(batch.weights) * 0.5 * error**2, axis=-1))
+    per_sample = huber(error) if lap else 0.5 * error**2
+    weighted = np.sum(np.mean(np.asarray(batch.weights) * per_sample, axis=-1))
     np.testing.assert_allclose(metrics["critic_loss"], weighted, rtol=1e-5)
-    assert_only_the_drawn_priorities_are_set(before, after_state, index, (np.abs(error).max(axis=0) + 0.01) ** 0.7)
+    larger = np.abs(error).max(axis=0)
+    if lap:
+        assert (larger < 1.0).any() and (larger > 1.0).any()  # both sides of the floor are drawn
+        larger = np.maximum(larger, 1.0)
+    assert_only_the_drawn_priorities_are_set(before, after_state, index, (larger + 0.01) ** 0.7)
+
+
+def test_the_priority_floor_is_a_traced_hyperparameter_only_when_set():
+    # unset, hparams keep the leaves of runs written before it (they resume); set, sweeps can vmap over it
+    base = {**SMALL, "agent": {**SMALL["agent"], "replay": "prioritized"}}
+    env = make("gymnax/CartPole-v1")
+    unset = dqn.init(driver.build_config(base).agent, env, jax.random.PRNGKey(0), 10).hparams
+    floored = {**base, "agent": {**base["agent"], "priority_floor": 2.0}}
+    state = dqn.init(driver.build_config(floored).agent, env, jax.random.PRNGKey(0), 10)
+    assert unset.get("priority_floor") is None and float(state.hparams.priority_floor) == 2.0
+    with pytest.raises(ConfigError, match=r"^agent.priority_floor: .*got 0"):
+        driver.build_config({**base, "agent": {**base["agent"], "priority_floor": 0.0}})
 
 
 @pytest.mark.parametrize("algo", ["sac", "simbav2", "mdpo_offpolicy"])  # TD3, CrossQ, consistency AC: conformance

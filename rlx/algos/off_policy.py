@@ -111,6 +111,14 @@ class OffPolicyConfig(common.ObservationNormalization):
     priority_eps: float = field(
         1e-6, traced=True, gt=0, doc="added before the exponent", read_with={"replay": ("prioritized",)}
     )
+    priority_floor: float | None = field(
+        None,
+        traced=True,
+        gt=0,
+        doc="errors below it count as it (LAP, Fujimoto et al. 2020: 1, with a Huber loss and importance exponents 0; "
+        "null: none)",
+        read_with={"replay": ("prioritized",)},
+    )
     importance_exponent_start: float = field(
         0.4,
         traced=True,
@@ -603,12 +611,15 @@ def weighted_mean(batch: Batch, loss: jax.Array) -> jax.Array:
 
 def set_priorities(config: OffPolicyConfig, state: Any, batch: Batch, error: jax.Array) -> Any:
     """With ``replay: prioritized``, sets the priorities of the batch's transitions from ``error [batch]`` (>= 0:
-    the absolute TD error, or the per-sample loss of a distributional critic) to ``(error + priority_eps)^alpha``;
-    otherwise ``state`` unchanged."""
+    the absolute TD error, or the per-sample loss of a distributional critic) to ``(error + priority_eps)^alpha``,
+    the error raised to ``priority_floor`` first where it is set (LAP); otherwise ``state`` unchanged."""
     if config.replay == "uniform":
         return state
     hp = state.hparams
-    priority = (jax.lax.stop_gradient(error) + hp.priority_eps) ** hp.priority_exponent
+    error = jax.lax.stop_gradient(error)
+    if config.priority_floor is not None:  # None leaves it out of hparams (runs before it resume)
+        error = jnp.maximum(error, hp.priority_floor)
+    priority = (error + hp.priority_eps) ** hp.priority_exponent
     buffer = replay_buffer(config).set_priorities(state.loop.buffer, batch.replay_index, priority)
     return state.replace(loop=state.loop.replace(buffer=buffer))
 
