@@ -93,7 +93,7 @@ def iterated_td_loss_and_error(
 
     def head(out, next_out):
         loss, error = dqn.td_loss_and_error(rep, out, next_out, next_out, action, returns, discount)
-        return jnp.mean(loss if weights is None else weights * loss), error
+        return values.weighted_mean(loss, weights), error
 
     losses, errors = jax.vmap(head)(online_out, target_next_out)
     return losses, jnp.mean(errors, axis=0)

@@ -606,7 +606,7 @@ def sample_batch(config: OffPolicyConfig, state: Any, key: jax.Array) -> Batch:
 
 def weighted_mean(batch: Batch, loss: jax.Array) -> jax.Array:
     """The batch's mean of per-sample ``loss [batch]``, weighted by ``batch.weights`` when it has them."""
-    return jnp.mean(loss if batch.weights is None else batch.weights * loss)
+    return values.weighted_mean(loss, batch.weights)
 
 
 def set_priorities(config: OffPolicyConfig, state: Any, batch: Batch, error: jax.Array) -> Any:

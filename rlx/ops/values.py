@@ -189,6 +189,12 @@ def priority_error(rep: ValueRep, outputs: jax.Array, target: Any, loss: jax.Arr
     return loss
 
 
+def weighted_mean(loss: jax.Array, weights: jax.Array | None = None, axis: int | None = None) -> jax.Array:
+    """The mean of per-sample ``loss [..., batch]`` over ``axis`` (all by default), each sample's loss times
+    ``weights [batch]`` if given (prioritized replay's importance weights)."""
+    return jnp.mean(loss if weights is None else weights * loss, axis=axis)
+
+
 def ensemble_loss_and_error(
     rep: ValueRep, outputs: jax.Array, target: Any, weights: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -198,5 +204,4 @@ def ensemble_loss_and_error(
     prioritized TD3 takes the larger of its two critics' ``|target - Q|``."""
     per_sample = jax.vmap(lambda out: rep.loss(out, target))(outputs)  # [K, batch]
     error = jax.vmap(lambda out, loss: priority_error(rep, out, target, loss))(outputs, per_sample)
-    weighted = per_sample if weights is None else per_sample * weights
-    return jnp.sum(jnp.mean(weighted, axis=-1)), jnp.max(error, axis=0)
+    return jnp.sum(weighted_mean(per_sample, weights, axis=-1)), jnp.max(error, axis=0)
