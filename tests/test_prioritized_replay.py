@@ -1,7 +1,8 @@
 """Prioritized replay (Schaul et al. 2016): draws against NumPy, importance weights, DQN's, i-DQN's, CQN's and TD3's
-weighted losses and priority updates, the ensemble's priority error, the schedule of beta, config errors. Vmapping,
-checkpoints, exact resume and probes are checked with IQN's and TD3's prioritized settings in test_conformance;
-learning in test_dqn."""
+weighted losses and priority updates (TD3's also with LAP's floor and Huber loss), the ensemble's priority error, the
+schedule of beta, config errors. Vmapping, checkpoints, exact resume and probes are checked with the prioritized
+settings of IQN, i-DQN, CQN and TD3 (CrossQ's and consistency AC's: structure) in test_conformance; learning in
+test_dqn."""
 
 import dataclasses
 
