@@ -50,10 +50,19 @@ CASES = {  # name: (preset, overrides)
         "simbav2_pendulum.yaml",
         {"total_env_steps": 1600, "num_chunks": 2, "agent": {"learning_starts": 800}},
     ),
+    "td3_lap_pendulum": ("td3_lap_pendulum.yaml", {"total_env_steps": 1600, "num_chunks": 2}),
+    "sac_prioritized_pendulum": (
+        "sac_pendulum.yaml",
+        {"total_env_steps": 1600, "num_chunks": 2, "agent": {"replay": "prioritized"}},
+    ),
     "pqn_cartpole": ("pqn_cartpole.yaml", {"total_env_steps": 16384, "num_chunks": 2}),
     "dqn_cartpole": ("dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "c51_cartpole": ("c51_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "hl_gauss_cartpole": ("dqn_hl_gauss_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "dqn_prioritized_cartpole": (
+        "dqn_cartpole.yaml",
+        {"total_env_steps": 14000, "num_chunks": 2, "agent": {"replay": "prioritized"}},
+    ),
     "dqn_breakout_3step": (
         "dqn_minatar.yaml",
         {"total_env_steps": 3008, "num_chunks": 1, "agent": {"learning_starts": 1000, "buffer_size": 5000}},

@@ -81,6 +81,7 @@ class Config(off_policy.OffPolicyConfig):
     # dqn.apply_gradients' target update: Polyak averaging after every gradient step, as the paper
     target_update: ClassVar[str] = "polyak"
     PRIORITIZED_REPLAY: ClassVar[bool] = True  # the loss weighted; the mean error over levels and dimensions
+    PAL: ClassVar[bool] = True  # through batch_loss
     target_update_period: ClassVar[int] = 1
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = dqn.Config.RESETTABLE
 
@@ -182,7 +183,7 @@ def gradient_step(
     def objective(online_params):
         taken = path_outputs(net, online_params, batch.obs, taken_path, bins)
         loss, error = td_loss_and_error(rep, taken, target_taken, batch.returns, batch.discount)
-        return off_policy.weighted_mean(batch, loss), (taken, error)
+        return off_policy.batch_loss(config, state, batch, loss, error), (taken, error)
 
     (loss, (taken, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(taken)), "grad_norm": optax.global_norm(grads)}

@@ -67,6 +67,7 @@ class Config(off_policy.TemperatureConfig, off_policy.OffPolicyConfig):
     alpha_learning_rate: float = field(1e-3, traced=True, gt=0, doc="the authors' code uses the actor's rate")
 
     PRIORITIZED_REPLAY: ClassVar[bool] = True  # as the actor-critics': weighted critic loss, larger member error
+    PAL: ClassVar[bool] = True  # through critic_loss_and_error
     UNSUPPORTED: ClassVar[dict[str, str]] = {
         "tau": "CrossQ has no target networks (the joint forward pass with batch renorm replaces them)",
     }
@@ -168,7 +169,7 @@ def gradient_step(
         )
         current, following = jnp.split(out, 2, axis=1)  # [critics, batch, outputs] each
         target = values.clipped_target(rep, jax.lax.stop_gradient(following), batch.returns, batch.discount, shift)
-        loss, error = values.ensemble_loss_and_error(rep, current, target, batch.weights)
+        loss, error = off_policy.critic_loss_and_error(config, state, batch, rep, current, target)
         return loss, (stats, rep.decode(current), error)
 
     (q_loss, (critic_stats, q, error)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)

@@ -70,6 +70,7 @@ class Config(QLearningConfig):
     """DQN hyperparameters: the shared Q-learning ones plus the target network's."""
 
     PRIORITIZED_REPLAY: ClassVar[bool] = True
+    PAL: ClassVar[bool] = True  # through batch_loss
 
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
@@ -193,7 +194,7 @@ def gradient_step(
         loss, error = td_loss_and_error(
             rep, out, target_next, chooser_next, batch.action, batch.returns, batch.discount
         )
-        return off_policy.weighted_mean(batch, loss), (out, error)
+        return off_policy.batch_loss(config, state, batch, loss, error), (out, error)
 
     (loss, (out, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(out)), "grad_norm": optax.global_norm(grads)}

@@ -125,7 +125,7 @@ def gradient_step(
         loss = quantile_td_loss(
             out, online_tau, target_next, chooser_next, batch.action, batch.returns, batch.discount, config.kappa
         )
-        return off_policy.weighted_mean(batch, loss), (out, loss)
+        return off_policy.batch_loss(config, state, batch, loss, loss), (out, loss)
 
     (loss, (out, per_sample)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(out), "grad_norm": optax.global_norm(grads)}

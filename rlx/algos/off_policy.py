@@ -82,8 +82,9 @@ class OffPolicyConfig(common.ObservationNormalization):
     n_step: int = field(1, gt=0, doc="steps of real reward before bootstrapping (stops at an episode end)")
     replay: str = field(
         "uniform",
-        choices=("uniform", "prioritized"),
-        doc="how batches are drawn: uniformly, or proportionally to priorities (Schaul et al. 2016; not i-DQN, CQN)",
+        choices=("uniform", "prioritized", "pal"),
+        doc="how batches are drawn: uniformly, or proportionally to priorities (Schaul et al. 2016); pal: uniformly, "
+        "each sample's loss weighted by the priority it would have over the batch's mean (PAL, Fujimoto et al. 2020)",
     )
     adam_eps: float = field(1e-8, gt=0)
     adam_b1: float = field(0.9, ge=0, lt=1, doc="Adam's first-moment decay (CrossQ: 0.5)")
@@ -106,18 +107,18 @@ class OffPolicyConfig(common.ObservationNormalization):
         ge=0,
         le=1,
         doc="alpha: a drawn transition's priority is (its TD error or loss + priority_eps)^alpha (0: uniform)",
-        read_with={"replay": ("prioritized",)},
+        read_with={"replay": ("prioritized", "pal")},
     )
     priority_eps: float = field(
-        1e-6, traced=True, gt=0, doc="added before the exponent", read_with={"replay": ("prioritized",)}
+        1e-6, traced=True, gt=0, doc="added before the exponent", read_with={"replay": ("prioritized", "pal")}
     )
     priority_floor: float | None = field(
         None,
         traced=True,
         gt=0,
         doc="errors below it count as it (LAP, Fujimoto et al. 2020: 1, with a Huber loss and importance exponents 0; "
-        "null: none)",
-        read_with={"replay": ("prioritized",)},
+        "null: none; pal needs it)",
+        read_with={"replay": ("prioritized", "pal")},
     )
     importance_exponent_start: float = field(
         0.4,
@@ -137,6 +138,8 @@ class OffPolicyConfig(common.ObservationNormalization):
     # whether the algorithm's gradient step weights its loss by Batch.weights and sets the drawn transitions'
     # priorities (set_priorities), so that replay: prioritized is allowed; its state must have total_iterations
     PRIORITIZED_REPLAY: ClassVar[bool] = False
+    # whether its loss goes through critic_loss_and_error or batch_loss, which weight it with replay: pal
+    PAL: ClassVar[bool] = False
 
     @property
     def transitions_per_iteration(self) -> int:
@@ -207,6 +210,12 @@ class OffPolicyConfig(common.ObservationNormalization):
                 "agent.replay: this algorithm's gradient step sets no priorities, so it allows uniform only; got "
                 "prioritized"
             )
+        if self.replay == "pal" and not self.PAL:
+            raise ConfigError(
+                "agent.replay: this algorithm's loss takes no PAL weights, so it allows uniform or prioritized; got pal"
+            )
+        if self.replay == "pal" and self.priority_floor is None:
+            raise ConfigError("agent.priority_floor: replay pal needs a floor > 0 (Fujimoto et al.: 1); got null")
         unknown = [name for name in self.reset if name not in self.RESETTABLE]
         if unknown:
             allowed = ", ".join(self.RESETTABLE) or "none for this algorithm"
@@ -243,6 +252,7 @@ class ActorCriticConfig(OffPolicyConfig):
         "activation": "actor.activation (and critic.activation)",
     }
     PRIORITIZED_REPLAY: ClassVar[bool] = True  # the critics' loss weighted; the larger member error the priority
+    PAL: ClassVar[bool] = True  # through critic_loss_and_error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -594,33 +604,59 @@ def schedule_length(config: OffPolicyConfig, total_iterations: int) -> jax.Array
 
 
 def sample_batch(config: OffPolicyConfig, state: Any, key: jax.Array) -> Batch:
-    """A :class:`Batch` drawn from the replay buffer: uniformly, or with ``replay: prioritized`` proportionally
-    to the priorities, with importance weights at the run's current beta and the drawn positions."""
+    """A :class:`Batch` drawn from the replay buffer: uniformly (``replay: uniform`` or ``pal``), or with ``replay:
+    prioritized`` proportionally to the priorities, with importance weights at the run's current beta and the
+    drawn positions."""
     buffer = replay_buffer(config)
-    if config.replay == "uniform":
+    if config.replay != "prioritized":
         return td_batch(config, state, buffer.sample(state.loop.buffer, key))
     drawn = buffer.sample_prioritized(state.loop.buffer, key)
     weights = importance_weights(drawn.probability, importance_exponent(state))
     return td_batch(config, state, drawn.items).replace(weights=weights, replay_index=drawn.index)
 
 
-def weighted_mean(batch: Batch, loss: jax.Array) -> jax.Array:
-    """The batch's mean of per-sample ``loss [batch]``, weighted by ``batch.weights`` when it has them."""
-    return values.weighted_mean(loss, batch.weights)
+def priority(config: OffPolicyConfig, hparams: Any, error: jax.Array) -> jax.Array:
+    """The priority of errors ``error`` (>= 0: the absolute TD error, or the per-sample loss of a distributional
+    critic): ``(max(error, priority_floor) + priority_eps)^alpha``, the floor only where it is set (LAP)."""
+    error = jax.lax.stop_gradient(error)
+    if config.priority_floor is not None:  # None leaves it out of hparams (runs before it resume)
+        error = jnp.maximum(error, hparams.priority_floor)
+    return (error + hparams.priority_eps) ** hparams.priority_exponent
+
+
+def loss_weights(config: OffPolicyConfig, state: Any, batch: Batch, errors: jax.Array) -> jax.Array | None:
+    """What per-sample losses are weighted by, given the errors ``[..., batch]`` (ensemble members first): with
+    ``replay: pal`` each error's :func:`priority` over the batch's mean priority of its largest member error (PAL,
+    Fujimoto et al. 2020: on uniform draws, the expected gradient of prioritized draws without importance weights);
+    otherwise ``batch.weights`` (importance weights, or None)."""
+    if config.replay != "pal":
+        return batch.weights
+    largest = jnp.max(errors.reshape((-1, errors.shape[-1])), axis=0)
+    return priority(config, state.hparams, errors) / jnp.mean(priority(config, state.hparams, largest))
+
+
+def batch_loss(config: OffPolicyConfig, state: Any, batch: Batch, loss: jax.Array, error: jax.Array) -> jax.Array:
+    """The batch's mean of per-sample ``loss [batch]``, weighted by :func:`loss_weights` of ``error [batch]``."""
+    return values.weighted_mean(loss, loss_weights(config, state, batch, error))
+
+
+def critic_loss_and_error(
+    config: OffPolicyConfig, state: Any, batch: Batch, rep: values.ValueRep, outputs: jax.Array, target: Any
+) -> tuple[jax.Array, jax.Array]:
+    """An ensemble's critic loss and priority error (:func:`values.ensemble_loss_and_error`), each member's
+    per-sample loss weighted by :func:`loss_weights` of its own error (as Fujimoto et al.'s PAL-TD3)."""
+    per_sample, errors = values.ensemble_losses(rep, outputs, target)  # [K, batch] each
+    weights = loss_weights(config, state, batch, errors)
+    return jnp.sum(values.weighted_mean(per_sample, weights, axis=-1)), jnp.max(errors, axis=0)
 
 
 def set_priorities(config: OffPolicyConfig, state: Any, batch: Batch, error: jax.Array) -> Any:
-    """With ``replay: prioritized``, sets the priorities of the batch's transitions from ``error [batch]`` (>= 0:
-    the absolute TD error, or the per-sample loss of a distributional critic) to ``(error + priority_eps)^alpha``,
-    the error raised to ``priority_floor`` first where it is set (LAP); otherwise ``state`` unchanged."""
-    if config.replay == "uniform":
+    """With ``replay: prioritized``, sets the priorities of the batch's transitions to the :func:`priority` of
+    ``error [batch]``; otherwise ``state`` unchanged."""
+    if config.replay != "prioritized":
         return state
-    hp = state.hparams
-    error = jax.lax.stop_gradient(error)
-    if config.priority_floor is not None:  # None leaves it out of hparams (runs before it resume)
-        error = jnp.maximum(error, hp.priority_floor)
-    priority = (error + hp.priority_eps) ** hp.priority_exponent
-    buffer = replay_buffer(config).set_priorities(state.loop.buffer, batch.replay_index, priority)
+    priorities = priority(config, state.hparams, error)
+    buffer = replay_buffer(config).set_priorities(state.loop.buffer, batch.replay_index, priorities)
     return state.replace(loop=state.loop.replace(buffer=buffer))
 
 

@@ -155,7 +155,7 @@ def gradient_step(
 
     def critic_objective(critic_params):
         out = critic_net.apply(critic_params, batch.obs, batch.action)
-        loss, error = values.ensemble_loss_and_error(rep, out, target, batch.weights)
+        loss, error = off_policy.critic_loss_and_error(config, state, batch, rep, out, target)
         return loss, (rep.decode(out), error)
 
     (q_loss, (q, error)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)

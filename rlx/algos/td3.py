@@ -154,7 +154,7 @@ def gradient_step(
 
     def critic_objective(critic_params):
         out, _ = critic_net.apply_train(critic_params, critic_dropout, batch.obs, batch.action)
-        loss, error = values.ensemble_loss_and_error(rep, out, target, batch.weights)
+        loss, error = off_policy.critic_loss_and_error(config, state, batch, rep, out, target)
         return loss, (rep.decode(out), error)
 
     (q_loss, (q, error)), grads = jax.value_and_grad(critic_objective, has_aux=True)(params.critic)

@@ -195,6 +195,14 @@ def weighted_mean(loss: jax.Array, weights: jax.Array | None = None, axis: int |
     return jnp.mean(loss if weights is None else weights * loss, axis=axis)
 
 
+def ensemble_losses(rep: ValueRep, outputs: jax.Array, target: Any) -> tuple[jax.Array, jax.Array]:
+    """Each of the ensemble members' ``outputs [K, batch, O]`` per-sample loss to ``target`` and its
+    :func:`priority_error`, both ``[K, batch]``."""
+    per_sample = jax.vmap(lambda out: rep.loss(out, target))(outputs)
+    error = jax.vmap(lambda out, loss: priority_error(rep, out, target, loss))(outputs, per_sample)
+    return per_sample, error
+
+
 def ensemble_loss_and_error(
     rep: ValueRep, outputs: jax.Array, target: Any, weights: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -202,6 +210,5 @@ def ensemble_loss_and_error(
     (each sample's loss times ``weights [batch]`` if given: importance weights), and the error ``[batch]``
     prioritized replay ranks samples by: the largest member's :func:`priority_error`, as Fujimoto et al.'s
     prioritized TD3 takes the larger of its two critics' ``|target - Q|``."""
-    per_sample = jax.vmap(lambda out: rep.loss(out, target))(outputs)  # [K, batch]
-    error = jax.vmap(lambda out, loss: priority_error(rep, out, target, loss))(outputs, per_sample)
+    per_sample, error = ensemble_losses(rep, outputs, target)
     return jnp.sum(weighted_mean(per_sample, weights, axis=-1)), jnp.max(error, axis=0)
