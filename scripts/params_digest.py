@@ -63,6 +63,15 @@ CASES = {  # name: (preset, overrides)
         "dqn_cartpole.yaml",
         {"total_env_steps": 14000, "num_chunks": 2, "agent": {"replay": "prioritized"}},
     ),
+    "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "iterated_dqn_prioritized_cartpole": (
+        "iterated_dqn_cartpole.yaml",
+        {"total_env_steps": 14000, "num_chunks": 2, "agent": {"replay": "prioritized"}},
+    ),
+    "cqn_prioritized_pendulum": (
+        "cqn_pendulum.yaml",
+        {"total_env_steps": 2800, "num_chunks": 2, "agent": {"replay": "prioritized"}},
+    ),
     "dqn_breakout_3step": (
         "dqn_minatar.yaml",
         {"total_env_steps": 3008, "num_chunks": 1, "agent": {"learning_starts": 1000, "buffer_size": 5000}},

@@ -14,7 +14,8 @@ Lunar Lander settings of their code (theovincent/i-DQN, main branch: K 3, D 10, 
 Differences from the authors' code: ``act`` with ``deterministic`` is greedy (epsilon 0) for the drawn head
 (they report training returns); any value representation (``agent.q.value``; theirs is L2) through the shared
 ``rep.target``/``rep.loss``; the gradient-norm clip (``max_grad_norm``, off by default) is per head; prioritized
-replay (``agent.replay``, not in the paper) weights every head's loss and ranks a transition by the heads' mean error.
+replay (``agent.replay``, not in the paper) weights every head's loss and ranks a transition by the heads' mean error
+(PAL, ``replay: pal``, weights every head's loss by that error's priority over the batch mean).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Config(dqn.QLearningConfig):
     """i-DQN hyperparameters: DQN's Q-learning ones plus the number of iterations and the two periods."""
 
     PRIORITIZED_REPLAY: ClassVar[bool] = True  # every head's loss weighted; the heads' mean error the priority
+    PAL: ClassVar[bool] = True  # every head's loss weighted by loss_weights of the heads' mean error
 
     q: QNet = field(
         default_factory=lambda: QNet(hidden=(100, 100), activation="relu", kernel_init="lecun_normal", value="mse"),
@@ -77,23 +79,21 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     return dqn.init_with(config, env, key, total_iterations, heads, jax.vmap(dqn._optimizer(config, hparams).init))
 
 
-def iterated_td_loss_and_error(
+def iterated_td_losses(
     rep: values.ValueRep,
     online_out: jax.Array,
     target_next_out: jax.Array,
     action: jax.Array,
     returns: jax.Array,
     discount: jax.Array,
-    weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-head mean loss ``[K]`` for outputs ``[K, batch, num_actions, O]``: head ``k`` against the target of
-    frozen copy ``k`` at the bootstrap state (its greedy action, no double Q), each sample's loss times
-    ``weights [batch]`` if given (importance weights); and the error ``[batch]`` prioritized replay ranks samples
-    by: the heads' mean of :func:`values.priority_error` (the loss sums the heads, so every head's error counts)."""
+    """Per-head per-sample loss ``[K, batch]`` for outputs ``[K, batch, num_actions, O]``: head ``k`` against the
+    target of frozen copy ``k`` at the bootstrap state (its greedy action, no double Q); and the error ``[batch]``
+    prioritized replay ranks samples by: the heads' mean of :func:`values.priority_error` (the loss sums the heads,
+    so every head's error counts)."""
 
     def head(out, next_out):
-        loss, error = dqn.td_loss_and_error(rep, out, next_out, next_out, action, returns, discount)
-        return values.weighted_mean(loss, weights), error
+        return dqn.td_loss_and_error(rep, out, next_out, next_out, action, returns, discount)
 
     losses, errors = jax.vmap(head)(online_out, target_next_out)
     return losses, jnp.mean(errors, axis=0)
@@ -124,9 +124,8 @@ def gradient_step(
 
     def objective(online_params):
         out = apply(online_params, batch.obs)
-        losses, error = iterated_td_loss_and_error(
-            rep, out, target_next, batch.action, batch.returns, batch.discount, batch.weights
-        )
+        per_sample, error = iterated_td_losses(rep, out, target_next, batch.action, batch.returns, batch.discount)
+        losses = values.weighted_mean(per_sample, off_policy.loss_weights(config, state, batch, error), axis=-1)
         return jnp.sum(losses), (losses, out, error)
 
     (_, (losses, out, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
