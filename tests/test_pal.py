@@ -27,11 +27,14 @@ def td3_config(**agent):
     return driver.build_config(data).agent
 
 
-def test_pal_with_a_huber_critic_and_floor_one_has_the_gradient_of_the_authors_pal_loss():
-    # their PAL-TD3: sum over critics of mean PAL(delta_k) / mean_i max(max_k |delta_ik|, 1)^alpha (held constant),
-    # PAL(d) = 0.5 d^2 below 1, |d|^(1 + alpha) / (1 + alpha) above: gradient d below 1, |d|^alpha sign(d) above
+@pytest.mark.parametrize("floor", [1.0, 0.3])
+def test_pal_with_a_huber_critic_of_the_floors_threshold_has_the_gradient_of_the_authors_pal_loss(floor):
+    # their PAL-TD3 with floor k: sum over critics of mean PAL(delta_k) / mean_i max(max_k |delta_ik|, k)^alpha (held
+    # constant), PAL(d) = k^alpha 0.5 d^2 below k, k |d|^(1 + alpha) / (1 + alpha) above: gradient k^alpha d below k,
+    # k |d|^alpha sign(d) above (their TD3 uses k = 1, their DDQN k = 0.01, each with a Huber threshold of k)
     alpha = 0.4
-    config = td3_config(priority_exponent=alpha, priority_floor=1.0)
+    critic = {"hidden": [16], "value": "huber", "huber_delta": floor}
+    config = td3_config(priority_exponent=alpha, priority_floor=floor, critic=critic)
     state = td3.init(config, PENDULUM, jax.random.PRNGKey(0), 10)
     batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
     rng = np.random.default_rng(0)
@@ -39,13 +42,16 @@ def test_pal_with_a_huber_critic_and_floor_one_has_the_gradient_of_the_authors_p
     target = rng.normal(0.0, 2.0, 64).astype(np.float32)
 
     def loss(outputs):
-        return off_policy.critic_loss_and_error(config, state, batch, values.make("huber"), outputs, target)
+        return off_policy.critic_loss_and_error(
+            config, state, batch, values.from_section(config.critic), outputs, target
+        )
 
     (_, error), grad = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(q))
     delta = q[..., 0] - target  # [2, 64]
-    assert (np.abs(delta) < 1).any() and (np.abs(delta) > 1).any()
-    normalizer = np.mean(np.maximum(np.abs(delta).max(axis=0), 1.0) ** alpha)
-    pal_gradient = np.where(np.abs(delta) < 1, delta, np.abs(delta) ** alpha * np.sign(delta))
+    assert (np.abs(delta) < floor).any() and (np.abs(delta) > floor).any()
+    normalizer = np.mean(np.maximum(np.abs(delta).max(axis=0), floor) ** alpha)
+    below = floor**alpha * delta
+    pal_gradient = np.where(np.abs(delta) < floor, below, floor * np.abs(delta) ** alpha * np.sign(delta))
     np.testing.assert_allclose(np.asarray(grad)[..., 0], pal_gradient / (64 * normalizer), rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(error, np.abs(delta).max(axis=0), rtol=1e-6)
 

@@ -27,6 +27,7 @@ from rlx.algos import common
 from rlx.config import ConfigError, field
 from rlx.envs import Env, training_env
 from rlx.nets import MLP, Model, QNet
+from rlx.ops import values
 from rlx.ops.normalization import RunningStats, update_stats
 from rlx.ops.returns import q_lambda_returns
 from rlx.rollout import PolicyStep, unroll
@@ -110,11 +111,11 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     )
 
 
-def td_loss(q_values: jax.Array, action: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
-    """Mean over the batch of ``0.5 (Q(s, a) - G)^2`` (or Huber) for values ``[batch, num_actions]``."""
-    taken = jnp.take_along_axis(q_values, action[:, None], axis=-1)[:, 0]
-    error = taken - jax.lax.stop_gradient(target)
-    return jnp.mean(optax.losses.huber_loss(error) if kind == "huber" else 0.5 * jnp.square(error))
+def td_loss(rep: values.Scalar, q_values: jax.Array, action: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean over the batch of the scalar representation's loss (``0.5 (Q(s, a) - G)^2``, or Huber) for values
+    ``[batch, num_actions]`` and targets ``[batch]``."""
+    taken = jnp.take_along_axis(q_values, action[:, None], axis=-1)  # [batch, 1]: one output per value
+    return jnp.mean(rep.loss(taken, target))
 
 
 def make_batch(config: Config, env: Env, state: State, transitions: Any) -> Batch:
@@ -153,7 +154,7 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
     def gradient_step(params, opt_state, minibatch, key):
         def objective(params):
             q_values = net.apply(params, minibatch.obs)
-            return td_loss(q_values, minibatch.action, minibatch.target, config.q.value), q_values
+            return td_loss(values.from_section(config.q), q_values, minibatch.action, minibatch.target), q_values
 
         (loss, q_values), grads = jax.value_and_grad(objective, has_aux=True)(params)
         params, opt_state = common.optimizer_step(optimizer, grads, opt_state, params)

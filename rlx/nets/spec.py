@@ -217,6 +217,12 @@ class CriticNet(Net):
     v_min: float = field(-10.0, doc="support lower end (hl_gauss, c51)")
     v_max: float = field(10.0, doc="support upper end (hl_gauss, c51)")
     sigma_ratio: float = field(0.75, gt=0, doc="hl_gauss: Gaussian sigma / bin width")
+    huber_delta: float = field(
+        1.0,
+        gt=0,
+        doc="huber: the absolute TD error above which the loss grows linearly (LAP's and PAL's code: their floor)",
+        read_with={"value": ("huber",)},
+    )
 
     def check(self, prefix: str = "") -> None:
         super().check(prefix)

@@ -35,10 +35,12 @@ def _shifted(value: jax.Array, shift: jax.Array | None) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Scalar:
-    """One output is the value; ``loss`` is ``0.5 (v - target)^2`` (mse) or Huber with delta 1 (huber)."""
+    """One output is the value; ``loss`` is ``0.5 (v - target)^2`` (mse) or Huber (huber): that below
+    ``huber_delta`` in absolute error, ``huber_delta (|v - target| - huber_delta / 2)`` above."""
 
     kind: str = "mse"
     num_outputs: int = 1
+    huber_delta: float = 1.0
 
     def decode(self, outputs: jax.Array) -> jax.Array:
         return outputs[..., 0]
@@ -53,7 +55,9 @@ class Scalar:
 
     def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
         error = self.decode(outputs) - jax.lax.stop_gradient(target)
-        return optax.losses.huber_loss(error) if self.kind == "huber" else 0.5 * jnp.square(error)
+        return (
+            optax.losses.huber_loss(error, delta=self.huber_delta) if self.kind == "huber" else 0.5 * jnp.square(error)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,11 +148,16 @@ ValueRep = Scalar | HLGauss | Categorical | Quantile
 
 
 def make(
-    kind: str, num_bins: int = 51, v_min: float = -10.0, v_max: float = 10.0, sigma_ratio: float = 0.75
+    kind: str,
+    num_bins: int = 51,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    sigma_ratio: float = 0.75,
+    huber_delta: float = 1.0,
 ) -> ValueRep:
-    """The representation ``kind`` (one of ``VALUE_KINDS``) with its bins and support."""
+    """The representation ``kind`` (one of ``VALUE_KINDS``) with its bins and support (or Huber threshold)."""
     if kind in ("mse", "huber"):
-        return Scalar(kind)
+        return Scalar(kind, huber_delta=huber_delta)
     if kind == "hl_gauss":
         return HLGauss(num_bins, v_min, v_max, sigma_ratio)
     if kind == "c51":
@@ -160,7 +169,7 @@ def make(
 
 def from_section(section: Any) -> ValueRep:
     """The representation a critic config section (``rlx.nets.CriticNet``) names."""
-    return make(section.value, section.num_bins, section.v_min, section.v_max, section.sigma_ratio)
+    return make(section.value, section.num_bins, section.v_min, section.v_max, section.sigma_ratio, section.huber_delta)
 
 
 def clipped_target(
