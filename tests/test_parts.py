@@ -246,11 +246,11 @@ def softmax(x):
 @pytest.mark.parametrize("kind,delta", [("mse", 1.0), ("huber", 1.0), ("huber", 2.5), ("huber", 0.3)])
 def test_scalar_representation(kind, delta):
     rep = values.make(kind, huber_delta=delta)
-    out, nxt = np.array([[3.0], [-0.5], [0.1]]), np.array([[1.0], [2.0], [0.0]])
+    out, nxt = np.array([[4.0], [-0.5], [0.1]]), np.array([[1.0], [2.0], [0.0]])
     returns, discount = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.5, 0.0, 0.0])
     target = rep.target(jnp.asarray(nxt), returns, discount, shift=jnp.array([-1.0, 3.0, 0.0]))
     np.testing.assert_allclose(target, [1.0 + 0.5 * (1.0 - 1.0), 0.0, 0.0])
-    error = out[:, 0] - np.asarray(target)  # 2, -0.5, 0.1: on both sides of every delta
+    error = out[:, 0] - np.asarray(target)  # 3, -0.5, 0.1: on both sides of every delta
     linear = delta * (np.abs(error) - 0.5 * delta)
     want = 0.5 * error**2 if kind == "mse" else np.where(np.abs(error) <= delta, 0.5 * error**2, linear)
     np.testing.assert_allclose(rep.loss(jnp.asarray(out), target), want, rtol=1e-6)
