@@ -138,7 +138,8 @@ class OffPolicyConfig(common.ObservationNormalization):
     # whether the algorithm's gradient step weights its loss by Batch.weights and sets the drawn transitions'
     # priorities (set_priorities), so that replay: prioritized is allowed; its state must have total_iterations
     PRIORITIZED_REPLAY: ClassVar[bool] = False
-    # whether its loss goes through critic_loss_and_error or batch_loss, which weight it with replay: pal
+    # whether its loss is weighted by loss_weights (through critic_loss_and_error or batch_loss), so that
+    # replay: pal is allowed
     PAL: ClassVar[bool] = False
 
     @property

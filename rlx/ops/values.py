@@ -200,7 +200,7 @@ def priority_error(rep: ValueRep, outputs: jax.Array, target: Any, loss: jax.Arr
 
 def weighted_mean(loss: jax.Array, weights: jax.Array | None = None, axis: int | None = None) -> jax.Array:
     """The mean of per-sample ``loss [..., batch]`` over ``axis`` (all by default), each sample's loss times
-    ``weights [batch]`` if given (prioritized replay's importance weights)."""
+    ``weights`` if given (broadcast against it: ``[batch]`` importance weights, or PAL's ``[..., batch]``)."""
     return jnp.mean(loss if weights is None else weights * loss, axis=axis)
 
 
