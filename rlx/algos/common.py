@@ -255,8 +255,14 @@ def check_network(
     batch_renorm: bool = False,
     hyperspherical: bool = False,
     recurrent: bool = False,
+    noisy: bool = False,
 ) -> None:
     """One-line errors for network options an algorithm cannot use."""
+    if not noisy and section.noisy_std > 0:
+        raise ConfigError(
+            f"{prefix}noisy_std: noisy layers are DQN's (its acting and targets draw their noise); got "
+            f"{section.noisy_std:g}, use 0"
+        )
     if not recurrent and section.recurrent != "none":
         raise ConfigError(
             f"{prefix}recurrent: this algorithm takes feed-forward networks only (PPO's policy and value networks can "

@@ -4,12 +4,16 @@ representation is ``agent.q.value``: ``mse``, ``huber``, ``hl_gauss`` (classific
 
 Runs on the shared off-policy loop: ``num_envs`` vmapped envs explore epsilon-greedily (linear
 schedule) into a replay buffer; n-step returns stop at the first episode end and bootstrap only if it
-was a truncation.
+was a truncation. With ``q.noisy_std > 0`` the network is NoisyNet's (Fortunato et al., 2018): each env acts
+greedily under its own noise draw, redrawn every step, and a gradient step draws independent noise for the
+online, target and action-choosing passes (one draw per pass); evaluation acts on the mean network. With C51,
+dueling, double Q, n-step returns and prioritized replay that is Rainbow (Hessel et al., 2018).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -59,10 +63,11 @@ class QLearningConfig(off_policy.OffPolicyConfig):
     }
 
     RESETTABLE: ClassVar[dict[str, tuple[str, ...]]] = {"q": ("params.online", "params.target", "opt_state")}
+    NOISY_NETS: ClassVar[bool] = False  # whether q.noisy_std is read (acting and gradient steps draw the noise)
 
     def check(self) -> None:
         super().check()
-        common.check_network(self.q, "agent.q.")
+        common.check_network(self.q, "agent.q.", noisy=self.NOISY_NETS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Config(QLearningConfig):
 
     PRIORITIZED_REPLAY: ClassVar[bool] = True
     PAL: ClassVar[bool] = True  # through batch_loss
+    NOISY_NETS: ClassVar[bool] = True
 
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
@@ -198,8 +204,17 @@ def gradient_step(
 
     (loss, (out, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
     metrics = {"loss": loss, "q_mean": jnp.mean(rep.decode(out)), "grad_norm": optax.global_norm(grads)}
+    if config.q.noisy_std > 0:
+        metrics["noise_scale"] = noise_scale(params.online)
     state = off_policy.set_priorities(config, state, batch, error)
     return apply_gradients(config, state, grads), metrics
+
+
+def noise_scale(params: Any) -> jax.Array:
+    """The mean ``|sigma|`` of a noisy network's weights (``kernel_sigma`` of every noisy layer): how much noise
+    its acting and targets still see (NoisyNet's learned exploration)."""
+    sigmas = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params) if path[-1].key == "kernel_sigma"]
+    return sum(jnp.sum(jnp.abs(s)) for s in sigmas) / sum(s.size for s in sigmas)
 
 
 def apply_gradients(config: Config, state: State, grads: Any) -> State:
@@ -217,10 +232,23 @@ def apply_gradients(config: Config, state: State, grads: Any) -> State:
 
 
 def _epsilon_greedy(
-    config: QLearningConfig, env: Env, online: Any, obs: jax.Array, eps: jax.Array, key: jax.Array
+    config: QLearningConfig,
+    env: Env,
+    online: Any,
+    obs: jax.Array,
+    eps: jax.Array,
+    key: jax.Array,
+    noise: bool = True,
 ) -> jax.Array:
+    """Epsilon-greedy actions on the online network; with noisy layers (and ``noise``) each observation's greedy
+    action under its own noise draw (NoisyNet's acting: each env an actor whose noise is redrawn every step)."""
     net, rep = _network(config, env)
-    return common.epsilon_greedy(rep.decode(net.apply(online, obs)), eps, key)
+    if config.q.noisy_std > 0 and noise:
+        key, noise_key = jax.random.split(key)
+        out = net.apply_noisy(online, noise_key, obs)
+    else:
+        out = net.apply(online, obs)
+    return common.epsilon_greedy(rep.decode(out), eps, key)
 
 
 def epsilon_greedy_iteration(
@@ -259,8 +287,10 @@ def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
 def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
-    """Greedy actions (``deterministic``), else epsilon-greedy with ``epsilon_end``."""
-    return act_with(_epsilon_greedy, config, env, state, obs, key, deterministic)
+    """Greedy actions (``deterministic``; a noisy network's mean), else epsilon-greedy with ``epsilon_end`` (a noisy
+    network's noise drawn per observation)."""
+    choose = functools.partial(_epsilon_greedy, noise=not deterministic)
+    return act_with(choose, config, env, state, obs, key, deterministic)
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:

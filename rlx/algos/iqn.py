@@ -17,7 +17,7 @@ it is deterministic.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,8 @@ class Config(dqn.Config):
     num_quantile_samples: int = field(32, gt=0, doc="K: fractions whose quantiles' mean ranks actions")
     embedding_dim: int = field(64, gt=0, doc="n: cosine features of a fraction")
     kappa: float = field(1.0, gt=0, doc="quantile Huber loss threshold")
+
+    NOISY_NETS: ClassVar[bool] = False
 
     def check(self) -> None:
         super().check()

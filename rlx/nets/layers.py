@@ -1,6 +1,6 @@
 """Layers and initializers the torso is built from: activations, a vmap-safe orthogonal initializer,
-batch renormalization (Ioffe 2017) whose running statistics live in the ``batch_stats`` collection, and
-dropout whose masks cost a quarter of flax's on XLA:CPU."""
+batch renormalization (Ioffe 2017) whose running statistics live in the ``batch_stats`` collection,
+dropout whose masks cost a quarter of flax's on XLA:CPU, and NoisyNet's noisy linear layer."""
 
 from __future__ import annotations
 
@@ -170,6 +170,45 @@ class Dropout(nn.Module):
         keep = 1.0 - self.rate
         mask = bernoulli(self.make_rng("dropout"), keep, x.shape)
         return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
+
+
+def signed_sqrt_normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """NoisyNet's factorised noise ``f(e) = sign(e) sqrt(|e|)`` of standard normals ``e`` of ``shape``. One draw for
+    a whole network: ``jax.random.normal``'s hash runs in a loop whose result XLA keeps, where per-layer draws (or a
+    hash written out) got recomputed inside every consumer, each weight element of the noisy layers included."""
+    noise = jax.random.normal(key, shape)
+    return jnp.sign(noise) * jnp.sqrt(jnp.abs(noise))
+
+
+class NoisyDense(nn.Module):
+    """NoisyNet's linear layer with factorised Gaussian noise (Fortunato et al. 2018): weights ``mu_W + sigma_W *
+    outer(f_in, f_out)`` and bias ``mu_b + sigma_b * f_out`` for the noise ``concat(f_in [fan_in], f_out [features])``
+    given to the call (:func:`signed_sqrt_normal`): one vector shared by the batch, or one per sample of ``x [*batch,
+    fan_in]`` (``noise [*batch, fan_in + features]``), computed as ``x mu_W + mu_b + f_out ((x f_in) sigma_W +
+    sigma_b)``, which never forms a sample's weights. Without noise it is the mean layer ``x mu_W + mu_b``. The means
+    (``kernel``, ``bias``) take ``kernel_init`` and ``bias_init``; ``kernel_sigma`` and ``bias_sigma`` start at
+    ``sigma0 / sqrt(fan_in)``, the paper's."""
+
+    features: int
+    sigma0: float
+    kernel_init: nn.initializers.Initializer
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array, noise: jax.Array | None = None) -> jax.Array:
+        fan_in = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (fan_in, self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        sigma_init = nn.initializers.constant(self.sigma0 / math.sqrt(fan_in))
+        kernel_sigma = self.param("kernel_sigma", sigma_init, (fan_in, self.features))
+        bias_sigma = self.param("bias_sigma", sigma_init, (self.features,))
+        if noise is None:
+            return x @ kernel + bias
+        f_in, f_out = noise[..., :fan_in], noise[..., fan_in:]
+        if noise.ndim > 1:
+            return x @ kernel + bias + f_out * ((x * f_in) @ kernel_sigma + bias_sigma)
+        # one draw for the batch: forming the weights costs fan_in x features, a second matmul batch times that
+        return x @ (kernel + kernel_sigma * jnp.outer(f_in, f_out)) + (bias + bias_sigma * f_out)
 
 
 class BatchRenorm(nn.Module):

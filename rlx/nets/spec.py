@@ -29,6 +29,9 @@ class Net:
     parameters to bfloat16 for the matmul and return float32 (``rlx.nets.layers.mixed_dense``), so parameters,
     optimizer state, gradients, norms, the output layer and every loss stay float32.
 
+    ``noisy_std > 0`` makes every dense layer, hidden and output (not the conv layers), NoisyNet's
+    (``rlx.nets.layers.NoisyDense``): noisy where the network is called with a ``noise`` rng, its mean otherwise.
+
     ``architecture: simbav2`` replaces all of this by SimbaV2's hyperspherical network
     (``rlx.nets.hyper``): an embedder to ``hidden[0]`` features and one LERP residual block per entry of
     ``hidden`` (equal widths), relu, unit-norm features and weights, a dense -> scaler -> dense head. Only
@@ -45,6 +48,12 @@ class Net:
     norm: str = field("none", choices=("none", "layer", "batch_renorm"), doc="normalization in the torso")
     residual: bool = field(False, doc="residual blocks after the first layer (equal widths)")
     dropout: float = field(0.0, ge=0, lt=1, doc="dropout rate after each hidden dense layer (0: none)")
+    noisy_std: float = field(
+        0.0,
+        ge=0,
+        doc="NoisyNet's sigma_0 (DQN): every dense layer, hidden and output, is a noisy layer whose noise scales "
+        "start at noisy_std / sqrt(fan_in) (0: plain layers; Rainbow's 0.5)",
+    )
     kernel_init: str = field(
         "orthogonal",
         choices=KERNEL_INITS,
@@ -118,6 +127,13 @@ class Net:
             raise ConfigError(
                 f"{prefix}compute_dtype: {self.compute_dtype} needs architecture mlp and recurrent none (simbav2's "
                 f"and the recurrent cells' layers compute in float32); got {self.architecture}, {self.recurrent}"
+            )
+        if self.noisy_std > 0 and (
+            self.architecture != "mlp" or self.recurrent != "none" or self.compute_dtype != "float32"
+        ):
+            raise ConfigError(
+                f"{prefix}noisy_std: noisy layers need architecture mlp, recurrent none and compute_dtype float32; got "
+                f"{self.architecture}, {self.recurrent}, {self.compute_dtype}"
             )
         if self.architecture == "simbav2":
             fixed = {"norm": ("none", self.norm), "residual": (False, self.residual), "dropout": (0.0, self.dropout)}
