@@ -52,7 +52,7 @@ class Net:
         0.0,
         ge=0,
         doc="NoisyNet's sigma_0 (DQN): every dense layer, hidden and output, is a noisy layer whose noise scales "
-        "start at noisy_std / sqrt(fan_in) (0: plain layers; Rainbow's 0.5)",
+        "start at noisy_std / sqrt(fan_in) (0: plain layers; the papers' 0.5, Dopamine's Rainbow 0.1)",
     )
     kernel_init: str = field(
         "orthogonal",
