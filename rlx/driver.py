@@ -235,9 +235,7 @@ class Experiment:
             raise ConfigError(f"algo {config.algo} cannot train on env {config.env.name}: {reason}")
         algos.check_networks(config.agent, self.env)
         self.plan = plan_for(config)
-        # The compiled functions see the agent config with its traced fields blanked out, so every traced
-        # value they use comes from the train state (and a vmapped sweep cannot silently use the base value).
-        self.static_agent = dataclasses.replace(config.agent, **{f: None for f in traced_fields(type(config.agent))})
+        self.static_agent = compiled_agent(config.agent)
         self._jitted_init = None
         self._abstract_state = None
         self._compiled_chunk = None
@@ -450,6 +448,13 @@ class Experiment:
             self._compiled_eval = jax.jit(self.evaluate_fn).lower(state, key).compile()
             self.compile_seconds += time.perf_counter() - start
         return {k: float(v) for k, v in jax.device_get(self._compiled_eval(state, key)).items()}
+
+
+def compiled_agent(agent: Any) -> Any:
+    """The agent config the compiled functions see: its traced fields blanked out (None), so every traced value
+    they use comes from the train state's ``hparams`` (and a vmapped sweep cannot silently use the base value).
+    Whether an optional traced field is set is read from the state too: ``hparams.get(name) is not None``."""
+    return dataclasses.replace(agent, **{f: None for f in traced_fields(type(agent))})
 
 
 def unread_reasons(config: RunConfig, env: Any = None) -> dict[str, str]:

@@ -43,7 +43,7 @@ def test_pal_with_a_huber_critic_of_the_floors_threshold_has_the_gradient_of_the
 
     def loss(outputs):
         return off_policy.critic_loss_and_error(
-            config, state, batch, values.from_section(config.critic), outputs, target
+            driver.compiled_agent(config), state, batch, values.from_section(config.critic), outputs, target
         )
 
     (_, error), grad = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(q))
@@ -65,7 +65,7 @@ def test_pal_weights_a_single_critics_loss_by_its_priority_over_the_batch_mean()
     delta = np.random.default_rng(1).normal(0.0, 1.0, 32).astype(np.float32)
 
     def mse(d):
-        return off_policy.batch_loss(config, state, batch, 0.5 * d**2, jnp.abs(d))
+        return off_policy.batch_loss(driver.compiled_agent(config), state, batch, 0.5 * d**2, jnp.abs(d))
 
     value, grad = jax.value_and_grad(mse)(jnp.asarray(delta))
     priority = (np.maximum(np.abs(delta), floor) + eps) ** alpha
@@ -78,11 +78,12 @@ def test_td3s_gradient_step_weights_each_critic_by_its_own_error_over_the_batch_
     alpha = 0.4
     config = td3_config(priority_exponent=alpha, priority_floor=1.0, policy_noise=0.0, reward_scaling=0.15)
     state = td3.init(config, PENDULUM, jax.random.PRNGKey(0), 64)
-    state = jax.jit(lambda s: jax.lax.fori_loop(0, 40, lambda _, s: td3.train_step(config, PENDULUM, s)[0], s))(state)
+    compiled = driver.compiled_agent(config)  # as a run's compiled code sees it: traced values from the state
+    state = jax.jit(lambda s: jax.lax.fori_loop(0, 40, lambda _, s: td3.train_step(compiled, PENDULUM, s)[0], s))(state)
     batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
     assert batch.weights is None and batch.replay_index is None  # uniform draws
 
-    after, metrics = td3.gradient_step(config, PENDULUM, state, batch, jax.random.PRNGKey(2))
+    after, metrics = td3.gradient_step(compiled, PENDULUM, state, batch, jax.random.PRNGKey(2))
     critic_net, _ = off_policy.critic(config, PENDULUM)
     params = state.params
     next_action = td3.policy(config, PENDULUM, params.target_actor, batch.next_obs)

@@ -301,17 +301,25 @@ def test_clipped_value_loss_uses_the_collecting_networks_values(short_episodes, 
     assert jax.jit(lambda s, r: ppo.make_batch(configs[mode], env, s, r))(state, rollout).old_values is None
     config = dataclasses.replace(configs[mode], value_clip_epsilon=0.05)
     state = state.replace(hparams=common.Hyperparams.from_config(config))  # value_clip_epsilon among them
-    batch = jax.jit(lambda s, r: ppo.make_batch(config, env, s, r))(state, rollout)
+    compiled = driver.compiled_agent(config)  # as a run's compiled code sees it: traced values from the state
+    batch = jax.jit(lambda s, r: ppo.make_batch(compiled, env, s, r))(state, rollout)
     old = np.asarray(ppo.value_estimate(config, env, state.params, batch.obs))
     np.testing.assert_allclose(batch.old_values, old, rtol=1e-6)
     moved = jax.tree.map(lambda x: x * 1.3, state.params)  # a network some way from the collecting one
-    _, metrics = ppo.loss_fn(moved, config, env, state.hparams, batch, jax.random.PRNGKey(0))
+    _, metrics = ppo.loss_fn(moved, compiled, env, state.hparams, batch, jax.random.PRNGKey(0))
     values = np.asarray(ppo.value_estimate(config, env, moved, batch.obs), np.float64)
     targets = np.asarray(ppo.with_advantages(config, env, moved, state.hparams, batch, values).targets, np.float64)
     clipped = old + np.clip(values - old, -0.05, 0.05)
     want = 0.5 * np.mean(np.maximum((values - targets) ** 2, (clipped - targets) ** 2))
     assert np.mean(np.abs(values - old) > 0.05) > 0.2  # the clip matters for this check
     np.testing.assert_allclose(metrics["value_loss"], want, rtol=1e-5)
+
+
+def test_a_run_with_a_clipped_value_loss_trains():
+    # until 2026-12-07 it failed to trace: the compiled config has value_clip_epsilon blanked, so batches carried no V
+    config = preset("ppo_cartpole.yaml", total_env_steps=4096, num_chunks=1, eval_episodes=2)
+    row = final_row(dataclasses.replace(config, agent=dataclasses.replace(config.agent, value_clip_epsilon=0.2)))
+    assert np.isfinite(row["train/value_loss"]), row
 
 
 @pytest.mark.parametrize(

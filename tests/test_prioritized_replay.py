@@ -155,7 +155,8 @@ def trained_state_and_batch(module, config, env, iterations: int, total_iteratio
     priorities), its flat priorities, and a prioritized batch from it whose importance weights are checked against
     NumPy: ``(min P / P)^beta``, beta at ``iterations / total_iterations`` of SMALL's 0.3 -> 0.9."""
     state = module.init(config, env, jax.random.PRNGKey(0), total_iterations)
-    run = jax.jit(lambda s: jax.lax.fori_loop(0, iterations, lambda _, s: module.train_step(config, env, s)[0], s))
+    compiled = driver.compiled_agent(config)  # as a run's compiled code sees it: traced values from the state
+    run = jax.jit(lambda s: jax.lax.fori_loop(0, iterations, lambda _, s: module.train_step(compiled, env, s)[0], s))
     state = run(state)
     before = np.asarray(state.loop.buffer.priorities).ravel()
     assert len(np.unique(before)) > 10  # gradient steps have set priorities
@@ -258,7 +259,7 @@ def test_td3_weights_its_critic_loss_and_sets_priorities_to_the_larger_critic_er
     state, before, batch = trained_state_and_batch(td3, config, env, 100)  # beta from the actor-critic's run length
     index = np.asarray(batch.replay_index)
 
-    after_state, metrics = td3.gradient_step(config, env, state, batch, jax.random.PRNGKey(2))
+    after_state, metrics = td3.gradient_step(driver.compiled_agent(config), env, state, batch, jax.random.PRNGKey(2))
     critic_net, _ = off_policy.critic(config, env)
     params = state.params
     next_action = td3.policy(config, env, params.target_actor, batch.next_obs)
@@ -285,6 +286,15 @@ def test_the_priority_floor_is_a_traced_hyperparameter_only_when_set():
     assert unset.get("priority_floor") is None and float(state.hparams.priority_floor) == 2.0
     with pytest.raises(ConfigError, match=r"^agent.priority_floor: .*got 0"):
         driver.build_config({**base, "agent": {**base["agent"], "priority_floor": 0.0}})
+
+
+def test_a_run_floors_its_priorities():
+    # the driver's compiled config has the floor blanked; until 2026-12-07 priority() read it there, so no run floored
+    agent = {**SMALL["agent"], "priority_floor": 1000.0}
+    exp = driver.Experiment(driver.build_config({**SMALL, "total_env_steps": 512, "num_chunks": 1, "agent": agent}))
+    state, _ = exp.run_chunk(exp.init(), 0)
+    stored = np.asarray(state.loop.buffer.priorities).ravel()  # every slot rewritten since the gradient steps began
+    np.testing.assert_allclose(stored, (1000.0 + 0.01) ** 0.7, rtol=1e-6)
 
 
 @pytest.mark.parametrize("algo", ["sac", "simbav2", "mdpo_offpolicy"])  # TD3, CrossQ, consistency AC: conformance

@@ -616,12 +616,13 @@ def sample_batch(config: OffPolicyConfig, state: Any, key: jax.Array) -> Batch:
     return td_batch(config, state, drawn.items).replace(weights=weights, replay_index=drawn.index)
 
 
-def priority(config: OffPolicyConfig, hparams: Any, error: jax.Array) -> jax.Array:
+def priority(hparams: Any, error: jax.Array) -> jax.Array:
     """The priority of errors ``error`` (>= 0: the absolute TD error, or the per-sample loss of a distributional
     critic): ``(max(error, priority_floor) + priority_eps)^alpha``, the floor only where it is set (LAP)."""
     error = jax.lax.stop_gradient(error)
-    if config.priority_floor is not None:  # None leaves it out of hparams (runs before it resume)
-        error = jnp.maximum(error, hparams.priority_floor)
+    floor = hparams.get("priority_floor")  # None (unset) leaves it out of hparams; compiled configs have it blanked
+    if floor is not None:
+        error = jnp.maximum(error, floor)
     return (error + hparams.priority_eps) ** hparams.priority_exponent
 
 
@@ -633,7 +634,7 @@ def loss_weights(config: OffPolicyConfig, state: Any, batch: Batch, errors: jax.
     if config.replay != "pal":
         return batch.weights
     largest = jnp.max(errors.reshape((-1, errors.shape[-1])), axis=0)
-    return priority(config, state.hparams, errors) / jnp.mean(priority(config, state.hparams, largest))
+    return priority(state.hparams, errors) / jnp.mean(priority(state.hparams, largest))
 
 
 def batch_loss(config: OffPolicyConfig, state: Any, batch: Batch, loss: jax.Array, error: jax.Array) -> jax.Array:
@@ -656,7 +657,7 @@ def set_priorities(config: OffPolicyConfig, state: Any, batch: Batch, error: jax
     ``error [batch]``; otherwise ``state`` unchanged."""
     if config.replay != "prioritized":
         return state
-    priorities = priority(config, state.hparams, error)
+    priorities = priority(state.hparams, error)
     buffer = replay_buffer(config).set_priorities(state.loop.buffer, batch.replay_index, priorities)
     return state.replace(loop=state.loop.replace(buffer=buffer))
 

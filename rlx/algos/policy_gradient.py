@@ -129,9 +129,10 @@ def recurrent(config: PolicyGradientConfig) -> bool:
     return config.policy.recurrent != "none" or config.value.recurrent != "none"
 
 
-def clips_values(config: PolicyGradientConfig) -> bool:
-    """Whether the value loss is clipped (``value_clip_epsilon``), so batches carry the collecting network's V."""
-    return config.value_clip_epsilon is not None
+def clips_values(hparams: common.Hyperparams) -> bool:
+    """Whether the value loss is clipped (``value_clip_epsilon`` set, so in the state's hyperparameters: the
+    compiled code's config has its traced fields blanked), so batches carry the collecting network's V."""
+    return hparams.get("value_clip_epsilon") is not None
 
 
 @struct.dataclass
@@ -394,7 +395,7 @@ def make_batch(config: PolicyGradientConfig, env: Env, state: State, rollout: Ro
         advantages = vtrace_advantages(
             advantages, rollout.terminated, rollout.truncated | segment_end, hp.gamma, hp.gae_lambda
         )
-    old_values = values if clips_values(config) else None
+    old_values = values if clips_values(hp) else None
     batch = Batch(obs, rollout.raw_action, rollout.log_prob, advantages, targets, old_values)
     if recurrent(config):
         env_major = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)
@@ -437,7 +438,7 @@ def _segment_batch(
     # once per iteration, rather than a second forward pass over every next observation in every minibatch.
     truncation_value = jnp.where(rollout.truncated, value_estimate(config, env, state.params, next_obs), 0.0)
     last_next_obs = jax.tree.map(lambda x: segments(x)[:, -1], next_obs)
-    old_values = segments(value_estimate(config, env, state.params, obs)) if clips_values(config) else None
+    old_values = segments(value_estimate(config, env, state.params, obs)) if clips_values(state.hparams) else None
     return SegmentBatch(
         *(jax.tree.map(segments, x) for x in (obs, rollout.raw_action, rollout.log_prob)),
         *(segments(x) for x in (rollout.reward * state.hparams.reward_scaling, rollout.terminated, rollout.truncated)),
