@@ -64,6 +64,7 @@ CASES = {  # name: (preset, overrides)
         {"total_env_steps": 14000, "num_chunks": 2, "agent": {"replay": "prioritized"}},
     ),
     "rainbow_cartpole": ("rainbow_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "mdqn_cartpole": ("mdqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "iterated_dqn_prioritized_cartpole": (
         "iterated_dqn_cartpole.yaml",

@@ -7,7 +7,9 @@ schedule) into a replay buffer; n-step returns stop at the first episode end and
 was a truncation. With ``q.noisy_std > 0`` the network is NoisyNet's (Fortunato et al., 2018): each env acts
 greedily under its own noise draw, redrawn every step, and a gradient step draws independent noise for the
 online, target and action-choosing passes (one draw per pass); evaluation acts on the mean network. With C51,
-dueling, double Q, n-step returns and prioritized replay that is Rainbow (Hessel et al., 2018).
+dueling, double Q, n-step returns and prioritized replay that is Rainbow (Hessel et al., 2018). With
+``munchausen_alpha`` set the target is Munchausen-DQN's (Vieillard et al., 2020): the scaled log-policy of the
+taken action, clipped, added to the reward, and the soft value of a softmax policy in place of the max.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import optax
 from flax import struct
 
 from rlx.algos import common, off_policy
-from rlx.config import field
+from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import MLP, Model, QNet
 from rlx.ops import values
@@ -77,6 +79,7 @@ class Config(QLearningConfig):
     PRIORITIZED_REPLAY: ClassVar[bool] = True
     PAL: ClassVar[bool] = True  # through batch_loss
     NOISY_NETS: ClassVar[bool] = True
+    MUNCHAUSEN: ClassVar[bool] = True  # whether munchausen_alpha is read (IQN's config inherits the fields)
 
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
@@ -91,6 +94,40 @@ class Config(QLearningConfig):
         doc="Polyak rate (target_update: polyak)",
         read_with={"target_update": ("polyak",)},
     )
+    # Munchausen-DQN: null fields add nothing to the state, so runs written before resume as before
+    munchausen_alpha: float | None = field(
+        None,
+        traced=True,
+        ge=0,
+        le=1,
+        doc="Munchausen-DQN's scale of the log-policy bonus (the paper's 0.9); null: DQN's max target",
+    )
+    munchausen_tau: float | None = field(
+        None, traced=True, gt=0, doc="Munchausen: temperature of the softmax policy of the target Q (null: 0.03)"
+    )
+    munchausen_clip: float | None = field(
+        None, traced=True, lt=0, doc="Munchausen: lower clip l0 of tau * log pi(a|s) (null: the paper's -1)"
+    )
+
+    def check(self) -> None:
+        super().check()
+        if self.munchausen_alpha is None:
+            for name in ("munchausen_tau", "munchausen_clip"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"agent.{name}: read only with munchausen_alpha set (the paper's 0.9), not null")
+            return
+        if not self.MUNCHAUSEN:
+            raise ConfigError(
+                f"agent.munchausen_alpha: Munchausen targets are DQN's; leave it null; got {self.munchausen_alpha:g}"
+            )
+        if self.q.value not in ("mse", "huber", "hl_gauss"):
+            raise ConfigError(
+                f"agent.q.value: Munchausen's target is a scalar; use mse, huber or hl_gauss; got {self.q.value}"
+            )
+        if self.n_step != 1:
+            raise ConfigError(f"agent.n_step: Munchausen adds each step's log-policy bonus; use 1; got {self.n_step}")
+        if self.double_q:
+            raise ConfigError("agent.double_q: Munchausen's soft value has no argmax to choose; use false; got true")
 
 
 @struct.dataclass
@@ -161,6 +198,38 @@ def init_with(
     )
 
 
+def munchausen_target(
+    target_out: jax.Array,
+    target_next_out: jax.Array,
+    action: jax.Array,
+    returns: jax.Array,
+    discount: jax.Array,
+    alpha: jax.Array,
+    tau: jax.Array,
+    clip_min: jax.Array,
+) -> jax.Array:
+    """Munchausen-DQN's target ``[batch]`` (Vieillard et al. 2020, eq. 3) from the target network's Q-values
+    ``[batch, num_actions]`` at ``s_0`` and at the bootstrap state: ``returns + alpha * clip(tau log pi(a|s_0),
+    clip_min, 0) + discount * sum_a' pi(a'|s') (Q'(s', a') - tau log pi(a'|s'))`` with ``pi = softmax(Q' / tau)``;
+    that soft value is ``tau logsumexp(Q'(s') / tau)``. The bonus is kept at episode ends (``discount`` 0)."""
+    tau_log_pi = tau * jax.nn.log_softmax(target_out / tau, axis=-1)
+    bonus = alpha * jnp.clip(jnp.take_along_axis(tau_log_pi, action[:, None], axis=-1)[:, 0], clip_min, 0.0)
+    soft_value = tau * jax.nn.logsumexp(target_next_out / tau, axis=-1)
+    return returns + bonus + discount * soft_value
+
+
+def loss_and_error(
+    rep: values.ValueRep, online_out: jax.Array, action: jax.Array, target: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Per-sample loss of the taken actions' outputs (of ``online_out [batch, num_actions, O]``) against ``target``
+    (``rep.target``'s), and the error prioritized replay ranks transitions by, both ``[batch]``: ``|target - Q|``
+    for a scalar value (Schaul et al.), the loss itself for a distributional one (Rainbow's; like Dopamine, the
+    cross-entropy, which is the KL divergence plus the target's entropy)."""
+    taken = jnp.take_along_axis(online_out, action[:, None, None], axis=1)[:, 0]  # [batch, O]
+    loss = rep.loss(taken, target)
+    return loss, values.priority_error(rep, taken, target, loss)
+
+
 def td_loss_and_error(
     rep: values.ValueRep,
     online_out: jax.Array,
@@ -170,17 +239,11 @@ def td_loss_and_error(
     returns: jax.Array,
     discount: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-sample loss for outputs ``[batch, num_actions, O]`` at ``s_0`` (online) and at the bootstrap state
-    (target network; ``chooser`` picks the next action: the online network for double Q), and the error
-    prioritized replay ranks transitions by, both ``[batch]``: ``|target - Q|`` for a scalar value (Schaul et al.),
-    the loss itself for a distributional one (Rainbow's; like Dopamine, the cross-entropy, which is the KL divergence
-    plus the target's entropy)."""
+    """``loss_and_error`` of DQN's target for outputs ``[batch, num_actions, O]`` at ``s_0`` (online) and at the
+    bootstrap state (target network; ``chooser`` picks the next action: the online network for double Q)."""
     next_action = jnp.argmax(rep.decode(chooser_next_out), axis=-1)
-    taken = jnp.take_along_axis(online_out, action[:, None, None], axis=1)[:, 0]  # [batch, O]
     next_taken = jnp.take_along_axis(target_next_out, next_action[:, None, None], axis=1)[:, 0]
-    target = rep.target(next_taken, returns, discount)
-    loss = rep.loss(taken, target)
-    return loss, values.priority_error(rep, taken, target, loss)
+    return loss_and_error(rep, online_out, action, rep.target(next_taken, returns, discount))
 
 
 def gradient_step(
@@ -194,12 +257,29 @@ def gradient_step(
     chooser_next = (
         net.apply_train(params.online, chooser_dropout, batch.next_obs)[0] if config.double_q else target_next
     )
+    hp = state.hparams
+    munchausen = hp.get("munchausen_alpha") is not None  # (the compiled config has its traced fields blanked)
+    if munchausen:
+        target_now, _ = net.apply_train(params.target, jax.random.fold_in(key, 2), batch.obs)
+        target = munchausen_target(
+            rep.decode(target_now),
+            rep.decode(target_next),
+            batch.action,
+            batch.returns,
+            batch.discount,
+            hp.munchausen_alpha,
+            hp.get("munchausen_tau", 0.03),
+            hp.get("munchausen_clip", -1.0),
+        )
 
     def objective(online_params):
         out, _ = net.apply_train(online_params, online_dropout, batch.obs)
-        loss, error = td_loss_and_error(
-            rep, out, target_next, chooser_next, batch.action, batch.returns, batch.discount
-        )
+        if not munchausen:
+            loss, error = td_loss_and_error(
+                rep, out, target_next, chooser_next, batch.action, batch.returns, batch.discount
+            )
+        else:
+            loss, error = loss_and_error(rep, out, batch.action, target)
         return off_policy.batch_loss(config, state, batch, loss, error), (out, error)
 
     (loss, (out, error)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)

@@ -50,6 +50,7 @@ class Config(dqn.Config):
     kappa: float = field(1.0, gt=0, doc="quantile Huber loss threshold")
 
     NOISY_NETS: ClassVar[bool] = False
+    MUNCHAUSEN: ClassVar[bool] = False
 
     def check(self) -> None:
         super().check()
