@@ -29,6 +29,7 @@ from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import MLP, Model, QNet
 from rlx.ops import values
+from rlx.ops.distributions import Categorical
 from rlx.ops.td import polyak_update
 from rlx.rollout import PolicyStep
 
@@ -212,8 +213,8 @@ def munchausen_target(
     ``[batch, num_actions]`` at ``s_0`` and at the bootstrap state: ``returns + alpha * clip(tau log pi(a|s_0),
     clip_min, 0) + discount * sum_a' pi(a'|s') (Q'(s', a') - tau log pi(a'|s'))`` with ``pi = softmax(Q' / tau)``;
     that soft value is ``tau logsumexp(Q'(s') / tau)``. The bonus is kept at episode ends (``discount`` 0)."""
-    tau_log_pi = tau * jax.nn.log_softmax(target_out / tau, axis=-1)
-    bonus = alpha * jnp.clip(jnp.take_along_axis(tau_log_pi, action[:, None], axis=-1)[:, 0], clip_min, 0.0)
+    tau_log_pi = tau * Categorical(target_out / tau).log_prob(action)  # of the taken action, under the target's policy
+    bonus = alpha * jnp.clip(tau_log_pi, clip_min, 0.0)
     soft_value = tau * jax.nn.logsumexp(target_next_out / tau, axis=-1)
     return returns + bonus + discount * soft_value
 
