@@ -18,6 +18,14 @@ def preset(name, **overrides):
     return driver.build_config(data)
 
 
+def small_dqn(num_chunks=2, **agent):
+    """A DQN run of 640 CartPole steps (8 envs, batches of 16, a 400-transition buffer, learning from step 64) with
+    ``agent`` fields over those: seconds to compile and train, for option and plumbing tests."""
+    base = {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64}
+    data = {"algo": "dqn", "total_env_steps": 640, "num_chunks": num_chunks, "eval_episodes": 2}
+    return driver.build_config({**data, "agent": {**base, **agent}})
+
+
 def tree_equal(a, b):
     """Bitwise equality of two pytrees with the same structure."""
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))

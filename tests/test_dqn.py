@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import final_row, preset
+from helpers import final_row, preset, small_dqn
 
 from rlx import driver
 from rlx.config import ConfigError
@@ -182,16 +182,7 @@ def test_prioritized_replay_learns_cartpole():
     ],
 )
 def test_option_combinations_run(agent):
-    config = driver.build_config(
-        {
-            "algo": "dqn",
-            "total_env_steps": 640,
-            "num_chunks": 1,
-            "eval_episodes": 2,
-            "agent": {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64, **agent},
-        }
-    )
-    result = driver.train(config, None, progress=False)
+    result = driver.train(small_dqn(num_chunks=1, **agent), None, progress=False)
     assert np.isfinite(result.rows[-1]["train/loss"]) and result.rows[-1]["train/loss"] > 0
 
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_resumes_bitwise, final_row, preset
+from helpers import assert_resumes_bitwise, final_row, preset, small_dqn
 
 from rlx import driver
 from rlx.algos import dqn, off_policy
@@ -62,25 +62,8 @@ def test_without_the_bonus_and_as_tau_shrinks_the_target_is_dqns_max_target():
 
 
 def dqn_config(**agent):
-    data = {
-        "algo": "dqn",
-        "total_env_steps": 640,
-        "num_chunks": 2,
-        "eval_episodes": 2,
-        "agent": {
-            "num_envs": 8,
-            "batch_size": 16,
-            "buffer_size": 400,
-            "learning_starts": 64,
-            "double_q": False,
-            "munchausen_alpha": 0.9,
-            "munchausen_tau": 0.5,
-            "munchausen_clip": -0.3,
-            "q": {"hidden": [16], "value": "mse"},
-            **agent,
-        },
-    }
-    return driver.build_config(data)
+    munchausen = {"double_q": False, "munchausen_alpha": 0.9, "munchausen_tau": 0.5, "munchausen_clip": -0.3}
+    return small_dqn(**{**munchausen, "q": {"hidden": [16], "value": "mse"}, **agent})
 
 
 def test_a_gradient_step_regresses_the_online_q_on_the_target_networks_munchausen_target():

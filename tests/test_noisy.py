@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_resumes_bitwise, final_row, preset, tree_equal
+from helpers import assert_resumes_bitwise, final_row, preset, small_dqn, tree_equal
 
 from rlx import driver
 from rlx.algos import dqn, off_policy
@@ -101,21 +101,7 @@ def test_a_forward_pass_draws_one_noise_vector_for_all_its_layers(q, num_layers)
 
 def dqn_config(**agent):
     q = {"hidden": [32, 32], "value": "c51", "v_min": 0.0, "v_max": 50.0, "dueling": True, "noisy_std": 0.5}
-    data = {
-        "algo": "dqn",
-        "total_env_steps": 640,
-        "num_chunks": 2,
-        "eval_episodes": 2,
-        "agent": {
-            "num_envs": 8,
-            "batch_size": 16,
-            "buffer_size": 400,
-            "learning_starts": 64,
-            "q": {**q, **agent.pop("q", {})},
-            **agent,
-        },
-    }
-    return driver.build_config(data)
+    return small_dqn(q={**q, **agent.pop("q", {})}, **agent)
 
 
 def test_every_dense_layer_is_noisy_and_conv_layers_are_not():
