@@ -125,7 +125,7 @@ def test_munchausen_dqn_resumes_bitwise_and_its_hyperparameters_are_traced(tmp_p
         ({"n_step": 3}, "agent.n_step: Munchausen adds each step's log-policy bonus; use 1; got 3"),
         (
             {"q": {"value": "c51"}},
-            "agent.q.value: Munchausen's target is a scalar; use mse, huber or hl_gauss; got c51",
+            "agent.q.value: Munchausen's target is a scalar here (M-IQN is algo iqn); use mse, huber or hl_gauss; got c51",
         ),
         ({"munchausen_alpha": None}, "agent.munchausen_tau: read only with munchausen_alpha set"),
         ({"munchausen_alpha": 1.5}, "agent.munchausen_alpha"),

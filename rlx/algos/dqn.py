@@ -80,7 +80,8 @@ class Config(QLearningConfig):
     PRIORITIZED_REPLAY: ClassVar[bool] = True
     PAL: ClassVar[bool] = True  # through batch_loss
     NOISY_NETS: ClassVar[bool] = True
-    MUNCHAUSEN: ClassVar[bool] = True  # whether munchausen_alpha is read (IQN's config inherits the fields)
+    # q.value options whose targets take Munchausen's bonus (IQN's config inherits the fields: quantile, M-IQN)
+    MUNCHAUSEN_VALUES: ClassVar[tuple[str, ...]] = ("mse", "huber", "hl_gauss")
 
     double_q: bool = field(True, doc="online network picks the next action, target network values it")
     target_update: str = field("hard", choices=("hard", "polyak"))
@@ -117,13 +118,10 @@ class Config(QLearningConfig):
                 if getattr(self, name) is not None:
                     raise ConfigError(f"agent.{name}: read only with munchausen_alpha set (the paper's 0.9), not null")
             return
-        if not self.MUNCHAUSEN:
+        if self.q.value not in self.MUNCHAUSEN_VALUES:
             raise ConfigError(
-                f"agent.munchausen_alpha: Munchausen targets are DQN's; leave it null; got {self.munchausen_alpha:g}"
-            )
-        if self.q.value not in ("mse", "huber", "hl_gauss"):
-            raise ConfigError(
-                f"agent.q.value: Munchausen's target is a scalar; use mse, huber or hl_gauss; got {self.q.value}"
+                f"agent.q.value: Munchausen's target is a scalar here (M-IQN is algo iqn); use mse, huber or "
+                f"hl_gauss; got {self.q.value}"
             )
         if self.n_step != 1:
             raise ConfigError(f"agent.n_step: Munchausen adds each step's log-policy bonus; use 1; got {self.n_step}")
@@ -213,10 +211,23 @@ def munchausen_target(
     ``[batch, num_actions]`` at ``s_0`` and at the bootstrap state: ``returns + alpha * clip(tau log pi(a|s_0),
     clip_min, 0) + discount * sum_a' pi(a'|s') (Q'(s', a') - tau log pi(a'|s'))`` with ``pi = softmax(Q' / tau)``;
     that soft value is ``tau logsumexp(Q'(s') / tau)``. The bonus is kept at episode ends (``discount`` 0)."""
-    tau_log_pi = tau * Categorical(target_out / tau).log_prob(action)  # of the taken action, under the target's policy
-    bonus = alpha * jnp.clip(tau_log_pi, clip_min, 0.0)
     soft_value = tau * jax.nn.logsumexp(target_next_out / tau, axis=-1)
-    return returns + bonus + discount * soft_value
+    return returns + munchausen_bonus(target_out, action, alpha, tau, clip_min) + discount * soft_value
+
+
+def munchausen_bonus(
+    target_out: jax.Array, action: jax.Array, alpha: jax.Array, tau: jax.Array, clip_min: jax.Array
+) -> jax.Array:
+    """``alpha * clip(tau log pi(a|s_0), clip_min, 0)`` ``[batch]``, ``pi = softmax(Q'(s_0) / tau)`` of the target
+    network's Q-values ``[batch, num_actions]``: Munchausen's bonus for the taken action."""
+    tau_log_pi = tau * Categorical(target_out / tau).log_prob(action)
+    return alpha * jnp.clip(tau_log_pi, clip_min, 0.0)
+
+
+def munchausen_hparams(hparams: common.Hyperparams) -> tuple[jax.Array, Any, Any]:
+    """Munchausen's ``(alpha, tau, l0)`` from a state's hyperparameters; a null tau or l0 is the paper's 0.03 or -1
+    (null fields add no leaves, so states without them keep their structure)."""
+    return hparams.munchausen_alpha, hparams.get("munchausen_tau", 0.03), hparams.get("munchausen_clip", -1.0)
 
 
 def loss_and_error(
@@ -268,9 +279,7 @@ def gradient_step(
             batch.action,
             batch.returns,
             batch.discount,
-            hp.munchausen_alpha,
-            hp.get("munchausen_tau", 0.03),
-            hp.get("munchausen_clip", -1.0),
+            *munchausen_hparams(hp),
         )
 
     def objective(online_params):

@@ -12,6 +12,11 @@ torso is ``agent.q``'s MLP (``rlx.nets.implicit``: all but the last hidden layer
 after it); fractions are drawn per transition (as the paper and its TensorFlow code; Dopamine's JAX agent
 shares one draw across the batch); ``value`` averages the ``K`` midpoint quantiles instead of sampled ones, so
 it is deterministic.
+
+With ``munchausen_alpha`` set it is M-IQN (Vieillard et al. 2020; their Dopamine agent): each target sample is
+``r + alpha clip(tau log pi(a|s), l0, 0) + gamma sum_a' pi(a'|s') (Z'_j(s', a') - tau log pi(a'|s'))``, with
+``pi = softmax(Q' / tau)`` and ``Q'`` the mean of ``K`` target-network quantiles at each state. Differs: their agent
+acts by sampling that softmax (with epsilon on top); rlx acts epsilon-greedily, as for Munchausen-DQN.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ class Config(dqn.Config):
     kappa: float = field(1.0, gt=0, doc="quantile Huber loss threshold")
 
     NOISY_NETS: ClassVar[bool] = False
-    MUNCHAUSEN: ClassVar[bool] = False
+    MUNCHAUSEN_VALUES: ClassVar[tuple[str, ...]] = ("quantile",)
 
     def check(self) -> None:
         super().check()
@@ -89,6 +94,47 @@ def init(config: Config, env: Env, key: jax.Array, total_iterations: int) -> Sta
     )
 
 
+def quantile_target(
+    target_next_quantiles: jax.Array, chooser_next_quantiles: jax.Array, returns: jax.Array, discount: jax.Array
+) -> jax.Array:
+    """IQN's target samples ``returns + discount * Z'(s', a*)`` ``[batch, N']`` from ``target_next_quantiles
+    [batch, N', A]`` (target network at the bootstrap state), ``a*`` greedy in the mean over ``K`` of
+    ``chooser_next_quantiles [batch, K, A]``."""
+    next_action = jnp.argmax(jnp.mean(chooser_next_quantiles, axis=1), axis=-1)
+    next_taken = jnp.take_along_axis(target_next_quantiles, next_action[:, None, None], axis=2)[..., 0]
+    return returns[:, None] + discount[:, None] * next_taken
+
+
+def munchausen_quantile_target(
+    target_q: jax.Array,
+    target_next_q: jax.Array,
+    target_next_quantiles: jax.Array,
+    action: jax.Array,
+    returns: jax.Array,
+    discount: jax.Array,
+    alpha: jax.Array,
+    tau: jax.Array,
+    clip_min: jax.Array,
+) -> jax.Array:
+    """M-IQN's target samples ``[batch, N']``: ``returns + alpha clip(tau log pi(a|s_0), clip_min, 0) + discount *
+    sum_a' pi(a'|s') (Z'_j(s', a') - tau log pi(a'|s'))``, ``pi = softmax(Q' / tau)``; ``target_q`` and
+    ``target_next_q`` ``[batch, A]`` are the target network's mean quantiles at ``s_0`` and at the bootstrap state,
+    ``target_next_quantiles [batch, N', A]`` its samples ``Z'_j`` there. The bonus is kept at episode ends."""
+    tau_log_pi = tau * jax.nn.log_softmax(target_next_q / tau)  # [batch, A]
+    soft = jnp.sum(jnp.exp(tau_log_pi / tau)[:, None] * (target_next_quantiles - tau_log_pi[:, None]), axis=-1)
+    bonus = dqn.munchausen_bonus(target_q, action, alpha, tau, clip_min)
+    return (returns + bonus)[:, None] + discount[:, None] * soft
+
+
+def quantile_loss(
+    online_quantiles: jax.Array, fractions: jax.Array, action: jax.Array, target: jax.Array, kappa: float = 1.0
+) -> jax.Array:
+    """Per-sample quantile Huber loss ``[batch]`` of the taken actions' ``online_quantiles [batch, N, A]`` at
+    ``fractions [batch, N]`` against the ``target`` samples ``[batch, N']``."""
+    taken = jnp.take_along_axis(online_quantiles, action[:, None, None], axis=2)[..., 0]  # [batch, N]
+    return quantile_huber_loss(taken, target, fractions, kappa)
+
+
 def quantile_td_loss(
     online_quantiles: jax.Array,
     fractions: jax.Array,
@@ -99,14 +145,9 @@ def quantile_td_loss(
     discount: jax.Array,
     kappa: float = 1.0,
 ) -> jax.Array:
-    """Per-sample IQN loss ``[batch]``. ``online_quantiles [batch, N, A]`` at ``fractions [batch, N]`` for ``s``;
-    at the bootstrap state ``target_next_quantiles [batch, N', A]`` (target network) and ``chooser_next_quantiles
-    [batch, K, A]``, whose mean over ``K`` picks ``a*``; the target samples are ``returns + discount * Z'(s', a*)``."""
-    next_action = jnp.argmax(jnp.mean(chooser_next_quantiles, axis=1), axis=-1)
-    taken = jnp.take_along_axis(online_quantiles, action[:, None, None], axis=2)[..., 0]  # [batch, N]
-    next_taken = jnp.take_along_axis(target_next_quantiles, next_action[:, None, None], axis=2)[..., 0]
-    target = returns[:, None] + discount[:, None] * next_taken  # [batch, N']
-    return quantile_huber_loss(taken, target, fractions, kappa)
+    """Per-sample IQN loss ``[batch]``: ``quantile_loss`` against ``quantile_target``."""
+    target = quantile_target(target_next_quantiles, chooser_next_quantiles, returns, discount)
+    return quantile_loss(online_quantiles, fractions, action, target, kappa)
 
 
 def gradient_step(
@@ -122,12 +163,25 @@ def gradient_step(
     target_next, _ = net.apply_train(params.target, keys[3], batch.next_obs, target_tau)
     chooser = params.online if config.double_q else params.target
     chooser_next, _ = net.apply_train(chooser, keys[4], batch.next_obs, chooser_tau)
+    hp = state.hparams
+    if hp.get("munchausen_alpha") is not None:  # M-IQN (it refuses double Q: chooser_next is the target network's)
+        now_tau = _fractions(jax.random.fold_in(key, 2), size, config.num_quantile_samples)
+        target_now, _ = net.apply_train(params.target, jax.random.fold_in(key, 3), batch.obs, now_tau)
+        target = munchausen_quantile_target(
+            jnp.mean(target_now, axis=1),
+            jnp.mean(chooser_next, axis=1),
+            target_next,
+            batch.action,
+            batch.returns,
+            batch.discount,
+            *dqn.munchausen_hparams(hp),
+        )
+    else:
+        target = quantile_target(target_next, chooser_next, batch.returns, batch.discount)
 
     def objective(online_params):
         out, _ = net.apply_train(online_params, keys[5], batch.obs, online_tau)
-        loss = quantile_td_loss(
-            out, online_tau, target_next, chooser_next, batch.action, batch.returns, batch.discount, config.kappa
-        )
+        loss = quantile_loss(out, online_tau, batch.action, target, config.kappa)
         return off_policy.batch_loss(config, state, batch, loss, loss), (out, loss)
 
     (loss, (out, per_sample)), grads = jax.value_and_grad(objective, has_aux=True)(params.online)
