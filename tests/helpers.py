@@ -18,12 +18,23 @@ def preset(name, **overrides):
     return driver.build_config(data)
 
 
-def small_dqn(num_chunks=2, **agent):
-    """A DQN run of 640 CartPole steps (8 envs, batches of 16, a 400-transition buffer, learning from step 64) with
-    ``agent`` fields over those: seconds to compile and train, for option and plumbing tests."""
+def small_dqn(num_chunks=2, algo="dqn", **agent):
+    """A DQN (or ``algo``: iqn) run of 640 CartPole steps (8 envs, batches of 16, a 400-transition buffer, learning
+    from step 64) with ``agent`` fields over those: seconds to compile and train, for option and plumbing tests."""
     base = {"num_envs": 8, "batch_size": 16, "buffer_size": 400, "learning_starts": 64}
-    data = {"algo": "dqn", "total_env_steps": 640, "num_chunks": num_chunks, "eval_episodes": 2}
+    data = {"algo": algo, "total_env_steps": 640, "num_chunks": num_chunks, "eval_episodes": 2}
     return driver.build_config({**data, "agent": {**base, **agent}})
+
+
+def quantile_huber_numpy(taken, target, fractions, kappa):
+    """The quantile Huber loss of one sample in NumPy: ``taken [N]`` quantiles at ``fractions [N]`` against the
+    ``target [N']`` samples, summed over ``i`` and averaged over ``j`` (IQN's eq. 3)."""
+    total = 0.0
+    for i in range(len(taken)):
+        u = target - taken[i]
+        huber = np.where(np.abs(u) <= kappa, 0.5 * u**2, kappa * (np.abs(u) - 0.5 * kappa))
+        total += np.mean(np.abs(fractions[i] - (u < 0)) * huber / kappa)
+    return total
 
 
 def tree_equal(a, b):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import final_row, preset
+from helpers import final_row, preset, quantile_huber_numpy
 
 from rlx import driver
 from rlx.algos import iqn, off_policy
@@ -30,12 +30,7 @@ def quantile_td_loss_reference(online, fractions, target_next, chooser_next, act
     for b in range(online.shape[0]):
         best = chooser_next[b].mean(axis=0).argmax()  # risk-neutral: mean of the K sampled quantiles
         target = returns[b] + discount[b] * target_next[b, :, best]  # N' samples
-        total = 0.0
-        for i in range(online.shape[1]):
-            u = target - online[b, i, action[b]]
-            huber = np.where(np.abs(u) <= kappa, 0.5 * u**2, kappa * (np.abs(u) - 0.5 * kappa))
-            total += np.mean(np.abs(fractions[b, i] - (u < 0)) * huber / kappa)  # sum over i, mean over j
-        losses.append(total)
+        losses.append(quantile_huber_numpy(online[b, :, action[b]], target, fractions[b], kappa))
     return np.array(losses)
 
 

@@ -1,16 +1,18 @@
 """Munchausen-DQN (Vieillard, Pietquin and Geist 2020), DQN's ``agent.munchausen_alpha``: the target against NumPy,
 its limit (DQN's max target as tau -> 0 with alpha 0), the gradient step's wiring (the target network at both states,
-the hyperparameters from the state), resume, config errors, and ``mdqn_cartpole`` learning CartPole. Sample
-efficiency: BENCHMARKS.md ("Munchausen-DQN")."""
+the hyperparameters from the state), resume, config errors, and ``mdqn_cartpole`` learning CartPole. M-IQN (IQN with
+the same fields): its sampled target against NumPy and against M-DQN's for a degenerate distribution, the gradient
+step's wiring, a run and its resume, config errors, and ``miqn_cartpole`` learning CartPole. Sample efficiency:
+BENCHMARKS.md ("Munchausen-DQN", "M-IQN")."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_resumes_bitwise, final_row, preset, small_dqn
+from helpers import assert_resumes_bitwise, final_row, preset, quantile_huber_numpy, small_dqn
 
 from rlx import driver
-from rlx.algos import dqn, off_policy
+from rlx.algos import dqn, iqn, off_policy
 from rlx.config import ConfigError
 from rlx.envs import make
 
@@ -18,17 +20,28 @@ CARTPOLE = make("gymnax/CartPole-v1")
 RNG = np.random.default_rng(0)
 
 
+def _log_policy(q, tau):
+    """``log softmax(q / tau)`` over the last axis."""
+    z = q / tau - np.max(q / tau, axis=-1, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+
+
+def _numpy_bonus(q_now, action, alpha, tau, clip_min):
+    return alpha * np.clip(tau * _log_policy(q_now, tau)[np.arange(len(action)), action], clip_min, 0.0)
+
+
 def _numpy_target(q_now, q_next, action, returns, discount, alpha, tau, clip_min):
     """The paper's eq. (3), written out: softmax policies of the target Q, their log-probabilities scaled by tau."""
-
-    def log_softmax(x):
-        z = x / tau - np.max(x / tau, axis=-1, keepdims=True)
-        return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-
-    log_pi_now, log_pi_next = log_softmax(q_now), log_softmax(q_next)
-    bonus = alpha * np.clip(tau * log_pi_now[np.arange(len(action)), action], clip_min, 0.0)
+    log_pi_next = _log_policy(q_next, tau)
     soft = np.sum(np.exp(log_pi_next) * (q_next - tau * log_pi_next), axis=-1)
-    return returns + bonus + discount * soft
+    return returns + _numpy_bonus(q_now, action, alpha, tau, clip_min) + discount * soft
+
+
+def _numpy_quantile_target(q_now, q_next, z_next, action, returns, discount, alpha, tau, clip_min):
+    """M-IQN's target samples ``[batch, N']``: each ``Z'_j(s', .)`` in place of ``Q'(s', .)`` under ``pi(.|s')``."""
+    log_pi_next = _log_policy(q_next, tau)[:, None]
+    soft = np.sum(np.exp(log_pi_next) * (z_next - tau * log_pi_next), axis=-1)
+    return (returns + _numpy_bonus(q_now, action, alpha, tau, clip_min))[:, None] + discount[:, None] * soft
 
 
 def _target(q_now, q_next, action, returns, discount, alpha, tau, clip_min):
@@ -139,11 +152,91 @@ def test_configs_munchausen_cannot_use_fail_before_compiling(agent, expected, mo
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 
-def test_iqn_refuses_munchausen():
-    with pytest.raises(
-        ConfigError, match="^agent.munchausen_alpha: Munchausen targets are DQN's; leave it null; got 0.9$"
-    ):
-        driver.build_config({"algo": "iqn", "agent": {"double_q": False, "munchausen_alpha": 0.9}})
+def test_the_m_iqn_target_replaces_q_by_each_target_quantile_sample_under_the_soft_policy():
+    batch, n_prime, num_actions = 16, 5, 3
+    q_now, q_next = RNG.normal(0.0, 0.2, (batch, num_actions)), RNG.normal(0.0, 0.2, (batch, num_actions))
+    z_next = q_next[:, None] + RNG.normal(0.0, 0.5, (batch, n_prime, num_actions))
+    action, returns = RNG.integers(0, num_actions, batch), RNG.normal(size=batch)
+    discount = np.where(RNG.random(batch) < 0.25, 0.0, 0.99)
+    f32 = jnp.float32
+    for alpha, tau, clip_min in ((0.9, 0.03, -1.0), (0.5, 0.3, -0.2)):
+        args = (action, returns, discount, alpha, tau, clip_min)
+        got = iqn.munchausen_quantile_target(
+            f32(q_now), f32(q_next), f32(z_next), jnp.int32(action), *map(f32, args[1:])
+        )
+        assert got.shape == (batch, n_prime)
+        np.testing.assert_allclose(got, _numpy_quantile_target(q_now, q_next, z_next, *args), rtol=1e-5, atol=1e-5)
+        # a distribution with every sample at its mean gives M-DQN's target in each sample
+        flat = iqn.munchausen_quantile_target(
+            f32(q_now), f32(q_next), f32(np.repeat(q_next[:, None], n_prime, 1)), jnp.int32(action), *map(f32, args[1:])
+        )
+        np.testing.assert_allclose(flat, np.repeat(_target(q_now, q_next, *args)[:, None], n_prime, 1), atol=1e-5)
+
+
+def miqn_config(**agent):
+    munchausen = {"munchausen_alpha": 0.9, "munchausen_tau": 0.5, "munchausen_clip": -0.3}
+    fractions = {"num_tau_samples": 4, "num_tau_prime_samples": 5, "num_quantile_samples": 3, "embedding_dim": 8}
+    return small_dqn(algo="iqn", **{**munchausen, **fractions, "q": {"hidden": [16, 16], "value": "quantile"}, **agent})
+
+
+def test_an_iqn_gradient_step_regresses_its_quantiles_on_the_m_iqn_target_of_the_target_network():
+    config = miqn_config(max_grad_norm=None).agent
+    state = iqn.init(config, CARTPOLE, jax.random.PRNGKey(0), 10)
+    online = jax.tree.map(lambda x: x + 0.1 * jnp.float32(RNG.normal(size=x.shape)), state.params.online)
+    state = state.replace(params=state.params.replace(online=online))
+    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
+    batch = batch.replace(
+        obs=jnp.float32(RNG.normal(size=batch.obs.shape)),
+        next_obs=jnp.float32(RNG.normal(size=batch.next_obs.shape)),
+        action=jnp.int32(RNG.integers(0, 2, batch.action.shape)),
+        returns=jnp.float32(RNG.normal(size=batch.returns.shape)),
+        discount=jnp.float32(np.where(RNG.random(batch.discount.shape) < 0.3, 0.0, 0.99)),
+    )
+    key = jax.random.PRNGKey(2)
+    _, metrics = iqn.gradient_step(driver.compiled_agent(config), CARTPOLE, state, batch, key)
+    # the fractions the step draws: N online, N' target, K at s' and K at s (gradient_step's key derivation)
+    size, keys = batch.action.shape[0], jax.random.split(jax.random.fold_in(key, 1), 6)
+    online_tau, target_tau, next_tau = (iqn._fractions(keys[i], size, n) for i, n in enumerate((4, 5, 3)))
+    now_tau = iqn._fractions(jax.random.fold_in(key, 2), size, 3)
+    net = iqn._network(config, CARTPOLE)
+    z = lambda params, obs, tau: np.asarray(net.apply(params, obs, tau))  # noqa: E731
+    target = _numpy_quantile_target(
+        z(state.params.target, batch.obs, now_tau).mean(1),
+        z(state.params.target, batch.next_obs, next_tau).mean(1),
+        z(state.params.target, batch.next_obs, target_tau),
+        np.asarray(batch.action),
+        np.asarray(batch.returns),
+        np.asarray(batch.discount),
+        0.9,
+        0.5,
+        -0.3,
+    )
+    online_z, fractions = z(state.params.online, batch.obs, online_tau), np.asarray(online_tau)
+    losses = [quantile_huber_numpy(online_z[b, :, a], target[b], fractions[b], 1.0) for b, a in enumerate(batch.action)]
+    np.testing.assert_allclose(metrics["loss"], np.mean(losses), rtol=1e-5)
+
+
+def test_an_m_iqn_run_trains_differs_from_iqn_and_resumes_bitwise(tmp_path):
+    exp = driver.Experiment(miqn_config())
+    state, metrics = exp.run_chunk(exp.init(), 0)
+    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    plain = driver.Experiment(miqn_config(munchausen_alpha=None, munchausen_tau=None, munchausen_clip=None))
+    _, plain_metrics = plain.run_chunk(plain.init(), 0)
+    assert metrics["loss"] != plain_metrics["loss"]
+    assert_resumes_bitwise(exp, state, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "agent,expected",
+    [
+        ({"double_q": True}, "agent.double_q: Munchausen's soft value has no argmax to choose; use false; got true"),
+        ({"n_step": 3}, "agent.n_step: Munchausen adds each step's log-policy bonus; use 1; got 3"),
+    ],
+)
+def test_m_iqn_refuses_what_m_dqn_refuses(agent, expected):
+    with pytest.raises(ConfigError) as info:
+        miqn_config(**agent)
+    assert str(info.value) == expected
 
 
 def test_munchausen_dqn_learns_cartpole():
