@@ -65,6 +65,8 @@ CASES = {  # name: (preset, overrides)
     ),
     "rainbow_cartpole": ("rainbow_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "mdqn_cartpole": ("mdqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "iqn_cartpole": ("iqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
+    "miqn_cartpole": ("miqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "iterated_dqn_cartpole": ("iterated_dqn_cartpole.yaml", {"total_env_steps": 14000, "num_chunks": 2}),
     "iterated_dqn_prioritized_cartpole": (
         "iterated_dqn_cartpole.yaml",

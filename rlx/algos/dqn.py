@@ -102,7 +102,7 @@ class Config(QLearningConfig):
         traced=True,
         ge=0,
         le=1,
-        doc="Munchausen-DQN's scale of the log-policy bonus (the paper's 0.9); null: DQN's max target",
+        doc="Munchausen's scale of the log-policy bonus (the paper's 0.9; with iqn: M-IQN); null: the greedy target",
     )
     munchausen_tau: float | None = field(
         None, traced=True, gt=0, doc="Munchausen: temperature of the softmax policy of the target Q (null: 0.03)"
