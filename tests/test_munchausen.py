@@ -231,6 +231,7 @@ def test_an_m_iqn_run_trains_differs_from_iqn_and_resumes_bitwise(tmp_path):
     [
         ({"double_q": True}, "agent.double_q: Munchausen's soft value has no argmax to choose; use false; got true"),
         ({"n_step": 3}, "agent.n_step: Munchausen adds each step's log-policy bonus; use 1; got 3"),
+        ({"q": {"value": "c51"}}, "agent.q.value: IQN learns sampled quantiles, so must be quantile; got c51"),
     ],
 )
 def test_m_iqn_refuses_what_m_dqn_refuses(agent, expected):

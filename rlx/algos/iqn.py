@@ -58,9 +58,9 @@ class Config(dqn.Config):
     MUNCHAUSEN_VALUES: ClassVar[tuple[str, ...]] = ("quantile",)
 
     def check(self) -> None:
-        super().check()
-        if self.q.value != "quantile":
+        if self.q.value != "quantile":  # before DQN's checks, whose Munchausen value error speaks of DQN
             raise ConfigError(f"agent.q.value: IQN learns sampled quantiles, so must be quantile; got {self.q.value}")
+        super().check()
         if self.q.dueling:
             raise ConfigError("agent.q.dueling: not available for IQN's implicit quantile network; got true")
         if self.q.architecture != "mlp":
