@@ -79,19 +79,25 @@ def dqn_config(**agent):
     return small_dqn(**{**munchausen, "q": {"hidden": [16], "value": "mse"}, **agent})
 
 
-def test_a_gradient_step_regresses_the_online_q_on_the_target_networks_munchausen_target():
-    config = dqn_config(max_grad_norm=None).agent
-    state = dqn.init(config, CARTPOLE, jax.random.PRNGKey(0), 10)
+def _state_and_batch(algo, config):
+    """A fresh state of ``algo`` whose online network differs from its target, and a random CartPole batch with
+    some episode ends."""
+    state = algo.init(config, CARTPOLE, jax.random.PRNGKey(0), 10)
     online = jax.tree.map(lambda x: x + 0.1 * jnp.float32(RNG.normal(size=x.shape)), state.params.online)
-    state = state.replace(params=state.params.replace(online=online))  # the two networks differ
+    state = state.replace(params=state.params.replace(online=online))
     batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
-    batch = batch.replace(
+    return state, batch.replace(
         obs=jnp.float32(RNG.normal(size=batch.obs.shape)),
         next_obs=jnp.float32(RNG.normal(size=batch.next_obs.shape)),
         action=jnp.int32(RNG.integers(0, 2, batch.action.shape)),
         returns=jnp.float32(RNG.normal(size=batch.returns.shape)),
         discount=jnp.float32(np.where(RNG.random(batch.discount.shape) < 0.3, 0.0, 0.99)),
     )
+
+
+def test_a_gradient_step_regresses_the_online_q_on_the_target_networks_munchausen_target():
+    config = dqn_config(max_grad_norm=None).agent
+    state, batch = _state_and_batch(dqn, config)
     _, metrics = dqn.gradient_step(driver.compiled_agent(config), CARTPOLE, state, batch, jax.random.PRNGKey(2))
     net, _ = dqn._network(config, CARTPOLE)
     q = {
@@ -181,17 +187,7 @@ def miqn_config(**agent):
 
 def test_an_iqn_gradient_step_regresses_its_quantiles_on_the_m_iqn_target_of_the_target_network():
     config = miqn_config(max_grad_norm=None).agent
-    state = iqn.init(config, CARTPOLE, jax.random.PRNGKey(0), 10)
-    online = jax.tree.map(lambda x: x + 0.1 * jnp.float32(RNG.normal(size=x.shape)), state.params.online)
-    state = state.replace(params=state.params.replace(online=online))
-    batch = off_policy.sample_batch(config, state, jax.random.PRNGKey(1))
-    batch = batch.replace(
-        obs=jnp.float32(RNG.normal(size=batch.obs.shape)),
-        next_obs=jnp.float32(RNG.normal(size=batch.next_obs.shape)),
-        action=jnp.int32(RNG.integers(0, 2, batch.action.shape)),
-        returns=jnp.float32(RNG.normal(size=batch.returns.shape)),
-        discount=jnp.float32(np.where(RNG.random(batch.discount.shape) < 0.3, 0.0, 0.99)),
-    )
+    state, batch = _state_and_batch(iqn, config)
     key = jax.random.PRNGKey(2)
     _, metrics = iqn.gradient_step(driver.compiled_agent(config), CARTPOLE, state, batch, key)
     # the fractions the step draws: N online, N' target, K at s' and K at s (gradient_step's key derivation)
