@@ -239,6 +239,14 @@ class CriticNet(Net):
         doc="huber: the absolute TD error above which the loss grows linearly (LAP's and PAL's code: their floor)",
         read_with={"value": ("huber",)},
     )
+    priority_error: str = field(
+        "cross_entropy",
+        choices=("cross_entropy", "kl"),
+        doc="hl_gauss, c51 under prioritized or pal replay: what ranks a transition, its cross-entropy loss "
+        "(Dopamine's Rainbow) or the KL divergence from its target (the Rainbow paper's: the cross-entropy less the "
+        "target's entropy, 0 when the prediction matches the target)",
+        read_with={"value": ("hl_gauss", "c51")},
+    )
 
     def check(self, prefix: str = "") -> None:
         super().check(prefix)

@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.scipy.special import xlogy
 
 from rlx.ops.distributional import (
     bin_centres,
@@ -70,6 +71,7 @@ class HLGauss:
     v_min: float
     v_max: float
     sigma_ratio: float = 0.75
+    kl_priority: bool = False  # priority_error: the KL divergence from the target, not the cross-entropy
 
     def decode(self, outputs: jax.Array) -> jax.Array:
         return jnp.sum(jax.nn.softmax(outputs) * bin_centres(self.v_min, self.v_max, self.num_outputs), axis=-1)
@@ -82,9 +84,13 @@ class HLGauss:
     def target_value(self, target: jax.Array) -> jax.Array:
         return target
 
-    def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
+    def target_probs(self, target: jax.Array) -> jax.Array:
+        """The histogram ``[..., num_outputs]`` the scalar ``target [...]`` becomes."""
         sigma = self.sigma_ratio * (self.v_max - self.v_min) / self.num_outputs
-        return cross_entropy(outputs, hl_gauss_histogram(target, self.v_min, self.v_max, self.num_outputs, sigma))
+        return hl_gauss_histogram(target, self.v_min, self.v_max, self.num_outputs, sigma)
+
+    def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
+        return cross_entropy(outputs, self.target_probs(target))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +101,7 @@ class Categorical:
     num_outputs: int
     v_min: float
     v_max: float
+    kl_priority: bool = False  # priority_error: the KL divergence from the target, not the cross-entropy
 
     @property
     def atoms(self) -> jax.Array:
@@ -114,6 +121,9 @@ class Categorical:
 
     def target_value(self, target: jax.Array) -> jax.Array:
         return jnp.sum(target * self.atoms, axis=-1)
+
+    def target_probs(self, target: jax.Array) -> jax.Array:
+        return target
 
     def loss(self, outputs: jax.Array, target: jax.Array) -> jax.Array:
         return cross_entropy(outputs, target)
@@ -154,14 +164,16 @@ def make(
     v_max: float = 10.0,
     sigma_ratio: float = 0.75,
     huber_delta: float = 1.0,
+    kl_priority: bool = False,
 ) -> ValueRep:
-    """The representation ``kind`` (one of ``VALUE_KINDS``) with its bins and support (or Huber threshold)."""
+    """The representation ``kind`` (one of ``VALUE_KINDS``) with its bins and support (or Huber threshold);
+    ``kl_priority``: a categorical one's :func:`priority_error` is the KL divergence, not the cross-entropy."""
     if kind in ("mse", "huber"):
         return Scalar(kind, huber_delta=huber_delta)
     if kind == "hl_gauss":
-        return HLGauss(num_bins, v_min, v_max, sigma_ratio)
+        return HLGauss(num_bins, v_min, v_max, sigma_ratio, kl_priority)
     if kind == "c51":
-        return Categorical(num_bins, v_min, v_max)
+        return Categorical(num_bins, v_min, v_max, kl_priority)
     if kind == "quantile":
         return Quantile(num_bins)
     raise ValueError(f"unknown value representation {kind!r}; one of {', '.join(VALUE_KINDS)}")
@@ -169,7 +181,15 @@ def make(
 
 def from_section(section: Any) -> ValueRep:
     """The representation a critic config section (``rlx.nets.CriticNet``) names."""
-    return make(section.value, section.num_bins, section.v_min, section.v_max, section.sigma_ratio, section.huber_delta)
+    return make(
+        section.value,
+        section.num_bins,
+        section.v_min,
+        section.v_max,
+        section.sigma_ratio,
+        section.huber_delta,
+        section.priority_error == "kl",
+    )
 
 
 def clipped_target(
@@ -192,9 +212,14 @@ def clipped_target(
 
 def priority_error(rep: ValueRep, outputs: jax.Array, target: Any, loss: jax.Array) -> jax.Array:
     """What prioritized replay ranks a sample by, given its ``outputs``, ``target`` and per-sample ``loss``:
-    ``|target - Q|`` for a scalar value (Schaul et al.), the loss itself for a distributional one (Rainbow's)."""
+    ``|target - Q|`` for a scalar value (Schaul et al.), the loss itself for a distributional one (Dopamine's
+    Rainbow), or for a categorical one with ``kl_priority`` the KL divergence from the target (the Rainbow paper's:
+    the cross-entropy ``loss`` less the target's entropy; floored at 0 against rounding)."""
     if isinstance(rep, Scalar):
         return jnp.abs(rep.target_value(target) - rep.decode(outputs))
+    if getattr(rep, "kl_priority", False):
+        probs = rep.target_probs(target)
+        return jnp.maximum(loss + jnp.sum(xlogy(probs, probs), axis=-1), 0.0)
     return loss
 
 
