@@ -1,6 +1,6 @@
 """Prioritized replay (Schaul et al. 2016): draws against NumPy, importance weights, DQN's, i-DQN's, CQN's and TD3's
-weighted losses and priority updates (TD3's also with LAP's floor and Huber loss), the ensemble's priority error, the
-schedule of beta, config errors. Vmapping, checkpoints, exact resume and probes are checked with the prioritized
+weighted losses and priority updates (TD3's also with LAP's floor and Huber loss), the ensemble's priority error, KL
+priorities of categorical critics, the schedule of beta, config errors. Vmapping, checkpoints, exact resume and probes are checked with the prioritized
 settings of IQN, i-DQN, CQN and TD3 (CrossQ's and consistency AC's: structure) in test_conformance; learning in
 test_dqn."""
 
@@ -14,9 +14,10 @@ import pytest
 from rlx import buffers, driver
 from rlx.algos import ALGORITHMS, cqn, dqn, iterated_dqn, off_policy, td3
 from rlx.buffers import PrioritizedReplayBuffer, importance_weights
-from rlx.config import ConfigError
+from rlx.config import ConfigError, unread_fields
 from rlx.envs import make
 from rlx.ops import values
+from rlx.ops.distributional import categorical_projection
 
 
 def stored_runs(writes: int, capacity: int, length: int) -> np.ndarray:
@@ -167,10 +168,10 @@ def trained_state_and_batch(module, config, env, iterations: int, total_iteratio
     return state, before, batch
 
 
-def assert_only_the_drawn_priorities_are_set(before, after_state, index, expected) -> np.ndarray:
+def assert_only_the_drawn_priorities_are_set(before, after_state, index, expected, atol=0.0) -> np.ndarray:
     """The drawn positions ``index`` hold ``expected`` after the gradient step, every other one its old value."""
     after = np.asarray(after_state.loop.buffer.priorities).ravel()
-    np.testing.assert_allclose(after[index], expected, rtol=1e-5)
+    np.testing.assert_allclose(after[index], expected, rtol=1e-5, atol=atol)
     untouched = np.ones(before.size, bool)
     untouched[index] = False
     np.testing.assert_array_equal(after[untouched], before[untouched])
@@ -379,3 +380,82 @@ def test_an_algorithm_that_sets_no_priorities_refuses_prioritized_replay_in_one_
         off_policy.OffPolicyConfig(replay="prioritized").check()
     message = str(info.value)
     assert message.startswith("agent.replay: this algorithm's gradient step sets no priorities") and "\n" not in message
+
+
+def kl_numpy(logits: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """NumPy reference: ``sum p (log p - log softmax(logits))`` over the last axis, ``0 log 0 = 0``."""
+    log_q = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    log_p = np.log(np.where(probs > 0, probs, 1.0))
+    return np.sum(probs * (log_p - log_q), axis=-1)
+
+
+def test_kl_priority_error_is_the_cross_entropy_less_the_target_entropy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 7)).astype(np.float32)
+    probs = rng.dirichlet(np.ones(7), 6).astype(np.float32)
+    probs[0] = [0, 0, 0.5, 0.5, 0, 0, 0]  # a target on two atoms: empty atoms add nothing
+    for kind in ("c51", "hl_gauss"):
+        rep = values.make(kind, num_bins=7, kl_priority=True)
+        target = jnp.asarray(probs) if kind == "c51" else jnp.asarray(rng.uniform(-12, 12, 6), jnp.float32)
+        target_probs = np.asarray(rep.target_probs(target))
+        loss = rep.loss(jnp.asarray(logits), target)
+        error = values.priority_error(rep, jnp.asarray(logits), target, loss)
+        np.testing.assert_allclose(error, kl_numpy(logits, target_probs), rtol=1e-4, atol=1e-6)
+        # a prediction equal to its target has error 0 (the cross-entropy would rank it by the target's entropy)
+        matched = jnp.log(jnp.asarray(np.maximum(target_probs, 1e-30)))
+        matched_error = values.priority_error(rep, matched, target, rep.loss(matched, target))
+        np.testing.assert_allclose(matched_error, 0.0, atol=1e-5)
+        plain = dataclasses.replace(rep, kl_priority=False)  # the cross-entropy loss itself (Dopamine's)
+        np.testing.assert_array_equal(plain.loss(jnp.asarray(logits), target), loss)
+        np.testing.assert_array_equal(values.priority_error(plain, jnp.asarray(logits), target, loss), loss)
+
+
+def test_an_ensemble_with_kl_priorities_ranks_by_the_larger_member_kl():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 5, 7)).astype(np.float32)
+    target_probs = rng.dirichlet(np.ones(7), 5).astype(np.float32)
+    rep = values.make("c51", num_bins=7, kl_priority=True)
+    loss, error = values.ensemble_loss_and_error(rep, jnp.asarray(logits), jnp.asarray(target_probs))
+    plain_loss, _ = values.ensemble_loss_and_error(dataclasses.replace(rep, kl_priority=False), logits, target_probs)
+    np.testing.assert_array_equal(loss, plain_loss)
+    np.testing.assert_allclose(error, kl_numpy(logits, target_probs).max(axis=0), rtol=1e-4)
+
+
+def test_the_critic_sections_priority_error_reaches_every_algorithms_value_representation():
+    kl = {"value": "c51", "priority_error": "kl"}
+    dqn_config = driver.build_config({**SMALL, "agent": {**SMALL["agent"], "q": {"hidden": [16], **kl}}}).agent
+    assert dqn._network(dqn_config, make("gymnax/CartPole-v1"))[1].kl_priority
+    td3_config = driver.build_config({"algo": "td3", "agent": {"critic": kl}}).agent
+    assert off_policy.critic(td3_config, make("gymnax/Pendulum-v1"))[1].kl_priority
+    cross_entropy = driver.build_config({"algo": "td3", "agent": {"critic": {"value": "c51"}}}).agent
+    assert not off_policy.critic(cross_entropy, make("gymnax/Pendulum-v1"))[1].kl_priority
+    # under a scalar or quantile value it is never read: a note, as every field its settings leave unread
+    scalar = driver.build_config({"algo": "td3", "agent": {"critic": {"priority_error": "kl"}}}).agent
+    assert "critic.priority_error" in unread_fields(scalar)
+    assert "critic.priority_error" not in unread_fields(td3_config)
+    with pytest.raises(ConfigError, match=r"priority_error.*cross_entropy.*kl"):
+        driver.build_config({"algo": "td3", "agent": {"critic": {"priority_error": "kullback"}}})
+
+
+def test_dqn_with_kl_priorities_keeps_its_loss_and_sets_the_drawn_priorities_to_the_kl_divergence():
+    c51 = {"hidden": [16], "value": "c51", "num_bins": 11, "v_min": 0.0, "v_max": 50.0, "priority_error": "kl"}
+    config = driver.build_config({**SMALL, "agent": {**SMALL["agent"], "q": c51}}).agent
+    env = make("gymnax/CartPole-v1")
+    state, before, batch = trained_state_and_batch(dqn, config, env, 300)
+    index = np.asarray(batch.replay_index)
+
+    after_state, metrics = dqn.gradient_step(config, env, state, batch, jax.random.PRNGKey(2))
+    net, rep = dqn._network(config, env)
+    logits = np.asarray(net.apply(state.params.online, batch.obs))[np.arange(len(index)), np.asarray(batch.action)]
+    next_logits = np.asarray(net.apply(state.params.target, batch.next_obs))  # [batch, actions, atoms]
+    next_probs = np.exp(next_logits) / np.sum(np.exp(next_logits), axis=-1, keepdims=True)
+    next_action = np.argmax(next_probs @ np.asarray(rep.atoms), axis=-1)  # double_q off: the target net picks
+    chosen = next_probs[np.arange(len(index)), next_action]
+    target = np.asarray(categorical_projection(chosen, rep.atoms, batch.returns, batch.discount))
+    log_q = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    cross_entropy = -np.sum(target * log_q, axis=-1)
+    np.testing.assert_allclose(metrics["loss"], np.mean(np.asarray(batch.weights) * cross_entropy), rtol=1e-5)
+    kl = kl_numpy(logits, target)
+    assert np.all(kl < cross_entropy - 0.05)  # projected targets spread over atoms: the two rank differently
+    # float32 KL as the cross-entropy less the entropy: absolute rounding of the cross-entropy's size, ~1e-6
+    assert_only_the_drawn_priorities_are_set(before, after_state, index, (kl + 0.01) ** 0.7, atol=1e-5)
