@@ -235,8 +235,8 @@ def loss_and_error(
 ) -> tuple[jax.Array, jax.Array]:
     """Per-sample loss of the taken actions' outputs (of ``online_out [batch, num_actions, O]``) against ``target``
     (``rep.target``'s), and the error prioritized replay ranks transitions by, both ``[batch]``: ``|target - Q|``
-    for a scalar value (Schaul et al.), the loss itself for a distributional one (Rainbow's; like Dopamine, the
-    cross-entropy, which is the KL divergence plus the target's entropy)."""
+    for a scalar value (Schaul et al.), the loss itself for a distributional one (like Dopamine, the cross-entropy,
+    which is the KL divergence plus the target's entropy; ``agent.q.priority_error: kl`` the KL, Rainbow's)."""
     taken = jnp.take_along_axis(online_out, action[:, None, None], axis=1)[:, 0]  # [batch, O]
     loss = rep.loss(taken, target)
     return loss, values.priority_error(rep, taken, target, loss)
