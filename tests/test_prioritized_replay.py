@@ -421,7 +421,7 @@ def test_an_ensemble_with_kl_priorities_ranks_by_the_larger_member_kl():
     np.testing.assert_allclose(error, kl_numpy(logits, target_probs).max(axis=0), rtol=1e-4)
 
 
-def test_the_critic_sections_priority_error_reaches_every_algorithms_value_representation():
+def test_the_sections_priority_error_reaches_the_value_representation_of_dqn_and_the_actor_critics():
     kl = {"value": "c51", "priority_error": "kl"}
     dqn_config = driver.build_config({**SMALL, "agent": {**SMALL["agent"], "q": {"hidden": [16], **kl}}}).agent
     assert dqn._network(dqn_config, make("gymnax/CartPole-v1"))[1].kl_priority
