@@ -1,8 +1,8 @@
 """Prioritized replay (Schaul et al. 2016): draws against NumPy, importance weights, DQN's, i-DQN's, CQN's and TD3's
 weighted losses and priority updates (TD3's also with LAP's floor and Huber loss), the ensemble's priority error, KL
-priorities of categorical critics, the schedule of beta, config errors. Vmapping, checkpoints, exact resume and probes are checked with the prioritized
-settings of IQN, i-DQN, CQN and TD3 (CrossQ's and consistency AC's: structure) in test_conformance; learning in
-test_dqn."""
+priorities of categorical critics, the schedule of beta, config errors. Vmapping, checkpoints, exact resume and probes
+are checked with the prioritized settings of IQN, i-DQN, CQN and TD3 (CrossQ's and consistency AC's: structure) in
+test_conformance; learning in test_dqn."""
 
 import dataclasses
 
@@ -18,6 +18,11 @@ from rlx.config import ConfigError, unread_fields
 from rlx.envs import make
 from rlx.ops import values
 from rlx.ops.distributional import categorical_projection
+
+
+def log_softmax_numpy(logits: np.ndarray) -> np.ndarray:
+    """NumPy reference: ``log softmax`` over the last axis."""
+    return logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
 
 
 def stored_runs(writes: int, capacity: int, length: int) -> np.ndarray:
@@ -226,8 +231,7 @@ def test_ensemble_loss_and_error_match_numpy():
     # C51: per-member cross-entropy to the target distribution; the error is the larger member's loss
     logits = rng.normal(size=(2, 5, 7)).astype(np.float32)
     target_probs = rng.dirichlet(np.ones(7), 5).astype(np.float32)
-    log_softmax = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
-    per_sample = -np.sum(target_probs * log_softmax, axis=-1)  # [2, 5]
+    per_sample = -np.sum(target_probs * log_softmax_numpy(logits), axis=-1)  # [2, 5]
     rep = values.make("c51", num_bins=7)
     loss, error = values.ensemble_loss_and_error(rep, jnp.asarray(logits), jnp.asarray(target_probs), weights)
     np.testing.assert_allclose(loss, np.sum(np.mean(weights * per_sample, axis=-1)), rtol=1e-5)
@@ -384,9 +388,8 @@ def test_an_algorithm_that_sets_no_priorities_refuses_prioritized_replay_in_one_
 
 def kl_numpy(logits: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """NumPy reference: ``sum p (log p - log softmax(logits))`` over the last axis, ``0 log 0 = 0``."""
-    log_q = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
     log_p = np.log(np.where(probs > 0, probs, 1.0))
-    return np.sum(probs * (log_p - log_q), axis=-1)
+    return np.sum(probs * (log_p - log_softmax_numpy(logits)), axis=-1)
 
 
 def test_kl_priority_error_is_the_cross_entropy_less_the_target_entropy():
@@ -452,8 +455,7 @@ def test_dqn_with_kl_priorities_keeps_its_loss_and_sets_the_drawn_priorities_to_
     next_action = np.argmax(next_probs @ np.asarray(rep.atoms), axis=-1)  # double_q off: the target net picks
     chosen = next_probs[np.arange(len(index)), next_action]
     target = np.asarray(categorical_projection(chosen, rep.atoms, batch.returns, batch.discount))
-    log_q = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
-    cross_entropy = -np.sum(target * log_q, axis=-1)
+    cross_entropy = -np.sum(target * log_softmax_numpy(logits), axis=-1)
     np.testing.assert_allclose(metrics["loss"], np.mean(np.asarray(batch.weights) * cross_entropy), rtol=1e-5)
     kl = kl_numpy(logits, target)
     assert np.all(kl < cross_entropy - 0.05)  # projected targets spread over atoms: the two rank differently
