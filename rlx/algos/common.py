@@ -238,13 +238,19 @@ def epsilon(state: Any) -> jax.Array:
     return hp.epsilon_start + fraction * (hp.epsilon_end - hp.epsilon_start)
 
 
-def epsilon_greedy(q_values: jax.Array, eps: jax.Array, key: jax.Array) -> jax.Array:
-    """int32 actions ``[...]`` from values ``[..., num_actions]``: uniformly random with probability ``eps``,
-    else greedy."""
-    greedy = jnp.argmax(q_values, axis=-1)
-    explore_key, action_key = jax.random.split(key)
-    random_action = jax.random.randint(action_key, greedy.shape, 0, q_values.shape[-1])
-    return jnp.where(jax.random.uniform(explore_key, greedy.shape) < eps, random_action, greedy).astype(jnp.int32)
+def epsilon_greedy(
+    q_values: jax.Array, eps: jax.Array, key: jax.Array, temperature: jax.Array | None = None
+) -> jax.Array:
+    """int32 actions ``[...]`` from values ``[..., num_actions]``: uniformly random with probability ``eps``, else
+    greedy, or with a ``temperature`` drawn from ``softmax(q_values / temperature)`` (epsilon-softmax)."""
+    if temperature is None:
+        explore_key, action_key = jax.random.split(key)
+        chosen = jnp.argmax(q_values, axis=-1)
+    else:
+        explore_key, action_key, policy_key = jax.random.split(key, 3)
+        chosen = jax.random.categorical(policy_key, q_values / temperature, axis=-1)
+    random_action = jax.random.randint(action_key, chosen.shape, 0, q_values.shape[-1])
+    return jnp.where(jax.random.uniform(explore_key, chosen.shape) < eps, random_action, chosen).astype(jnp.int32)
 
 
 def check_network(

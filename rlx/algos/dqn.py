@@ -110,6 +110,12 @@ class Config(QLearningConfig):
     munchausen_clip: float | None = field(
         None, traced=True, lt=0, doc="Munchausen: lower clip l0 of tau * log pi(a|s) (null: the paper's -1)"
     )
+    munchausen_acting: str = field(
+        "greedy",
+        choices=("greedy", "softmax"),
+        doc="Munchausen: the behaviour policy's non-random actions are greedy, or drawn from softmax(Q / "
+        "munchausen_tau) (the authors' M-IQN default; evaluation stays greedy)",
+    )
 
     def check(self) -> None:
         super().check()
@@ -117,6 +123,11 @@ class Config(QLearningConfig):
             for name in ("munchausen_tau", "munchausen_clip"):
                 if getattr(self, name) is not None:
                     raise ConfigError(f"agent.{name}: read only with munchausen_alpha set (the paper's 0.9), not null")
+            if self.munchausen_acting != "greedy":
+                raise ConfigError(
+                    f"agent.munchausen_acting: read only with munchausen_alpha set (the paper's 0.9); use greedy; "
+                    f"got {self.munchausen_acting}"
+                )
             return
         if self.q.value not in self.MUNCHAUSEN_VALUES:
             raise ConfigError(
@@ -230,6 +241,14 @@ def munchausen_hparams(hparams: common.Hyperparams) -> tuple[jax.Array, Any, Any
     return hparams.munchausen_alpha, hparams.get("munchausen_tau", 0.03), hparams.get("munchausen_clip", -1.0)
 
 
+def acting_temperature(config: Config, state: State, deterministic: bool = False) -> jax.Array | None:
+    """The temperature of the softmax the behaviour policy draws its non-random actions from (Munchausen's tau, with
+    ``munchausen_acting: softmax`` when not ``deterministic``), or None: greedy."""
+    if config.munchausen_acting == "greedy" or deterministic:
+        return None
+    return munchausen_hparams(state.hparams)[1]
+
+
 def loss_and_error(
     rep: values.ValueRep, online_out: jax.Array, action: jax.Array, target: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -329,16 +348,18 @@ def _epsilon_greedy(
     eps: jax.Array,
     key: jax.Array,
     noise: bool = True,
+    temperature: jax.Array | None = None,
 ) -> jax.Array:
-    """Epsilon-greedy actions on the online network; with noisy layers (and ``noise``) each observation's greedy
-    action under its own noise draw (NoisyNet's acting: each env an actor whose noise is redrawn every step)."""
+    """Epsilon-greedy actions on the online network (or, with a ``temperature``, epsilon-softmax); with noisy layers
+    (and ``noise``) each observation's action under its own noise draw (NoisyNet's acting: each env an actor whose
+    noise is redrawn every step)."""
     net, rep = _network(config, env)
     if config.q.noisy_std > 0 and noise:
         key, noise_key = jax.random.split(key)
         out = net.apply_noisy(online, noise_key, obs)
     else:
         out = net.apply(online, obs)
-    return common.epsilon_greedy(rep.decode(out), eps, key)
+    return common.epsilon_greedy(rep.decode(out), eps, key, temperature)
 
 
 def epsilon_greedy_iteration(
@@ -370,16 +391,18 @@ def act_with(
 
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
-    """One iteration: epsilon-greedy collection into the buffer, then the gradient steps."""
-    return epsilon_greedy_iteration(config, env, state, _epsilon_greedy, gradient_step, init)
+    """One iteration: epsilon-greedy (or epsilon-softmax) collection into the buffer, then the gradient steps."""
+    choose = functools.partial(_epsilon_greedy, temperature=acting_temperature(config, state))
+    return epsilon_greedy_iteration(config, env, state, choose, gradient_step, init)
 
 
 def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
-    """Greedy actions (``deterministic``; a noisy network's mean), else epsilon-greedy with ``epsilon_end`` (a noisy
-    network's noise drawn per observation)."""
-    choose = functools.partial(_epsilon_greedy, noise=not deterministic)
+    """Greedy actions (``deterministic``; a noisy network's mean), else epsilon-greedy (or epsilon-softmax) with
+    ``epsilon_end`` (a noisy network's noise drawn per observation)."""
+    temperature = acting_temperature(config, state, deterministic)
+    choose = functools.partial(_epsilon_greedy, noise=not deterministic, temperature=temperature)
     return act_with(choose, config, env, state, obs, key, deterministic)
 
 

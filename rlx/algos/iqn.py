@@ -15,13 +15,15 @@ it is deterministic.
 
 With ``munchausen_alpha`` set it is M-IQN (Vieillard et al. 2020; their Dopamine agent): each target sample is
 ``r + alpha clip(tau log pi(a|s), l0, 0) + gamma sum_a' pi(a'|s') (Z'_j(s', a') - tau log pi(a'|s'))``, with
-``pi = softmax(Q' / tau)`` and ``Q'`` the mean of ``K`` target-network quantiles at each state. Differs: their agent
-acts by sampling that softmax (with epsilon on top); rlx acts epsilon-greedily, as for Munchausen-DQN.
+``pi = softmax(Q' / tau)`` and ``Q'`` the mean of ``K`` target-network quantiles at each state. Their agent acts by
+sampling ``softmax(Q / tau)`` of the online network (with epsilon on top): ``munchausen_acting: softmax``; rlx's
+default acts epsilon-greedily, as their Munchausen-DQN. Evaluation is greedy either way (theirs samples, epsilon 0.001).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import jax
@@ -195,23 +197,36 @@ def mean_quantiles(config: Config, env: Env, online: Any, obs: jax.Array, fracti
     return jnp.mean(_network(config, env).apply(online, obs, fractions), axis=1)
 
 
-def _epsilon_greedy(config: Config, env: Env, online: Any, obs: jax.Array, eps: jax.Array, key: jax.Array) -> jax.Array:
-    """Epsilon-greedy actions ``[B]`` in the mean of ``K`` freshly sampled quantiles per observation."""
+def _epsilon_greedy(
+    config: Config,
+    env: Env,
+    online: Any,
+    obs: jax.Array,
+    eps: jax.Array,
+    key: jax.Array,
+    temperature: jax.Array | None = None,
+) -> jax.Array:
+    """Epsilon-greedy (with a ``temperature``, epsilon-softmax) actions ``[B]`` in the mean of ``K`` freshly sampled
+    quantiles per observation."""
     tau_key, action_key = jax.random.split(key)
     fractions = _fractions(tau_key, obs.shape[0], config.num_quantile_samples)
-    return common.epsilon_greedy(mean_quantiles(config, env, online, obs, fractions), eps, action_key)
+    return common.epsilon_greedy(mean_quantiles(config, env, online, obs, fractions), eps, action_key, temperature)
 
 
 def train_step(config: Config, env: Env, state: State) -> tuple[State, dict]:
-    """One iteration: epsilon-greedy collection into the buffer, then the gradient steps."""
-    return dqn.epsilon_greedy_iteration(config, env, state, _epsilon_greedy, gradient_step, init)
+    """One iteration: epsilon-greedy (M-IQN's ``munchausen_acting: softmax``: epsilon-softmax) collection into the
+    buffer, then the gradient steps."""
+    choose = functools.partial(_epsilon_greedy, temperature=dqn.acting_temperature(config, state))
+    return dqn.epsilon_greedy_iteration(config, env, state, choose, gradient_step, init)
 
 
 def act(
     config: Config, env: Env, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
 ) -> jax.Array:
-    """Greedy actions in ``K`` sampled quantiles' mean (``deterministic``), else epsilon-greedy (``epsilon_end``)."""
-    return dqn.act_with(_epsilon_greedy, config, env, state, obs, key, deterministic)
+    """Greedy actions in ``K`` sampled quantiles' mean (``deterministic``), else epsilon-greedy or -softmax
+    (``epsilon_end``)."""
+    choose = functools.partial(_epsilon_greedy, temperature=dqn.acting_temperature(config, state, deterministic))
+    return dqn.act_with(choose, config, env, state, obs, key, deterministic)
 
 
 def value(config: Config, env: Env, state: State, obs: jax.Array) -> jax.Array:
