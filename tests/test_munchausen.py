@@ -2,8 +2,9 @@
 its limit (DQN's max target as tau -> 0 with alpha 0), the gradient step's wiring (the target network at both states,
 the hyperparameters from the state), resume, config errors, and ``mdqn_cartpole`` learning CartPole. M-IQN (IQN with
 the same fields): its sampled target against NumPy and against M-DQN's for a degenerate distribution, the gradient
-step's wiring, a run and its resume, config errors, and ``miqn_cartpole`` learning CartPole. Sample efficiency:
-BENCHMARKS.md ("Munchausen-DQN", "M-IQN")."""
+step's wiring, a run and its resume, config errors, and ``miqn_cartpole`` learning CartPole. ``munchausen_acting:
+softmax`` (both): epsilon-softmax's draws and the collected actions against the policies' probabilities. Sample
+efficiency: BENCHMARKS.md ("Munchausen-DQN", "M-IQN")."""
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ import pytest
 from helpers import assert_resumes_bitwise, final_row, preset, quantile_huber_numpy, small_dqn
 
 from rlx import driver
-from rlx.algos import dqn, iqn, off_policy
+from rlx.algos import common, dqn, iqn, off_policy
 from rlx.config import ConfigError
 from rlx.envs import make
 
@@ -149,6 +150,11 @@ def test_munchausen_dqn_resumes_bitwise_and_its_hyperparameters_are_traced(tmp_p
         ({"munchausen_alpha": None}, "agent.munchausen_tau: read only with munchausen_alpha set"),
         ({"munchausen_alpha": 1.5}, "agent.munchausen_alpha"),
         ({"munchausen_clip": 0.5}, "agent.munchausen_clip"),
+        (
+            {"munchausen_alpha": None, "munchausen_tau": None, "munchausen_clip": None, "munchausen_acting": "softmax"},
+            "agent.munchausen_acting: read only with munchausen_alpha set (the paper's 0.9); use greedy; got softmax",
+        ),
+        ({"munchausen_acting": "boltzmann"}, "agent.munchausen_acting"),
     ],
 )
 def test_configs_munchausen_cannot_use_fail_before_compiling(agent, expected, monkeypatch):
@@ -234,6 +240,63 @@ def test_m_iqn_refuses_what_m_dqn_refuses(agent, expected):
     with pytest.raises(ConfigError) as info:
         miqn_config(**agent)
     assert str(info.value) == expected
+
+
+def test_epsilon_softmax_draws_softmax_q_over_the_temperature_and_epsilon_uniform_actions():
+    q = jnp.asarray([1.0, 1.5, 0.0])
+    keys = jax.random.split(jax.random.PRNGKey(0), 40_000)
+    pi = np.exp(np.asarray(q) / 0.5) / np.sum(np.exp(np.asarray(q) / 0.5))
+    for eps in (0.0, 0.3):
+        actions = jax.vmap(lambda k, e=eps: common.epsilon_greedy(q, e, k, jnp.float32(0.5)))(keys)
+        share = np.bincount(np.asarray(actions), minlength=3) / len(keys)
+        np.testing.assert_allclose(share, (1 - eps) * pi + eps / 3, atol=0.01)
+    greedy = jax.vmap(lambda k: common.epsilon_greedy(q, 0.0, k))(keys[:100])
+    assert np.all(np.asarray(greedy) == 1)
+
+
+def _q_draws(algo, config, state, obs):
+    """The online network's Q-values ``[D, B, A]`` that acting can see: DQN's one, IQN's means of K freshly drawn
+    fractions (64 draws)."""
+    if algo == "dqn":
+        return np.asarray(dqn._network(config, CARTPOLE)[0].apply(state.params.online, obs))[None, ..., 0]
+    keys = jax.random.split(jax.random.PRNGKey(7), 64)
+    draw = lambda k: iqn.mean_quantiles(config, CARTPOLE, state.params.online, obs, iqn._fractions(k, len(obs), 3))  # noqa: E731
+    return np.asarray(jax.vmap(draw)(keys))
+
+
+@pytest.mark.parametrize("algo", ["dqn", "iqn"])
+def test_softmax_acting_collects_softmax_q_over_munchausen_tau_and_evaluates_greedily(algo):
+    """With epsilon 0 and no gradient step, the collected actions follow the online network: greedily by default,
+    drawn from ``softmax(Q / munchausen_tau)`` (tau read from the state) with ``munchausen_acting: softmax``; the
+    stored actions' share of the best one matches its probability under each policy. Evaluation is greedy."""
+    module, make_config = {"dqn": (dqn, dqn_config), "iqn": (iqn, miqn_config)}[algo]
+    no_learning = {"epsilon_start": 0.0, "epsilon_end": 0.0, "learning_starts": 10_000, "random_warmup": False}
+    tau = 0.02  # about the fresh network's action gaps, so the softmax is far from greedy and from uniform
+    expected_share = {}
+    for acting in ("greedy", "softmax"):
+        config = make_config(**no_learning, munchausen_acting=acting, munchausen_tau=tau, buffer_size=800).agent
+        state = module.init(config, CARTPOLE, jax.random.PRNGKey(0), 10)
+        compiled = driver.compiled_agent(config)  # the traced fields blanked: tau is read from the state
+        step = jax.jit(lambda s, c=compiled: module.train_step(c, CARTPOLE, s))
+        for _ in range(60):
+            state, _ = step(state)
+        stored = jax.tree.map(lambda x: np.asarray(x[:, :60]).reshape(-1, *x.shape[2:]), state.loop.buffer.experience)
+        obs = off_policy.prepare_obs(config, state, jnp.asarray(stored.obs))
+        q = _q_draws(algo, config, state, obs)
+        best = np.argmax(q.mean(0), axis=-1)
+        if acting == "greedy":
+            probability = np.mean(np.argmax(q, axis=-1) == best, axis=0)
+        else:
+            pi = np.exp(_log_policy(q, tau))
+            probability = np.mean(np.take_along_axis(pi, best[None, :, None], axis=-1)[..., 0], axis=0)
+        expected_share[acting] = np.mean(probability)
+        np.testing.assert_allclose(np.mean(stored.action == best), expected_share[acting], atol=0.05)
+        evaluated = module.act(config, CARTPOLE, state, jnp.asarray(stored.obs), jax.random.PRNGKey(1), True)
+        greedy = module._epsilon_greedy(config, CARTPOLE, state.params.online, obs, 0.0, jax.random.PRNGKey(1))
+        np.testing.assert_array_equal(evaluated, greedy)  # evaluation is greedy either way
+    assert expected_share["greedy"] - expected_share["softmax"] > 0.15, expected_share  # the test tells them apart
+    if algo == "dqn":
+        assert expected_share["greedy"] == 1.0
 
 
 def test_munchausen_dqn_learns_cartpole():

@@ -9,7 +9,9 @@ greedily under its own noise draw, redrawn every step, and a gradient step draws
 online, target and action-choosing passes (one draw per pass); evaluation acts on the mean network. With C51,
 dueling, double Q, n-step returns and prioritized replay that is Rainbow (Hessel et al., 2018). With
 ``munchausen_alpha`` set the target is Munchausen-DQN's (Vieillard et al., 2020): the scaled log-policy of the
-taken action, clipped, added to the reward, and the soft value of a softmax policy in place of the max.
+taken action, clipped, added to the reward, and the soft value of a softmax policy in place of the max; with
+``munchausen_acting: softmax`` the behaviour policy draws its non-random actions from that softmax of the online
+network (the authors' M-IQN acting).
 """
 
 from __future__ import annotations
