@@ -16,6 +16,7 @@ from rlx import driver
 from rlx.algos import common, dqn, iqn, off_policy
 from rlx.config import ConfigError
 from rlx.envs import make
+from rlx.ops import munchausen
 
 CARTPOLE = make("gymnax/CartPole-v1")
 RNG = np.random.default_rng(0)
@@ -48,7 +49,7 @@ def _numpy_quantile_target(q_now, q_next, z_next, action, returns, discount, alp
 def _target(q_now, q_next, action, returns, discount, alpha, tau, clip_min):
     args = [jnp.float32(x) for x in (q_now, q_next)] + [jnp.int32(action)]
     args += [jnp.float32(x) for x in (returns, discount, alpha, tau, clip_min)]
-    return np.asarray(dqn.munchausen_target(*args))
+    return np.asarray(munchausen.target(*args))
 
 
 def test_the_target_is_the_papers_soft_bellman_target_with_the_clipped_log_policy_bonus():
@@ -173,13 +174,11 @@ def test_the_m_iqn_target_replaces_q_by_each_target_quantile_sample_under_the_so
     f32 = jnp.float32
     for alpha, tau, clip_min in ((0.9, 0.03, -1.0), (0.5, 0.3, -0.2)):
         args = (action, returns, discount, alpha, tau, clip_min)
-        got = iqn.munchausen_quantile_target(
-            f32(q_now), f32(q_next), f32(z_next), jnp.int32(action), *map(f32, args[1:])
-        )
+        got = munchausen.quantile_target(f32(q_now), f32(q_next), f32(z_next), jnp.int32(action), *map(f32, args[1:]))
         assert got.shape == (batch, n_prime)
         np.testing.assert_allclose(got, _numpy_quantile_target(q_now, q_next, z_next, *args), rtol=1e-5, atol=1e-5)
         # a distribution with every sample at its mean gives M-DQN's target in each sample
-        flat = iqn.munchausen_quantile_target(
+        flat = munchausen.quantile_target(
             f32(q_now), f32(q_next), f32(np.repeat(q_next[:, None], n_prime, 1)), jnp.int32(action), *map(f32, args[1:])
         )
         np.testing.assert_allclose(flat, np.repeat(_target(q_now, q_next, *args)[:, None], n_prime, 1), atol=1e-5)

@@ -30,8 +30,7 @@ from rlx.algos import common, off_policy
 from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import MLP, Model, QNet
-from rlx.ops import values
-from rlx.ops.distributions import Categorical
+from rlx.ops import munchausen, values
 from rlx.ops.td import polyak_update
 from rlx.rollout import PolicyStep
 
@@ -210,33 +209,6 @@ def init_with(
     )
 
 
-def munchausen_target(
-    target_out: jax.Array,
-    target_next_out: jax.Array,
-    action: jax.Array,
-    returns: jax.Array,
-    discount: jax.Array,
-    alpha: jax.Array,
-    tau: jax.Array,
-    clip_min: jax.Array,
-) -> jax.Array:
-    """Munchausen-DQN's target ``[batch]`` (Vieillard et al. 2020, eq. 3) from the target network's Q-values
-    ``[batch, num_actions]`` at ``s_0`` and at the bootstrap state: ``returns + alpha * clip(tau log pi(a|s_0),
-    clip_min, 0) + discount * sum_a' pi(a'|s') (Q'(s', a') - tau log pi(a'|s'))`` with ``pi = softmax(Q' / tau)``;
-    that soft value is ``tau logsumexp(Q'(s') / tau)``. The bonus is kept at episode ends (``discount`` 0)."""
-    soft_value = tau * jax.nn.logsumexp(target_next_out / tau, axis=-1)
-    return returns + munchausen_bonus(target_out, action, alpha, tau, clip_min) + discount * soft_value
-
-
-def munchausen_bonus(
-    target_out: jax.Array, action: jax.Array, alpha: jax.Array, tau: jax.Array, clip_min: jax.Array
-) -> jax.Array:
-    """``alpha * clip(tau log pi(a|s_0), clip_min, 0)`` ``[batch]``, ``pi = softmax(Q'(s_0) / tau)`` of the target
-    network's Q-values ``[batch, num_actions]``: Munchausen's bonus for the taken action."""
-    tau_log_pi = tau * Categorical(target_out / tau).log_prob(action)
-    return alpha * jnp.clip(tau_log_pi, clip_min, 0.0)
-
-
 def munchausen_hparams(hparams: common.Hyperparams) -> tuple[jax.Array, Any, Any]:
     """Munchausen's ``(alpha, tau, l0)`` from a state's hyperparameters; a null tau or l0 is the paper's 0.03 or -1
     (null fields add no leaves, so states without them keep their structure)."""
@@ -291,10 +263,10 @@ def gradient_step(
         net.apply_train(params.online, chooser_dropout, batch.next_obs)[0] if config.double_q else target_next
     )
     hp = state.hparams
-    munchausen = hp.get("munchausen_alpha") is not None  # (the compiled config has its traced fields blanked)
-    if munchausen:
+    soft_target = hp.get("munchausen_alpha") is not None  # (the compiled config has its traced fields blanked)
+    if soft_target:
         target_now, _ = net.apply_train(params.target, jax.random.fold_in(key, 2), batch.obs)
-        target = munchausen_target(
+        target = munchausen.target(
             rep.decode(target_now),
             rep.decode(target_next),
             batch.action,
@@ -305,7 +277,7 @@ def gradient_step(
 
     def objective(online_params):
         out, _ = net.apply_train(online_params, online_dropout, batch.obs)
-        if not munchausen:
+        if not soft_target:
             loss, error = td_loss_and_error(
                 rep, out, target_next, chooser_next, batch.action, batch.returns, batch.discount
             )

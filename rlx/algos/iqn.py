@@ -35,6 +35,7 @@ from rlx.config import ConfigError, field
 from rlx.envs import Env
 from rlx.nets import Model, QNet
 from rlx.nets.implicit import ImplicitQuantileMLP
+from rlx.ops import munchausen
 from rlx.ops.distributional import quantile_huber_loss, quantile_midpoints
 
 DESCRIPTION = "IQN: implicit quantile network (sampled fractions, cosine embedding), risk-neutral greedy actions"
@@ -107,27 +108,6 @@ def quantile_target(
     return returns[:, None] + discount[:, None] * next_taken
 
 
-def munchausen_quantile_target(
-    target_q: jax.Array,
-    target_next_q: jax.Array,
-    target_next_quantiles: jax.Array,
-    action: jax.Array,
-    returns: jax.Array,
-    discount: jax.Array,
-    alpha: jax.Array,
-    tau: jax.Array,
-    clip_min: jax.Array,
-) -> jax.Array:
-    """M-IQN's target samples ``[batch, N']``: ``returns + alpha clip(tau log pi(a|s_0), clip_min, 0) + discount *
-    sum_a' pi(a'|s') (Z'_j(s', a') - tau log pi(a'|s'))``, ``pi = softmax(Q' / tau)``; ``target_q`` and
-    ``target_next_q`` ``[batch, A]`` are the target network's mean quantiles at ``s_0`` and at the bootstrap state,
-    ``target_next_quantiles [batch, N', A]`` its samples ``Z'_j`` there. The bonus is kept at episode ends."""
-    tau_log_pi = tau * jax.nn.log_softmax(target_next_q / tau)  # [batch, A]
-    soft = jnp.sum(jnp.exp(tau_log_pi / tau)[:, None] * (target_next_quantiles - tau_log_pi[:, None]), axis=-1)
-    bonus = dqn.munchausen_bonus(target_q, action, alpha, tau, clip_min)
-    return (returns + bonus)[:, None] + discount[:, None] * soft
-
-
 def quantile_loss(
     online_quantiles: jax.Array, fractions: jax.Array, action: jax.Array, target: jax.Array, kappa: float = 1.0
 ) -> jax.Array:
@@ -169,7 +149,7 @@ def gradient_step(
     if hp.get("munchausen_alpha") is not None:  # M-IQN (it refuses double Q: chooser_next is the target network's)
         now_tau = _fractions(jax.random.fold_in(key, 2), size, config.num_quantile_samples)
         target_now, _ = net.apply_train(params.target, jax.random.fold_in(key, 3), batch.obs, now_tau)
-        target = munchausen_quantile_target(
+        target = munchausen.quantile_target(
             jnp.mean(target_now, axis=1),
             jnp.mean(chooser_next, axis=1),
             target_next,
