@@ -37,6 +37,12 @@ def quantile_huber_numpy(taken, target, fractions, kappa):
     return total
 
 
+def log_softmax_numpy(logits):
+    """NumPy reference: ``log softmax`` over the last axis (shifted by the max, so large logits stay finite)."""
+    z = logits - np.max(logits, axis=-1, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+
+
 def tree_equal(a, b):
     """Bitwise equality of two pytrees with the same structure."""
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))

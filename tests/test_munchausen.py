@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_resumes_bitwise, final_row, preset, quantile_huber_numpy, small_dqn
+from helpers import assert_resumes_bitwise, final_row, log_softmax_numpy, preset, quantile_huber_numpy, small_dqn
 
 from rlx import driver
 from rlx.algos import common, dqn, iqn, off_policy
@@ -22,26 +22,20 @@ CARTPOLE = make("gymnax/CartPole-v1")
 RNG = np.random.default_rng(0)
 
 
-def _log_policy(q, tau):
-    """``log softmax(q / tau)`` over the last axis."""
-    z = q / tau - np.max(q / tau, axis=-1, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-
-
 def _numpy_bonus(q_now, action, alpha, tau, clip_min):
-    return alpha * np.clip(tau * _log_policy(q_now, tau)[np.arange(len(action)), action], clip_min, 0.0)
+    return alpha * np.clip(tau * log_softmax_numpy(q_now / tau)[np.arange(len(action)), action], clip_min, 0.0)
 
 
 def _numpy_target(q_now, q_next, action, returns, discount, alpha, tau, clip_min):
     """The paper's eq. (3), written out: softmax policies of the target Q, their log-probabilities scaled by tau."""
-    log_pi_next = _log_policy(q_next, tau)
+    log_pi_next = log_softmax_numpy(q_next / tau)
     soft = np.sum(np.exp(log_pi_next) * (q_next - tau * log_pi_next), axis=-1)
     return returns + _numpy_bonus(q_now, action, alpha, tau, clip_min) + discount * soft
 
 
 def _numpy_quantile_target(q_now, q_next, z_next, action, returns, discount, alpha, tau, clip_min):
     """M-IQN's target samples ``[batch, N']``: each ``Z'_j(s', .)`` in place of ``Q'(s', .)`` under ``pi(.|s')``."""
-    log_pi_next = _log_policy(q_next, tau)[:, None]
+    log_pi_next = log_softmax_numpy(q_next / tau)[:, None]
     soft = np.sum(np.exp(log_pi_next) * (z_next - tau * log_pi_next), axis=-1)
     return (returns + _numpy_bonus(q_now, action, alpha, tau, clip_min))[:, None] + discount[:, None] * soft
 
@@ -286,7 +280,7 @@ def test_softmax_acting_collects_softmax_q_over_munchausen_tau_and_evaluates_gre
         if acting == "greedy":
             probability = np.mean(np.argmax(q, axis=-1) == best, axis=0)
         else:
-            pi = np.exp(_log_policy(q, tau))
+            pi = np.exp(log_softmax_numpy(q / tau))
             probability = np.mean(np.take_along_axis(pi, best[None, :, None], axis=-1)[..., 0], axis=0)
         expected_share[acting] = np.mean(probability)
         np.testing.assert_allclose(np.mean(stored.action == best), expected_share[acting], atol=0.05)

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import log_softmax_numpy
 
 from rlx import buffers, driver
 from rlx.algos import ALGORITHMS, cqn, dqn, iterated_dqn, off_policy, td3
@@ -18,11 +19,6 @@ from rlx.config import ConfigError, unread_fields
 from rlx.envs import make
 from rlx.ops import values
 from rlx.ops.distributional import categorical_projection
-
-
-def log_softmax_numpy(logits: np.ndarray) -> np.ndarray:
-    """NumPy reference: ``log softmax`` over the last axis."""
-    return logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
 
 
 def stored_runs(writes: int, capacity: int, length: int) -> np.ndarray:
