@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import wandb
 from wandb.proto import wandb_internal_pb2
 
 from rlx import cli
@@ -49,6 +50,16 @@ def logged(run_dir):
     return runs, history, exits
 
 
+def rlx_command(args):
+    """``rlx ARGS`` as its own process ends it: wandb-core keeps an offline run's log in memory until the run's
+    stream is closed, which the service does some time after ``finish`` returns, and at the latest at the
+    process's exit (wandb's ``atexit`` teardown). Read before that, the file can still be a bare header (a
+    loaded CI machine once saw one of the two runs without any record)."""
+    code = cli.main(args)
+    wandb.teardown()
+    return code
+
+
 @pytest.fixture
 def offline(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -59,8 +70,8 @@ def offline(monkeypatch):
 def test_offline_wandb_run_gets_every_row_and_the_config_and_resume_continues_it(tmp_path, offline):
     run_dir = str(tmp_path / "run")
     train = ["train", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=3", "--set", "agent.num_envs=4"]
-    assert cli.main([*train, *offline, "--out", run_dir, "--stop-after-chunks", "2", "--quiet"]) == 0
-    assert cli.main(["train", "--resume", run_dir, "--quiet"]) == 0
+    assert rlx_command([*train, *offline, "--out", run_dir, "--stop-after-chunks", "2", "--quiet"]) == 0
+    assert rlx_command(["train", "--resume", run_dir, "--quiet"]) == 0
 
     runs, history, exits = logged(run_dir)
     assert exits == [0, 0]  # stopped, then completed: both finished
@@ -86,7 +97,7 @@ def test_an_interrupted_run_finishes_its_wandb_run_as_failed(tmp_path, offline, 
     monkeypatch.setattr(driver.Experiment, "evaluate", interrupting_evaluate(1))
     run_dir = str(tmp_path / "run")
     train = ["train", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=3", "--set", "agent.num_envs=4"]
-    assert cli.main([*train, *offline, "--out", run_dir, "--quiet"]) == cli.EXIT_INTERRUPTED
+    assert rlx_command([*train, *offline, "--out", run_dir, "--quiet"]) == cli.EXIT_INTERRUPTED
     assert logged(run_dir)[2] == [1]
 
 
