@@ -83,15 +83,16 @@ def final_row(config, chunks=None):
     return driver.train(config, None, progress=False, stop_after_chunks=chunks).rows[-1]
 
 
-def final_rows(config, seeds=(0, 1, 2)):
+def final_rows(config, seeds=(0, 1, 2), chunks=None):
     """Each seed's final row (``eval/episode_return``, ``train/episode_return``, ...) of ``config``, the seeds
     trained together as one vmapped sweep: a learning assertion on the median over seeds holds on any CPU,
-    where one seed's trajectory depends on the kernels XLA picks (see README: Tested results)."""
+    where one seed's trajectory depends on the kernels XLA picks (see README: Tested results). With ``chunks``,
+    the rows after the first ``chunks`` chunks of the whole planned run (as :func:`final_row`)."""
     from rlx import sweep
     from rlx.config import to_dict
 
-    result = sweep.run(sweep.spec_from_dict({"config": to_dict(config), "seeds": list(seeds)}), None, progress=False)
-    return result.runs
+    spec = sweep.spec_from_dict({"config": to_dict(config), "seeds": list(seeds)})
+    return sweep.run(spec, None, progress=False, stop_after_chunks=chunks).runs
 
 
 def median(rows, metric="eval/episode_return"):

@@ -10,7 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_resumes_bitwise, final_row, log_softmax_numpy, preset, quantile_huber_numpy, small_dqn
+from helpers import (
+    assert_resumes_bitwise,
+    final_row,
+    final_rows,
+    log_softmax_numpy,
+    median,
+    preset,
+    quantile_huber_numpy,
+    small_dqn,
+)
 
 from rlx import driver
 from rlx.algos import common, dqn, iqn, off_policy
@@ -303,8 +312,11 @@ def test_munchausen_dqn_learns_cartpole():
 
 def test_m_iqn_learns_cartpole():
     # miqn_cartpole (iqn_cartpole's settings with alpha 0.9, tau 0.03, l0 -1). Seeds 0-9 in one sweep (2026-12-07, AMD
-    # EPYC AVX2): IQM 484 at the end, but evaluations swing as IQN's do (BENCHMARKS "M-IQN on CartPole"). Seed 0 alone
-    # evaluates 278 / 298 / 500 / 500 / 500 on AVX2 and 331 / 215 / 500 under --xla_cpu_max_isa=AVX; seeds 1, 2 and 8
-    # alone end the third chunk below 475 on AVX2 (147, 456, 405), so seed 0 is asserted after the third chunk.
-    final = final_row(preset("miqn_cartpole.yaml", seed=0), chunks=3)
-    assert final["eval/episode_return"] >= 475, final
+    # EPYC AVX2): IQM 484 at the end, but evaluations swing as IQN's do (BENCHMARKS "M-IQN on CartPole"). No seed alone
+    # holds on every kernel set: seed 0 evaluates 278 / 298 / 500 / 500 / 500 alone on AMD AVX2, 331 / 215 / 500 under
+    # --xla_cpu_max_isa=AVX, but 212 at 300,000 on an AVX-512 Intel Xeon capped at AVX2. Seeds 0-2 as one vmapped sweep
+    # (2026-12-08, Intel Xeon): 364 / 262 / 500 / 500 / 500, 227 / 223 / 302 / 500 / 490, 208 / 419 / 500 / 296 / 305
+    # with its default kernels and capped at AVX2 alike (bitwise), 409 / 177 / 500 / 500 / 500, 189 / 220 / 137 / 277 /
+    # 500, 329 / 322 / 500 / 500 / 259 under AVX: their median is 500 at 300,000 on both kernel sets.
+    runs = final_rows(preset("miqn_cartpole.yaml"), chunks=3)
+    assert median(runs) >= 475, [row["eval/episode_return"] for row in runs]
