@@ -316,7 +316,8 @@ def test_m_iqn_learns_cartpole():
     # holds on every kernel set: seed 0 evaluates 278 / 298 / 500 / 500 / 500 alone on AMD AVX2, 331 / 215 / 500 under
     # --xla_cpu_max_isa=AVX, but 212 at 300,000 on an AVX-512 Intel Xeon capped at AVX2. Seeds 0-2 as one vmapped sweep
     # (2026-12-08, Intel Xeon): 364 / 262 / 500 / 500 / 500, 227 / 223 / 302 / 500 / 490, 208 / 419 / 500 / 296 / 305
-    # with its default kernels and capped at AVX2 alike (bitwise), 409 / 177 / 500 / 500 / 500, 189 / 220 / 137 / 277 /
-    # 500, 329 / 322 / 500 / 500 / 259 under AVX: their median is 500 at 300,000 on both kernel sets.
+    # with its default kernels and capped at AVX2 alike (the logged losses differ in the 7th digit), 409 / 177 / 500 /
+    # 500 / 500, 189 / 220 / 137 / 277 / 500, 329 / 322 / 500 / 500 / 259 under AVX: their median is 500 at 300,000 on
+    # both kernel sets.
     runs = final_rows(preset("miqn_cartpole.yaml"), chunks=3)
     assert median(runs) >= 475, [row["eval/episode_return"] for row in runs]
