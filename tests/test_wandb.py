@@ -50,6 +50,9 @@ def logged(run_dir):
     return runs, history, exits
 
 
+TRAIN = ["train", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=3", "--set", "agent.num_envs=4"]
+
+
 def rlx_command(args):
     """``rlx ARGS`` as its own process ends it: wandb-core keeps an offline run's log in memory until the run's
     stream is closed, which the service does some time after ``finish`` returns, and at the latest at the
@@ -69,8 +72,7 @@ def offline(monkeypatch):
 
 def test_offline_wandb_run_gets_every_row_and_the_config_and_resume_continues_it(tmp_path, offline):
     run_dir = str(tmp_path / "run")
-    train = ["train", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=3", "--set", "agent.num_envs=4"]
-    assert rlx_command([*train, *offline, "--out", run_dir, "--stop-after-chunks", "2", "--quiet"]) == 0
+    assert rlx_command([*TRAIN, *offline, "--out", run_dir, "--stop-after-chunks", "2", "--quiet"]) == 0
     assert rlx_command(["train", "--resume", run_dir, "--quiet"]) == 0
 
     runs, history, exits = logged(run_dir)
@@ -96,8 +98,7 @@ def test_an_interrupted_run_finishes_its_wandb_run_as_failed(tmp_path, offline, 
 
     monkeypatch.setattr(driver.Experiment, "evaluate", interrupting_evaluate(1))
     run_dir = str(tmp_path / "run")
-    train = ["train", "ppo", "--no-preset", "--steps", "6144", "--set", "num_chunks=3", "--set", "agent.num_envs=4"]
-    assert rlx_command([*train, *offline, "--out", run_dir, "--quiet"]) == cli.EXIT_INTERRUPTED
+    assert rlx_command([*TRAIN, *offline, "--out", run_dir, "--quiet"]) == cli.EXIT_INTERRUPTED
     assert logged(run_dir)[2] == [1]
 
 
